@@ -1,0 +1,76 @@
+"""Forms of the accounts area."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange
+
+
+class SignupForm(FlaskForm):
+    account_name = StringField("Organisation", validators=[DataRequired(), Length(max=200)])
+    name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired(), Email()])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=200)])
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired()])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email()])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=200)])
+    confirm = PasswordField(
+        "Repeat it", validators=[DataRequired(), EqualTo("password", "The two passwords differ.")]
+    )
+
+
+class GeneralSettingsForm(FlaskForm):
+    name = StringField("Organisation name", validators=[DataRequired(), Length(max=200)])
+    postal_address = TextAreaField(
+        "Postal address",
+        description="Printed in the footer of every campaign, as anti-spam laws require.",
+        validators=[Length(max=1000)],
+    )
+
+
+class PrivacySettingsForm(FlaskForm):
+    individual_tracking = BooleanField(
+        "Track opens and clicks per recipient",
+        description="Off: only anonymous totals are counted and the email's links identify nobody.",
+    )
+    ip_handling = SelectField(
+        "IP addresses",
+        choices=[
+            ("truncate", "Keep only the network prefix (/24 or /48)"),
+            ("drop", "Keep nothing"),
+        ],
+    )
+    event_retention_days = IntegerField(
+        "Keep identified events for (days)", validators=[NumberRange(min=1, max=3650)]
+    )
+
+
+class AdvancedSettingsForm(FlaskForm):
+    engine_participation = BooleanField("Take part in the Delivery Optimization Engine")
+
+
+class AddMemberForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email()])
+    name = StringField("Name", validators=[Length(max=200)])
+    role = SelectField(
+        "Role", choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")]
+    )

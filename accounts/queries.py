@@ -1,0 +1,62 @@
+"""Reads about accounts and their members."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from accounts.models import Account, Membership, User
+from campaigns.models import Campaign
+from core import db
+from core.auth import CurrentMember
+from core.errors import NotFoundError
+
+
+def load_member(user_id: int, account_id: int) -> CurrentMember | None:
+    """The member view of a user in an account, or None if the membership no longer exists."""
+    row = db.session.execute(
+        select(User, Account, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Account, Account.id == Membership.account_id)
+        .where(User.id == user_id, Account.id == account_id)
+    ).first()
+    if row is None:
+        return None
+    user, account, role = row
+    return CurrentMember(
+        user_id=user.id,
+        account_id=account.id,
+        role=role,
+        name=user.name,
+        email=user.email,
+        account_name=account.name,
+        is_platform_admin=user.is_platform_admin,
+    )
+
+
+def get_account(account_id: int) -> Account:
+    """The account, or NotFoundError."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError("account")
+    return account
+
+
+def list_members(account_id: int) -> list[tuple[User, str]]:
+    """The account's members with their roles, owners first."""
+    rows = db.session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account_id)
+        .order_by(Membership.role.desc(), User.email)
+    ).all()
+    return [(user, role) for user, role in rows]
+
+
+def ip_handling_for_campaign(campaign_id: int) -> str:
+    """How the campaign's account wants IP addresses handled: truncate or drop."""
+    mode = db.session.scalar(
+        select(Account.ip_handling)
+        .join(Campaign, Campaign.account_id == Account.id)
+        .where(Campaign.id == campaign_id)
+    )
+    return mode or "drop"

@@ -1,0 +1,258 @@
+"""Every write and rule about accounts, users, memberships and settings."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import func, select
+
+from accounts.models import Account, Membership, User
+from core import db
+from core.db import utcnow
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from core.mail import send_system_mail
+from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
+from core.urls import external_url
+from subscribers.normalise import normalise_email
+
+_hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+ROLES = ("owner", "admin", "member")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"Use at least {MIN_PASSWORD_LENGTH} characters for the password.", field="password"
+        )
+
+
+def _user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+
+
+def sign_up(account_name: str, name: str, email: str, password: str) -> tuple[Account, User]:
+    """Create an account with its first user as owner. Raises ValidationError on bad input."""
+    account_name = account_name.strip()
+    if not account_name:
+        raise ValidationError("Give the organisation a name.", field="account_name")
+    email = normalise_email(email)
+    _check_password(password)
+    if _user_by_email(email) is not None:
+        raise ValidationError(
+            "An account already uses this address. Log in instead.", field="email"
+        )
+    account = Account(name=account_name)
+    user = User(email=email, name=name.strip(), password_hash=_hasher.hash(password))
+    db.session.add_all([account, user])
+    db.session.flush()
+    db.session.add(Membership(account_id=account.id, user_id=user.id, role="owner"))
+    db.session.commit()
+    return account, user
+
+
+def authenticate(email: str, password: str) -> tuple[User, int] | None:
+    """The user and the account to enter, or None. Takes the same time for unknown addresses."""
+    try:
+        email = normalise_email(email)
+    except ValidationError:
+        return None
+    user = _user_by_email(email)
+    if user is None:
+        _hasher.hash(password)  # keep the timing of unknown and known addresses alike
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    membership = db.session.scalar(
+        select(Membership).where(Membership.user_id == user.id).order_by(Membership.id).limit(1)
+    )
+    if membership is None:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    record_activity(membership.account_id)
+    db.session.commit()
+    return user, membership.account_id
+
+
+def record_activity(account_id: int) -> None:
+    """Mark the account active now (login, sending). Cancels a pending inactivity deletion."""
+    account = db.session.get(Account, account_id)
+    if account is not None:
+        account.last_activity_at = utcnow()
+        account.inactivity_warning_sent_at = None
+
+
+def _password_fingerprint(user: User) -> str:
+    # Changes with the password, so a reset link works once.
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def request_password_reset(email: str) -> None:
+    """Email a reset link if the address belongs to a user; silent otherwise."""
+    try:
+        email = normalise_email(email)
+    except ValidationError:
+        return
+    user = _user_by_email(email)
+    if user is None:
+        return
+    token = sign_timed(Purpose.PASSWORD_RESET, [user.id, _password_fingerprint(user)])
+    link = external_url("accounts.reset_password", token=token)
+    send_system_mail(
+        user.email,
+        "Reset your password",
+        f"Someone asked to reset the password of your account.\n\n"
+        f"Choose a new password here (valid for one hour, once):\n{link}\n\n"
+        f"If it was not you, ignore this message.",
+    )
+
+
+def user_for_reset_token(token: str) -> User:
+    """The user a reset token is for; raises BadTokenError if expired, used or forged."""
+    payload = unsign_timed(
+        Purpose.PASSWORD_RESET, token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"]
+    )
+    if not isinstance(payload, list) or len(payload) != 2:
+        raise BadTokenError("malformed")
+    user = db.session.get(User, payload[0])
+    if user is None or _password_fingerprint(user) != payload[1]:
+        raise BadTokenError("used or unknown")
+    return user
+
+
+def reset_password(token: str, password: str) -> User:
+    """Set a new password through a reset token (single use)."""
+    user = user_for_reset_token(token)
+    _check_password(password)
+    user.password_hash = _hasher.hash(password)
+    db.session.commit()
+    return user
+
+
+def add_member(account_id: int, actor_role: str, email: str, name: str, role: str) -> User:
+    """Add a person to the account; a new user gets an email to set a password."""
+    if role not in ROLES:
+        raise ValidationError("Unknown role.", field="role")
+    if role == "owner" and actor_role != "owner":
+        raise PermissionDeniedError("Only an owner can add another owner.")
+    email = normalise_email(email)
+    user = _user_by_email(email)
+    is_new = user is None
+    if user is None:
+        # Unusable until the invitee chooses a password through the emailed link.
+        user = User(
+            email=email, name=name.strip(), password_hash=_hasher.hash(secrets.token_urlsafe(32))
+        )
+        db.session.add(user)
+        db.session.flush()
+    exists = db.session.scalar(
+        select(Membership).where(Membership.account_id == account_id, Membership.user_id == user.id)
+    )
+    if exists is not None:
+        raise ValidationError("That person is already a member.", field="email")
+    db.session.add(Membership(account_id=account_id, user_id=user.id, role=role))
+    db.session.commit()
+    if is_new:
+        token = sign_timed(Purpose.PASSWORD_RESET, [user.id, _password_fingerprint(user)])
+        link = external_url("accounts.reset_password", token=token)
+        account = db.session.get(Account, account_id)
+        send_system_mail(
+            user.email,
+            f"You were added to {account.name if account else 'an account'}",
+            f"You now have access to {account.name if account else 'an account'}.\n\n"
+            f"Choose your password here (valid for one hour):\n{link}\n",
+        )
+    return user
+
+
+def change_role(account_id: int, actor_role: str, user_id: int, role: str) -> None:
+    """Change a member's role; only owners grant or remove ownership; one owner always stays."""
+    if role not in ROLES:
+        raise ValidationError("Unknown role.", field="role")
+    membership = db.session.scalar(
+        select(Membership).where(Membership.account_id == account_id, Membership.user_id == user_id)
+    )
+    if membership is None:
+        raise NotFoundError("member")
+    if "owner" in (role, membership.role) and actor_role != "owner":
+        raise PermissionDeniedError("Only an owner can change ownership.")
+    if membership.role == "owner" and role != "owner":
+        owners = db.session.scalar(
+            select(func.count()).where(
+                Membership.account_id == account_id, Membership.role == "owner"
+            )
+        )
+        if (owners or 0) <= 1:
+            raise ValidationError("An account keeps at least one owner.", field="role")
+    membership.role = role
+    db.session.commit()
+
+
+def remove_member(account_id: int, actor_role: str, user_id: int) -> None:
+    """Remove a member (never the last owner)."""
+    membership = db.session.scalar(
+        select(Membership).where(Membership.account_id == account_id, Membership.user_id == user_id)
+    )
+    if membership is None:
+        raise NotFoundError("member")
+    if membership.role == "owner":
+        if actor_role != "owner":
+            raise PermissionDeniedError("Only an owner can remove an owner.")
+        owners = db.session.scalar(
+            select(func.count()).where(
+                Membership.account_id == account_id, Membership.role == "owner"
+            )
+        )
+        if (owners or 0) <= 1:
+            raise ValidationError("An account keeps at least one owner.")
+    db.session.delete(membership)
+    db.session.commit()
+
+
+def update_general_settings(account_id: int, name: str, postal_address: str) -> Account:
+    """Rename the account and set the postal address printed in every campaign (CAN-SPAM)."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError("account")
+    if not name.strip():
+        raise ValidationError("Give the organisation a name.", field="name")
+    account.name = name.strip()
+    account.postal_address = postal_address.strip()
+    db.session.commit()
+    return account
+
+
+def update_privacy_settings(
+    account_id: int, individual_tracking: bool, ip_handling: str, event_retention_days: int
+) -> Account:
+    """Set how tracking treats this account's recipients."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError("account")
+    if ip_handling not in ("truncate", "drop"):
+        raise ValidationError("Choose how IP addresses are handled.", field="ip_handling")
+    if not 1 <= event_retention_days <= 3650:
+        raise ValidationError("Keep events between 1 and 3650 days.", field="event_retention_days")
+    account.individual_tracking = individual_tracking
+    account.ip_handling = ip_handling
+    account.event_retention_days = event_retention_days
+    db.session.commit()
+    return account
+
+
+def set_engine_participation(account_id: int, participate: bool) -> Account:
+    """Join or leave the Delivery Optimization Engine (Settings > Advanced)."""
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError("account")
+    account.engine_participation = participate
+    db.session.commit()
+    return account

@@ -1,0 +1,231 @@
+"""Sign-up, login, logout, password reset, team and settings pages."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+
+from accounts import queries, services
+from accounts.forms import (
+    AddMemberForm,
+    AdvancedSettingsForm,
+    ForgotPasswordForm,
+    GeneralSettingsForm,
+    LoginForm,
+    PrivacySettingsForm,
+    ResetPasswordForm,
+    SignupForm,
+)
+from core.auth import current_member, login_required, member
+from core.errors import PermissionDeniedError, ValidationError
+from core.forms import ActionForm, show_error
+from core.signing import BadTokenError
+
+bp = Blueprint("accounts", __name__, template_folder="templates")
+
+
+def _start_session(user_id: int, account_id: int) -> None:
+    session.clear()  # no session fixation
+    session["user_id"] = user_id
+    session["account_id"] = account_id
+
+
+def _safe_next(target: str | None) -> str:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+    ):
+        return target
+    return url_for("campaigns.dashboard")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> Any:
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            account, user = services.sign_up(
+                form.account_name.data or "",
+                form.name.data or "",
+                form.email.data or "",
+                form.password.data or "",
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            _start_session(user.id, account.id)
+            flash(f"Welcome! {account.name} is ready. Start by creating a list.", "success")
+            return redirect(url_for("subscribers.lists"))
+    return render_template(
+        "accounts/signup.html", form=form
+    ), 200 if request.method == "GET" else 422
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    form = LoginForm()
+    if form.validate_on_submit():
+        found = services.authenticate(form.email.data or "", form.password.data or "")
+        if found is None:
+            form.password.errors = ["Wrong email or password."]
+        else:
+            user, account_id = found
+            _start_session(user.id, account_id)
+            return redirect(_safe_next(request.args.get("next")))
+    status = 200 if request.method == "GET" else 422
+    return render_template("accounts/login.html", form=form), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    form = ActionForm()
+    if form.validate_on_submit():
+        session.clear()
+        flash("You are logged out.", "success")
+    return redirect(url_for("accounts.login"))
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password() -> Any:
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data or "")
+        flash("If that address has an account, a reset link is on its way.", "success")
+        return redirect(url_for("accounts.login"))
+    return render_template("accounts/forgot.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> Any:
+    try:
+        services.user_for_reset_token(token)
+    except BadTokenError:
+        flash("That link has expired or was already used. Ask for a new one.", "error")
+        return redirect(url_for("accounts.forgot_password"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.reset_password(token, form.password.data or "")
+        except ValidationError as exc:
+            show_error(form, exc)
+        except BadTokenError:
+            flash("That link has expired or was already used.", "error")
+            return redirect(url_for("accounts.forgot_password"))
+        else:
+            flash("Your password is set. Log in with it.", "success")
+            return redirect(url_for("accounts.login"))
+    return render_template("accounts/reset.html", form=form)
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required("admin")
+def settings() -> Any:
+    me = member()
+    account = queries.get_account(me.account_id)
+    tab = request.args.get("tab", "general")
+    general = GeneralSettingsForm(prefix="general", obj=account)
+    privacy = PrivacySettingsForm(prefix="privacy", obj=account)
+    advanced = AdvancedSettingsForm(prefix="advanced", obj=account)
+    try:
+        if tab == "general" and general.validate_on_submit():
+            services.update_general_settings(
+                me.account_id, general.name.data or "", general.postal_address.data or ""
+            )
+            flash("Settings saved.", "success")
+            return redirect(url_for("accounts.settings", tab="general"))
+        if tab == "privacy" and privacy.validate_on_submit():
+            services.update_privacy_settings(
+                me.account_id,
+                bool(privacy.individual_tracking.data),
+                privacy.ip_handling.data or "truncate",
+                int(privacy.event_retention_days.data or 180),
+            )
+            flash("Privacy settings saved.", "success")
+            return redirect(url_for("accounts.settings", tab="privacy"))
+        if tab == "advanced" and advanced.validate_on_submit():
+            participate = bool(advanced.engine_participation.data)
+            services.set_engine_participation(me.account_id, participate)
+            flash(
+                "You take part in the Delivery Optimization Engine."
+                if participate
+                else "You have left the Delivery Optimization Engine. "
+                "Your contacts' data is kept out of it.",
+                "success",
+            )
+            return redirect(url_for("accounts.settings", tab="advanced"))
+    except ValidationError as exc:
+        show_error({"general": general, "privacy": privacy, "advanced": advanced}[tab], exc)
+    return render_template(
+        "accounts/settings.html",
+        tab=tab,
+        account=account,
+        general=general,
+        privacy=privacy,
+        advanced=advanced,
+    )
+
+
+@bp.route("/team", methods=["GET", "POST"])
+@login_required("admin")
+def team() -> Any:
+    me = member()
+    form = AddMemberForm()
+    if form.validate_on_submit():
+        try:
+            services.add_member(
+                me.account_id,
+                me.role,
+                form.email.data or "",
+                form.name.data or "",
+                form.role.data or "member",
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        except PermissionDeniedError as exc:
+            flash(str(exc), "error")
+        else:
+            flash("Member added. They got an email to choose a password.", "success")
+            return redirect(url_for("accounts.team"))
+    return render_template(
+        "accounts/team.html",
+        form=form,
+        members=queries.list_members(me.account_id),
+        action=ActionForm(),
+    )
+
+
+@bp.post("/team/<int:user_id>/role")
+@login_required("admin")
+def change_role(user_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        try:
+            services.change_role(me.account_id, me.role, user_id, request.form.get("role", ""))
+            flash("Role changed.", "success")
+        except (ValidationError, PermissionDeniedError) as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("accounts.team"))
+
+
+@bp.post("/team/<int:user_id>/remove")
+@login_required("admin")
+def remove_member(user_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        try:
+            services.remove_member(me.account_id, me.role, user_id)
+            flash("Member removed.", "success")
+        except (ValidationError, PermissionDeniedError) as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("accounts.team"))
+
+
+@bp.get("/")
+def index() -> Any:
+    if current_member() is None:
+        return redirect(url_for("accounts.login"))
+    return redirect(url_for("campaigns.dashboard"))

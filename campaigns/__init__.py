@@ -1,0 +1,1 @@
+"""Campaigns: composing, rendering, the per-recipient Message rows and sending them."""

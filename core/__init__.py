@@ -1,0 +1,1 @@
+"""Plumbing shared by every package: app factory, config, database, queue, signing, mail."""

@@ -1,0 +1,74 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFProtect
+
+from core import db, queue
+from core.config import load_config
+from core.errors import NotFoundError, PermissionDeniedError
+from core.registry import import_modules
+
+csrf = CSRFProtect()
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, database, queue, blueprints, CLI."""
+    app = Flask(__name__, template_folder="templates", static_folder="static")
+    app.config.update(load_config(config))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    import_modules("models")
+    import_modules("tasks")
+    queue.init_app(app)
+    csrf.init_app(app)
+
+    for module in import_modules("views"):
+        blueprint = module.bp
+        app.register_blueprint(blueprint)
+        if getattr(module, "PUBLIC_NO_CSRF", False):
+            # Public endpoints authorised by a signed token, never by a cookie (RFC 8058).
+            csrf.exempt(blueprint)
+
+    from core import cli
+
+    cli.register(app)
+
+    @app.errorhandler(NotFoundError)
+    def _not_found(_exc: NotFoundError) -> tuple[str, int]:
+        return render_template("core/error.html", code=404, message="Not found."), 404
+
+    @app.errorhandler(404)
+    def _404(_exc: Exception) -> tuple[str, int]:
+        return render_template("core/error.html", code=404, message="Not found."), 404
+
+    @app.errorhandler(PermissionDeniedError)
+    def _forbidden(exc: PermissionDeniedError) -> tuple[str, int]:
+        return render_template("core/error.html", code=403, message=str(exc)), 403
+
+    @app.after_request
+    def _security_headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.context_processor
+    def _inject_member() -> dict[str, Any]:
+        from core.auth import current_member
+
+        return {"current_member": current_member()}
+
+    if queue_is_inprocess(app) and app.config["INPROCESS_WORKER"] and not app.config["TESTING"]:
+        app.extensions["queue"].start_worker()
+    return app
+
+
+def queue_is_inprocess(app: Flask) -> bool:
+    """True when jobs run in this process (no Redis configured)."""
+    return bool(app.extensions["queue"].is_inprocess)

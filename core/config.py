@@ -1,0 +1,75 @@
+"""Configuration: safe embedded defaults, overridden by environment variables.
+
+Every setting can be given as an environment variable of the same name. With none set the
+platform runs on a SQLite file, an in-process queue and a Maildir outbox under ``var/``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", PROJECT_ROOT / "var"))
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _development_secret() -> str:
+    """A random key kept in var/ so that embedded installs survive restarts without config."""
+    path = VAR_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the settings: defaults, then the environment, then ``overrides`` (tests)."""
+    env = os.environ
+    overrides = dict(overrides or {})
+    keys_raw = overrides.pop("SECRET_KEYS", None) or env.get("SECRET_KEYS", "")
+    if isinstance(keys_raw, str):
+        secret_keys = [k.strip() for k in keys_raw.split(",") if k.strip()]
+    else:
+        secret_keys = list(keys_raw)
+    if not secret_keys:
+        secret_keys = [_development_secret()]
+    base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    config: dict[str, Any] = {
+        # Oldest first: itsdangerous signs with the last key and verifies with all of them.
+        "SECRET_KEYS": secret_keys,
+        "SECRET_KEY": secret_keys[-1],
+        "BASE_URL": base_url,
+        "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'envoy.sqlite3'}"),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "REDIS_NAMESPACE": env.get("REDIS_NAMESPACE", "envoy"),
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "MAILDIR_PATH": env.get("MAILDIR_PATH", str(VAR_DIR / "outbox")),
+        "MAIL_FROM": env.get("MAIL_FROM", "Envoy <no-reply@localhost>"),
+        # Run a dramatiq worker inside the web process when no Redis broker is configured.
+        "INPROCESS_WORKER": _bool(env.get("INPROCESS_WORKER"), True),
+        "SEND_BATCH_SIZE": int(env.get("SEND_BATCH_SIZE", "200")),
+        "PASSWORD_RESET_MAX_AGE": int(env.get("PASSWORD_RESET_MAX_AGE", str(3600))),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": base_url.startswith("https://"),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "TESTING": False,
+    }
+    config.update(overrides)
+    config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")
+    if "SESSION_COOKIE_SECURE" not in overrides:
+        config["SESSION_COOKIE_SECURE"] = config["BASE_URL"].startswith("https://")
+    if "SECRET_KEYS" in overrides or "SECRET_KEY" not in overrides:
+        config["SECRET_KEY"] = config["SECRET_KEYS"][-1]
+    return config

@@ -1,0 +1,40 @@
+"""The demo account the start script prints the login of."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from accounts import services as accounts
+from accounts.models import User
+from campaigns import services as campaigns
+from core import db
+from subscribers import services as subscribers
+
+
+def create_demo(email: str, password: str) -> bool:
+    """Create a demo account with a list, three contacts and a draft; False if it exists."""
+    if db.session.scalar(select(User).where(User.email == email)) is not None:
+        return False
+    account, _user = accounts.sign_up("Demo Organisation", "Demo Marketer", email, password)
+    accounts.update_general_settings(account.id, account.name, "1 Example Street\n1000 Sampletown")
+    newsletter = subscribers.create_list(account.id, "Newsletter", "Monthly news")
+    for address, name in [
+        ("ada@example.org", "Ada"),
+        ("grace@example.net", "Grace"),
+        ("linus@example.com", "Linus"),
+    ]:
+        subscribers.add_contact_to_list(account.id, newsletter.id, address, name)
+    campaigns.save_campaign(
+        account.id,
+        campaign_id=None,
+        name="Welcome",
+        subject="Welcome to our newsletter",
+        from_name="Demo Organisation",
+        from_email="news@example.com",
+        html_body=(
+            "<html><body><h1>Hello!</h1><p>Thanks for subscribing. Read "
+            '<a href="https://example.com/blog">our blog</a>.</p></body></html>'
+        ),
+        list_id=newsletter.id,
+    )
+    return True

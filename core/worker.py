@@ -1,0 +1,10 @@
+"""Entry point of the ``dramatiq`` CLI: ``dramatiq core.worker``.
+
+Importing this module builds the app, whose factory sets the Redis broker (REDIS_URL) as
+dramatiq's global broker and binds every actor to it.
+"""
+
+from core.app import create_app
+
+app = create_app({"INPROCESS_WORKER": False})
+broker = app.extensions["queue"].broker

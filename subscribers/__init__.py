@@ -1,0 +1,1 @@
+"""Contacts, lists and subscriptions: the personal data the platform exists to protect."""

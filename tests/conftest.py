@@ -1,0 +1,176 @@
+"""Fixtures: app, db, client, a real SMTP sink on loopback, the broker (in-process or Redis).
+
+The database backend is chosen with ``--db=sqlite|postgresql`` (or TEST_DATABASE). Each test
+run gets its own database, built by the Alembic migrations (so every run tests them too), and
+each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from core import db as core_db
+from core.app import create_app
+from core.db import Base
+from core.migrate import upgrade
+from tests import services_available
+from tests.smtp_sink import SMTPSink
+
+TEST_KEYS = ["old-test-key-0123456789abcdef", "current-test-key-0123456789abcdef"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        default=os.environ.get("TEST_DATABASE", "sqlite"),
+        choices=["sqlite", "postgresql"],
+        help="database backend for the app fixture",
+    )
+
+
+def _create_postgres_database() -> tuple[str, str]:
+    name = f"envoy_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(services_available.POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = services_available.POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return name, f"{base}/{name}"
+
+
+def _drop_postgres_database(name: str) -> None:
+    with psycopg.connect(services_available.POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def db_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.config.getoption("--db")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def database_url(db_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for this test run."""
+    if db_backend == "postgresql":
+        services_available.require("postgres")
+        name, url = _create_postgres_database()
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            _drop_postgres_database(name)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SMTPSink]:
+    sink = SMTPSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_namespace() -> Iterator[str]:
+    namespace = f"envoy-test-{os.getpid()}-{secrets.token_hex(3)}"
+    yield namespace
+    try:
+        import redis
+
+        client = redis.Redis.from_url(services_available.REDIS_URL)
+        keys = list(client.scan_iter(f"{namespace}*"))
+        if keys:
+            client.delete(*keys)
+    except Exception:  # noqa: S110 - cleanup of a service that may be absent
+        pass
+
+
+def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides: Any) -> Flask:
+    """An app for tests: the run's database, the SMTP sink, fixed keys, no CSRF unless asked."""
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "DATABASE_URL": database_url,
+        "SMTP_URL": smtp_sink.url,
+        "SECRET_KEYS": list(TEST_KEYS),
+        "BASE_URL": "http://localhost",
+        "WTF_CSRF_ENABLED": False,
+        "MAILDIR_PATH": str(tmp_path / "outbox"),
+        "REDIS_URL": "",
+        "SEND_BATCH_SIZE": 50,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def _empty_tables(app: Flask) -> None:
+    engine = app.extensions["db_engine"]
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - table names from metadata
+
+
+@pytest.fixture
+def app_factory(
+    database_url: str, smtp_sink: SMTPSink, tmp_path: Any, redis_namespace: str
+) -> Iterator[Any]:
+    """Build apps with overrides; ``broker="redis"`` gives one on the real Redis."""
+    built: list[Flask] = []
+
+    def build(broker: str = "inprocess", **overrides: Any) -> Flask:
+        if broker == "redis":
+            services_available.require("redis")
+            overrides.setdefault("REDIS_URL", services_available.REDIS_URL)
+            overrides.setdefault("REDIS_NAMESPACE", redis_namespace)
+        app = make_app(database_url, smtp_sink, tmp_path, **overrides)
+        built.append(app)
+        return app
+
+    smtp_sink.clear()
+    yield build
+    for app in built:
+        app.extensions["queue"].stop()
+        with app.app_context():
+            core_db.session.remove()
+    if built:
+        _empty_tables(built[0])
+    for app in built:
+        app.extensions["db_engine"].dispose()
+    smtp_sink.clear()
+
+
+@pytest.fixture
+def app(app_factory: Any) -> Flask:
+    built: Flask = app_factory()
+    return built
+
+
+@pytest.fixture
+def db(app: Flask) -> Iterator[Any]:
+    """The session of an app context, for tests that call services directly."""
+    with app.app_context():
+        yield core_db.session
+        core_db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def drain(app: Flask) -> None:
+    """Run every queued job (and the jobs they enqueue) to completion."""
+    app.extensions["queue"].drain()

@@ -1,0 +1,1 @@
+"""Public beacon, click and unsubscribe endpoints, the event store and its reports."""
