@@ -20,8 +20,10 @@ from core.db import utcnow
 from core.errors import NotFoundError, ValidationError
 from core.mail import PermanentMailError, open_connection, to_wire
 from privacy.policy import may_identify_in_urls
+from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList, Subscription
 from subscribers.normalise import normalise_email
+from subscribers.suppression import suppressed_emails
 
 EDITABLE_STATUSES = ("draft",)
 
@@ -106,20 +108,9 @@ def start(account_id: int, campaign_id: int) -> Campaign:
         raise ValidationError("Before sending, " + ", ".join(problems) + ".")
     for position, url in enumerate(find_links(campaign.html_body)):
         db.session.add(Link(campaign_id=campaign.id, position=position, url=url))
-    audience = (
-        select(
-            literal(campaign.id, Integer).label("campaign_id"),
-            Contact.id.label("contact_id"),
-        )
-        .join(Subscription, Subscription.contact_id == Contact.id)
-        .where(
-            Subscription.list_id == campaign.list_id,
-            Subscription.status == "subscribed",
-            Contact.account_id == account_id,
-            Contact.restricted_at.is_(None),
-            Contact.objected_at.is_(None),
-        )
-    )
+    assert campaign.list_id is not None
+    contact_ids = audience_contact_ids(account_id, [campaign.list_id]).subquery()
+    audience = select(literal(campaign.id, Integer).label("campaign_id"), contact_ids.c.id)
     db.session.execute(insert(Message).from_select(["campaign_id", "contact_id"], audience))
     campaign.status = "sending"
     campaign.started_at = utcnow()
@@ -195,7 +186,12 @@ def _eligible_recipients(campaign: Campaign, message_ids: list[int]) -> dict[int
             Contact.objected_at.is_(None),
         )
     ).all()
-    return {row[0]: Recipient(message_id=row[0], email=row[1], name=row[2]) for row in rows}
+    suppressed = suppressed_emails(campaign.account_id, [row[1] for row in rows])
+    return {
+        row[0]: Recipient(message_id=row[0], email=row[1], name=row[2])
+        for row in rows
+        if row[1] not in suppressed
+    }
 
 
 def _mark(

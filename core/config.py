@@ -21,9 +21,9 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _development_secret() -> str:
+def _development_secret(name: str = "secret_key") -> str:
     """A random key kept in var/ so that embedded installs survive restarts without config."""
-    path = VAR_DIR / "secret_key"
+    path = VAR_DIR / name
     if path.exists():
         return path.read_text().strip()
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -50,6 +50,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SECRET_KEYS": secret_keys,
         "SECRET_KEY": secret_keys[-1],
         "BASE_URL": base_url,
+        # Never rotated: suppression hashes must keep matching (see subscribers/suppression.py).
+        "ADDRESS_HASH_KEY": env.get("ADDRESS_HASH_KEY") or _development_secret("address_hash_key"),
         "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'envoy.sqlite3'}"),
         "REDIS_URL": env.get("REDIS_URL", ""),
         "REDIS_NAMESPACE": env.get("REDIS_NAMESPACE", "envoy"),

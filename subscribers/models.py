@@ -69,3 +69,22 @@ class Subscription(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     contact: Mapped[Contact] = relationship(back_populates="subscriptions")
+
+
+class Suppression(Base):
+    """An address that must not be mailed, held only as a keyed hash (never in clear text).
+
+    ``account_id`` NULL means platform-wide (operator blocks, erasure across the platform).
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("account_id", "address_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    address_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # unsubscribed | hard_bounce | complaint | erased | blocked | manual
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

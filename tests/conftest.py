@@ -102,6 +102,7 @@ def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides:
         "DATABASE_URL": database_url,
         "SMTP_URL": smtp_sink.url,
         "SECRET_KEYS": list(TEST_KEYS),
+        "ADDRESS_HASH_KEY": "test-address-hash-key",
         "BASE_URL": "http://localhost",
         "WTF_CSRF_ENABLED": False,
         "MAILDIR_PATH": str(tmp_path / "outbox"),
