@@ -18,12 +18,15 @@ from accounts.forms import (
     ResetPasswordForm,
     SignupForm,
 )
+from core import nav
 from core.auth import current_member, login_required, member
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
+nav.add("Team", "accounts.team", 80, role="admin")
+nav.add("Settings", "accounts.settings", 90, role="admin")
 
 
 def _start_session(user_id: int, account_id: int) -> None:

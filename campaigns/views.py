@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 
 from campaigns import queries, services
 from campaigns.forms import CampaignForm
+from core import nav
 from core.auth import login_required, member
 from core.errors import ValidationError
 from core.forms import ActionForm, show_error
@@ -15,6 +16,8 @@ from subscribers import queries as subscriber_queries
 from tracking import analytics
 
 bp = Blueprint("campaigns", __name__, template_folder="templates")
+nav.add("Dashboard", "campaigns.dashboard", 10)
+nav.add("Campaigns", "campaigns.campaigns", 20, active_prefix="campaigns.c")
 
 DEFAULT_BODY = """<html><body>
 <h1>Hello!</h1>

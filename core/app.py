@@ -60,9 +60,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def _inject_member() -> dict[str, Any]:
+        from core import nav
         from core.auth import current_member
 
-        return {"current_member": current_member()}
+        return {"current_member": current_member(), "nav_items": nav.items()}
 
     if queue_is_inprocess(app) and app.config["INPROCESS_WORKER"] and not app.config["TESTING"]:
         app.extensions["queue"].start_worker()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from flask import flash, g, redirect, request, session, url_for
+from flask import abort, flash, g, redirect, request, session, url_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,6 +60,21 @@ def login_required(role: str = "member") -> Callable[[F], F]:
         return cast(F, wrapped)
 
     return decorate
+
+
+def operator_required(view: F) -> F:
+    """Only platform operators (users with ``is_platform_admin``); others get 404."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        found = current_member()
+        if found is None:
+            return redirect(url_for("accounts.login", next=request.full_path))
+        if not found.is_platform_admin:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
 
 
 def member() -> CurrentMember:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
+from core import nav
 from core.auth import login_required, member
 from core.errors import ValidationError
 from core.forms import show_error
@@ -13,6 +14,8 @@ from subscribers import queries, services
 from subscribers.forms import ContactForm, ListForm
 
 bp = Blueprint("subscribers", __name__, template_folder="templates")
+nav.add("Lists", "subscribers.lists", 30, active_prefix="subscribers.list")
+nav.add("Contacts", "subscribers.contacts", 40, active_prefix="subscribers.contact")
 
 
 @bp.route("/lists", methods=["GET", "POST"])
