@@ -17,7 +17,12 @@ from tracking import analytics
 
 bp = Blueprint("campaigns", __name__, template_folder="templates")
 nav.add("Dashboard", "campaigns.dashboard", 10)
-nav.add("Campaigns", "campaigns.campaigns", 20, active_prefix="campaigns.c")
+nav.add(
+    "Campaigns",
+    "campaigns.campaigns",
+    20,
+    active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail"),
+)
 
 DEFAULT_BODY = """<html><body>
 <h1>Hello!</h1>

@@ -18,10 +18,13 @@ _ITEMS: dict[str, NavItem] = {}
 
 
 def add(
-    label: str, endpoint: str, order: int, role: str = "member", active_prefix: str | None = None
+    label: str, endpoint: str, order: int, role: str = "member", active: tuple[str, ...] = ()
 ) -> None:
-    """Show ``label`` in the top navigation for members with ``role`` (idempotent)."""
-    _ITEMS[endpoint] = NavItem(label, endpoint, order, role, active_prefix or endpoint)
+    """Show ``label`` in the top navigation for members with ``role`` (idempotent).
+
+    ``active``: endpoint prefixes that highlight the entry (default: its own endpoint).
+    """
+    _ITEMS[endpoint] = NavItem(label, endpoint, order, role, active or (endpoint,))
 
 
 def items() -> list[NavItem]:

@@ -14,8 +14,8 @@ from subscribers import queries, services
 from subscribers.forms import ContactForm, ListForm
 
 bp = Blueprint("subscribers", __name__, template_folder="templates")
-nav.add("Lists", "subscribers.lists", 30, active_prefix="subscribers.list")
-nav.add("Contacts", "subscribers.contacts", 40, active_prefix="subscribers.contact")
+nav.add("Lists", "subscribers.lists", 30, active=("subscribers.list",))
+nav.add("Contacts", "subscribers.contacts", 40, active=("subscribers.contact",))
 
 
 @bp.route("/lists", methods=["GET", "POST"])
