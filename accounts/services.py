@@ -249,10 +249,19 @@ def update_privacy_settings(
 
 
 def set_engine_participation(account_id: int, participate: bool) -> Account:
-    """Join or leave the Delivery Optimization Engine (Settings > Advanced)."""
+    """Join or leave the Delivery Optimization Engine (Settings > Advanced).
+
+    Leaving: from the commit on nothing of the account's contacts enters the engine and its
+    sends get no per-address insight; one job run removes what it contributed before.
+    Joining again starts from nothing. Saving the same choice again changes nothing.
+    """
+    from privacy import engine_gate
+
     account = db.session.get(Account, account_id)
     if account is None:
         raise NotFoundError("account")
-    account.engine_participation = participate
+    if account.engine_participation != participate:
+        account.engine_participation = participate
+        engine_gate.participation_changed(account_id, participate)
     db.session.commit()
     return account

@@ -19,6 +19,7 @@ from core import db, queue
 from core.db import utcnow
 from core.errors import NotFoundError, ValidationError
 from core.mail import PermanentMailError, open_connection, to_wire
+from privacy import engine_gate
 from privacy.policy import may_identify_in_urls
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList, Subscription
@@ -239,8 +240,16 @@ def send_batch(campaign_id: int) -> int:
                     conn.send(to_wire(message), envelope_from, [recipient.email])
                 except PermanentMailError as exc:
                     _mark(message_id, "failed", error=str(exc)[:500])
+                    # engine input (one call; re-apply after merging)
+                    engine_gate.record_delivery_outcome(
+                        campaign.account_id, None, recipient.email, "bounced", utcnow()
+                    )
                     continue
                 _mark(message_id, "sent", smtp_message_id=str(message["Message-ID"]))
+                # engine input (one call; re-apply after merging)
+                engine_gate.record_delivery_outcome(
+                    campaign.account_id, None, recipient.email, "delivered", utcnow()
+                )
                 sent += 1
     except Exception:
         # A deferral, a lost connection or a bug: what this batch did not send goes back to

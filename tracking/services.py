@@ -12,7 +12,7 @@ from accounts.models import Account
 from campaigns.models import Campaign, Message
 from core import db
 from core.db import utcnow
-from privacy import policy
+from privacy import engine_gate, policy
 from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
 from tracking.models import TrackingEvent
@@ -97,6 +97,14 @@ def ingest(hits: Iterable[Hit]) -> int:
                 ip_prefix=hit.ip_prefix if decision is policy.Decision.IDENTIFIED else None,
                 ua_class=hit.ua_class,
             )
+        )
+        # engine input (one call; re-apply after merging)
+        engine_gate.record_engagement(
+            account.id,
+            hit.message_id,
+            hit.kind,
+            hit.occurred_at,
+            hit.ua_class in policy.MACHINE_UA_CLASSES,
         )
         written += 1
     db.session.commit()

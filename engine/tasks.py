@@ -1,0 +1,35 @@
+"""Thin actors of the engine: take ids, call a service, commit."""
+
+from __future__ import annotations
+
+from accounts.models import Account
+from core import db
+from core.queue import actor
+from engine import services
+
+
+@actor(queue_name="engine", max_retries=10, min_backoff=5_000, max_backoff=300_000)
+def remove_account_contributions(account_id: int) -> None:
+    """After an opt-out: remove what the account contributed and recompute its effect away.
+
+    Skipped when the account has joined again meanwhile: joining already removed the old
+    contributions, and what it contributed since then is wanted.
+    """
+    account = db.session.get(Account, account_id)
+    if account is not None and account.engine_participation:
+        return
+    services.remove_account_contributions(account_id)
+    db.session.commit()
+
+
+@actor(queue_name="engine", max_retries=3)
+def maintain() -> None:
+    """Daily: drop contributions of accounts that left or are past retention, rebuild the
+    learned tables from the ledger. Safe to run twice, late or concurrently with sends."""
+    run_maintenance()
+
+
+def run_maintenance() -> None:
+    """The body of :func:`maintain`, also run by ``flask engine maintain``."""
+    services.maintain()
+    db.session.commit()

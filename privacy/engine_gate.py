@@ -1,0 +1,229 @@
+"""The gate of the Delivery Optimization Engine: the only way into it, and out of it.
+
+Every write into the engine's tables goes through this module, and this module decides:
+
+* the **account** must take part (``Account.engine_participation``, Settings > Advanced);
+  the default is to take part, and leaving removes what it contributed (one job run);
+* the **contact** must still exist (erased = no contact) and must not have restricted
+  processing, objected or withdrawn consent (:func:`contact_may_enter`);
+* only the address enters, as a keyed hash, with its domain: nothing else about the contact
+  and nothing about the account reaches the learned tables.
+
+What the engine serves (suppression, best send hour, domain pace) is answered here too, and
+only to accounts that take part: an account that left gets nothing.
+
+Callers: the sender (:func:`record_delivery_outcome`), tracking ingest
+(:func:`record_engagement`), erasure (:func:`forget_address`), objection and restriction
+(:func:`withdraw_contact`), account deletion (:func:`forget_account`), the Advanced tab
+(:func:`participation_changed`, :func:`contribution_count`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from accounts.models import Account
+from campaigns.models import Campaign, Message
+from core import db, queue
+from engine import queries, services
+from engine.models import ENGAGEMENTS, OUTCOMES
+from subscribers.models import Contact
+from subscribers.suppression import suppression_reason
+
+log = logging.getLogger(__name__)
+
+
+# --- who may enter ---------------------------------------------------------------------------
+
+
+def account_participates(account_id: int) -> bool:
+    """Whether the account takes part in the engine now.
+
+    On PostgreSQL the account row is read FOR SHARE, so an opt-out committing meanwhile waits
+    for this transaction: a contribution is either removed by the opt-out job or never made.
+    """
+    query = select(Account.engine_participation).where(Account.id == account_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return bool(db.session.scalar(query))
+
+
+def contact_may_enter(contact: Contact | None) -> bool:
+    """Whether a contact's data may enter the engine, whatever its account chose.
+
+    No contact (erased), restricted processing (GDPR art. 18), objection (art. 21) or consent
+    withdrawn keep it out. The one place that says so: add new contact states here.
+    """
+    if contact is None:
+        return False
+    if contact.restricted_at is not None or contact.objected_at is not None:
+        return False
+    # The consent-withdrawal flag is added by the privacy package; until then it is absent.
+    return getattr(contact, "consent_withdrawn_at", None) is None
+
+
+def _address_erased(account_id: int, email: str) -> bool:
+    """An erasure leaves an 'erased' suppression; such an address never enters again."""
+    return suppression_reason(account_id, email) == "erased"
+
+
+def _contact_by_email(account_id: int, email: str) -> Contact | None:
+    return db.session.scalar(
+        select(Contact).where(
+            Contact.account_id == account_id, func.lower(Contact.email) == email.strip().lower()
+        )
+    )
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def record_delivery_outcome(
+    account_id: int, contact_id: int | None, email: str, outcome: str, at: datetime
+) -> bool:
+    """Let the engine learn a delivery outcome (delivered, deferred, bounced = hard bounce,
+    complained) of one message, if the account takes part and the contact may enter.
+
+    ``contact_id`` None: the contact is looked up by address in the account; none means erased
+    or unknown, and nothing enters. Returns whether it was recorded. Adds to the caller's
+    transaction (no commit). Unknown outcomes raise ValueError.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown delivery outcome {outcome!r}")
+    if not email or not account_participates(account_id):
+        return False
+    if contact_id is None:
+        contact = _contact_by_email(account_id, email)
+    else:
+        contact = db.session.get(Contact, contact_id)
+        if contact is not None and contact.account_id != account_id:
+            contact = None
+    if not contact_may_enter(contact) or _address_erased(account_id, email):
+        return False
+    assert contact is not None
+    services.record(account_id, contact.email, outcome, at)
+    return True
+
+
+def record_engagement(
+    account_id: int, message_id: int | None, kind: str, at: datetime, is_machine: bool
+) -> bool:
+    """Let the engine learn the hour of a human open or click of one message.
+
+    Machine hits (proxies, scanners, bots) say nothing about a person's hours and never enter;
+    nor do hits without a message (anonymous tokens), other kinds (unsubscribe), accounts that
+    do not take part or do not track individually (an hour per address is individual
+    tracking), and contacts kept out by :func:`contact_may_enter`. Returns whether it was
+    recorded. Adds to the caller's transaction (no commit).
+    """
+    if kind not in ENGAGEMENTS or is_machine or message_id is None:
+        return False
+    row = db.session.execute(
+        select(Message.contact_id, Account.individual_tracking)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .join(Account, Account.id == Campaign.account_id)
+        .where(Message.id == message_id, Campaign.account_id == account_id)
+    ).first()
+    if row is None or row.contact_id is None or not row.individual_tracking:
+        return False
+    if not account_participates(account_id):
+        return False
+    contact = db.session.get(Contact, row.contact_id)
+    if not contact_may_enter(contact) or contact is None:
+        return False
+    if _address_erased(account_id, contact.email):
+        return False
+    services.record(account_id, contact.email, kind, at)
+    return True
+
+
+# --- removal ---------------------------------------------------------------------------------
+
+
+def forget_address(email: str) -> int:
+    """Erasure: remove every engine row derived from ``email``, from every account, and
+    recompute what it fed. Returns the ledger rows removed. Adds to the caller's transaction."""
+    return services.remove_address(email)
+
+
+def withdraw_contact(account_id: int, email: str) -> int:
+    """Objection or restriction at one account: remove what that account contributed about
+    ``email`` and recompute. (New outcomes are refused by :func:`contact_may_enter`.)"""
+    return services.remove_address(email, account_id=account_id)
+
+
+def forget_account(account_id: int) -> int:
+    """Account deletion: remove the account's contributions now (call before deleting it;
+    the cascade alone would leave the learned rows until the maintenance job)."""
+    return services.remove_account_contributions(account_id)
+
+
+def participation_changed(account_id: int, participate: bool) -> None:
+    """The account joined or left (call in the same transaction as the change).
+
+    Leaving enqueues the removal job after the commit: one run removes every contribution and
+    recomputes the learned tables. Joining starts from nothing: any contribution still left
+    from before (the removal job has not run yet) is removed at once.
+    """
+    from engine import tasks
+
+    if participate:
+        services.remove_account_contributions(account_id)
+    else:
+        queue.enqueue_after_commit(tasks.remove_account_contributions, account_id)
+
+
+def contribution_count(account_id: int) -> int:
+    """How many contribution rows the engine holds from the account (for the Advanced tab)."""
+    return services.contribution_count(account_id)
+
+
+# --- outputs (only for accounts that take part) ----------------------------------------------
+
+
+def engine_suppressed(account_id: int, emails: Iterable[str]) -> set[str]:
+    """Of ``emails``, those that hard-bounced (and were not delivered since) or complained on
+    any participating account. Empty for an account that does not take part."""
+    wanted = list(emails)
+    if not wanted or not account_participates(account_id):
+        return set()
+    by_hash: dict[str, list[str]] = {}
+    for email in wanted:
+        by_hash.setdefault(services.engine_hash(email), []).append(email)
+    return {email for hashed in queries.suppressed_hashes(by_hash) for email in by_hash[hashed]}
+
+
+def best_send_hours(
+    account_id: int, emails: Iterable[str], window: tuple[int, int]
+) -> dict[str, int]:
+    """Each address's best hour (UTC, 0-23) within ``window`` (start, end): start included,
+    end excluded, wrapping past midnight. Addresses the engine knows too little of are left
+    out (send them at the campaign's time). Empty for an account that does not take part."""
+    hours = queries.window_hours(window)
+    wanted = list(emails)
+    if not wanted or not account_participates(account_id):
+        return {}
+    by_hash = {services.engine_hash(email): email for email in wanted}
+    best: dict[str, int] = {}
+    for hashed, histogram in queries.engagement_hours(by_hash).items():
+        hour = queries.best_hour(histogram, hours)
+        if hour is not None:
+            best[by_hash[hashed]] = hour
+    return best
+
+
+def best_send_hour(account_id: int, email: str, window: tuple[int, int]) -> int | None:
+    """The recipient's best hour within ``window`` (see :func:`best_send_hours`), or None."""
+    return best_send_hours(account_id, [email], window).get(email)
+
+
+def domain_pace(account_id: int, domain: str) -> int | None:
+    """Messages per minute to send to ``domain`` because it defers, or None (no limit known).
+    None for an account that does not take part."""
+    if not domain or not account_participates(account_id):
+        return None
+    return queries.domain_pace(domain)
