@@ -23,6 +23,7 @@ from core.auth import current_member, login_required, member
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
+from privacy import engine_gate
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 nav.add("Team", "accounts.team", 80, role="admin")
@@ -151,14 +152,22 @@ def settings() -> Any:
             return redirect(url_for("accounts.settings", tab="privacy"))
         if tab == "advanced" and advanced.validate_on_submit():
             participate = bool(advanced.engine_participation.data)
+            was_participating = account.engine_participation
             services.set_engine_participation(me.account_id, participate)
-            flash(
-                "You take part in the Delivery Optimization Engine."
-                if participate
-                else "You have left the Delivery Optimization Engine. "
-                "Your contacts' data is kept out of it.",
-                "success",
-            )
+            if participate == was_participating:
+                flash("Nothing changed.", "info")
+            elif participate:
+                flash(
+                    "You take part in the Delivery Optimization Engine again. "
+                    "It starts from nothing for your contacts.",
+                    "success",
+                )
+            else:
+                flash(
+                    "You have left the Delivery Optimization Engine. Nothing about your contacts "
+                    "enters it any more, and what they contributed is being removed.",
+                    "success",
+                )
             return redirect(url_for("accounts.settings", tab="advanced"))
     except ValidationError as exc:
         show_error({"general": general, "privacy": privacy, "advanced": advanced}[tab], exc)
@@ -169,6 +178,9 @@ def settings() -> Any:
         general=general,
         privacy=privacy,
         advanced=advanced,
+        engine_contributions=(
+            engine_gate.contribution_count(me.account_id) if tab == "advanced" else 0
+        ),
     )
 
 

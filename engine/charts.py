@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from engine.analytics import DayTotals
 
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 220, 44, 24, 10
+WIDTH, HEIGHT, LEFT, RIGHT, BOTTOM, TOP = 860, 220, 44, 24, 24, 10
 SERIES = (
     ("delivered", "#2b8a3e"),
     ("deferred", "#e67700"),
@@ -41,6 +41,7 @@ class BarChart:
     y_ticks: list[Tick]
     baseline: float
     left: int
+    right: int
 
 
 def _scale(maximum: int) -> tuple[int, list[int]]:
@@ -61,7 +62,7 @@ def outcomes_by_day(days: list[DayTotals]) -> BarChart:
     """Stacked bars per day: delivered, deferred, bounced, complained."""
     plot_h = HEIGHT - BOTTOM - TOP
     top, ticks = _scale(max((day.attempts + day.complained for day in days), default=0))
-    slot = (WIDTH - LEFT) / max(1, len(days))
+    slot = (WIDTH - LEFT - RIGHT) / max(1, len(days))
     rects: list[Rect] = []
     for index, day in enumerate(days):
         y = float(HEIGHT - BOTTOM)
@@ -87,14 +88,16 @@ def outcomes_by_day(days: list[DayTotals]) -> BarChart:
         if index % 7 == (len(days) - 1) % 7
     ]
     y_ticks = [Tick(LEFT - 6, HEIGHT - BOTTOM - plot_h * v / top + 4, str(v)) for v in ticks]
-    return BarChart(WIDTH, HEIGHT, rects, x_ticks, y_ticks, float(HEIGHT - BOTTOM), LEFT)
+    return BarChart(
+        WIDTH, HEIGHT, rects, x_ticks, y_ticks, float(HEIGHT - BOTTOM), LEFT, WIDTH - RIGHT
+    )
 
 
 def engagement_by_hour(hours: list[int]) -> BarChart:
     """Bars of human opens and clicks per hour of day (UTC)."""
     plot_h = HEIGHT - BOTTOM - TOP
     top, ticks = _scale(max(hours, default=0))
-    slot = (WIDTH - LEFT) / 24
+    slot = (WIDTH - LEFT - RIGHT) / 24
     rects = [
         Rect(
             LEFT + hour * slot + 2,
@@ -111,4 +114,6 @@ def engagement_by_hour(hours: list[int]) -> BarChart:
         Tick(LEFT + hour * slot + slot / 2, HEIGHT - 6, f"{hour:02d}") for hour in range(0, 24, 3)
     ]
     y_ticks = [Tick(LEFT - 6, HEIGHT - BOTTOM - plot_h * v / top + 4, str(v)) for v in ticks]
-    return BarChart(WIDTH, HEIGHT, rects, x_ticks, y_ticks, float(HEIGHT - BOTTOM), LEFT)
+    return BarChart(
+        WIDTH, HEIGHT, rects, x_ticks, y_ticks, float(HEIGHT - BOTTOM), LEFT, WIDTH - RIGHT
+    )

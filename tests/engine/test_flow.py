@@ -28,9 +28,7 @@ def test_sends_and_human_opens_teach_the_engine(app: Flask, smtp_sink: SMTPSink)
             sender = make_tenant("owner@sender.example", "Sender")
             other = make_tenant("owner@other.example", "Other")
             accounts.update_privacy_settings(sender.account_id, True, "truncate", 180)
-            list_id = make_list_with_contacts(
-                sender, ["ann@inbox.example", "gone@inbox.example"]
-            )
+            list_id = make_list_with_contacts(sender, ["ann@inbox.example", "gone@inbox.example"])
             smtp_sink.reply_for("gone@inbox.example", "550 5.1.1 no such user")
             campaign_id = make_campaign(sender, list_id)
             campaigns.start(sender.account_id, campaign_id)

@@ -95,9 +95,7 @@ def test_withdrawing_a_contact_removes_what_its_account_contributed(
     db.commit()
     assert rows_derived_from(a.account_id, []) == []
     # B's own contribution about the same person stays (she objected at A only).
-    assert engine_gate.engine_suppressed(b.account_id, ["ann@mail.example"]) == {
-        "ann@mail.example"
-    }
+    assert engine_gate.engine_suppressed(b.account_id, ["ann@mail.example"]) == {"ann@mail.example"}
 
 
 def test_erasure_removes_the_address_everywhere_and_keeps_it_out(
