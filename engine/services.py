@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, case, delete, func, insert, select, tuple_
+from sqlalchemy import Table, bindparam, case, delete, func, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -61,18 +61,6 @@ def domain_of(email: str) -> str:
 # --- recording -----------------------------------------------------------------------------
 
 
-def _insert(table: Table) -> Any:
-    if db.session.get_bind().dialect.name == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
-
-
-def _greatest(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
-    if db.session.get_bind().dialect.name == "postgresql":
-        return func.greatest(a, b)
-    return func.max(a, b)
-
-
 def _upsert(
     table: Table,
     keys: dict[str, Any],
@@ -82,13 +70,41 @@ def _upsert(
 ) -> None:
     """Insert the row or add ``add`` to its counters and move ``latest`` dates forward."""
     latest = latest or {}
-    statement = _insert(table).values(**keys, **add, **latest, **(extra or {}))
-    updates: dict[str, Any] = {name: table.c[name] + statement.excluded[name] for name in add}
+    extra = extra or {}
+    dialect = db.session.get_bind().dialect.name
+    shape = (dialect, table.name, tuple(keys), tuple(add), tuple(latest), tuple(extra))
+    statement = _UPSERTS.get(shape)
+    if statement is None:
+        statement = _build_upsert(dialect, table, keys, add, latest, extra)
+        _UPSERTS[shape] = statement
+    db.session.execute(statement, {**keys, **add, **latest, **extra})
+
+
+_UPSERTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _build_upsert(
+    dialect: str,
+    table: Table,
+    keys: dict[str, Any],
+    add: dict[str, int],
+    latest: dict[str, date],
+    extra: dict[str, Any],
+) -> Any:
+    """One statement per shape, with bound parameters: built once, cached by SQLAlchemy."""
+    names = [*keys, *add, *latest, *extra]
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(
+        {name: bindparam(name) for name in names}
+    )
+    excluded = statement.excluded
+    updates: dict[str, Any] = {name: table.c[name] + excluded[name] for name in add}
     for name in latest:
-        updates[name] = _greatest(
-            func.coalesce(table.c[name], statement.excluded[name]), statement.excluded[name]
-        )
-    db.session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))
+        newer = excluded[name]
+        if dialect == "postgresql":
+            updates[name] = func.greatest(func.coalesce(table.c[name], newer), newer)
+        else:
+            updates[name] = func.max(func.coalesce(table.c[name], newer), newer)
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=updates)
 
 
 def record(account_id: int, email: str, kind: str, at: datetime, count: int = 1) -> None:

@@ -72,10 +72,17 @@ def _address_erased(account_id: int, email: str) -> bool:
 
 
 def _contact_by_email(account_id: int, email: str) -> Contact | None:
+    """The account's contact with this address: exact first (the sender passes the stored
+    address, and the unique index answers), then case-insensitively."""
+    exact = db.session.scalar(
+        select(Contact).where(Contact.account_id == account_id, Contact.email == email)
+    )
+    if exact is not None:
+        return exact
     return db.session.scalar(
-        select(Contact).where(
-            Contact.account_id == account_id, func.lower(Contact.email) == email.strip().lower()
-        )
+        select(Contact)
+        .where(Contact.account_id == account_id, func.lower(Contact.email) == email.strip().lower())
+        .limit(1)
     )
 
 
