@@ -130,22 +130,12 @@ _DAY_FIELDS = ("delivered", "deferred", "bounced", "complained", "opens", "click
 
 
 def _suppressed_per_domain() -> dict[str, int]:
-    counts: dict[str, int] = {}
-    hashes = list(db.session.scalars(select(EngineAddress.address_hash)))
-    dead = queries.suppressed_hashes(hashes)
-    if not dead:
-        return counts
-    for start in range(0, len(hashes), 500):
-        chunk = [h for h in hashes[start : start + 500] if h in dead]
-        if not chunk:
-            continue
-        for domain, count in db.session.execute(
-            select(EngineAddress.domain, func.count())
-            .where(EngineAddress.address_hash.in_(chunk))
-            .group_by(EngineAddress.domain)
-        ):
-            counts[domain] = counts.get(domain, 0) + int(count)
-    return counts
+    rows = db.session.execute(
+        select(EngineAddress.domain, func.count())
+        .where(queries.is_suppressed())
+        .group_by(EngineAddress.domain)
+    )
+    return {domain: int(count) for domain, count in rows}
 
 
 def _domains(since: date, suppressed: dict[str, int]) -> list[DomainSummary]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from core import db
 from core.db import utcnow
@@ -18,11 +18,9 @@ from engine.settings import setting
 _CHUNK = 500
 
 
-def suppressed_hashes(hashes: Iterable[str]) -> set[str]:
-    """Of ``hashes``, those that complained, or hard-bounced with no delivery since."""
-    wanted = list(set(hashes))
-    found: set[str] = set()
-    dead = or_(
+def is_suppressed() -> ColumnElement[bool]:
+    """The rule, as SQL: complained, or hard-bounced with no delivery since the last bounce."""
+    return or_(
         EngineAddress.complained > 0,
         and_(
             EngineAddress.bounced > 0,
@@ -32,6 +30,13 @@ def suppressed_hashes(hashes: Iterable[str]) -> set[str]:
             ),
         ),
     )
+
+
+def suppressed_hashes(hashes: Iterable[str]) -> set[str]:
+    """Of ``hashes``, those that complained, or hard-bounced with no delivery since."""
+    wanted = list(set(hashes))
+    found: set[str] = set()
+    dead = is_suppressed()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         found.update(

@@ -40,14 +40,15 @@ log = logging.getLogger(__name__)
 # --- who may enter ---------------------------------------------------------------------------
 
 
-def account_participates(account_id: int) -> bool:
+def account_participates(account_id: int, *, for_writing: bool = False) -> bool:
     """Whether the account takes part in the engine now.
 
-    On PostgreSQL the account row is read FOR SHARE, so an opt-out committing meanwhile waits
-    for this transaction: a contribution is either removed by the opt-out job or never made.
+    ``for_writing``: on PostgreSQL the account row is read FOR SHARE, so an opt-out committing
+    meanwhile waits for this transaction: a contribution is either removed by the opt-out job
+    or never made.
     """
     query = select(Account.engine_participation).where(Account.id == account_id)
-    if db.session.get_bind().dialect.name == "postgresql":
+    if for_writing and db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
     return bool(db.session.scalar(query))
 
@@ -101,7 +102,7 @@ def record_delivery_outcome(
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown delivery outcome {outcome!r}")
-    if not email or not account_participates(account_id):
+    if not email or not account_participates(account_id, for_writing=True):
         return False
     if contact_id is None:
         contact = _contact_by_email(account_id, email)
@@ -137,7 +138,7 @@ def record_engagement(
     ).first()
     if row is None or row.contact_id is None or not row.individual_tracking:
         return False
-    if not account_participates(account_id):
+    if not account_participates(account_id, for_writing=True):
         return False
     contact = db.session.get(Contact, row.contact_id)
     if not contact_may_enter(contact) or contact is None:
