@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, func, insert, select, tuple_
@@ -114,6 +114,8 @@ def record(account_id: int, email: str, kind: str, at: datetime, count: int = 1)
     """
     if kind not in KINDS:
         raise ValueError(f"unknown engine kind {kind!r}")
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
     hashed, domain = engine_hash(email), domain_of(email)
     day, hour = at.date(), at.hour
     column = COLUMN_OF_KIND[kind]

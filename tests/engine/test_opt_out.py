@@ -4,7 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import time_machine
@@ -159,3 +159,25 @@ def test_deleting_an_account_leaves_nothing_of_it(app: Flask, db: Any) -> None:
         db.delete(db.get(Account, b.account_id))
         db.commit()
         assert rows_derived_from(b.account_id, ONLY_B, domains_of(ONLY_B)) == []
+
+
+def test_maintenance_drops_what_accounts_that_left_or_old_days_left_behind(
+    app: Flask, db: Any
+) -> None:
+    from accounts.models import Account
+
+    with time_machine.travel(NOW, tick=False) as traveller:
+        a, b = _two_accounts()
+        _contribute(a, ONLY_A, dead="dead@a-only.example")
+        _contribute(b, ONLY_B, dead="dead@b-only.example")
+        # B's flag flipped without the removal job (say, the queue lost it).
+        db.get(Account, b.account_id).engine_participation = False
+        db.commit()
+        tasks.run_maintenance()
+        assert rows_derived_from(b.account_id, ONLY_B, domains_of(ONLY_B)) == []
+        assert engine_gate.engine_suppressed(a.account_id, ["dead@a-only.example"])
+
+        # A year and a day later A's contributions are past retention and gone too.
+        traveller.move_to(NOW.replace(year=NOW.year + 1) + timedelta(days=2))
+        tasks.run_maintenance()
+        assert snapshot() == {name: [] for name in snapshot()}
