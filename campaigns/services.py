@@ -239,17 +239,17 @@ def send_batch(campaign_id: int) -> int:
                 try:
                     conn.send(to_wire(message), envelope_from, [recipient.email])
                 except PermanentMailError as exc:
-                    _mark(message_id, "failed", error=str(exc)[:500])
-                    # engine input (one call; re-apply after merging)
+                    # engine input (one call, committed with the mark; re-apply after merging)
                     engine_gate.record_delivery_outcome(
                         campaign.account_id, None, recipient.email, "bounced", utcnow()
                     )
+                    _mark(message_id, "failed", error=str(exc)[:500])
                     continue
-                _mark(message_id, "sent", smtp_message_id=str(message["Message-ID"]))
-                # engine input (one call; re-apply after merging)
+                # engine input (one call, committed with the mark; re-apply after merging)
                 engine_gate.record_delivery_outcome(
                     campaign.account_id, None, recipient.email, "delivered", utcnow()
                 )
+                _mark(message_id, "sent", smtp_message_id=str(message["Message-ID"]))
                 sent += 1
     except Exception:
         # A deferral, a lost connection or a bug: what this batch did not send goes back to

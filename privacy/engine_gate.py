@@ -21,10 +21,11 @@ Callers: the sender (:func:`record_delivery_outcome`), tracking ingest
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from accounts.models import Account
 from campaigns.models import Campaign, Message
@@ -98,23 +99,32 @@ def record_delivery_outcome(
 
     ``contact_id`` None: the contact is looked up by address in the account; none means erased
     or unknown, and nothing enters. Returns whether it was recorded. Adds to the caller's
-    transaction (no commit). Unknown outcomes raise ValueError.
+    transaction (no commit); call it just before the commit that marks the message, so the
+    engine's row locks are held for the shortest time. Never raises for a database error (see
+    :func:`_without_harm`); an unknown outcome raises ValueError.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown delivery outcome {outcome!r}")
-    if not email or not account_participates(account_id, for_writing=True):
+    if not email:
         return False
-    if contact_id is None:
-        contact = _contact_by_email(account_id, email)
-    else:
-        contact = db.session.get(Contact, contact_id)
-        if contact is not None and contact.account_id != account_id:
-            contact = None
-    if not contact_may_enter(contact) or _address_erased(account_id, email):
-        return False
-    assert contact is not None
-    services.record(account_id, contact.email, outcome, at)
-    return True
+
+    def enter() -> bool:
+        if not account_participates(account_id, for_writing=True):
+            return False
+        if contact_id is None:
+            contact = _contact_by_email(account_id, email)
+        else:
+            contact = db.session.get(Contact, contact_id)
+            if contact is not None and contact.account_id != account_id:
+                contact = None
+        if contact is None or not contact_may_enter(contact):
+            return False
+        if _address_erased(account_id, contact.email):
+            return False
+        services.record(account_id, contact.email, outcome, at)
+        return True
+
+    return _without_harm(enter, "a delivery outcome")
 
 
 def record_engagement(
@@ -126,27 +136,47 @@ def record_engagement(
     nor do hits without a message (anonymous tokens), other kinds (unsubscribe), accounts that
     do not take part or do not track individually (an hour per address is individual
     tracking), and contacts kept out by :func:`contact_may_enter`. Returns whether it was
-    recorded. Adds to the caller's transaction (no commit).
+    recorded. Adds to the caller's transaction (no commit); never raises.
     """
     if kind not in ENGAGEMENTS or is_machine or message_id is None:
         return False
-    row = db.session.execute(
-        select(Message.contact_id, Account.individual_tracking)
-        .join(Campaign, Campaign.id == Message.campaign_id)
-        .join(Account, Account.id == Campaign.account_id)
-        .where(Message.id == message_id, Campaign.account_id == account_id)
-    ).first()
-    if row is None or row.contact_id is None or not row.individual_tracking:
+
+    def enter() -> bool:
+        row = db.session.execute(
+            select(Message.contact_id, Account.individual_tracking)
+            .join(Campaign, Campaign.id == Message.campaign_id)
+            .join(Account, Account.id == Campaign.account_id)
+            .where(Message.id == message_id, Campaign.account_id == account_id)
+        ).first()
+        if row is None or row.contact_id is None or not row.individual_tracking:
+            return False
+        if not account_participates(account_id, for_writing=True):
+            return False
+        contact = db.session.get(Contact, row.contact_id)
+        if contact is None or not contact_may_enter(contact):
+            return False
+        if _address_erased(account_id, contact.email):
+            return False
+        services.record(account_id, contact.email, kind, at)
+        return True
+
+    return _without_harm(enter, "an engagement")
+
+
+def _without_harm(enter: Callable[[], bool], what: str) -> bool:
+    """Run an engine input so that a database error in it never undoes the caller's work.
+
+    On PostgreSQL it runs in a SAVEPOINT, rolled back alone on error; SQLite rolls back only
+    the failed statement. The error is logged by class only: its parameters hold an address.
+    """
+    try:
+        if db.session.get_bind().dialect.name == "postgresql":
+            with db.session.begin_nested():
+                return enter()
+        return enter()
+    except SQLAlchemyError as exc:
+        log.error("the engine skipped %s after a database error (%s)", what, type(exc).__name__)
         return False
-    if not account_participates(account_id, for_writing=True):
-        return False
-    contact = db.session.get(Contact, row.contact_id)
-    if not contact_may_enter(contact) or contact is None:
-        return False
-    if _address_erased(account_id, contact.email):
-        return False
-    services.record(account_id, contact.email, kind, at)
-    return True
 
 
 # --- removal ---------------------------------------------------------------------------------

@@ -66,3 +66,35 @@ def test_an_account_that_left_teaches_nothing_by_sending(
     drain(app)
     assert engine_gate.engine_suppressed(other.account_id, ["gone@inbox.example"]) == set()
     assert engine_gate.contribution_count(sender.account_id) == 0
+
+
+def test_a_failing_engine_never_costs_a_send_or_a_hit(
+    app: Flask, smtp_sink: SMTPSink, db: Any, monkeypatch: Any
+) -> None:
+    """Fault injection: every engine write fails with a database error."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from campaigns.models import Message
+    from engine import services as engine_services
+    from tracking.models import TrackingEvent
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("INSERT INTO engine_contributions", {}, Exception("disk full"))
+
+    monkeypatch.setattr(engine_services, "record", broken)
+    sender = make_tenant("owner@sender.example", "Sender")
+    accounts.update_privacy_settings(sender.account_id, True, "truncate", 180)
+    list_id = make_list_with_contacts(sender, ["ann@inbox.example", "bob@inbox.example"])
+    campaign_id = make_campaign(sender, list_id)
+    campaigns.start(sender.account_id, campaign_id)
+    db.remove()
+    drain(app)
+    assert len(smtp_sink.wait_for(2)) == 2
+    statuses = db.scalars(select(Message.status).where(Message.campaign_id == campaign_id)).all()
+    assert statuses == ["sent", "sent"]
+    beacon = urls_of(smtp_sink.messages[0].message).beacon
+    assert beacon is not None
+    app.test_client().get(path_of(beacon), headers={"User-Agent": HUMAN})
+    assert db.scalar(select(TrackingEvent.kind)) == "open"  # the hit is stored all the same
+    assert len(smtp_sink.messages) == 2  # and nothing was sent twice
