@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional
 
 from privacy.models import REQUEST_KINDS
 
@@ -12,7 +12,7 @@ from privacy.models import REQUEST_KINDS
 class DataRequestForm(FlaskForm):
     email = EmailField(
         "Your email address",
-        validators=[DataRequired(), Email(message="Enter a valid email address."), Length(max=320)],
+        validators=[DataRequired(message="Enter your email address."), Length(max=320)],
     )
     kind = RadioField(
         "What would you like us to do?",
