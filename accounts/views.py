@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from accounts import queries, services
 from accounts.forms import (
@@ -287,4 +297,18 @@ def reactivate() -> Any:
             return redirect(url_for("accounts.reactivate"))
         flash(f"{account.name} is reactivated and will not be deleted.", "success")
         return redirect(url_for("campaigns.dashboard"))
-    return render_template("accounts/reactivate.html", account=account, form=form, role=me.role)
+    grace = int(current_app.config["ACCOUNT_DELETION_GRACE_DAYS"])
+    days_left = None
+    if account.deletion_due_at is not None:
+        from core.db import utcnow
+
+        seconds_left = (account.deletion_due_at - utcnow()).total_seconds()
+        days_left = max(0, math.ceil(seconds_left / 86400))
+    return render_template(
+        "accounts/reactivate.html",
+        account=account,
+        form=form,
+        role=me.role,
+        days_left=days_left,
+        elapsed_percent=0 if days_left is None else round(100 * (grace - days_left) / grace),
+    )
