@@ -135,8 +135,13 @@ def access_report(address: str, contacts: list[Contact]) -> dict[str, Any]:
         "purposes": PURPOSES,
         "recipients": [
             {
-                "name": "The organisation(s) listed above, each for its own contact record",
-                "purpose": "controller",
+                "name": "The organisation(s) listed above",
+                "purpose": "controller of its own contact record",
+                "country": "",
+            },
+            {
+                "name": "This platform's operator",
+                "purpose": "processor, sending and measuring on the organisations' behalf",
                 "country": "",
             },
             *config["SUBPROCESSORS"],

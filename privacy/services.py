@@ -329,7 +329,7 @@ def _fulfil(request: DataRequest) -> Outcome:
             )
         )
     elif kind == "erase":
-        _erase(contacts, address, None)
+        erase_contacts(contacts, address, None)
     elif kind == "restrict":
         _set_flag(contacts, "restricted_at")
     elif kind == "object":
@@ -422,7 +422,7 @@ def _unsubscribe_everywhere(contacts: list[Contact]) -> None:
     )
 
 
-def _erase(contacts: list[Contact], address: str, account_id: int | None) -> None:
+def erase_contacts(contacts: list[Contact], address: str, account_id: int | None) -> None:
     """Erase these contacts through every provider, then the contacts; suppress the address
     as a keyed hash (platform-wide with ``account_id`` None). No commit."""
     if contacts:
@@ -440,6 +440,30 @@ def _erase(contacts: list[Contact], address: str, account_id: int | None) -> Non
             db.session.expunge(contact)
     if address:
         suppress(account_id, address, "erased")
+        if account_id is None:
+            _scrub_other_requests(address_hash(address))
+
+
+def _scrub_other_requests(hashed: str) -> None:
+    """After an erasure, no other request or prepared download may still hold the address."""
+    others = select(DataRequest.id).where(DataRequest.address_hash == hashed)
+    db.session.execute(
+        delete(Download)
+        .where(Download.request_id.in_(others))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(DataRequest)
+        .where(DataRequest.address_hash == hashed, DataRequest.status == "received")
+        .values(status="expired", pending_address=None, proposed=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        update(DataRequest)
+        .where(DataRequest.address_hash == hashed, DataRequest.status != "confirmed")
+        .values(pending_address=None, proposed=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- Marketers, for one contact of their account -----------------------------------------------
@@ -528,7 +552,7 @@ def erase_contact(account_id: int, contact_id: int, user_id: int) -> None:
     contact = _account_contact(account_id, contact_id)
     address = contact.email
     _account_request(account_id, contact, "erase", user_id)
-    _erase([contact], address, account_id)
+    erase_contacts([contact], address, account_id)
     db.session.commit()
 
 

@@ -271,3 +271,16 @@ def test_the_audit_log_holds_no_address(app: Flask, client: Any, smtp_sink: SMTP
         request = core_db.session.scalars(select(DataRequest)).one()
         assert request.pending_address is None  # gone once fulfilled
     assert token_of(link_in(smtp_sink, KNOWN, "/privacy/confirm/")).count(".") == 2
+
+
+def test_sub_processors_from_configuration_are_named_in_the_report(
+    app_factory: Any, smtp_sink: SMTPSink, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("SUBPROCESSORS", "Mailgun|email delivery|USA; Hetzner|hosting|Germany")
+    app = app_factory()
+    client = app.test_client()
+    submit(client, KNOWN, "access")
+    page = client.post(link_in(smtp_sink, KNOWN, "/privacy/confirm/")).get_data(as_text=True)
+    assert "Mailgun — email delivery (USA)" in page
+    assert "Hetzner — hosting (Germany)" in page
+    assert "No organisation on this platform holds this address." in page
