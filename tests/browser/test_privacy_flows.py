@@ -128,3 +128,52 @@ def test_account_deletion_and_reactivation(
     with app.app_context():
         account = core_db.session.scalar(select(Account).where(Account.id == tenant.account_id))
         assert account is not None and account.deletion_due_at is None
+
+
+def test_marketer_applies_a_correction_and_answers_for_one_contact(
+    live_server: LiveServer, page: Any, smtp_sink: SMTPSink
+) -> None:
+    app = live_server.app
+    with app.app_context():
+        tenant = make_tenant("owner@shop.example", "Corner Shop")
+        make_list_with_contacts(tenant, ["jo@example.org", "sam@example.org"], name="Offers")
+    base = live_server.url
+
+    # The person proposes a correction through the public form.
+    page.goto(f"{base}/privacy/request")
+    page.fill("#email", "jo@example.org")
+    page.check("input[name=kind][value=rectify]")
+    page.fill("#new_name", "Jo Martin")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#check-inbox")
+    page.goto(_link(smtp_sink, "jo@example.org", "/privacy/confirm/"))
+    page.click("#confirm-request")
+    page.wait_for_selector("#outcome")
+
+    # The account is told, and applies it.
+    page.goto(f"{base}/login")
+    page.fill("#email", tenant.email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(_link(smtp_sink, tenant.email, "/privacy/requests"))
+    page.wait_for_selector("#account-requests")
+    screenshot(page, "privacy-account-requests")
+    page.click("button:has-text('Apply correction')")
+    page.wait_for_selector("text=Correction applied and recorded.")
+    assert page.locator("#account-requests .badge:has-text('applied')").count() == 1
+
+    # From a contact's page: the privacy page, restriction, then erasure.
+    page.click("nav >> text=Contacts")
+    page.click("text=sam@example.org")
+    page.click("text=Privacy: access, export, erase")
+    page.wait_for_selector("#report")
+    screenshot(page, "privacy-contact")
+    page.click("#restrict")
+    page.wait_for_selector("text=Processing restricted")
+    page.click("#erase")
+    page.wait_for_selector("text=Tick the box")
+    page.check("input[name=confirm]")
+    page.click("#erase")
+    page.wait_for_selector("text=The contact was erased")
+    assert "sam@example.org" not in page.content()
+    screenshot(page, "privacy-contact-erased")
