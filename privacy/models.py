@@ -11,10 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
+from subscribers.models import Contact
+
+# Requests find every account's contact by address, case-insensitively, across all accounts:
+# an expression index on contacts (declared here so the subscribers package stays untouched).
+Index("ix_contacts_email_lower", func.lower(Contact.email))
 
 #: What a data subject (or a marketer for one contact) can ask for.
 REQUEST_KINDS = {

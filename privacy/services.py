@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -658,8 +658,3 @@ def record_lifecycle(event: str, account_id: int, actor: str, detail: str = "") 
     """Add an account-lifecycle step (deletion requested/confirmed/reactivated/deleted) to the
     audit log. No commit."""
     _audit(event, "account", actor, account_id=account_id, detail=detail)
-
-
-def expiry_of(request: DataRequest) -> datetime:
-    """When a pending request's link stops working."""
-    return request.expires_at

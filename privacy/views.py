@@ -8,7 +8,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from core import nav
 from core.auth import login_required, member, operator_required
-from core.errors import NotFoundError, ValidationError
+from core.errors import ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
 from privacy import queries, services
@@ -179,10 +179,7 @@ def contact_erase(contact_id: int) -> Any:
     if request.form.get("confirm") != "erase":
         flash("Tick the box to confirm the erasure.", "error")
         return redirect(url_for("privacy.contact_privacy", contact_id=contact_id))
-    try:
-        services.erase_contact(me.account_id, contact_id, me.user_id)
-    except NotFoundError:
-        raise
+    services.erase_contact(me.account_id, contact_id, me.user_id)
     flash("The contact was erased. Its address stays suppressed as a keyed hash.", "success")
     return redirect(url_for("subscribers.contacts"))
 
