@@ -170,6 +170,37 @@ def test_restriction_objection_and_withdrawal_stop_processing(
         assert suppression_reason(other.account_id, "o@example.org") == "unsubscribed"
     assert len(smtp_sink.to("owner@shop.example")) == 3  # the account was told each time
 
+    # A campaign to the list mails none of them.
+    from campaigns import services as campaigns
+    from tests.conftest import drain
+    from tests.factories import make_campaign
+
+    with app.app_context():
+        campaigns.start(tenant.account_id, make_campaign(tenant, list_id))
+    drain(app)
+    for address in addresses.values():
+        assert not [m for m in smtp_sink.to(address) if m.message["List-Unsubscribe"]]
+
+
+def test_the_privacy_layer_drops_hits_of_contacts_who_withdrew_consent() -> None:
+    from privacy.policy import ContactState, Decision, TrackingContext, decide
+
+    for state in (
+        ContactState(consent_withdrawn=True),
+        ContactState(restricted=True),
+        ContactState(objected=True),
+    ):
+        context = TrackingContext(
+            kind="open",
+            individual_tracking=True,
+            track_opens=True,
+            track_clicks=True,
+            identified_token=True,
+            contact=state,
+        )
+        assert decide(context) == Decision.DROP
+    assert ContactState(consent_withdrawn=True).excluded_from_processing
+
 
 def test_rectification_is_notified_applied_and_recorded(app: Flask, smtp_sink: SMTPSink) -> None:
     public = app.test_client()
