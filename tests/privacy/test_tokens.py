@@ -129,3 +129,27 @@ def test_account_deletion_link(app_factory: Any, smtp_sink: SMTPSink, case: str)
             assert verifier.post(path).status_code == 410  # spent, even after reactivation
         else:
             assert status == 410
+
+
+def test_two_simultaneous_confirmations_fulfil_once(app: Flask, smtp_sink: SMTPSink) -> None:
+    import threading
+
+    path = _request_link(app, smtp_sink, "access")
+    statuses: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def click() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.append(client.post(path).status_code)
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [200, 410]
+    with app.app_context():
+        from privacy.models import Download
+
+        assert len(core_db.session.scalars(select(Download)).all()) == 1
