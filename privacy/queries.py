@@ -263,3 +263,33 @@ def audit_for_request(request_id: int) -> list[AuditEntry]:
             select(AuditEntry).where(AuditEntry.request_id == request_id).order_by(AuditEntry.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class RequestTally:
+    kind: str
+    label: str
+    received: int
+    fulfilled: int
+    expired: int
+
+
+def request_tallies(since: datetime) -> list[RequestTally]:
+    """Per kind of request, how many were received, fulfilled and expired since ``since``
+    (from the audit log, so removed requests still count)."""
+    rows = db.session.execute(
+        select(AuditEntry.kind, AuditEntry.event, func.count(func.distinct(AuditEntry.request_id)))
+        .where(AuditEntry.at >= since, AuditEntry.request_id.is_not(None))
+        .group_by(AuditEntry.kind, AuditEntry.event)
+    ).all()
+    counts: dict[tuple[str, str], int] = {(k, e): int(n) for k, e, n in rows}
+    return [
+        RequestTally(
+            kind=kind,
+            label=label,
+            received=counts.get((kind, "received"), 0),
+            fulfilled=counts.get((kind, "fulfilled"), 0),
+            expired=counts.get((kind, "expired"), 0),
+        )
+        for kind, label in REQUEST_KINDS.items()
+    ]

@@ -190,6 +190,16 @@ def contact_erase(contact_id: int) -> Any:
 @bp.get("/admin/privacy")
 @operator_required
 def operator_log() -> Any:
+    from datetime import timedelta
+
+    from core.db import utcnow
     from core.scheduler import JOBS
 
-    return render_template("privacy/operator_log.html", audit=queries.audit_log(), jobs=JOBS)
+    tallies = queries.request_tallies(utcnow() - timedelta(days=30))
+    return render_template(
+        "privacy/operator_log.html",
+        audit=queries.audit_log(),
+        jobs=JOBS,
+        tallies=tallies,
+        most=max([t.received for t in tallies] + [1]),
+    )

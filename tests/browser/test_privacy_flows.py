@@ -177,3 +177,17 @@ def test_marketer_applies_a_correction_and_answers_for_one_contact(
     page.wait_for_selector("text=The contact was erased")
     assert "sam@example.org" not in page.content()
     screenshot(page, "privacy-contact-erased")
+
+    # A platform operator sees every request's steps and the periodic jobs.
+    from accounts.models import User
+
+    with app.app_context():
+        owner = core_db.session.get(User, tenant.user_id)
+        assert owner is not None
+        owner.is_platform_admin = True
+        core_db.session.commit()
+    page.goto(f"{base}/admin/privacy")
+    page.wait_for_selector("#tallies svg")
+    assert "delete-inactive-accounts" in page.content()
+    assert "jo@example.org" not in page.content()
+    screenshot(page, "privacy-operator-log")
