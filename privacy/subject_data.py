@@ -177,12 +177,13 @@ def _erase_events(contact_ids: list[int]) -> None:
     from campaigns.models import Message
     from tracking.models import TrackingEvent
 
-    # Identified events become anonymous ones: the link to the message (and so the person) goes.
+    # Identified events become anonymous ones: the link to the message (and so the person)
+    # goes, and the network prefix with it.
     message_ids = select(Message.id).where(Message.contact_id.in_(contact_ids))
     db.session.execute(
         update(TrackingEvent)
         .where(TrackingEvent.message_id.in_(message_ids))
-        .values(message_id=None)
+        .values(message_id=None, ip_prefix=None)
         .execution_options(synchronize_session=False)
     )
 
