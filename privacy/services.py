@@ -179,7 +179,8 @@ def submit_request(
         send_system_mail(
             address,
             "Confirm your data request",
-            f"Someone, hopefully you, asked us to: {REQUEST_KINDS[kind].lower()}.\n\n"
+            "Someone, hopefully you, used our data-request form for this address and chose:\n"
+            f"  {REQUEST_KINDS[kind]}\n\n"
             f"Nothing happens until you confirm. Open this link and press the button "
             f"(valid for {hours} hours, once):\n{link}\n\n"
             "If you did not ask, ignore this message: nothing will change.",

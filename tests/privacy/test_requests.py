@@ -315,3 +315,19 @@ def test_sub_processors_from_configuration_are_named_in_the_report(
     assert "Mailgun — email delivery (USA)" in page
     assert "Hetzner — hosting (Germany)" in page
     assert "No organisation on this platform holds this address." in page
+
+
+def test_a_confirmation_email_that_cannot_be_sent_is_reported_and_loses_nothing(
+    app: Flask, client: Any, smtp_sink: SMTPSink
+) -> None:
+    smtp_sink.reply_for("later@example.org", "451 try again later")
+    response = submit(client, "later@example.org", "access")
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "could not send the confirmation email" in page
+    assert 'value="later@example.org"' in page  # the typed address is kept
+    with app.app_context():
+        request = core_db.session.scalars(select(DataRequest)).one()
+        assert request.confirmation_sent_at is None  # so a retry is not held back
+    assert submit(client, "later@example.org", "access").status_code == 200
+    assert link_in(smtp_sink, "later@example.org", "/privacy/confirm/")
