@@ -128,3 +128,13 @@ class SpentToken(Base):
     purpose: Mapped[str] = mapped_column(String(64))
     spent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class ConfirmationMail(Base):
+    """When a confirmation email last went to an address (by keyed hash): at most one per
+    ``DATA_REQUEST_EMAIL_WINDOW``, claimed row by row so concurrent requests cannot both send."""
+
+    __tablename__ = "privacy_confirmation_mail"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import db
 from core.db import utcnow
@@ -34,6 +35,7 @@ from privacy import queries, subject_data
 from privacy.models import (
     REQUEST_KINDS,
     AuditEntry,
+    ConfirmationMail,
     DataRequest,
     Download,
     RequestAccount,
@@ -133,14 +135,8 @@ def submit_request(
         _audit("throttled", kind, SUBJECT, hashed=hashed, detail="rate limit")
         db.session.commit()
         raise RateLimitedError()
-    recent_mail = db.session.scalar(
-        select(func.count())
-        .select_from(DataRequest)
-        .where(
-            DataRequest.address_hash == hashed,
-            DataRequest.confirmation_sent_at >= now - _seconds("DATA_REQUEST_EMAIL_WINDOW"),
-        )
-    )
+    db.session.commit()  # end the reading transaction: the claim below starts with a write
+    may_mail = _claim_confirmation_mail(hashed, now)
     request = DataRequest(
         kind=kind,
         status="received",
@@ -155,7 +151,7 @@ def submit_request(
     db.session.add(request)
     db.session.flush()
     _audit("received", kind, SUBJECT, request_id=request.id, hashed=hashed)
-    if recent_mail:
+    if not may_mail:
         # One confirmation email per address per window: the earlier link is still valid.
         request.status = "expired"
         request.pending_address = None
@@ -190,10 +186,39 @@ def submit_request(
             "confirmation email for request %s not sent: %s", request.id, type(exc).__name__
         )
         request.confirmation_sent_at = None
+        # Release the window so that trying again sends at once.
+        db.session.execute(
+            delete(ConfirmationMail).where(
+                ConfirmationMail.address_hash == hashed, ConfirmationMail.sent_at == now
+            )
+        )
         db.session.commit()
         raise ValidationError(
             "We could not send the confirmation email just now. Please try again in a few minutes."
         ) from exc
+
+
+def _claim_confirmation_mail(hashed: str, now: datetime) -> bool:
+    """True when this caller may email ``hashed`` now (none sent in the window); claims it.
+
+    A conditional UPDATE, or an INSERT guarded by the primary key: of two concurrent callers
+    only one gets True, on PostgreSQL and SQLite alike.
+    """
+    window_start = now - _seconds("DATA_REQUEST_EMAIL_WINDOW")
+    claimed = db.session.execute(
+        update(ConfirmationMail)
+        .where(ConfirmationMail.address_hash == hashed, ConfirmationMail.sent_at <= window_start)
+        .values(sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    try:
+        with db.session.begin_nested():
+            db.session.add(ConfirmationMail(address_hash=hashed, sent_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 def _request_id_from_token(token: str) -> int:

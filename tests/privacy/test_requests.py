@@ -331,3 +331,30 @@ def test_a_confirmation_email_that_cannot_be_sent_is_reported_and_loses_nothing(
         assert request.confirmation_sent_at is None  # so a retry is not held back
     assert submit(client, "later@example.org", "access").status_code == 200
     assert link_in(smtp_sink, "later@example.org", "/privacy/confirm/")
+
+
+def test_simultaneous_requests_for_one_address_send_one_email(
+    app: Flask, smtp_sink: SMTPSink
+) -> None:
+    import threading
+
+    statuses: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def request_access(number: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/privacy/request",
+            data={"email": KNOWN, "kind": "access"},
+            environ_base={"REMOTE_ADDR": f"203.0.{number}.9"},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=request_access, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200, 200, 200, 200]
+    assert len(smtp_sink.to(KNOWN)) == 1
