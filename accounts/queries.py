@@ -60,3 +60,15 @@ def ip_handling_for_campaign(campaign_id: int) -> str:
         .where(Campaign.id == campaign_id)
     )
     return mode or "drop"
+
+
+def owner_emails(account_id: int) -> list[str]:
+    """The addresses of the account's owners (for lifecycle and data-request notices)."""
+    return list(
+        db.session.scalars(
+            select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.account_id == account_id, Membership.role == "owner")
+            .order_by(User.id)
+        )
+    )

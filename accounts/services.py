@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,6 +21,7 @@ from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
 from subscribers.normalise import normalise_email
 
+log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 ROLES = ("owner", "admin", "member")
@@ -265,3 +268,182 @@ def set_engine_participation(account_id: int, participate: bool) -> Account:
         engine_gate.participation_changed(account_id, participate)
     db.session.commit()
     return account
+
+
+# --- Account lifecycle: deletion on request, reactivation, permanent deletion -----------------
+# (privacy issue: the periodic jobs that call these live in privacy/retention.py)
+
+ACCOUNT_DELETION_LINK_MAX_AGE = 24 * 3600
+
+
+def request_account_deletion(account_id: int, user_id: int, actor_role: str) -> None:
+    """Email the owner a signed link (24 h, once) that confirms the deletion of the account."""
+    if actor_role != "owner":
+        raise PermissionDeniedError("Only an owner can delete the account.")
+    account = db.session.get(Account, account_id)
+    user = db.session.get(User, user_id)
+    if account is None or user is None:
+        raise NotFoundError("account")
+    if account.deletion_due_at is not None:
+        raise ValidationError("The account is already scheduled for deletion.")
+    token = sign_timed(Purpose.ACCOUNT_DELETION, [account.id, user.id])
+    link = external_url("accounts.confirm_deletion", token=token)
+    grace = int(current_app.config["ACCOUNT_DELETION_GRACE_DAYS"])
+    from privacy.services import record_lifecycle
+
+    record_lifecycle("deletion-requested", account.id, f"member:{user.id}")
+    db.session.commit()
+    send_system_mail(
+        user.email,
+        f"Confirm the deletion of {account.name}",
+        f"You asked to delete the account {account.name}.\n\n"
+        f"Confirm it here (valid for 24 hours, once):\n{link}\n\n"
+        f"The account is then deleted {grace} days later, with its members, contacts, "
+        f"campaigns and events. Until then any owner can log in and reactivate it.\n\n"
+        "If it was not you, ignore this message and consider changing your password.",
+    )
+
+
+def account_for_deletion_token(token: str) -> Account:
+    """The account a deletion link is for (no state change). BadTokenError if it is forged,
+    expired, made for another purpose, or the account is already scheduled."""
+    payload = unsign_timed(Purpose.ACCOUNT_DELETION, token, max_age=ACCOUNT_DELETION_LINK_MAX_AGE)
+    if not isinstance(payload, list) or len(payload) != 2:
+        raise BadTokenError("malformed")
+    account = db.session.get(Account, payload[0])
+    member = db.session.scalar(
+        select(Membership).where(
+            Membership.account_id == payload[0],
+            Membership.user_id == payload[1],
+            Membership.role == "owner",
+        )
+    )
+    if account is None or member is None or account.deletion_due_at is not None:
+        raise BadTokenError("unknown or already scheduled")
+    return account
+
+
+def confirm_account_deletion(token: str) -> Account:
+    """Schedule the deletion ``ACCOUNT_DELETION_GRACE_DAYS`` from now. The link works once."""
+    from datetime import timedelta
+
+    from privacy.services import record_lifecycle, spend_token
+
+    account = account_for_deletion_token(token)
+    spend_token(Purpose.ACCOUNT_DELETION, token, ACCOUNT_DELETION_LINK_MAX_AGE)
+    now = utcnow()
+    account.deletion_requested_at = now
+    account.deletion_due_at = now + timedelta(
+        days=int(current_app.config["ACCOUNT_DELETION_GRACE_DAYS"])
+    )
+    record_lifecycle(
+        "deletion-confirmed",
+        account.id,
+        "owner (emailed link)",
+        detail=f"due {account.deletion_due_at:%Y-%m-%d %H:%M} UTC",
+    )
+    db.session.commit()
+    from accounts.queries import owner_emails
+
+    for owner in owner_emails(account.id):
+        send_system_mail(
+            owner,
+            f"{account.name} will be deleted on {account.deletion_due_at:%Y-%m-%d}",
+            f"The account {account.name} is scheduled for deletion on "
+            f"{account.deletion_due_at:%Y-%m-%d %H:%M} UTC. Until then, log in and press "
+            f"Reactivate to keep it:\n{external_url('accounts.login')}",
+        )
+    return account
+
+
+def reactivate_account(account_id: int, user_id: int, actor_role: str) -> Account:
+    """Cancel a scheduled deletion (owners, until the deletion is due)."""
+    if actor_role != "owner":
+        raise PermissionDeniedError("Only an owner can reactivate the account.")
+    account = db.session.get(Account, account_id)
+    if account is None:
+        raise NotFoundError("account")
+    if account.deletion_due_at is None:
+        raise ValidationError("The account is not scheduled for deletion.")
+    if account.deletion_due_at <= utcnow():
+        raise ValidationError("The account's grace period is over; it can no longer be kept.")
+    account.deletion_requested_at = None
+    account.deletion_due_at = None
+    record_activity(account.id)
+    from privacy.services import record_lifecycle
+
+    record_lifecycle("reactivated", account.id, f"member:{user_id}")
+    db.session.commit()
+    return account
+
+
+def delete_account_permanently(account_id: int, reason: str, condition: Any = None) -> bool:
+    """Delete the account and everything of it (ON DELETE CASCADE on every account_id), and
+    the users who belong to no other account. ``condition``: an extra SQL condition on the
+    account row that must still hold (so a job racing a reactivation deletes nothing).
+
+    Returns True when this call deleted it (False when it was already gone or no longer due);
+    owners get a last email only then. Commits.
+    """
+    from sqlalchemy import delete
+
+    from accounts.queries import owner_emails
+    from privacy.services import record_lifecycle
+
+    query = select(Account).where(Account.id == account_id)
+    if condition is not None:
+        query = query.where(condition)
+    account = db.session.scalar(query.with_for_update())
+    if account is None:
+        db.session.rollback()
+        return False
+    name = account.name
+    owners = owner_emails(account_id)
+    member_ids = list(
+        db.session.scalars(select(Membership.user_id).where(Membership.account_id == account_id))
+    )
+    statement = delete(Account).where(Account.id == account_id)
+    if condition is not None:
+        statement = statement.where(condition)
+    deleted = db.session.execute(statement.execution_options(synchronize_session=False))
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        return False
+    if member_ids:
+        still_member = select(Membership.user_id).where(Membership.user_id.in_(member_ids))
+        db.session.execute(
+            delete(User)
+            .where(User.id.in_(member_ids), User.id.not_in(still_member))
+            .execution_options(synchronize_session=False)
+        )
+    record_lifecycle("deleted", account_id, "scheduler", detail=reason)
+    db.session.commit()
+    db.session.expunge_all()
+    for owner in owners:
+        try:
+            send_system_mail(
+                owner,
+                f"{name} was deleted",
+                f"The account {name} and all its data were deleted permanently ({reason}).",
+            )
+        except Exception:
+            log.warning("deletion notice for account %s not sent", account_id)
+    return True
+
+
+def send_inactivity_warning(account_id: int, deletion_on: Any) -> None:
+    """Email the owners that the account will be deleted for inactivity, and how to keep it."""
+    from accounts.queries import owner_emails
+
+    account = db.session.get(Account, account_id)
+    if account is None:
+        return
+    for owner in owner_emails(account_id):
+        send_system_mail(
+            owner,
+            f"{account.name} will be deleted on {deletion_on:%Y-%m-%d} for inactivity",
+            f"Nobody has logged in to {account.name} or sent a campaign for almost a year. "
+            f"Unused accounts are deleted with all their data, so {account.name} will be "
+            f"deleted on {deletion_on:%Y-%m-%d}.\n\n"
+            f"To keep it, simply log in before then:\n{external_url('accounts.login')}",
+        )

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from accounts import queries, services
 from accounts.forms import (
@@ -79,6 +89,9 @@ def login() -> Any:
         else:
             user, account_id = found
             _start_session(user.id, account_id)
+            if queries.get_account(account_id).deletion_due_at is not None:
+                # Scheduled for deletion: say so and offer reactivation first.
+                return redirect(url_for("accounts.reactivate"))
             return redirect(_safe_next(request.args.get("next")))
     status = 200 if request.method == "GET" else 422
     return render_template("accounts/login.html", form=form), status
@@ -244,3 +257,70 @@ def index() -> Any:
     if current_member() is None:
         return redirect(url_for("accounts.login"))
     return redirect(url_for("campaigns.dashboard"))
+
+
+# --- Account lifecycle (deletion with a 30-day grace period, reactivation) --------------------
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+@login_required("owner")
+def delete_account() -> Any:
+    me = member()
+    account = queries.get_account(me.account_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            services.request_account_deletion(me.account_id, me.user_id, me.role)
+        except (ValidationError, PermissionDeniedError) as exc:
+            flash(str(exc), "error")
+        else:
+            flash(f"We emailed a confirmation link to {me.email}. Open it to confirm.", "success")
+        return redirect(url_for("accounts.delete_account"))
+    return render_template("accounts/delete.html", account=account, form=form)
+
+
+@bp.route("/account/delete/confirm/<token>", methods=["GET", "POST"])
+def confirm_deletion(token: str) -> Any:
+    try:
+        account = services.account_for_deletion_token(token)
+    except BadTokenError:
+        return render_template("accounts/deletion_link_problem.html"), 410
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            account = services.confirm_account_deletion(token)
+        except BadTokenError:
+            return render_template("accounts/deletion_link_problem.html"), 410
+        return render_template("accounts/deletion_scheduled.html", account=account)
+    return render_template("accounts/confirm_deletion.html", account=account, form=form)
+
+
+@bp.route("/account/reactivate", methods=["GET", "POST"])
+@login_required()
+def reactivate() -> Any:
+    me = member()
+    account = queries.get_account(me.account_id)
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            services.reactivate_account(me.account_id, me.user_id, me.role)
+        except (ValidationError, PermissionDeniedError) as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("accounts.reactivate"))
+        flash(f"{account.name} is reactivated and will not be deleted.", "success")
+        return redirect(url_for("campaigns.dashboard"))
+    grace = int(current_app.config["ACCOUNT_DELETION_GRACE_DAYS"])
+    days_left = None
+    if account.deletion_due_at is not None:
+        from core.db import utcnow
+
+        seconds_left = (account.deletion_due_at - utcnow()).total_seconds()
+        days_left = max(0, math.ceil(seconds_left / 86400))
+    return render_template(
+        "accounts/reactivate.html",
+        account=account,
+        form=form,
+        role=me.role,
+        days_left=days_left,
+        elapsed_percent=0 if days_left is None else round(100 * (grace - days_left) / grace),
+    )

@@ -185,6 +185,7 @@ def _eligible_recipients(campaign: Campaign, message_ids: list[int]) -> dict[int
             Subscription.status == "subscribed",
             Contact.restricted_at.is_(None),
             Contact.objected_at.is_(None),
+            Contact.consent_withdrawn_at.is_(None),  # privacy: consent withdrawal (art. 7(3))
         )
     ).all()
     suppressed = suppressed_emails(campaign.account_id, [row[1] for row in rows])

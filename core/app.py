@@ -67,6 +67,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     if queue_is_inprocess(app) and app.config["INPROCESS_WORKER"] and not app.config["TESTING"]:
         app.extensions["queue"].start_worker()
+    # privacy: periodic jobs run in-process on the embedded default (see core/scheduler.py).
+    if queue_is_inprocess(app) and app.config["SCHEDULER_INPROCESS"] and not app.config["TESTING"]:
+        from core import scheduler
+
+        scheduler.start_inprocess(app)
     return app
 
 

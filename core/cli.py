@@ -8,6 +8,9 @@ from flask import Flask, current_app
 
 def register(app: Flask) -> None:
     """Add the platform's commands to ``flask``."""
+    from core.scheduler import register_cli  # privacy: `flask scheduler`
+
+    register_cli(app)
 
     @app.cli.command("migrate")
     def migrate_command() -> None:

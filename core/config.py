@@ -33,6 +33,17 @@ def _development_secret(name: str = "secret_key") -> str:
     return key
 
 
+def _subprocessors(raw: str) -> list[dict[str, str]]:
+    """Parse ``SUBPROCESSORS`` ("name|purpose|country;..."); the embedded default has none."""
+    found = []
+    for entry in raw.split(";"):
+        parts = [p.strip() for p in entry.split("|")]
+        if parts and parts[0]:
+            parts += ["", ""]
+            found.append({"name": parts[0], "purpose": parts[1], "country": parts[2]})
+    return found
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the settings: defaults, then the environment, then ``overrides`` (tests)."""
     env = os.environ
@@ -62,6 +73,28 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "INPROCESS_WORKER": _bool(env.get("INPROCESS_WORKER"), True),
         "SEND_BATCH_SIZE": int(env.get("SEND_BATCH_SIZE", "200")),
         "PASSWORD_RESET_MAX_AGE": int(env.get("PASSWORD_RESET_MAX_AGE", str(3600))),
+        # Privacy (data-subject requests, retention, account lifecycle; docs/readme/privacy.md).
+        # Sub-processors named in access reports: "name|purpose|country" entries separated by ";".
+        "SUBPROCESSORS": _subprocessors(env.get("SUBPROCESSORS", "")),
+        "SUPERVISORY_AUTHORITY": env.get(
+            "SUPERVISORY_AUTHORITY",
+            "the data-protection authority of your country of residence, work or the place of "
+            "the alleged infringement (list: https://edpb.europa.eu/about-edpb/members_en)",
+        ),
+        "DATA_REQUEST_MAX_AGE": int(env.get("DATA_REQUEST_MAX_AGE", str(24 * 3600))),
+        "DOWNLOAD_MAX_AGE": int(env.get("DOWNLOAD_MAX_AGE", str(24 * 3600))),
+        "DATA_REQUEST_KEEP_DAYS": int(env.get("DATA_REQUEST_KEEP_DAYS", "90")),
+        "DATA_REQUEST_EMAIL_WINDOW": int(env.get("DATA_REQUEST_EMAIL_WINDOW", "900")),
+        "DATA_REQUEST_LIMIT_PER_ADDRESS": int(env.get("DATA_REQUEST_LIMIT_PER_ADDRESS", "5")),
+        "DATA_REQUEST_LIMIT_PER_CLIENT": int(env.get("DATA_REQUEST_LIMIT_PER_CLIENT", "20")),
+        "DATA_REQUEST_LIMIT_WINDOW": int(env.get("DATA_REQUEST_LIMIT_WINDOW", "3600")),
+        "UNCONFIRMED_SIGNUP_DAYS": int(env.get("UNCONFIRMED_SIGNUP_DAYS", "7")),
+        "ACCOUNT_DELETION_GRACE_DAYS": int(env.get("ACCOUNT_DELETION_GRACE_DAYS", "30")),
+        "ACCOUNT_INACTIVITY_DAYS": int(env.get("ACCOUNT_INACTIVITY_DAYS", "365")),
+        "ACCOUNT_INACTIVITY_WARNING_DAYS": int(env.get("ACCOUNT_INACTIVITY_WARNING_DAYS", "30")),
+        "SCHEDULER_INTERVAL_SECONDS": int(env.get("SCHEDULER_INTERVAL_SECONDS", "300")),
+        # Run the periodic jobs inside the web process (embedded default, no Redis).
+        "SCHEDULER_INPROCESS": _bool(env.get("SCHEDULER_INPROCESS"), True),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": base_url.startswith("https://"),

@@ -109,11 +109,12 @@ class ContactState:
     unsubscribed: bool = False
     restricted: bool = False
     objected: bool = False
+    consent_withdrawn: bool = False  # privacy: consent withdrawal (GDPR art. 7(3))
 
     @property
     def excluded_from_processing(self) -> bool:
-        """Restriction, objection or erasure: no tracking, no sending, no engine."""
-        return not self.exists or self.restricted or self.objected
+        """Restriction, objection, consent withdrawal or erasure: no tracking, sending, engine."""
+        return not self.exists or self.restricted or self.objected or self.consent_withdrawn
 
 
 @dataclass(frozen=True)

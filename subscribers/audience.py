@@ -15,7 +15,8 @@ from subscribers.models import Contact, Subscription
 
 def audience_contact_ids(account_id: int, list_ids: Sequence[int]) -> Select[int]:
     """Distinct ids of the account's contacts subscribed to any of ``list_ids`` and not
-    restricted or objecting. Deduplicated: a contact on two lists appears once."""
+    restricted, objecting or having withdrawn consent (privacy). Deduplicated: a contact on two
+    lists appears once."""
     return (
         select(Contact.id)
         .join(Subscription, Subscription.contact_id == Contact.id)
@@ -25,6 +26,7 @@ def audience_contact_ids(account_id: int, list_ids: Sequence[int]) -> Select[int
             Subscription.status == "subscribed",
             Contact.restricted_at.is_(None),
             Contact.objected_at.is_(None),
+            Contact.consent_withdrawn_at.is_(None),  # privacy: consent withdrawal (art. 7(3))
         )
         .distinct()
     )

@@ -31,6 +31,8 @@ class Contact(Base):
     # tracking and the optimisation engine.
     restricted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     objected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Added by privacy (migration 0106): the person withdrew consent (GDPR art. 7(3)).
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="contact", cascade="all, delete-orphan"

@@ -55,6 +55,11 @@ def add_contact_to_list(
     """Add (or find) the contact by normalised address and subscribe it to the list."""
     mailing_list = get_list(account_id, list_id)
     address = normalise_email(email)
+    # Erased, unsubscribed everywhere, bounced or blocked addresses are never added back.
+    from subscribers.suppression import suppression_reason
+
+    if suppression_reason(account_id, address) is not None:
+        raise ValidationError(f"{address} is suppressed and cannot be added.", field="email")
     contact = db.session.scalar(
         select(Contact).where(Contact.account_id == account_id, Contact.email == address)
     )

@@ -51,6 +51,7 @@ def _contact_state(message: Message | None, list_id: int | None) -> policy.Conta
         unsubscribed=unsubscribed,
         restricted=contact.restricted_at is not None,
         objected=contact.objected_at is not None,
+        consent_withdrawn=contact.consent_withdrawn_at is not None,  # privacy: art. 7(3)
     )
 
 

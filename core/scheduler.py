@@ -1,0 +1,195 @@
+"""Periodic jobs: retention, account deletions, inactivity, and whatever packages add.
+
+Every job is a function ``job(now: datetime) -> int`` computed from database state (safe to
+run twice, late, or in two processes). :func:`run_jobs` runs them all once, each in its own
+app context, under a PostgreSQL advisory lock per job (a second process skips a job that is
+running elsewhere). The scheduler runs :func:`run_jobs` every ``SCHEDULER_INTERVAL_SECONDS``,
+starting shortly after it starts, so work that fell due during downtime is caught up at once.
+
+Where it runs:
+
+- embedded default (no Redis): inside the web process, started by the app factory;
+- production: one dedicated process, ``flask scheduler`` or ``python -m core.scheduler``
+  (set ``SCHEDULER_INPROCESS=false`` if web processes should not run it as well; running it in
+  several places is safe, only wasteful).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import text
+
+from core.db import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    target: str  # "package.module:function"
+    optional: bool = False  # skipped quietly when the function does not exist (yet)
+
+
+#: The registration list. Packages add their periodic work here (``job(now) -> int``).
+JOBS: list[Job] = [
+    Job("expire-data-requests", "privacy.retention:expire_requests"),
+    Job("remove-downloads", "privacy.retention:remove_downloads_and_spent_tokens"),
+    Job("purge-unconfirmed-signups", "privacy.retention:purge_unconfirmed_signups"),
+    Job("delete-accounts-due", "privacy.retention:delete_accounts_due"),
+    Job("warn-inactive-accounts", "privacy.retention:warn_inactive_accounts"),
+    Job("delete-inactive-accounts", "privacy.retention:delete_inactive_accounts"),
+    # Provided by the tracking and sending work; called when present.
+    Job("event-retention", "tracking.services:apply_event_retention", optional=True),
+    Job("reconcile-sends", "campaigns.services:reconcile", optional=True),
+]
+
+
+def resolve(job: Job) -> Callable[[datetime], Any] | None:
+    """The job's function, or None for an optional job whose function does not exist."""
+    module_name, _, attribute = job.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        if job.optional:
+            return None
+        raise
+    function = getattr(module, attribute, None)
+    if function is None and not job.optional:
+        raise LookupError(f"scheduled job {job.name}: {job.target} not found")
+    return function
+
+
+@contextmanager
+def _job_lock(app: Flask, name: str) -> Iterator[bool]:
+    """On PostgreSQL, a session advisory lock per job (True when this process holds it)."""
+    engine = app.extensions["db_engine"]
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = zlib.crc32(f"envoy-job:{name}".encode())
+    with engine.connect() as connection:
+        got = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        try:
+            yield got
+        finally:
+            if got:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            connection.commit()
+
+
+def run_jobs(
+    app: Flask, now: datetime | None = None, only: list[str] | None = None
+) -> dict[str, Any]:
+    """Run every registered job once (or those named in ``only``); return each one's result.
+
+    A failing job is logged and reported as the exception's class name; the others still run.
+    """
+    results: dict[str, Any] = {}
+    for job in JOBS:
+        if only is not None and job.name not in only:
+            continue
+        function = resolve(job)
+        if function is None:
+            continue
+        with _job_lock(app, job.name) as held:
+            if not held:
+                results[job.name] = "running elsewhere"
+                continue
+            with app.app_context():
+                from core import db
+
+                try:
+                    results[job.name] = function(now or utcnow())
+                except Exception as exc:
+                    db.session.rollback()
+                    log.exception("scheduled job %s failed", job.name)
+                    results[job.name] = type(exc).__name__
+    return results
+
+
+def _scheduled_run(app: Flask) -> None:
+    results = run_jobs(app)
+    log.info("scheduled jobs ran: %s", results)
+
+
+def start_inprocess(app: Flask) -> Any:
+    """Start a background scheduler thread in this process (the embedded default)."""
+    from datetime import timedelta
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
+    scheduler.add_job(
+        _scheduled_run,
+        "interval",
+        args=[app],
+        seconds=int(app.config["SCHEDULER_INTERVAL_SECONDS"]),
+        next_run_time=datetime.now().astimezone() + timedelta(seconds=30),
+        coalesce=True,
+        max_instances=1,
+        id="envoy-jobs",
+    )
+    scheduler.start()
+    app.extensions["scheduler"] = scheduler
+    return scheduler
+
+
+def run_forever(app: Flask) -> None:
+    """Run the jobs now, then every ``SCHEDULER_INTERVAL_SECONDS``, until interrupted."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    existing = app.extensions.pop("scheduler", None)
+    if existing is not None:
+        existing.shutdown(wait=False)
+    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler.add_job(
+        _scheduled_run,
+        "interval",
+        args=[app],
+        seconds=int(app.config["SCHEDULER_INTERVAL_SECONDS"]),
+        next_run_time=datetime.now().astimezone(),
+        coalesce=True,
+        max_instances=1,
+        id="envoy-jobs",
+    )
+    log.info(
+        "scheduler started: %d jobs every %ss", len(JOBS), app.config["SCHEDULER_INTERVAL_SECONDS"]
+    )
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        scheduler.shutdown(wait=False)
+
+
+def register_cli(app: Flask) -> None:
+    """``flask scheduler`` (run forever) and ``flask scheduler --once`` (run every job once)."""
+    import click
+
+    @app.cli.command("scheduler")
+    @click.option("--once", is_flag=True, help="Run every job once and exit.")
+    def scheduler_command(once: bool) -> None:
+        """Run the periodic jobs (retention, deletions, inactivity, reconciler)."""
+        from flask import current_app
+
+        real_app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if once:
+            for name, result in run_jobs(real_app).items():
+                click.echo(f"{name}: {result}")
+            return
+        run_forever(real_app)
+
+
+if __name__ == "__main__":  # python -m core.scheduler
+    from core.app import create_app
+
+    run_forever(create_app({"SCHEDULER_INPROCESS": False}))
