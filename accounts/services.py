@@ -402,6 +402,9 @@ def delete_account_permanently(account_id: int, reason: str, condition: Any = No
     member_ids = list(
         db.session.scalars(select(Membership.user_id).where(Membership.account_id == account_id))
     )
+    from privacy import engine_gate
+
+    engine_gate.forget_account(account_id)
     statement = delete(Account).where(Account.id == account_id)
     if condition is not None:
         statement = statement.where(condition)

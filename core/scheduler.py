@@ -38,6 +38,12 @@ class Job:
     name: str
     target: str  # "package.module:function"
     optional: bool = False  # skipped quietly when the function does not exist (yet)
+    # Run at most this often in one process (0: every tick). The first tick after a start
+    # always runs it, so a missed day is caught up on restart.
+    every_seconds: int = 0
+
+
+_LAST_RUN: dict[str, datetime] = {}
 
 
 #: The registration list. Packages add their periodic work here (``job(now) -> int``).
@@ -51,6 +57,7 @@ JOBS: list[Job] = [
     # Provided by the tracking and sending work; called when present.
     Job("event-retention", "tracking.services:apply_event_retention", optional=True),
     Job("reconcile-sends", "campaigns.services:reconcile", optional=True),
+    Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
 ]
 
 
@@ -101,6 +108,13 @@ def run_jobs(
         function = resolve(job)
         if function is None:
             continue
+        moment = now or utcnow()
+        last = _LAST_RUN.get(job.name)
+        if job.every_seconds and now is None and last is not None:
+            elapsed = (moment - last).total_seconds()
+            if 0 <= elapsed < job.every_seconds:
+                continue
+        _LAST_RUN[job.name] = moment
         with _job_lock(app, job.name) as held:
             if not held:
                 results[job.name] = "running elsewhere"

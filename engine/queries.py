@@ -122,3 +122,29 @@ def domain_pace(domain: str) -> int | None:
         return None
     pace = int(setting("ENGINE_PACE_PER_MINUTE")) * threshold / share
     return max(int(setting("ENGINE_MIN_PACE_PER_MINUTE")), int(pace))
+
+
+def about_address(address_hash: str) -> dict[str, object] | None:
+    """What the engine has learned about one address hash, for that person's access report."""
+    from engine.models import EngineAddress, EngineAddressHour
+
+    row = db.session.get(EngineAddress, address_hash)
+    if row is None:
+        return None
+    hours = db.session.execute(
+        select(EngineAddressHour.hour, EngineAddressHour.engagements)
+        .where(EngineAddressHour.address_hash == address_hash)
+        .order_by(EngineAddressHour.hour)
+    ).all()
+    return {
+        "domain": row.domain,
+        "delivered": row.delivered,
+        "deferred": row.deferred,
+        "bounced": row.bounced,
+        "complained": row.complained,
+        "human_opens": row.opens,
+        "human_clicks": row.clicks,
+        "last_delivered_on": row.last_delivered_on.isoformat() if row.last_delivered_on else None,
+        "last_bounced_on": row.last_bounced_on.isoformat() if row.last_bounced_on else None,
+        "engagement_hours_utc": ", ".join(f"{hour:02d}h:{count}" for hour, count in hours),
+    }

@@ -32,6 +32,7 @@ from campaigns.models import Campaign, Message
 from core import db, queue
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES
+from privacy import subject_data
 from subscribers.models import Contact
 from subscribers.suppression import suppression_reason
 
@@ -64,8 +65,7 @@ def contact_may_enter(contact: Contact | None) -> bool:
         return False
     if contact.restricted_at is not None or contact.objected_at is not None:
         return False
-    # The consent-withdrawal flag is added by the privacy package; until then it is absent.
-    return getattr(contact, "consent_withdrawn_at", None) is None
+    return contact.consent_withdrawn_at is None
 
 
 def _address_erased(account_id: int, email: str) -> bool:
@@ -265,3 +265,46 @@ def domain_pace(account_id: int, domain: str) -> int | None:
     if not domain or not account_participates(account_id):
         return None
     return queries.domain_pace(domain)
+
+
+# --- data-subject rights ---------------------------------------------------------------------
+
+
+def _export_engine_data(contact_ids: list[int]) -> dict[int, list[dict[str, object]]]:
+    """What the engine holds about each contact's address (it holds the hash, not the address)."""
+    contacts = db.session.execute(
+        select(Contact.id, Contact.email).where(Contact.id.in_(contact_ids))
+    )
+    records: dict[int, list[dict[str, object]]] = {}
+    for contact_id, email in contacts:
+        held = queries.about_address(services.engine_hash(email))
+        if held:
+            records[contact_id] = [held]
+    return records
+
+
+def _erase_engine_data(contact_ids: list[int]) -> None:
+    """Erasure at an account: remove what that account contributed about each address."""
+    contacts = db.session.execute(
+        select(Contact.account_id, Contact.email).where(Contact.id.in_(contact_ids))
+    )
+    for account_id, email in contacts:
+        services.remove_address(email, account_id=account_id)
+
+
+def run_maintenance(now: datetime) -> None:
+    """The scheduler's daily job: drop contributions of accounts that left or are past
+    retention and rebuild the learned tables. Safe to run twice, late or concurrently."""
+    services.maintain()
+    db.session.commit()
+
+
+subject_data.register(
+    subject_data.Provider(
+        name="delivery_optimization_engine",
+        title="Delivery Optimization Engine (keyed by a hash of your address)",
+        order=50,
+        export=_export_engine_data,
+        erase=_erase_engine_data,
+    )
+)

@@ -31,7 +31,7 @@ from core.errors import NotFoundError, ValidationError
 from core.mail import PermanentMailError, TransientMailError, send_system_mail
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
-from privacy import queries, subject_data
+from privacy import engine_gate, queries, subject_data
 from privacy.models import (
     REQUEST_KINDS,
     AuditEntry,
@@ -428,10 +428,12 @@ def _notify_for(kind: str, contacts: list[Contact], address: str | None) -> None
 
 
 def _set_flag(contacts: list[Contact], column: str) -> None:
+    """Mark restriction, objection or withdrawal; what the engine learned from it goes too."""
     now = utcnow()
     for contact in contacts:
         if getattr(contact, column) is None:
             setattr(contact, column, now)
+        engine_gate.withdraw_contact(contact.account_id, contact.email)
 
 
 def _unsubscribe_everywhere(contacts: list[Contact]) -> None:
@@ -467,6 +469,7 @@ def erase_contacts(contacts: list[Contact], address: str, account_id: int | None
     if address:
         suppress(account_id, address, "erased")
         if account_id is None:
+            engine_gate.forget_address(address)
             _scrub_other_requests(address_hash(address))
 
 

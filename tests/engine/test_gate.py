@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from accounts import services as accounts
 from core import db
+from core.errors import ValidationError
 from privacy import engine_gate
 from subscribers.models import Contact
 from subscribers.suppression import suppress
@@ -122,8 +123,10 @@ def test_erasure_removes_the_address_everywhere_and_keeps_it_out(
         a.account_id, None, "ann@mail.example", "delivered", NOW
     )
     assert not engine_gate.record_engagement(a.account_id, message_id, "open", NOW, False)
-    # Even if the address is added again, an erased address never re-enters.
-    make_list_with_contacts(a, ["ann@mail.example"], name="Again")
+    # The erased address cannot be added again, and the engine refuses it all the same.
+    with pytest.raises(ValidationError):
+        make_list_with_contacts(a, ["ann@mail.example"], name="Again")
+    db.rollback()
     assert not engine_gate.record_delivery_outcome(
         a.account_id, None, "ann@mail.example", "delivered", NOW
     )
