@@ -13,12 +13,14 @@ class Line:
     css: str
     points: str  # "x,y x,y ..." for <polyline points=...>
     total: int
+    dots: list[tuple[float, float, int]]  # x, y, value of each point (for markers and titles)
 
 
 @dataclass(frozen=True)
 class Tick:
     position: float
     label: str
+    anchor: str = "middle"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class Chart:
     y_ticks: list[Tick]
     x_ticks: list[Tick]
     empty: bool
+
+    @property
+    def dots(self) -> bool:
+        """Markers on the points when there are few enough to see them."""
+        return 0 < len(self.lines[0].dots) <= 60 if self.lines else False
 
 
 def _nice_max(value: int) -> int:
@@ -71,13 +78,23 @@ def line_chart(
             css,
             " ".join(f"{x(i):.1f},{y(getattr(p, f)):.1f}" for i, p in enumerate(series)),
             sum(getattr(p, f) for p in series),
+            [(x(i), y(getattr(p, f)), getattr(p, f)) for i, p in enumerate(series)],
         )
         for name, css, f in fields
     ]
     y_ticks = [Tick(y(y_max * i // 4), str(y_max * i // 4)) for i in range(5)]
     label = "%d %b %H:00" if granularity == "hour" else "%d %b"
     every = max(1, count // 6)
-    x_ticks = [Tick(x(i), p.start.strftime(label)) for i, p in enumerate(series) if i % every == 0]
+    x_ticks = []
+    for i, p in enumerate(series):
+        if i % every and i != count - 1:
+            continue
+        anchor = "middle"
+        if count > 1 and i == 0:
+            anchor = "start"
+        elif count > 1 and i == count - 1:
+            anchor = "end"
+        x_ticks.append(Tick(x(i), p.start.strftime(label), anchor))
     return Chart(
         width, height, left, top, plot_width, plot_height, lines, y_ticks, x_ticks, not series
     )
