@@ -164,6 +164,7 @@ def _networks(extra: tuple[str, ...]) -> tuple[tuple[Any, str], ...]:
     return tuple((ipaddress.ip_network(net, strict=False), name) for net, name in listed)
 
 
+@lru_cache(maxsize=8192)
 def machine_network(ip_prefix: str | None, extra: tuple[str, ...] = ()) -> str | None:
     """The name of the proxy or scanner network a reduced prefix lies in, or None."""
     if not ip_prefix:

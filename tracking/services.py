@@ -174,6 +174,19 @@ def _seen_before(message_ids: set[int]) -> tuple[set[tuple[int, str]], set[tuple
     return kinds, links
 
 
+def _stored_uids(uids: list[str]) -> set[str]:
+    found: set[str | None] = set()
+    for start in range(0, len(uids), 1000):
+        found.update(
+            db.session.scalars(
+                select(TrackingEvent.hit_uid).where(
+                    TrackingEvent.hit_uid.in_(uids[start : start + 1000])
+                )
+            ).all()
+        )
+    return {uid for uid in found if uid}
+
+
 def _insert(table: Any, dialect: str) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
@@ -276,19 +289,18 @@ def ingest(hits: Iterable[Hit]) -> int:
                 signals[hit.uid] = signal
 
     dialect = db.session.get_bind().dialect.name
-    inserted: set[str] = set()
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        result = db.session.execute(
-            _insert(TrackingEvent, dialect)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["hit_uid"])
-            .returning(TrackingEvent.hit_uid)
+    # Hits already stored (a batch ingested again after a crash) are neither stored nor counted
+    # again. One consumer ingests at a time (the buffer's lock); the unique index and ON
+    # CONFLICT DO NOTHING keep the table right even if two ever overlap.
+    already = _stored_uids([row["hit_uid"] for row in rows])
+    rows = [row for row in rows if row["hit_uid"] not in already]
+    if rows:
+        table = TrackingEvent.__table__
+        db.session.connection().execute(
+            _insert(table, dialect).on_conflict_do_nothing(index_elements=["hit_uid"]), rows
         )
-        inserted.update(uid for (uid,) in result)
-    _add_to_aggregates(
-        [row for row in rows if row["hit_uid"] in inserted], seen_kinds, seen_links, dialect
-    )
+    inserted = {row["hit_uid"] for row in rows}
+    _add_to_aggregates(rows, seen_kinds, seen_links, dialect)
     db.session.commit()
     _forward_to_engine([signal for uid, signal in signals.items() if uid in inserted])
     return len(inserted)

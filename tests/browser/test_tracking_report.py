@@ -39,7 +39,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def _hit(url: str, agent: str = BROWSER_UA) -> int:
     opener = urllib.request.build_opener(_NoRedirect)
-    request = urllib.request.Request(url, headers={"User-Agent": agent})
+    assert url.startswith("http://127.0.0.1:")
+    request = urllib.request.Request(url, headers={"User-Agent": agent})  # noqa: S310
     try:
         with opener.open(request, timeout=10) as response:
             return int(response.status)

@@ -36,14 +36,16 @@ def test_ip_reduction(raw: str | None, mode: str, expected: str | None) -> None:
     [
         ("Mozilla/5.0", "apple-mpp"),
         (
-            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0"
+            " (via ggpht.com GoogleImageProxy)",
             "gmail-proxy",
         ),
         ("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", "yahoo-proxy"),
         ("Mozilla/5.0 (compatible; Barracuda Sentinel)", "scanner"),
         ("python-requests/2.31", "bot"),
         (
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"
+            " Mobile/15E148",
             "mobile",
         ),
         (
