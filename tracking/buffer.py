@@ -3,15 +3,16 @@
 The beacon and click endpoints never write to the database. They push each hit (already
 reduced by the privacy layer) into a buffer, and a worker ingests the buffer in batches:
 
-- with ``REDIS_URL``: a Redis list ``<namespace>:tracking:hits``. A request appends its hit to
-  an in-process queue; the first request thread that finds no flush running becomes the
-  flusher and RPUSHes everything queued in one round trip (group commit), so hits are batched
-  without any timer. The push also sets a short-lived "kick" key and, when it was not set,
-  enqueues the ingest actor. If Redis is unreachable the batch is appended to a local spool
-  file instead (and Redis is not retried for a second); a background thread replays spool
-  files into Redis once it answers again, including files left by processes that died.
-  A graceful exit flushes the in-process queue (to Redis or the spool). A hard kill can lose
-  only hits answered while their flusher's round trip was in flight (see docs/readme).
+- with ``REDIS_URL``: a Redis list ``<namespace>:tracking:hits``. A request queues its hit in
+  the process; the first request thread that finds no flush running becomes the flusher and
+  RPUSHes everything queued in one round trip (group commit, no timer), and the other threads
+  wait for that flush before answering. So hits are batched, yet no hit is answered while it
+  exists only in this process's memory: a hard kill of a web process loses no answered hit.
+  The push also sets a short-lived "kick" key and, when it was not set, enqueues the ingest
+  actor. If Redis is unreachable the batch is appended to a local spool file instead (and
+  Redis is not retried for a second); a background thread replays spool files into Redis once
+  it answers again, including files left by processes that died. A graceful exit flushes
+  whatever is queued.
 - without Redis (the embedded default): an in-process queue, ingested by the in-process worker.
   A graceful exit ingests what is left, or spools it; the spool is replayed at start.
 
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 REDIS_RETRY_SECONDS = 1.0
 #: How long the kick key lives: a lost ingest job is re-enqueued by a push after this.
 KICK_TTL_MS = 3000
+#: Longest a request waits for its hit to reach Redis or the spool before answering anyway.
+DURABLE_WAIT = 2.0
 #: How long a consumer's lock lives without being renewed.
 LOCK_TTL_MS = 60_000
 
@@ -231,6 +234,11 @@ class RedisBuffer:
         self._kick = kick
         self._pending: deque[bytes] = deque()
         self._flushing = threading.Lock()
+        # Hits are numbered as they are queued; ``_durable`` is how many of them are in Redis
+        # or in the spool file. A request answers only once its own hit is durable.
+        self._queued = 0
+        self._durable = 0
+        self._progress = threading.Condition()
         self._down_until = 0.0
         self._retry_thread: threading.Thread | None = None
         self._trim = self.client.register_script(_TRIM_IF_OWNER)
@@ -239,9 +247,21 @@ class RedisBuffer:
     # -- producer side (web processes) --------------------------------------------------
 
     def push(self, hit: Hit) -> None:
-        """Queue a hit; flush the queue to Redis now unless another thread is flushing it."""
-        self._pending.append(hit.encode())
+        """Queue a hit and return once it is in Redis (or the local spool file).
+
+        The first thread to find no flush running flushes everything queued in one round trip;
+        the others wait for that flush (or the next), so many hits share one RPUSH and no hit
+        is answered while it exists only in this process's memory.
+        """
+        line = hit.encode()
+        with self._progress:
+            self._pending.append(line)
+            self._queued += 1
+            mine = self._queued
         self.flush(blocking=False)
+        if self._durable < mine:
+            with self._progress:
+                self._progress.wait_for(lambda: self._durable >= mine, timeout=DURABLE_WAIT)
 
     def pending(self) -> int:
         return len(self._pending)
@@ -252,7 +272,12 @@ class RedisBuffer:
             try:
                 while self._pending:
                     batch = [self._pending.popleft() for _ in range(min(2000, len(self._pending)))]
-                    self._push_batch(batch)
+                    try:
+                        self._push_batch(batch)
+                    finally:
+                        with self._progress:
+                            self._durable += len(batch)
+                            self._progress.notify_all()
             finally:
                 self._flushing.release()
 
