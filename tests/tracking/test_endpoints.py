@@ -321,3 +321,30 @@ def test_report_of_another_account_is_not_found(app: Flask, smtp_sink: SMTPSink)
     login(client, intruder.email)
     assert client.get(f"/campaigns/{sent.campaign_id}/report").status_code == 404
     assert client.get(f"/campaigns/{sent.campaign_id}/report.csv").status_code == 404
+
+
+def test_reports_of_an_anonymous_campaign_and_its_csv(app: Flask, smtp_sink: SMTPSink) -> None:
+    sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=False)
+    public = app.test_client(use_cookies=False)
+    for address in RECIPIENTS:
+        beacon = sent.urls[address].beacon
+        assert beacon is not None
+        public.get(path_of(beacon), headers={"User-Agent": BROWSER_UA})
+    public.get(path_of(sent.urls[RECIPIENTS[0]].clicks[0]), headers={"User-Agent": "Mozilla/5.0"})
+    drain(app)
+    from tests.factories import login
+
+    client = app.test_client()
+    login(client, sent.tenant.email)
+    page = client.get(f"/campaigns/{sent.campaign_id}/report").get_data(as_text=True)
+    assert "Individual tracking is off" in page
+    assert 'data-stat="opens">2<' in page and 'data-stat="machine-clicks">1<' in page
+    assert "<svg" in page and "polyline" in page
+    overview = client.get("/reports").get_data(as_text=True)
+    assert f"/campaigns/{sent.campaign_id}/report" in overview
+    exported = client.get(f"/campaigns/{sent.campaign_id}/report.csv")
+    assert exported.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in exported.headers["Content-Disposition"]
+    text = exported.get_data(as_text=True)
+    assert "summary,opens,2,0," in text and "https://shop.example/a?x=1&y=2,0,0,1" in text
+    assert "@" not in text  # domains at most, never an address
