@@ -399,6 +399,11 @@ def apply_event_retention(now: datetime) -> int:
     return deleted
 
 
+def campaign_of_message(message_id: int) -> int | None:
+    """The campaign a message belongs to, or None for an unknown message."""
+    return db.session.scalar(select(Message.campaign_id).where(Message.id == message_id))
+
+
 def unsubscribe_message_recipient(
     message_id: int, reduced: policy.ReducedRequest, method: str
 ) -> bool:

@@ -97,13 +97,9 @@ def unsubscribe(token: str) -> BaseResponse:
     except BadTokenError:
         abort(404)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    from campaigns.models import Message
-    from core import db
-
-    message = db.session.get(Message, message_id)
     found = services.unsubscribe_message_recipient(
         message_id,
-        _reduced(message.campaign_id if message else None),
+        _reduced(services.campaign_of_message(message_id)),
         "one-click" if one_click else "link",
     )
     if not found:
