@@ -74,6 +74,18 @@ def tree(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process tree (its live processes), in seconds."""
+    ticks = 0
+    for pid in tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -106,8 +118,8 @@ def parse_wrk(output: str) -> dict[str, float]:
     result = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
         "requests": float(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
-        "p50": duration(re.search(r"50%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
-        "p99": duration(re.search(r"99%\s+(\S+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": duration(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
+        "p99": duration(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
     }
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     result["bad"] = float(bad.group(1)) if bad else 0.0
@@ -272,6 +284,7 @@ def main() -> None:
             for i, (name, (_, paths)) in enumerate(scripts.items())
         }
         answered = 0.0
+        ingest_cpu_start = cpu_seconds(ingest.pid)
         for name, (url, paths) in scripts.items():  # warm up
             warm = run_wrk(url + paths[0], lua[name], 1, args.connections)
             if name != "bare GIF":
@@ -289,7 +302,11 @@ def main() -> None:
                     waited = time.monotonic()
                     while count_events() < answered and time.monotonic() - waited < 60:
                         time.sleep(0.1)
+                server = bare.pid if name == "bare GIF" else web.pid
+                cpu_before = cpu_seconds(server) + cpu_seconds(redis_server.pid)
                 result = run_wrk(url + paths[0], lua[name], args.seconds, args.connections)
+                cpu_used = cpu_seconds(server) + cpu_seconds(redis_server.pid) - cpu_before
+                result["cpu_us"] = 1e6 * cpu_used / max(result["requests"], 1)
                 runs[name].append(result)
                 if name != "bare GIF":
                     answered += result["requests"] - result["bad"]
@@ -307,6 +324,7 @@ def main() -> None:
             peak.sample("ingest", ingest.pid)
             stored = count_events()
         drained = time.monotonic()
+        ingest_cpu = cpu_seconds(ingest.pid) - ingest_cpu_start
 
         def median(name: str, key: str) -> float:
             return float(statistics.median(r[key] for r in runs[name]))
@@ -314,14 +332,17 @@ def main() -> None:
         bare_rps = median("bare GIF", "rps")
         print(
             f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8}"
-            f" {'non-2xx/3xx':>12}   (medians; req/s of each round)"
+            f" {'non-2xx/3xx':>12} {'CPU us/req':>10} {'of bare':>8}"
+            "   (medians; req/s of each round)"
         )
+        bare_cpu = median("bare GIF", "cpu_us")
         for name in runs:
             rps = median(name, "rps")
             rounds = ", ".join(f"{r['rps']:.0f}" for r in runs[name])
             print(
                 f"{name:<10} {rps:>9.0f} {median(name, 'p50'):>8.2f} {median(name, 'p99'):>8.2f} "
                 f"{100 * rps / bare_rps:>7.1f}% {sum(r['bad'] for r in runs[name]):>12.0f}"
+                f" {median(name, 'cpu_us'):>10.0f} {100 * bare_cpu / median(name, 'cpu_us'):>7.1f}%"
                 f"   ({rounds})"
             )
         print(
@@ -330,6 +351,14 @@ def main() -> None:
         print(
             f"backlog written {drained - load_ended:.1f} s after the load ended; "
             f"{stored / (drained - load_started):.0f} events/s recorded over the run"
+        )
+        print(
+            "CPU us/req: server CPU (gunicorn + redis-server) per answered request, a figure"
+            " other load on the machine does not skew; 'of bare' = bare CPU / this CPU"
+        )
+        print(
+            f"ingest CPU: {1e6 * ingest_cpu / max(stored, 1):.0f} us per stored event"
+            " (+ PostgreSQL's own)"
         )
         print(
             f"RSS MiB (before load -> after load; peak): web worker "

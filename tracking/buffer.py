@@ -5,9 +5,12 @@ reduced by the privacy layer) into a buffer, and a worker ingests the buffer in 
 
 - with ``REDIS_URL``: a Redis list ``<namespace>:tracking:hits``. A request queues its hit in
   the process; the first request thread that finds no flush running becomes the flusher and
-  RPUSHes everything queued in one round trip (group commit, no timer), and the other threads
-  wait for that flush before answering. So hits are batched, yet no hit is answered while it
-  exists only in this process's memory: a hard kill of a web process loses no answered hit.
+  RPUSHes everything queued in one round trip (group commit, no timer); hits queued during
+  that round trip go with the next one, started as soon as it ends. A hard kill of a web
+  process can therefore lose the hits answered during its last round trip (about a
+  millisecond of traffic; measured by bench/tracking_bench.py). With
+  ``TRACKING_ANSWER_AFTER_FLUSH=true`` a request is answered only once its hit is in Redis or
+  the spool, and a hard kill loses no answered hit, for more CPU per hit.
   The push also sets a short-lived "kick" key and, when it was not set, enqueues the ingest
   actor. If Redis is unreachable the batch is appended to a local spool file instead (and
   Redis is not retried for a second); a background thread replays spool files into Redis once
@@ -221,9 +224,18 @@ class RedisBuffer:
 
     is_redis = True
 
-    def __init__(self, url: str, namespace: str, spool: Spool, kick: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        spool: Spool,
+        kick: Callable[[], None],
+        answer_after_flush: bool = False,
+    ) -> None:
         import redis
 
+        #: Wait, before answering, until the request's own hit is in Redis or the spool.
+        self.answer_after_flush = answer_after_flush
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=0.25, socket_timeout=1.0, health_check_interval=30
         )
@@ -247,11 +259,11 @@ class RedisBuffer:
     # -- producer side (web processes) --------------------------------------------------
 
     def push(self, hit: Hit) -> None:
-        """Queue a hit and return once it is in Redis (or the local spool file).
+        """Queue a hit; the first thread to find no flush running flushes everything queued.
 
-        The first thread to find no flush running flushes everything queued in one round trip;
-        the others wait for that flush (or the next), so many hits share one RPUSH and no hit
-        is answered while it exists only in this process's memory.
+        Many hits share one RPUSH: those queued while a flush is in flight go with the next
+        one, which the flushing thread starts as soon as its round trip ends. With
+        ``answer_after_flush`` the call returns only once this hit is in Redis or the spool.
         """
         line = hit.encode()
         with self._progress:
@@ -259,7 +271,7 @@ class RedisBuffer:
             self._queued += 1
             mine = self._queued
         self.flush(blocking=False)
-        if self._durable < mine:
+        if self.answer_after_flush and self._durable < mine:
             with self._progress:
                 self._progress.wait_for(lambda: self._durable >= mine, timeout=DURABLE_WAIT)
 
@@ -401,6 +413,10 @@ def _retry_loop(ref: weakref.ReferenceType[RedisBuffer]) -> None:
 HitBuffer = InProcessBuffer | RedisBuffer
 
 
+def _flag(value: object) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
 def get_buffer(app: Flask) -> HitBuffer:
     """The hit buffer of ``app`` in this process (made after a fork, never shared across one)."""
     found = app.extensions.get("tracking_buffer")
@@ -414,7 +430,13 @@ def get_buffer(app: Flask) -> HitBuffer:
         tasks.ingest_buffered_hits.send()
 
     if app.config.get("REDIS_URL"):
-        buffer = RedisBuffer(app.config["REDIS_URL"], app.config["REDIS_NAMESPACE"], spool, kick)
+        buffer = RedisBuffer(
+            app.config["REDIS_URL"],
+            app.config["REDIS_NAMESPACE"],
+            spool,
+            kick,
+            answer_after_flush=_flag(setting(app, "TRACKING_ANSWER_AFTER_FLUSH", "false")),
+        )
     else:
         buffer = InProcessBuffer(spool, kick)
     app.extensions["tracking_buffer"] = (os.getpid(), buffer)

@@ -264,8 +264,13 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.kill()
 
 
+@pytest.mark.parametrize("answer_after_flush", ["false", "true"])
 def test_redis_stopped_during_hits_then_started_loses_nothing(
-    app_factory: Any, smtp_sink: SMTPSink, own_redis: OwnRedis, tmp_path: Path
+    app_factory: Any,
+    smtp_sink: SMTPSink,
+    own_redis: OwnRedis,
+    tmp_path: Path,
+    answer_after_flush: str,
 ) -> None:
     inprocess = app_factory()
     sent = send_campaign(inprocess, smtp_sink, RECIPIENTS, individual=True)
@@ -273,6 +278,7 @@ def test_redis_stopped_during_hits_then_started_loses_nothing(
         REDIS_URL=own_redis.url,
         REDIS_NAMESPACE=f"envoy-fault-{os.getpid()}",
         TRACKING_SPOOL_DIR=str(tmp_path / "spool"),
+        TRACKING_ANSWER_AFTER_FLUSH=answer_after_flush,
     )
     client = app.test_client(use_cookies=False)
     paths = []
