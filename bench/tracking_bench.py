@@ -346,7 +346,14 @@ def main() -> None:
                 f"   ({rounds})"
             )
         print(
-            f"answered hits: {answered:.0f}; stored events: {stored}; lost: {answered - stored:.0f}"
+            f"answered hits (responses wrk read): {answered:.0f}; stored events: {stored}; "
+            f"lost: {max(answered - stored, 0):.0f}"
+            + (
+                f" ({stored - answered:.0f} more stored: requests the server answered after wrk"
+                " stopped reading, at most one per connection per run)"
+                if stored > answered
+                else ""
+            )
         )
         print(
             f"backlog written {drained - load_ended:.1f} s after the load ended; "
@@ -398,7 +405,7 @@ def main() -> None:
         print(
             f"hard kill of every web worker under load: {answered_kill:.0f} answered, "
             f"{stored_kill} stored, {max(answered_kill - stored_kill, 0):.0f} lost "
-            f"(gunicorn restarts the workers)"
+            f"(gunicorn restarts the workers; {args.connections} connections in flight)"
         )
         stop(web)
         stop(ingest)
