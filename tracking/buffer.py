@@ -463,7 +463,7 @@ def close(app: Flask) -> None:
 
         try:
             with app.app_context():
-                buffer.drain(services.ingest, 1000)
+                buffer.drain(services.ingest_isolating, 1000)
         except Exception:
             log.warning("could not ingest the last hits at exit; they are spooled")
     try:
@@ -485,4 +485,4 @@ def drain(app: Flask) -> int:
     from tracking import services
 
     buffer = get_buffer(app)
-    return buffer.drain(services.ingest, int(setting(app, "TRACKING_BATCH_SIZE", 1000)))
+    return buffer.drain(services.ingest_isolating, int(setting(app, "TRACKING_BATCH_SIZE", 1000)))

@@ -20,6 +20,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import and_, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 
 from accounts.models import Account
 from campaigns.models import Campaign, Message
@@ -32,7 +33,7 @@ from tracking.buffer import setting
 from tracking.hits import Hit, new_uid
 from tracking.models import DailyCampaignStat, DailyLinkStat, TrackingEvent
 
-__all__ = ["Hit", "apply_event_retention", "ingest", "on_engine_signals"]
+__all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating", "on_engine_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,28 @@ def ingest(hits: Iterable[Hit]) -> int:
     db.session.commit()
     _forward_to_engine([signal for uid, signal in signals.items() if uid in inserted])
     return len(inserted)
+
+
+def ingest_isolating(hits: list[Hit]) -> int:
+    """:func:`ingest`, but a hit the database refuses (a constraint, bad data) is set aside.
+
+    A refused batch is split in halves until the refused hits are alone; they are logged (by
+    kind and campaign only) and dropped, so one bad hit cannot block the buffer. A database
+    that is unreachable raises, and the whole batch stays buffered for a retry.
+    """
+    try:
+        return ingest(hits)
+    except (IntegrityError, DataError, ValueError, TypeError):
+        db.session.rollback()
+        if len(hits) == 1:
+            log.exception(
+                "dropped a %s hit of campaign %s the store refuses",
+                hits[0].kind,
+                hits[0].campaign_id,
+            )
+            return 0
+    middle = len(hits) // 2
+    return ingest_isolating(hits[:middle]) + ingest_isolating(hits[middle:])
 
 
 def _add_to_aggregates(

@@ -52,6 +52,16 @@ def test_a_batch_ingested_twice_is_stored_and_counted_once(app: Flask, smtp_sink
     assert event_count(app) == 2
 
 
+def test_a_hit_the_store_refuses_does_not_block_the_others(app: Flask, smtp_sink: SMTPSink) -> None:
+    sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=False)
+    good = [Hit("open", sent.campaign_id, None, None, None, "desktop") for _ in range(5)]
+    refused = Hit("click", sent.campaign_id, None, 987_654, None, "desktop")  # no such link
+    with app.app_context():
+        assert services.ingest_isolating([*good[:3], refused, *good[3:]]) == 5
+        core_db.session.remove()
+    assert event_count(app) == 5
+
+
 def test_unique_figures_count_people_once(app: Flask, smtp_sink: SMTPSink) -> None:
     sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=True)
     client = app.test_client(use_cookies=False)
