@@ -11,6 +11,7 @@ Hit ids are unique, so ingesting the same batch twice stores it once and counts 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -215,9 +216,19 @@ def ingest(hits: Iterable[Hit]) -> int:
         ).all()
     }
     messages = _load_messages({h.message_id for h in batch if h.message_id is not None})
-    evidence = _evidence_times(batch, window)
+    batch_evidence = _evidence_times(batch, window)
+    recent = _recent_sources()
+    evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    with recent.lock:
+        for key, times in batch_evidence.items():
+            evidence[key].extend(times)
+        for hit in batch:
+            known = _source(hit)
+            if known is not None and known in recent.evidence:
+                evidence[known].extend(recent.evidence[known])
     seen_kinds, seen_links = _seen_before(set(messages))
     span = timedelta(seconds=window)
+    sources: dict[str, tuple[Any, ...] | None] = {}
 
     rows: list[dict[str, Any]] = []
     signals: dict[str, policy.EngineSignal] = {}
@@ -240,7 +251,7 @@ def ingest(hits: Iterable[Hit]) -> int:
         decision = policy.decide(tracking_ctx)
         if decision is policy.Decision.DROP:
             continue
-        source = _source(hit)
+        source = sources[hit.uid] = _source(hit)
         reason = policy.classify_machine(
             policy.MachineEvidence(
                 ua_class=hit.ua_class,
@@ -302,6 +313,18 @@ def ingest(hits: Iterable[Hit]) -> int:
         )
     inserted = {row["hit_uid"] for row in rows}
     _add_to_aggregates(rows, seen_kinds, seen_links, dialect)
+    with recent.lock:
+        _reclassify_earlier(recent, batch_evidence, inserted, span, dialect)
+        for row in rows:
+            origin = sources.get(row["hit_uid"])
+            if origin is not None and not row["is_machine"]:
+                recent.events[origin].append(
+                    (row["occurred_at"], row["hit_uid"], row["first_kind"], row["first_link"])
+                )
+        for key, times in batch_evidence.items():
+            recent.evidence[key].extend(times)
+        newest = max(hit.occurred_at for hit in batch)
+        recent.prune(newest, 3 * span)
     db.session.commit()
     _forward_to_engine([signal for uid, signal in signals.items() if uid in inserted])
     return len(inserted)
@@ -329,17 +352,23 @@ def ingest_isolating(hits: list[Hit]) -> int:
     return ingest_isolating(hits[:middle]) + ingest_isolating(hits[middle:])
 
 
+CampaignDeltas = dict[tuple[int, date, str, bool], list[int]]  # -> [account, total, uniques]
+LinkDeltas = dict[tuple[int, date, bool], list[int]]  # -> [account, campaign, total, uniques]
+
+
 def _add_to_aggregates(
     rows: list[dict[str, Any]],
     seen_kinds: set[tuple[int, str]],
     seen_links: set[tuple[int, int]],
     dialect: str,
 ) -> None:
-    """Add stored events to the daily aggregates (counts only; first human hits as uniques)."""
-    per_campaign: dict[tuple[int, date, str, bool], list[int]] = defaultdict(lambda: [0, 0, 0])
-    per_link: dict[tuple[int, date, bool], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    """Add stored events to the daily aggregates (counts only; first human hits as uniques).
+
+    Marks each row with ``first_kind`` / ``first_link`` (whether it was counted as unique).
+    """
+    per_campaign: CampaignDeltas = defaultdict(lambda: [0, 0, 0])
+    per_link: LinkDeltas = defaultdict(lambda: [0, 0, 0, 0])
     for row in sorted(rows, key=lambda r: r["occurred_at"]):
-        day = row["occurred_at"].date()
         machine = bool(row["is_machine"])
         message_id = row["message_id"]
         first_of_kind = first_of_link = False
@@ -350,16 +379,35 @@ def _add_to_aggregates(
             if row["link_id"] is not None and (message_id, row["link_id"]) not in seen_links:
                 seen_links.add((message_id, row["link_id"]))
                 first_of_link = True
-        counts = per_campaign[(row["campaign_id"], day, row["kind"], machine)]
-        counts[0] = row["account_id"]
-        counts[1] += 1
-        counts[2] += int(first_of_kind)
-        if row["kind"] == "click" and row["link_id"] is not None:
-            link_counts = per_link[(row["link_id"], day, machine)]
-            link_counts[0] = row["account_id"]
-            link_counts[1] = row["campaign_id"]
-            link_counts[2] += 1
-            link_counts[3] += int(first_of_link)
+        row["first_kind"], row["first_link"] = first_of_kind, first_of_link
+        _count(per_campaign, per_link, row, machine, 1, first_of_kind, first_of_link)
+    _apply_deltas(per_campaign, per_link, dialect)
+
+
+def _count(
+    per_campaign: CampaignDeltas,
+    per_link: LinkDeltas,
+    row: dict[str, Any],
+    machine: bool,
+    step: int,
+    first_of_kind: bool,
+    first_of_link: bool,
+) -> None:
+    day = row["occurred_at"].date()
+    counts = per_campaign[(row["campaign_id"], day, row["kind"], machine)]
+    counts[0] = row["account_id"]
+    counts[1] += step
+    counts[2] += step * int(first_of_kind)
+    if row["kind"] == "click" and row["link_id"] is not None:
+        link_counts = per_link[(row["link_id"], day, machine)]
+        link_counts[0] = row["account_id"]
+        link_counts[1] = row["campaign_id"]
+        link_counts[2] += step
+        link_counts[3] += step * int(first_of_link)
+
+
+def _apply_deltas(per_campaign: CampaignDeltas, per_link: LinkDeltas, dialect: str) -> None:
+    """Add (or, negative, subtract) counts to the aggregate rows, creating them as needed."""
     for (campaign_id, day, kind, machine), (account_id, total, uniques) in per_campaign.items():
         statement = _insert(DailyCampaignStat, dialect).values(
             account_id=account_id,
@@ -398,6 +446,89 @@ def _add_to_aggregates(
                 },
             )
         )
+
+
+class _RecentSources:
+    """What the ingest process remembers for a few windows of time: never stored anywhere.
+
+    Per source (a message, or a campaign + prefix + agent class): its recent human events and
+    the times it showed itself a machine. Evidence that arrives in a later batch than a
+    source's other hits then reclassifies those hits as machine activity too.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: dict[tuple[Any, ...], list[tuple[datetime, str, bool, bool]]] = defaultdict(
+            list
+        )
+        self.evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+
+    def prune(self, now: datetime, keep: timedelta) -> None:
+        for store in (self.events, self.evidence):
+            for source in list(store):
+                kept = [item for item in store[source] if _when(item) >= now - keep]
+                if kept:
+                    store[source] = kept  # type: ignore[assignment]
+                else:
+                    del store[source]
+
+
+def _when(item: Any) -> datetime:
+    when: datetime = item[0] if isinstance(item, tuple) else item
+    return when
+
+
+def _recent_sources() -> _RecentSources:
+    found = current_app.extensions.get("tracking_recent_sources")
+    if found is None:
+        found = current_app.extensions["tracking_recent_sources"] = _RecentSources()
+    result: _RecentSources = found
+    return result
+
+
+def _reclassify_earlier(
+    recent: _RecentSources,
+    new_evidence: dict[tuple[Any, ...], list[datetime]],
+    batch_uids: set[str],
+    span: timedelta,
+    dialect: str,
+) -> None:
+    """Turn remembered human events of sources that now showed evidence into machine ones."""
+    flags: dict[str, tuple[bool, bool]] = {}
+    for source, times in new_evidence.items():
+        for occurred_at, uid, first_kind, first_link in recent.events.get(source, ()):
+            if uid not in batch_uids and any(abs(occurred_at - t) <= span for t in times):
+                flags[uid] = (first_kind, first_link)
+    if not flags:
+        return
+    changed = db.session.execute(
+        update(TrackingEvent)
+        .where(TrackingEvent.hit_uid.in_(list(flags)), TrackingEvent.is_machine.is_(False))
+        .values(is_machine=True, machine_reason="burst")
+        .returning(
+            TrackingEvent.hit_uid,
+            TrackingEvent.account_id,
+            TrackingEvent.campaign_id,
+            TrackingEvent.kind,
+            TrackingEvent.link_id,
+            TrackingEvent.occurred_at,
+        ),
+        execution_options={"synchronize_session": False},
+    ).all()
+    per_campaign: CampaignDeltas = defaultdict(lambda: [0, 0, 0])
+    per_link: LinkDeltas = defaultdict(lambda: [0, 0, 0, 0])
+    for changed_uid, account_id, campaign_id, kind, link_id, occurred_at in changed:
+        row = {
+            "account_id": account_id,
+            "campaign_id": campaign_id,
+            "kind": kind,
+            "link_id": link_id,
+            "occurred_at": occurred_at,
+        }
+        first_kind, first_link = flags[str(changed_uid)]
+        _count(per_campaign, per_link, row, False, -1, first_kind, first_link)
+        _count(per_campaign, per_link, row, True, 1, False, False)
+    _apply_deltas(per_campaign, per_link, dialect)
 
 
 def apply_event_retention(now: datetime) -> int:

@@ -348,3 +348,44 @@ def test_reports_of_an_anonymous_campaign_and_its_csv(app: Flask, smtp_sink: SMT
     text = exported.get_data(as_text=True)
     assert "summary,opens,2,0," in text and "https://shop.example/a?x=1&y=2,0,0,1" in text
     assert "@" not in text  # domains at most, never an address
+
+
+@pytest.mark.parametrize("individual", [True, False])
+def test_evidence_in_a_later_batch_reclassifies_the_earlier_hits(
+    app: Flask, smtp_sink: SMTPSink, individual: bool
+) -> None:
+    sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=individual)
+    urls = sent.urls[RECIPIENTS[0]]
+    scanner = app.test_client(use_cookies=False)
+    env = {"REMOTE_ADDR": "198.51.100.23"}
+    headers = {"User-Agent": BROWSER_UA}
+    with _later():
+        for click in urls.clicks[:2]:  # two GETs, each ingested on its own
+            scanner.get(path_of(click), headers=headers, environ_base=env)
+            drain(app)
+        # A person elsewhere clicks meanwhile.
+        scanner.get(
+            path_of(sent.urls[RECIPIENTS[1]].clicks[0]),
+            headers=headers,
+            environ_base={"REMOTE_ADDR": "192.0.2.5"},
+        )
+        drain(app)
+        assert sum(not e.is_machine for e in events(app)) == 3  # nothing known yet
+        scanner.get(sent.honeypot(RECIPIENTS[0]), headers=headers, environ_base=env)
+        drain(app)
+    stored = events(app)
+    by_person = [e for e in stored if e.kind == "click" and e.is_machine is False]
+    assert len(by_person) == 1
+    assert sorted(e.machine_reason or "" for e in stored if e.is_machine) == [
+        "burst",
+        "burst",
+        "honeypot",
+    ]
+    with app.app_context():
+        from tracking import analytics
+
+        stats = analytics.campaign_stats(sent.campaign_id)
+        core_db.session.remove()
+    assert (stats.clicks, stats.machine_clicks) == (1, 2)
+    assert stats.unique_clicks == (1 if individual else 0)
+    assert sum(n for _, n in stats.clicks_per_link) == 1
