@@ -462,8 +462,13 @@ class _RecentSources:
             list
         )
         self.evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+        self.pruned_at: datetime | None = None
 
     def prune(self, now: datetime, keep: timedelta) -> None:
+        """Forget what is older than ``keep`` (at most once per third of it)."""
+        if self.pruned_at is not None and now - self.pruned_at < keep / 3:
+            return
+        self.pruned_at = now
         for store in (self.events, self.evidence):
             for source in list(store):
                 kept = [item for item in store[source] if _when(item) >= now - keep]
