@@ -41,6 +41,8 @@ class ReducedRequest:
 
 
 IP_MODES = ("truncate", "drop")
+#: The account's choice could not be read (database down): like ``drop``, the private choice.
+IP_MODE_UNKNOWN = "unknown"
 
 
 def reduce_ip(raw_ip: str | None, mode: str = "truncate") -> str | None:

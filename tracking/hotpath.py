@@ -75,7 +75,7 @@ class IpModeCache:
                 mode = account_queries.ip_handling_for_campaign(campaign_id)
         except Exception:
             log.warning("account settings unreadable; dropping the IP of this hit")
-            mode, ttl = "drop", min(ttl, 5.0)
+            mode, ttl = policy.IP_MODE_UNKNOWN, min(ttl, 5.0)
         with self._lock:
             if len(self._modes) > 50_000:
                 self._modes.clear()

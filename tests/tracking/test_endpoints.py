@@ -308,6 +308,9 @@ def test_a_valid_click_redirects_and_the_beacon_answers_with_the_database_down(
     from tracking import buffer
 
     assert buffer.get_buffer(down).pending() == 2  # held, not lost
+    buffer.close(down)  # a graceful exit with the database still down: spooled to disk
+    assert buffer.get_buffer(down).pending() == 0
+    assert len(list((tmp_path / "spool-down").glob("hits-*.jsonl"))) == 1
 
 
 def test_report_of_another_account_is_not_found(app: Flask, smtp_sink: SMTPSink) -> None:
