@@ -51,6 +51,8 @@ REDIS_RETRY_SECONDS = 1.0
 KICK_TTL_MS = 3000
 #: Longest a request waits for its hit to reach Redis or the spool before answering anyway.
 DURABLE_WAIT = 2.0
+#: After a failed ingest (database down), how long pushes do not enqueue another job.
+FAILED_KICK_TTL_MS = 30_000
 #: How long a consumer's lock lives without being renewed.
 LOCK_TTL_MS = 60_000
 
@@ -247,7 +249,7 @@ class RedisBuffer:
         self._pending: deque[bytes] = deque()
         self._flushing = threading.Lock()
         # Hits are numbered as they are queued; ``_durable`` is how many of them are in Redis
-        # or in the spool file. A request answers only once its own hit is durable.
+        # or in the spool file (what ``answer_after_flush`` waits for).
         self._queued = 0
         self._durable = 0
         self._progress = threading.Condition()
@@ -334,6 +336,7 @@ class RedisBuffer:
 
         with self._flushing:
             replayed = self.spool.replay(consume)
+        self.flush()  # hits queued while the replay held the flush lock
         if replayed:
             self._safe_kick()
             log.info("replayed %d spooled hits into Redis", replayed)
@@ -371,7 +374,12 @@ class RedisBuffer:
                     if self.client.llen(self.key) == 0:
                         return done
                     continue
-                ingest(_decode_all(lines))
+                try:
+                    ingest(_decode_all(lines))
+                except Exception:
+                    # The job is retried with backoff; meanwhile pushes need not enqueue more.
+                    self.client.set(self.kick_key, b"1", px=FAILED_KICK_TTL_MS)
+                    raise
                 if not self._trim(
                     keys=[self.key, self.lock_key], args=[token, len(lines), LOCK_TTL_MS]
                 ):
