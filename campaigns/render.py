@@ -151,6 +151,7 @@ def render_message(view: CampaignView, recipient: Recipient) -> EmailMessage:
         f"<p>{escape(view.account_name)}<br>{address_html}</p>"
         f'<p><a href="{escape(unsubscribe, quote=True)}">Unsubscribe</a> from these emails.</p>'
     )
+    footer += urls.honeypot_html(view.campaign_id, tracked_message)  # tracking: honeypot link
     if view.track_opens:
         beacon = urls.open_url(view.campaign_id, tracked_message)
         footer += (

@@ -19,6 +19,7 @@ class Purpose(StrEnum):
     OPEN = "tracking.open"
     CLICK = "tracking.click"
     UNSUBSCRIBE = "tracking.unsubscribe"
+    HONEYPOT = "tracking.honeypot"  # the hidden link per message that only machines follow
     PASSWORD_RESET = "accounts.password-reset"  # noqa: S105 (a salt, not a password)
     INVITATION = "accounts.invitation"
     ACCOUNT_DELETION = "accounts.deletion"

@@ -21,7 +21,7 @@ Callers: the sender (:func:`record_delivery_outcome`), tracking ingest
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -32,9 +32,10 @@ from campaigns.models import Campaign, Message
 from core import db, queue
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES
-from privacy import subject_data
+from privacy import policy, subject_data
 from subscribers.models import Contact
 from subscribers.suppression import suppression_reason
+from tracking import services as tracking_services
 
 log = logging.getLogger(__name__)
 
@@ -308,3 +309,14 @@ subject_data.register(
         erase=_erase_engine_data,
     )
 )
+
+
+def _consume_tracking_signals(signals: Sequence[policy.EngineSignal]) -> None:
+    """Tracking's hook: each committed ingest batch hands over the human opens and clicks the
+    privacy layer allowed; the gate checks participation and the contact again and records."""
+    for signal in signals:
+        record_engagement(signal.account_id, signal.message_id, signal.kind, signal.hour, False)
+    db.session.commit()
+
+
+tracking_services.on_engine_signals(_consume_tracking_signals)

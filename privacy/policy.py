@@ -1,11 +1,15 @@
 """The privacy layer: the only code that decides what a tracking hit may record.
 
-Two steps, both here:
+Three steps, all here:
 
-1. :func:`minimise` runs inside the request. It reduces the IP address to a prefix (or drops
-   it) and the user agent to a coarse class. The raw values go no further.
-2. :func:`decide` runs when a hit is stored. From the account's, the campaign's and the
+1. :func:`minimise` runs inside the request. It reduces the IP address to a prefix (IPv4 /24,
+   IPv6 /48) or drops it, and the user agent to a coarse class. The raw values go no further:
+   they are never buffered, stored or logged.
+2. :func:`classify_machine` runs when a hit is ingested. On the reduced values only (agent
+   class, prefix, method, honeypot, timing) it says whether a machine made the hit and why.
+3. :func:`decide` runs when a hit is stored. From the account's, the campaign's and the
    contact's state it answers: record an identified event, an anonymous count, or nothing.
+   :func:`engine_signal` says what of a stored hit may reach the Delivery Optimization Engine.
 
 The default is private: anything unknown leads to an anonymous count or to nothing.
 """
@@ -14,7 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any
 
 
 class Decision(StrEnum):
@@ -33,18 +40,33 @@ class ReducedRequest:
     ua_class: str
 
 
+IP_MODES = ("truncate", "drop")
+#: The account's choice could not be read (database down): like ``drop``, the private choice.
+IP_MODE_UNKNOWN = "unknown"
+
+
 def reduce_ip(raw_ip: str | None, mode: str = "truncate") -> str | None:
-    """IPv4 to its /24, IPv6 to its /48, or nothing when ``mode`` is ``drop`` or it is invalid."""
-    if not raw_ip or mode == "drop":
+    """IPv4 to its /24, IPv6 to its /48; nothing when ``mode`` is not ``truncate`` or invalid.
+
+    An IPv4-mapped IPv6 address is treated as the IPv4 address it carries.
+    """
+    if not raw_ip or mode != "truncate":
         return None
+    raw_ip = raw_ip.strip()
+    if ":" not in raw_ip:  # the common case, without the ipaddress module's cost
+        parts = raw_ip.split(".")
+        if len(parts) != 4 or not all(
+            p.isdigit() and p.isascii() and len(p) <= 3 and int(p) <= 255 for p in parts
+        ):
+            return None
+        return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0/24"
     try:
-        address = ipaddress.ip_address(raw_ip.strip())
+        address = ipaddress.ip_address(raw_ip)
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+        return reduce_ip(str(address.ipv4_mapped), mode)
+    return str(ipaddress.ip_network(f"{address}/48", strict=False))
 
 
 # Ordered: the first match wins. Substrings are matched on the lower-cased agent.
@@ -66,16 +88,34 @@ _UA_CLASSES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "fortiguard",
             "cisco",
             "zscaler",
+            "paloalto",
+            "checkpoint",
         ),
     ),
     (
         "bot",
-        ("bot", "crawler", "spider", "curl/", "wget/", "python-requests", "httpclient", "preview"),
+        (
+            "bot",
+            "crawler",
+            "spider",
+            "curl/",
+            "wget/",
+            "python-requests",
+            "python-urllib",
+            "httpclient",
+            "go-http-client",
+            "okhttp",
+            "headless",
+            "preview",
+        ),
     ),
     ("mail-client", ("thunderbird", "outlook", "mail/")),
     ("mobile", ("iphone", "android", "ipad", "mobile")),
     ("desktop", ("windows nt", "macintosh", "x11", "linux")),
 )
+
+#: Apple Mail Privacy Protection prefetches images with this exact agent, from Apple's network.
+APPLE_MPP_AGENT = "mozilla/5.0"
 
 
 def classify_user_agent(user_agent: str | None) -> str:
@@ -83,13 +123,62 @@ def classify_user_agent(user_agent: str | None) -> str:
     if not user_agent:
         return "unknown"
     agent = user_agent[:512].lower()
+    if agent.strip() == APPLE_MPP_AGENT:
+        return "apple-mpp"
     for name, needles in _UA_CLASSES:
-        if any(needle in agent for needle in needles):
-            return name
+        for needle in needles:
+            if needle in agent:
+                return name
     return "other"
 
 
-MACHINE_UA_CLASSES = frozenset({"gmail-proxy", "yahoo-proxy", "scanner", "bot"})
+#: Agent classes that are machines whatever else is known.
+MACHINE_UA_CLASSES = frozenset({"gmail-proxy", "yahoo-proxy", "apple-mpp", "scanner", "bot"})
+
+#: Networks of mailbox image proxies and security link scanners, matched on the reduced prefix.
+#: A prefix counts when it lies inside one of them. Extend with ``extra`` in
+#: :func:`machine_network` (config ``TRACKING_MACHINE_NETWORKS``).
+MACHINE_NETWORKS: tuple[tuple[str, str], ...] = (
+    ("17.0.0.0/8", "apple"),  # Apple Mail Privacy Protection proxies
+    ("66.102.0.0/20", "google"),  # Gmail image proxy
+    ("66.249.80.0/20", "google"),
+    ("64.233.160.0/19", "google"),
+    ("72.14.192.0/18", "google"),
+    ("74.125.0.0/16", "google"),
+    ("40.92.0.0/15", "microsoft"),  # Exchange Online Protection / Safe Links
+    ("40.107.0.0/16", "microsoft"),
+    ("52.100.0.0/14", "microsoft"),
+    ("104.47.0.0/17", "microsoft"),
+    ("205.139.110.0/24", "mimecast"),
+    ("207.211.30.0/24", "mimecast"),
+    ("91.220.42.0/24", "mimecast"),
+    ("146.101.78.0/24", "mimecast"),
+    ("148.163.128.0/19", "proofpoint"),
+    ("67.231.144.0/20", "proofpoint"),
+    ("64.235.144.0/20", "barracuda"),
+    ("209.222.80.0/21", "barracuda"),
+)
+
+
+@lru_cache(maxsize=64)
+def _networks(extra: tuple[str, ...]) -> tuple[tuple[Any, str], ...]:
+    listed = [*MACHINE_NETWORKS, *((net, "configured") for net in extra)]
+    return tuple((ipaddress.ip_network(net, strict=False), name) for net, name in listed)
+
+
+@lru_cache(maxsize=8192)
+def machine_network(ip_prefix: str | None, extra: tuple[str, ...] = ()) -> str | None:
+    """The name of the proxy or scanner network a reduced prefix lies in, or None."""
+    if not ip_prefix:
+        return None
+    try:
+        prefix = ipaddress.ip_network(ip_prefix, strict=False)
+    except ValueError:
+        return None
+    for network, name in _networks(extra):
+        if prefix.version == network.version and prefix.subnet_of(network):
+            return str(name)
+    return None
 
 
 def minimise(
@@ -102,14 +191,60 @@ def minimise(
 
 
 @dataclass(frozen=True)
+class MachineEvidence:
+    """What is known about a hit when it is ingested; reduced values only."""
+
+    ua_class: str
+    ip_prefix: str | None
+    method: str = "GET"
+    honeypot: bool = False
+    seconds_since_delivery: float | None = None  # None when the message is not known
+    burst: bool = False  # the same source fetched several links within seconds
+
+
+#: Seconds after delivery within which a hit is a scanner's, not a person's.
+DEFAULT_MACHINE_WINDOW_SECONDS = 10.0
+
+
+def classify_machine(
+    evidence: MachineEvidence,
+    window_seconds: float = DEFAULT_MACHINE_WINDOW_SECONDS,
+    extra_networks: tuple[str, ...] = (),
+) -> str | None:
+    """Why a machine made this hit (``head``, ``honeypot``, ``ua:<class>``, ``network:<name>``,
+    ``early``, ``burst``), or None for a person. Works on reduced values only."""
+    if evidence.honeypot:
+        return "honeypot"
+    if evidence.method == "HEAD":
+        return "head"
+    if evidence.ua_class in MACHINE_UA_CLASSES:
+        return f"ua:{evidence.ua_class}"
+    network = machine_network(evidence.ip_prefix, extra_networks)
+    if network is not None:
+        return f"network:{network}"
+    if (
+        evidence.seconds_since_delivery is not None
+        and 0 <= evidence.seconds_since_delivery < window_seconds
+    ):
+        return "early"
+    if evidence.burst:
+        return "burst"
+    return None
+
+
+@dataclass(frozen=True)
 class ContactState:
-    """What the privacy layer needs to know about a contact."""
+    """What the privacy layer needs to know about a contact.
+
+    Every field defaults to the permissive value of a plain subscribed contact, so a new state
+    (a new column on contacts) is one new field here and one line in :func:`contact_state`.
+    """
 
     exists: bool = True
     unsubscribed: bool = False
     restricted: bool = False
     objected: bool = False
-    consent_withdrawn: bool = False  # privacy: consent withdrawal (GDPR art. 7(3))
+    consent_withdrawn: bool = False
 
     @property
     def excluded_from_processing(self) -> bool:
@@ -117,11 +252,27 @@ class ContactState:
         return not self.exists or self.restricted or self.objected or self.consent_withdrawn
 
 
+def contact_state(contact: Any | None, subscription_status: str | None) -> ContactState:
+    """The state of a contact row (None: erased) on the campaign's list.
+
+    Reads the data-subject timestamps the contact has (``restricted_at``, ``objected_at``,
+    ``consent_withdrawn_at``); a timestamp a model does not define yet counts as unset.
+    """
+    if contact is None:
+        return ContactState(exists=False)
+    return ContactState(
+        unsubscribed=subscription_status == "unsubscribed",
+        restricted=getattr(contact, "restricted_at", None) is not None,
+        objected=getattr(contact, "objected_at", None) is not None,
+        consent_withdrawn=getattr(contact, "consent_withdrawn_at", None) is not None,
+    )
+
+
 @dataclass(frozen=True)
 class TrackingContext:
     """The inputs of a decision, gathered by the store from the database."""
 
-    kind: str  # open | click | unsubscribe
+    kind: str  # open | click | unsubscribe | honeypot
     individual_tracking: bool
     track_opens: bool
     track_clicks: bool
@@ -130,14 +281,20 @@ class TrackingContext:
 
 
 def decide(ctx: TrackingContext) -> Decision:
-    """Decide what a hit records. Pure: the same inputs always give the same answer."""
+    """Decide what a hit records. Pure: the same inputs always give the same answer.
+
+    - opens (clicks) of a campaign that does not track them: nothing;
+    - a hit naming a contact who is erased, restricted, objecting or withdrew consent: nothing,
+      not even a count;
+    - identified only when the account tracks individually and the contact is subscribed;
+    - everything else: an anonymous count.
+    """
     if ctx.kind == "open" and not ctx.track_opens:
         return Decision.DROP
     if ctx.kind == "click" and not ctx.track_clicks:
         return Decision.DROP
     if ctx.identified_token:
         if ctx.contact is None or ctx.contact.excluded_from_processing:
-            # Restricted, objecting or erased: nothing is recorded, not even a count.
             return Decision.DROP
         if ctx.individual_tracking and not ctx.contact.unsubscribed:
             return Decision.IDENTIFIED
@@ -147,3 +304,51 @@ def decide(ctx: TrackingContext) -> Decision:
 def may_identify_in_urls(individual_tracking: bool) -> bool:
     """Whether beacon and click URLs may carry a message id at all."""
     return individual_tracking
+
+
+def may_keep_ip_prefix(decision: Decision, ip_mode: str) -> bool:
+    """Whether a stored event keeps the reduced prefix: identified events of truncating accounts."""
+    return decision is Decision.IDENTIFIED and ip_mode == "truncate"
+
+
+@dataclass(frozen=True)
+class EngineSignal:
+    """All the Delivery Optimization Engine may receive of a hit: which message was opened or
+    clicked, by a person, in which hour. The engine's gate turns the message into its own keyed
+    hash of the address and the domain; nothing else of the contact goes along."""
+
+    account_id: int
+    message_id: int
+    kind: str  # open | click
+    hour: datetime  # the hit's time, truncated to the hour (UTC, naive)
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """The inputs of :func:`engine_signal`, gathered by the ingest."""
+
+    tracking: TrackingContext
+    account_participates: bool  # Settings > Advanced
+    is_machine: bool
+    account_id: int
+    message_id: int | None  # None when the token named no message
+    occurred_at: datetime
+
+
+def engine_signal(ctx: EngineContext) -> EngineSignal | None:
+    """What of a stored hit may be forwarded to the optimisation engine, or None.
+
+    Only a person's open or click, recorded as an identified event (so: individual tracking on,
+    the contact subscribed and neither restricted, objecting, withdrawn nor erased), of an
+    account that participates; and of it only the address hash and the hour.
+    """
+    if not ctx.account_participates or ctx.is_machine:
+        return None
+    if ctx.tracking.kind not in ("open", "click"):
+        return None
+    if decide(ctx.tracking) is not Decision.IDENTIFIED or ctx.message_id is None:
+        return None
+    hour = ctx.occurred_at.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    return EngineSignal(
+        account_id=ctx.account_id, message_id=ctx.message_id, kind=ctx.tracking.kind, hour=hour
+    )

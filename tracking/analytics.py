@@ -1,14 +1,49 @@
-"""Campaign figures: sends, opens, clicks, unsubscribes. Reads only."""
+"""Campaign figures and reports. Reads only, always through the account that owns the campaign.
+
+Totals, uniques, per-day series and per-link figures come from the daily aggregates, which
+hold no personal data and outlive the events' retention. Hourly series (the first days of a
+campaign), machine reasons and figures by recipient domain need the events themselves and so
+cover only what is still retained.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import distinct, func, select
 
-from campaigns.models import Link, Message
+from accounts.models import Account
+from campaigns.models import Campaign, Link, Message
 from core import db
-from tracking.models import TrackingEvent
+from core.errors import NotFoundError
+from subscribers.models import Contact
+from tracking.models import DailyCampaignStat, DailyLinkStat, TrackingEvent
+
+
+@dataclass(frozen=True)
+class BounceCounts:
+    bounces: int
+    complaints: int
+
+
+def bounce_counts(campaign_id: int) -> BounceCounts:
+    """Bounces and complaints of a campaign.
+
+    Until the sending package reports bounces itself, a bounce is a message whose send failed
+    permanently and complaints are not known (0). Switch this one function to
+    ``campaigns.queries.bounce_counts`` when it exists.
+    """
+    failed = db.session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.campaign_id == campaign_id, Message.status == "failed")
+    )
+    return BounceCounts(bounces=int(failed or 0), complaints=0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +68,23 @@ class CampaignStats:
         return int(100 * done / self.total) if self.total else 100
 
 
+def _aggregate_totals(campaign_id: int) -> dict[tuple[str, bool], tuple[int, int]]:
+    rows = db.session.execute(
+        select(
+            DailyCampaignStat.kind,
+            DailyCampaignStat.is_machine,
+            func.sum(DailyCampaignStat.total),
+            func.sum(DailyCampaignStat.uniques),
+        )
+        .where(DailyCampaignStat.campaign_id == campaign_id)
+        .group_by(DailyCampaignStat.kind, DailyCampaignStat.is_machine)
+    ).all()
+    return {
+        (kind, bool(machine)): (int(total or 0), int(uniques or 0))
+        for kind, machine, total, uniques in rows
+    }
+
+
 def campaign_stats(campaign_id: int) -> CampaignStats:
     """The campaign's delivery and engagement figures (human counts; machine ones beside)."""
     status_counts = dict(
@@ -42,20 +94,7 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
             .group_by(Message.status)
         ).all()
     )
-    human = TrackingEvent.is_machine.is_(False)
-    rows = db.session.execute(
-        select(
-            TrackingEvent.kind,
-            TrackingEvent.is_machine,
-            func.count(),
-            func.count(distinct(TrackingEvent.message_id)),
-        )
-        .where(TrackingEvent.campaign_id == campaign_id)
-        .group_by(TrackingEvent.kind, TrackingEvent.is_machine)
-    ).all()
-    counts: dict[tuple[str, bool], tuple[int, int]] = {
-        (kind, bool(machine)): (int(total), int(unique)) for kind, machine, total, unique in rows
-    }
+    counts = _aggregate_totals(campaign_id)
 
     def total(kind: str, machine: bool = False) -> int:
         return counts.get((kind, machine), (0, 0))[0]
@@ -64,8 +103,10 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
         return counts.get((kind, False), (0, 0))[1]
 
     per_link = db.session.execute(
-        select(Link.url, func.count(TrackingEvent.id))
-        .outerjoin(TrackingEvent, (TrackingEvent.link_id == Link.id) & human)
+        select(Link.url, func.coalesce(func.sum(DailyLinkStat.total), 0))
+        .outerjoin(
+            DailyLinkStat, (DailyLinkStat.link_id == Link.id) & DailyLinkStat.is_machine.is_(False)
+        )
         .where(Link.campaign_id == campaign_id)
         .group_by(Link.id, Link.url)
         .order_by(Link.position)
@@ -85,3 +126,277 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
         machine_clicks=total("click", True),
         clicks_per_link=[(url, int(n)) for url, n in per_link],
     )
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    start: datetime
+    opens: int
+    clicks: int
+    machine_opens: int
+    machine_clicks: int
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    url: str
+    clicks: int
+    unique_clicks: int
+    machine_clicks: int
+
+
+@dataclass(frozen=True)
+class DomainRow:
+    domain: str
+    sent: int
+    failed: int
+    opens: int
+    unique_opens: int
+    clicks: int
+    unique_clicks: int
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    campaign: Campaign
+    stats: CampaignStats
+    bounces: BounceCounts
+    identified: bool  # the account tracks individually (uniques and domains are meaningful)
+    granularity: str  # hour | day
+    series: list[SeriesPoint]
+    links: list[LinkRow]
+    domains: list[DomainRow]
+    machine_reasons: list[tuple[str, int]]
+
+    def rate(self, count: int) -> str:
+        """``count`` as a share of the messages sent, for display."""
+        return f"{100 * count / self.stats.sent:.1f}%" if self.stats.sent else "—"
+
+
+def _campaign_of(account_id: int, campaign_id: int) -> tuple[Campaign, Account]:
+    row = db.session.execute(
+        select(Campaign, Account)
+        .join(Account, Account.id == Campaign.account_id)
+        .where(Campaign.id == campaign_id, Campaign.account_id == account_id)
+    ).first()
+    if row is None:
+        raise NotFoundError("campaign")
+    return row[0], row[1]
+
+
+def _hour_bucket(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.date_trunc("hour", TrackingEvent.occurred_at)
+    return func.strftime("%Y-%m-%d %H:00:00", TrackingEvent.occurred_at)
+
+
+def _series(campaign_id: int) -> tuple[str, list[SeriesPoint]]:
+    """Per hour while the campaign's figures span three days or less, else per day."""
+    daily: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for day, kind, machine, total in db.session.execute(
+        select(
+            DailyCampaignStat.day,
+            DailyCampaignStat.kind,
+            DailyCampaignStat.is_machine,
+            DailyCampaignStat.total,
+        ).where(
+            DailyCampaignStat.campaign_id == campaign_id,
+            DailyCampaignStat.kind.in_(("open", "click")),
+        )
+    ):
+        daily[day][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
+    if not daily:
+        return "day", []
+    first, last = min(daily), max(daily)
+    if (last - first).days <= 2:
+        dialect = db.session.get_bind().dialect.name
+        bucket = _hour_bucket(dialect)
+        hourly: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for start, kind, machine, total in db.session.execute(
+            select(bucket, TrackingEvent.kind, TrackingEvent.is_machine, func.count())
+            .where(
+                TrackingEvent.campaign_id == campaign_id,
+                TrackingEvent.kind.in_(("open", "click")),
+            )
+            .group_by(bucket, TrackingEvent.kind, TrackingEvent.is_machine)
+        ):
+            when = start if isinstance(start, datetime) else datetime.fromisoformat(str(start))
+            hourly[when][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
+        if hourly:
+            begin, end = min(hourly), max(hourly)
+            points, cursor = [], begin
+            while cursor <= end:
+                values = hourly.get(cursor, [0, 0, 0, 0])
+                points.append(SeriesPoint(cursor, *values))
+                cursor += timedelta(hours=1)
+            return "hour", points
+    points, day = [], first
+    while day <= last:
+        values = daily.get(day, [0, 0, 0, 0])
+        points.append(SeriesPoint(datetime(day.year, day.month, day.day), *values))
+        day += timedelta(days=1)
+    return "day", points
+
+
+def _links(campaign_id: int) -> list[LinkRow]:
+    rows = db.session.execute(
+        select(
+            Link.url,
+            DailyLinkStat.is_machine,
+            func.sum(DailyLinkStat.total),
+            func.sum(DailyLinkStat.uniques),
+        )
+        .outerjoin(DailyLinkStat, DailyLinkStat.link_id == Link.id)
+        .where(Link.campaign_id == campaign_id)
+        .group_by(Link.id, Link.position, Link.url, DailyLinkStat.is_machine)
+        .order_by(Link.position)
+    ).all()
+    merged: dict[str, list[int]] = {}
+    for url, machine, total, uniques in rows:
+        entry = merged.setdefault(url, [0, 0, 0])
+        if machine is None:
+            continue
+        if machine:
+            entry[2] += int(total or 0)
+        else:
+            entry[0] += int(total or 0)
+            entry[1] += int(uniques or 0)
+    return [LinkRow(url, *values) for url, values in merged.items()]
+
+
+def _domain_expression(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.lower(func.split_part(Contact.email, "@", 2))
+    return func.lower(func.substr(Contact.email, func.instr(Contact.email, "@") + 1))
+
+
+def _domains(campaign_id: int, limit: int = 12) -> list[DomainRow]:
+    dialect = db.session.get_bind().dialect.name
+    domain = _domain_expression(dialect)
+    figures: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    for name, status, count in db.session.execute(
+        select(domain, Message.status, func.count())
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.campaign_id == campaign_id)
+        .group_by(domain, Message.status)
+    ):
+        if status == "sent":
+            figures[str(name)][0] += int(count)
+        elif status == "failed":
+            figures[str(name)][1] += int(count)
+    for name, kind, total, uniques in db.session.execute(
+        select(domain, TrackingEvent.kind, func.count(), func.count(distinct(Message.id)))
+        .join(Message, Message.id == TrackingEvent.message_id)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(
+            TrackingEvent.campaign_id == campaign_id,
+            TrackingEvent.is_machine.is_(False),
+            TrackingEvent.kind.in_(("open", "click")),
+        )
+        .group_by(domain, TrackingEvent.kind)
+    ):
+        offset = 2 if kind == "open" else 4
+        figures[str(name)][offset] += int(total)
+        figures[str(name)][offset + 1] += int(uniques)
+    rows = sorted(figures.items(), key=lambda item: (-item[1][0], item[0]))
+    return [DomainRow(name, *values) for name, values in rows[:limit]]
+
+
+def _machine_reasons(campaign_id: int) -> list[tuple[str, int]]:
+    rows = db.session.execute(
+        select(TrackingEvent.machine_reason, func.count())
+        .where(TrackingEvent.campaign_id == campaign_id, TrackingEvent.is_machine.is_(True))
+        .group_by(TrackingEvent.machine_reason)
+        .order_by(func.count().desc())
+    ).all()
+    return [(str(reason or "machine"), int(count)) for reason, count in rows]
+
+
+def campaign_report(account_id: int, campaign_id: int) -> CampaignReport:
+    """The full report of one of the account's campaigns; NotFoundError for anyone else's."""
+    campaign, account = _campaign_of(account_id, campaign_id)
+    granularity, series = _series(campaign.id)
+    return CampaignReport(
+        campaign=campaign,
+        stats=campaign_stats(campaign.id),
+        bounces=bounce_counts(campaign.id),
+        identified=account.individual_tracking,
+        granularity=granularity,
+        series=series,
+        links=_links(campaign.id),
+        domains=_domains(campaign.id),
+        machine_reasons=_machine_reasons(campaign.id),
+    )
+
+
+@dataclass(frozen=True)
+class OverviewRow:
+    campaign: Campaign
+    stats: CampaignStats
+    bounces: BounceCounts
+
+    def rate(self, count: int) -> float:
+        return 100 * count / self.stats.sent if self.stats.sent else 0.0
+
+
+def account_overview(account_id: int, limit: int = 10) -> list[OverviewRow]:
+    """The account's most recent sent (or sending) campaigns with their figures, newest first."""
+    campaigns = db.session.scalars(
+        select(Campaign)
+        .where(Campaign.account_id == account_id, Campaign.status != "draft")
+        .order_by(Campaign.started_at.desc(), Campaign.id.desc())
+        .limit(limit)
+    ).all()
+    return [OverviewRow(c, campaign_stats(c.id), bounce_counts(c.id)) for c in campaigns]
+
+
+def report_csv(report: CampaignReport) -> str:
+    """The report as CSV: one section of rows per table, figures only (no personal data)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    s = report.stats
+
+    def cell(value: object) -> object:
+        # Neutralise spreadsheet formulas in text cells (URLs, names).
+        text = str(value)
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+    writer.writerow(["campaign", cell(report.campaign.name)])
+    writer.writerow(["section", "metric", "human", "machine", "unique"])
+    writer.writerow(["summary", "sent", s.sent, "", ""])
+    writer.writerow(["summary", "opens", s.opens, s.machine_opens, s.unique_opens])
+    writer.writerow(["summary", "clicks", s.clicks, s.machine_clicks, s.unique_clicks])
+    writer.writerow(["summary", "unsubscribes", s.unsubscribes, "", ""])
+    writer.writerow(["summary", "bounces", report.bounces.bounces, "", ""])
+    writer.writerow(["summary", "complaints", report.bounces.complaints, "", ""])
+    writer.writerow([])
+    writer.writerow([report.granularity, "opens", "clicks", "machine opens", "machine clicks"])
+    for point in report.series:
+        writer.writerow(
+            [
+                point.start.isoformat(sep=" "),
+                point.opens,
+                point.clicks,
+                point.machine_opens,
+                point.machine_clicks,
+            ]
+        )
+    writer.writerow([])
+    writer.writerow(["link", "clicks", "unique clicks", "machine clicks"])
+    for link in report.links:
+        writer.writerow([cell(link.url), link.clicks, link.unique_clicks, link.machine_clicks])
+    writer.writerow([])
+    writer.writerow(["domain", "sent", "bounced", "opens", "unique opens", "clicks", "unique"])
+    for row in report.domains:
+        writer.writerow(
+            [
+                cell(row.domain),
+                row.sent,
+                row.failed,
+                row.opens,
+                row.unique_opens,
+                row.clicks,
+                row.unique_clicks,
+            ]
+        )
+    return out.getvalue()

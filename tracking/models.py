@@ -1,25 +1,39 @@
-"""Tracking events, as the privacy layer allowed them to be recorded."""
+"""Tracking events, as the privacy layer allowed them to be recorded, and daily aggregates."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
 
 
 class TrackingEvent(Base):
-    """An open, click or unsubscribe.
+    """An open, click, unsubscribe or honeypot fetch.
 
     ``message_id`` is set only for identified events (the account tracks individually and the
     contact allows it). ``ip_prefix`` and ``ua_class`` are already reduced: raw values never
-    reach this table.
+    reach this table. ``hit_uid`` is a random id given to the hit in the request, so a batch
+    ingested twice (a worker killed after its commit) is stored once.
     """
 
     __tablename__ = "tracking_events"
-    __table_args__ = (Index("ix_tracking_events_campaign_kind", "campaign_id", "kind"),)
+    __table_args__ = (
+        Index("ix_tracking_events_campaign_kind", "campaign_id", "kind"),
+        Index("ix_tracking_events_account_occurred", "account_id", "occurred_at"),
+        Index("uq_tracking_events_hit_uid", "hit_uid", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(
@@ -32,8 +46,52 @@ class TrackingEvent(Base):
     message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))  # open | click | unsubscribe
+    kind: Mapped[str] = mapped_column(String(16))  # open | click | unsubscribe | honeypot
     occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     is_machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    machine_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ua_class: Mapped[str] = mapped_column(String(32), default="unknown")
+    hit_uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class DailyCampaignStat(Base):
+    """Per campaign, day, kind and human/machine: how many hits, how many first ones.
+
+    No personal data: counts only. ``uniques`` counts identified messages seen for the first
+    time that day (so the sum over days is the campaign's unique figure).
+    """
+
+    __tablename__ = "tracking_daily_campaign_stats"
+    __table_args__ = (UniqueConstraint("campaign_id", "day", "kind", "is_machine"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    is_machine: Mapped[bool] = mapped_column(Boolean)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    uniques: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyLinkStat(Base):
+    """Per link, day and human/machine: clicks and first clicks. Counts only."""
+
+    __tablename__ = "tracking_daily_link_stats"
+    __table_args__ = (UniqueConstraint("link_id", "day", "is_machine"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    is_machine: Mapped[bool] = mapped_column(Boolean)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    uniques: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,126 +1,566 @@
-"""Storing tracking hits through the privacy layer, and the unsubscribe action."""
+"""Storing tracking hits through the privacy layer, event retention, and the unsubscribe action.
+
+:func:`ingest` is the only writer of tracking events. For each batch it gathers, in a few
+queries, what the privacy layer needs (account and campaign settings, each named message's
+contact state and delivery time), asks :func:`privacy.policy.decide` what each hit may become
+and :func:`privacy.policy.classify_machine` whether a machine made it, then inserts the events
+and adds them to the daily per-campaign and per-link aggregates in the same transaction.
+Hit ids are unique, so ingesting the same batch twice stores it once and counts it once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 
 from accounts.models import Account
 from campaigns.models import Campaign, Message
 from core import db
-from core.db import utcnow
-from privacy import engine_gate, policy
+from privacy import policy
 from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
-from tracking.models import TrackingEvent
+from tracking.buffer import setting
+from tracking.hits import Hit, new_uid
+from tracking.models import DailyCampaignStat, DailyLinkStat, TrackingEvent
+
+__all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating", "on_engine_signals"]
+
+log = logging.getLogger(__name__)
+
+#: Evidence that a source is a machine: the other hits of that source close in time are too.
+_EVIDENCE_REASONS = ("honeypot", "head")
+#: Distinct links fetched by one source within the window that make a burst.
+BURST_LINKS = 3
+
+_engine_consumers: list[Callable[[Sequence[policy.EngineSignal]], None]] = []
+
+
+def on_engine_signals(
+    consumer: Callable[[Sequence[policy.EngineSignal]], None],
+) -> Callable[[Sequence[policy.EngineSignal]], None]:
+    """Register the Delivery Optimization Engine's way in (privacy's engine gate calls this).
+
+    Every committed batch calls each consumer with the :class:`privacy.policy.EngineSignal` s
+    the privacy layer allowed (:func:`privacy.policy.engine_signal`), and nothing else. A
+    consumer's failure is logged and never loses or blocks a hit.
+    """
+    if consumer not in _engine_consumers:
+        _engine_consumers.append(consumer)
+    return consumer
+
+
+def _forward_to_engine(signals: list[policy.EngineSignal]) -> None:
+    """THE hook point between tracking and the optimisation engine (see on_engine_signals)."""
+    if not signals:
+        return
+    for consumer in list(_engine_consumers):
+        try:
+            consumer(signals)
+        except Exception:
+            log.exception("the optimisation engine refused %d signals", len(signals))
 
 
 @dataclass(frozen=True)
-class Hit:
-    """A tracking hit after :func:`privacy.policy.minimise`: nothing raw is left in it."""
-
-    kind: str  # open | click | unsubscribe
+class _MessageInfo:
     campaign_id: int
-    message_id: int | None
-    link_id: int | None
-    ip_prefix: str | None
-    ua_class: str
-    occurred_at: datetime = field(default_factory=utcnow)
+    sent_at: datetime | None
+    contact: policy.ContactState
+    email: str | None
 
 
-def _contact_state(message: Message | None, list_id: int | None) -> policy.ContactState | None:
-    if message is None:
-        return None
-    if message.contact_id is None:
-        return policy.ContactState(exists=False)
-    contact = db.session.get(Contact, message.contact_id)
-    if contact is None:
-        return policy.ContactState(exists=False)
-    unsubscribed = False
-    if list_id is not None:
-        status = db.session.scalar(
-            select(Subscription.status).where(
-                Subscription.contact_id == contact.id, Subscription.list_id == list_id
+def _load_messages(message_ids: set[int]) -> dict[int, _MessageInfo]:
+    found: dict[int, _MessageInfo] = {}
+    ids = sorted(message_ids)
+    for start in range(0, len(ids), 500):
+        rows = db.session.execute(
+            select(Message.id, Message.campaign_id, Message.sent_at, Contact, Subscription.status)
+            .join(Campaign, Campaign.id == Message.campaign_id)
+            .outerjoin(Contact, Contact.id == Message.contact_id)
+            .outerjoin(
+                Subscription,
+                and_(
+                    Subscription.contact_id == Message.contact_id,
+                    Subscription.list_id == Campaign.list_id,
+                ),
             )
+            .where(Message.id.in_(ids[start : start + 500]))
+        ).all()
+        for message_id, campaign_id, sent_at, contact, status in rows:
+            found[message_id] = _MessageInfo(
+                campaign_id=campaign_id,
+                sent_at=sent_at,
+                contact=policy.contact_state(contact, status),
+                email=contact.email if contact is not None else None,
+            )
+    return found
+
+
+def _source(hit: Hit) -> tuple[Any, ...] | None:
+    """Who made a hit, as far as reduced values tell: the message, else prefix and agent."""
+    if hit.message_id is not None:
+        return ("message", hit.message_id)
+    if hit.ip_prefix:
+        return ("network", hit.campaign_id, hit.ip_prefix, hit.ua_class)
+    return None
+
+
+def _evidence_times(hits: list[Hit], window: float) -> dict[tuple[Any, ...], list[datetime]]:
+    """Per source, the times at which it showed itself a machine (honeypot, HEAD, a burst)."""
+    by_source: dict[tuple[Any, ...], list[Hit]] = defaultdict(list)
+    for hit in hits:
+        source = _source(hit)
+        if source is not None:
+            by_source[source].append(hit)
+    evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    span = timedelta(seconds=window)
+    for source, source_hits in by_source.items():
+        for hit in source_hits:
+            if hit.kind == "honeypot" or hit.method == "HEAD":
+                evidence[source].append(hit.occurred_at)
+        clicks = sorted((h for h in source_hits if h.link_id is not None), key=_time)
+        for index, hit in enumerate(clicks):
+            links = {h.link_id for h in clicks[index:] if h.occurred_at - hit.occurred_at <= span}
+            if len(links) >= BURST_LINKS:
+                evidence[source].append(hit.occurred_at)
+    # Honeypot or HEAD hits of earlier batches, for the messages named here.
+    message_ids = [s[1] for s in by_source if s[0] == "message"]
+    if message_ids:
+        earliest = min(h.occurred_at for h in hits) - span
+        for start in range(0, len(message_ids), 500):
+            rows = db.session.execute(
+                select(TrackingEvent.message_id, TrackingEvent.occurred_at).where(
+                    TrackingEvent.message_id.in_(message_ids[start : start + 500]),
+                    TrackingEvent.machine_reason.in_(_EVIDENCE_REASONS),
+                    TrackingEvent.occurred_at >= earliest,
+                )
+            ).all()
+            for message_id, occurred_at in rows:
+                evidence[("message", message_id)].append(occurred_at)
+    return evidence
+
+
+def _time(hit: Hit) -> datetime:
+    return hit.occurred_at
+
+
+def _seen_before(message_ids: set[int]) -> tuple[set[tuple[int, str]], set[tuple[int, int]]]:
+    """(message, kind) and (message, link) pairs that already have a human event."""
+    kinds: set[tuple[int, str]] = set()
+    links: set[tuple[int, int]] = set()
+    ids = sorted(message_ids)
+    for start in range(0, len(ids), 500):
+        rows = db.session.execute(
+            select(TrackingEvent.message_id, TrackingEvent.kind, TrackingEvent.link_id)
+            .where(
+                TrackingEvent.message_id.in_(ids[start : start + 500]),
+                TrackingEvent.is_machine.is_(False),
+            )
+            .distinct()
+        ).all()
+        for message_id, kind, link_id in rows:
+            assert message_id is not None
+            kinds.add((message_id, kind))
+            if link_id is not None:
+                links.add((message_id, link_id))
+    return kinds, links
+
+
+def _stored_uids(uids: list[str]) -> set[str]:
+    found: set[str | None] = set()
+    for start in range(0, len(uids), 1000):
+        found.update(
+            db.session.scalars(
+                select(TrackingEvent.hit_uid).where(
+                    TrackingEvent.hit_uid.in_(uids[start : start + 1000])
+                )
+            ).all()
         )
-        unsubscribed = status == "unsubscribed"
-    return policy.ContactState(
-        unsubscribed=unsubscribed,
-        restricted=contact.restricted_at is not None,
-        objected=contact.objected_at is not None,
-        consent_withdrawn=contact.consent_withdrawn_at is not None,  # privacy: art. 7(3)
-    )
+    return {uid for uid in found if uid}
+
+
+def _insert(table: Any, dialect: str) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def ingest(hits: Iterable[Hit]) -> int:
     """Store a batch of hits as the privacy layer decides; return how many events were written.
 
-    Hits for unknown campaigns, or whose message belongs to another campaign, are dropped.
+    Hits of unknown campaigns, or naming a message of another campaign, are dropped. A hit
+    already stored (same hit id) is neither stored nor counted again. Commits once.
     """
-    written = 0
-    campaigns: dict[int, tuple[Campaign, Account] | None] = {}
-    for hit in hits:
-        if hit.campaign_id not in campaigns:
-            campaign = db.session.get(Campaign, hit.campaign_id)
-            account = db.session.get(Account, campaign.account_id) if campaign else None
-            campaigns[hit.campaign_id] = (campaign, account) if campaign and account else None
-        found = campaigns[hit.campaign_id]
+    batch = list(hits)
+    if not batch:
+        return 0
+    app = current_app
+    window = float(setting(app, "TRACKING_MACHINE_WINDOW_SECONDS", 10.0))
+    extra_networks = tuple(
+        n.strip() for n in str(setting(app, "TRACKING_MACHINE_NETWORKS", "")).split(",") if n
+    )
+    campaigns = {
+        campaign.id: (campaign, account)
+        for campaign, account in db.session.execute(
+            select(Campaign, Account)
+            .join(Account, Account.id == Campaign.account_id)
+            .where(Campaign.id.in_({h.campaign_id for h in batch}))
+        ).all()
+    }
+    messages = _load_messages({h.message_id for h in batch if h.message_id is not None})
+    batch_evidence = _evidence_times(batch, window)
+    recent = _recent_sources()
+    evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    with recent.lock:
+        for key, times in batch_evidence.items():
+            evidence[key].extend(times)
+        for hit in batch:
+            known = _source(hit)
+            if known is not None and known in recent.evidence:
+                evidence[known].extend(recent.evidence[known])
+    seen_kinds, seen_links = _seen_before(set(messages))
+    span = timedelta(seconds=window)
+    sources: dict[str, tuple[Any, ...] | None] = {}
+
+    rows: list[dict[str, Any]] = []
+    signals: dict[str, policy.EngineSignal] = {}
+    for hit in batch:
+        found = campaigns.get(hit.campaign_id)
         if found is None:
             continue
         campaign, account = found
-        message = db.session.get(Message, hit.message_id) if hit.message_id else None
+        message = messages.get(hit.message_id) if hit.message_id is not None else None
         if hit.message_id is not None and (message is None or message.campaign_id != campaign.id):
             continue
-        decision = policy.decide(
-            policy.TrackingContext(
-                kind=hit.kind,
-                individual_tracking=account.individual_tracking,
-                track_opens=campaign.track_opens,
-                track_clicks=campaign.track_clicks,
-                identified_token=hit.message_id is not None,
-                contact=_contact_state(message, campaign.list_id),
-            )
+        tracking_ctx = policy.TrackingContext(
+            kind=hit.kind,
+            individual_tracking=account.individual_tracking,
+            track_opens=campaign.track_opens,
+            track_clicks=campaign.track_clicks,
+            identified_token=hit.message_id is not None,
+            contact=message.contact if message is not None else None,
         )
+        decision = policy.decide(tracking_ctx)
         if decision is policy.Decision.DROP:
             continue
-        db.session.add(
-            TrackingEvent(
-                account_id=account.id,
-                campaign_id=campaign.id,
-                link_id=hit.link_id,
-                message_id=hit.message_id if decision is policy.Decision.IDENTIFIED else None,
-                kind=hit.kind,
-                occurred_at=hit.occurred_at,
-                is_machine=hit.ua_class in policy.MACHINE_UA_CLASSES,
-                ip_prefix=hit.ip_prefix if decision is policy.Decision.IDENTIFIED else None,
+        source = sources[hit.uid] = _source(hit)
+        reason = policy.classify_machine(
+            policy.MachineEvidence(
                 ua_class=hit.ua_class,
+                ip_prefix=hit.ip_prefix,
+                method=hit.method,
+                honeypot=hit.kind == "honeypot",
+                seconds_since_delivery=(
+                    (hit.occurred_at - message.sent_at).total_seconds()
+                    if message is not None and message.sent_at is not None
+                    else None
+                ),
+                burst=source is not None
+                and any(abs(hit.occurred_at - t) <= span for t in evidence.get(source, ())),
+            ),
+            window,
+            extra_networks,
+        )
+        identified = decision is policy.Decision.IDENTIFIED
+        rows.append(
+            {
+                "account_id": account.id,
+                "campaign_id": campaign.id,
+                "link_id": hit.link_id,
+                "message_id": hit.message_id if identified else None,
+                "kind": hit.kind,
+                "occurred_at": hit.occurred_at,
+                "is_machine": reason is not None,
+                "machine_reason": reason,
+                "ip_prefix": hit.ip_prefix
+                if policy.may_keep_ip_prefix(decision, account.ip_handling)
+                else None,
+                "ua_class": hit.ua_class,
+                "hit_uid": hit.uid,
+            }
+        )
+        if identified and message is not None:
+            signal = policy.engine_signal(
+                policy.EngineContext(
+                    tracking=tracking_ctx,
+                    account_participates=account.engine_participation,
+                    is_machine=reason is not None,
+                    account_id=account.id,
+                    message_id=hit.message_id,
+                    occurred_at=hit.occurred_at,
+                )
+            )
+            if signal is not None:
+                signals[hit.uid] = signal
+
+    dialect = db.session.get_bind().dialect.name
+    # Hits already stored (a batch ingested again after a crash) are neither stored nor counted
+    # again. One consumer ingests at a time (the buffer's lock); the unique index and ON
+    # CONFLICT DO NOTHING keep the table right even if two ever overlap.
+    already = _stored_uids([row["hit_uid"] for row in rows])
+    rows = [row for row in rows if row["hit_uid"] not in already]
+    if rows:
+        table = TrackingEvent.__table__
+        db.session.connection().execute(
+            _insert(table, dialect).on_conflict_do_nothing(index_elements=["hit_uid"]), rows
+        )
+    inserted = {row["hit_uid"] for row in rows}
+    _add_to_aggregates(rows, seen_kinds, seen_links, dialect)
+    with recent.lock:
+        _reclassify_earlier(recent, batch_evidence, inserted, span, dialect)
+        for row in rows:
+            origin = sources.get(row["hit_uid"])
+            if origin is not None and not row["is_machine"]:
+                recent.events[origin].append(
+                    (row["occurred_at"], row["hit_uid"], row["first_kind"], row["first_link"])
+                )
+        for key, times in batch_evidence.items():
+            recent.evidence[key].extend(times)
+        newest = max(hit.occurred_at for hit in batch)
+        recent.prune(newest, 3 * span)
+    db.session.commit()
+    _forward_to_engine([signal for uid, signal in signals.items() if uid in inserted])
+    return len(inserted)
+
+
+def ingest_isolating(hits: list[Hit]) -> int:
+    """:func:`ingest`, but a hit the database refuses (a constraint, bad data) is set aside.
+
+    A refused batch is split in halves until the refused hits are alone; they are logged (by
+    kind and campaign only) and dropped, so one bad hit cannot block the buffer. A database
+    that is unreachable raises, and the whole batch stays buffered for a retry.
+    """
+    try:
+        return ingest(hits)
+    except (IntegrityError, DataError, ValueError, TypeError):
+        db.session.rollback()
+        if len(hits) == 1:
+            log.exception(
+                "dropped a %s hit of campaign %s the store refuses",
+                hits[0].kind,
+                hits[0].campaign_id,
+            )
+            return 0
+    middle = len(hits) // 2
+    return ingest_isolating(hits[:middle]) + ingest_isolating(hits[middle:])
+
+
+CampaignDeltas = dict[tuple[int, date, str, bool], list[int]]  # -> [account, total, uniques]
+LinkDeltas = dict[tuple[int, date, bool], list[int]]  # -> [account, campaign, total, uniques]
+
+
+def _add_to_aggregates(
+    rows: list[dict[str, Any]],
+    seen_kinds: set[tuple[int, str]],
+    seen_links: set[tuple[int, int]],
+    dialect: str,
+) -> None:
+    """Add stored events to the daily aggregates (counts only; first human hits as uniques).
+
+    Marks each row with ``first_kind`` / ``first_link`` (whether it was counted as unique).
+    """
+    per_campaign: CampaignDeltas = defaultdict(lambda: [0, 0, 0])
+    per_link: LinkDeltas = defaultdict(lambda: [0, 0, 0, 0])
+    for row in sorted(rows, key=lambda r: r["occurred_at"]):
+        machine = bool(row["is_machine"])
+        message_id = row["message_id"]
+        first_of_kind = first_of_link = False
+        if message_id is not None and not machine:
+            if (message_id, row["kind"]) not in seen_kinds:
+                seen_kinds.add((message_id, row["kind"]))
+                first_of_kind = True
+            if row["link_id"] is not None and (message_id, row["link_id"]) not in seen_links:
+                seen_links.add((message_id, row["link_id"]))
+                first_of_link = True
+        row["first_kind"], row["first_link"] = first_of_kind, first_of_link
+        _count(per_campaign, per_link, row, machine, 1, first_of_kind, first_of_link)
+    _apply_deltas(per_campaign, per_link, dialect)
+
+
+def _count(
+    per_campaign: CampaignDeltas,
+    per_link: LinkDeltas,
+    row: dict[str, Any],
+    machine: bool,
+    step: int,
+    first_of_kind: bool,
+    first_of_link: bool,
+) -> None:
+    day = row["occurred_at"].date()
+    counts = per_campaign[(row["campaign_id"], day, row["kind"], machine)]
+    counts[0] = row["account_id"]
+    counts[1] += step
+    counts[2] += step * int(first_of_kind)
+    if row["kind"] == "click" and row["link_id"] is not None:
+        link_counts = per_link[(row["link_id"], day, machine)]
+        link_counts[0] = row["account_id"]
+        link_counts[1] = row["campaign_id"]
+        link_counts[2] += step
+        link_counts[3] += step * int(first_of_link)
+
+
+def _apply_deltas(per_campaign: CampaignDeltas, per_link: LinkDeltas, dialect: str) -> None:
+    """Add (or, negative, subtract) counts to the aggregate rows, creating them as needed."""
+    for (campaign_id, day, kind, machine), (account_id, total, uniques) in per_campaign.items():
+        statement = _insert(DailyCampaignStat, dialect).values(
+            account_id=account_id,
+            campaign_id=campaign_id,
+            day=day,
+            kind=kind,
+            is_machine=machine,
+            total=total,
+            uniques=uniques,
+        )
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["campaign_id", "day", "kind", "is_machine"],
+                set_={
+                    "total": DailyCampaignStat.total + statement.excluded.total,
+                    "uniques": DailyCampaignStat.uniques + statement.excluded.uniques,
+                },
             )
         )
-        # engine input (one call; re-apply after merging)
-        engine_gate.record_engagement(
-            account.id,
-            hit.message_id,
-            hit.kind,
-            hit.occurred_at,
-            hit.ua_class in policy.MACHINE_UA_CLASSES,
+    for (link_id, day, machine), (account_id, campaign_id, total, uniques) in per_link.items():
+        statement = _insert(DailyLinkStat, dialect).values(
+            account_id=account_id,
+            campaign_id=campaign_id,
+            link_id=link_id,
+            day=day,
+            is_machine=machine,
+            total=total,
+            uniques=uniques,
         )
-        written += 1
-    db.session.commit()
-    return written
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["link_id", "day", "is_machine"],
+                set_={
+                    "total": DailyLinkStat.total + statement.excluded.total,
+                    "uniques": DailyLinkStat.uniques + statement.excluded.uniques,
+                },
+            )
+        )
 
 
-def record_hit(hit: Hit) -> None:
-    """Store one hit. Never raises: tracking must not break the answer to the recipient."""
-    try:
-        ingest([hit])
-    except Exception:
-        db.session.rollback()
-        import logging
+class _RecentSources:
+    """What the ingest process remembers for a few windows of time: never stored anywhere.
 
-        logging.getLogger(__name__).exception("could not store a %s hit", hit.kind)
+    Per source (a message, or a campaign + prefix + agent class): its recent human events and
+    the times it showed itself a machine. Evidence that arrives in a later batch than a
+    source's other hits then reclassifies those hits as machine activity too.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: dict[tuple[Any, ...], list[tuple[datetime, str, bool, bool]]] = defaultdict(
+            list
+        )
+        self.evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+        self.pruned_at: datetime | None = None
+
+    def prune(self, now: datetime, keep: timedelta) -> None:
+        """Forget what is older than ``keep`` (at most once per third of it)."""
+        if self.pruned_at is not None and now - self.pruned_at < keep / 3:
+            return
+        self.pruned_at = now
+        for store in (self.events, self.evidence):
+            for source in list(store):
+                kept = [item for item in store[source] if _when(item) >= now - keep]
+                if kept:
+                    store[source] = kept  # type: ignore[assignment]
+                else:
+                    del store[source]
+
+
+def _when(item: Any) -> datetime:
+    when: datetime = item[0] if isinstance(item, tuple) else item
+    return when
+
+
+def _recent_sources() -> _RecentSources:
+    found = current_app.extensions.get("tracking_recent_sources")
+    if found is None:
+        found = current_app.extensions["tracking_recent_sources"] = _RecentSources()
+    result: _RecentSources = found
+    return result
+
+
+def _reclassify_earlier(
+    recent: _RecentSources,
+    new_evidence: dict[tuple[Any, ...], list[datetime]],
+    batch_uids: set[str],
+    span: timedelta,
+    dialect: str,
+) -> None:
+    """Turn remembered human events of sources that now showed evidence into machine ones."""
+    flags: dict[str, tuple[bool, bool]] = {}
+    for source, times in new_evidence.items():
+        for occurred_at, uid, first_kind, first_link in recent.events.get(source, ()):
+            if uid not in batch_uids and any(abs(occurred_at - t) <= span for t in times):
+                flags[uid] = (first_kind, first_link)
+    if not flags:
+        return
+    changed = db.session.execute(
+        update(TrackingEvent)
+        .where(TrackingEvent.hit_uid.in_(list(flags)), TrackingEvent.is_machine.is_(False))
+        .values(is_machine=True, machine_reason="burst")
+        .returning(
+            TrackingEvent.hit_uid,
+            TrackingEvent.account_id,
+            TrackingEvent.campaign_id,
+            TrackingEvent.kind,
+            TrackingEvent.link_id,
+            TrackingEvent.occurred_at,
+        ),
+        execution_options={"synchronize_session": False},
+    ).all()
+    per_campaign: CampaignDeltas = defaultdict(lambda: [0, 0, 0])
+    per_link: LinkDeltas = defaultdict(lambda: [0, 0, 0, 0])
+    for changed_uid, account_id, campaign_id, kind, link_id, occurred_at in changed:
+        row = {
+            "account_id": account_id,
+            "campaign_id": campaign_id,
+            "kind": kind,
+            "link_id": link_id,
+            "occurred_at": occurred_at,
+        }
+        first_kind, first_link = flags[str(changed_uid)]
+        _count(per_campaign, per_link, row, False, -1, first_kind, first_link)
+        _count(per_campaign, per_link, row, True, 1, False, False)
+    _apply_deltas(per_campaign, per_link, dialect)
+
+
+def apply_event_retention(now: datetime) -> int:
+    """Delete every account's events older than its ``event_retention_days``; return how many.
+
+    Every event is added to the daily aggregates in the transaction that stores it (and the
+    migration that introduced the aggregates rolled older events in), so deleting loses no
+    figure: reports read the aggregates. Computed from database state only: running it twice,
+    late, or in two processes at once deletes the same rows once and changes nothing else.
+    """
+    deleted = 0
+    accounts = db.session.execute(select(Account.id, Account.event_retention_days)).all()
+    for account_id, days in accounts:
+        cutoff = now - timedelta(days=max(int(days or 0), 1))
+        result = db.session.execute(
+            delete(TrackingEvent).where(
+                TrackingEvent.account_id == account_id, TrackingEvent.occurred_at < cutoff
+            )
+        )
+        db.session.commit()
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
+def campaign_of_message(message_id: int) -> int | None:
+    """The campaign a message belongs to, or None for an unknown message."""
+    return db.session.scalar(select(Message.campaign_id).where(Message.id == message_id))
 
 
 def unsubscribe_message_recipient(
@@ -152,6 +592,8 @@ def unsubscribe_message_recipient(
                     link_id=None,
                     ip_prefix=reduced.ip_prefix,
                     ua_class=reduced.ua_class,
+                    method="POST",
+                    uid=new_uid(),
                 )
             ]
         )

@@ -1,34 +1,37 @@
-"""Public tracking endpoints: beacon, click redirect, unsubscribe (page and RFC 8058 POST).
+"""Public tracking endpoints (beacon, click, honeypot, unsubscribe) and the report pages.
 
-They set no cookie, take no CSRF token (the signed token is the authority) and never change
-state on GET or HEAD: link scanners fetch every URL of a message.
+The beacon, click and honeypot are answered by :mod:`tracking.hotpath` in front of Flask; the
+routes below answer the same requests when they reach Flask (odd token shapes) with the same
+code. Public endpoints set no cookie, take no CSRF token (the signed token is the authority)
+and never change state on GET or HEAD: link scanners fetch every URL of a message.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from accounts import queries as account_queries
+from core import nav
+from core.auth import login_required, member
 from core.signing import BadTokenError
 from privacy import policy
-from tracking import services, urls
-from tracking.services import Hit
+from tracking import analytics, charts, hotpath, services, urls
+from tracking.hotpath import PIXEL
+
+__all__ = ["PIXEL", "bp"]
 
 bp = Blueprint("tracking", __name__, template_folder="templates")
 PUBLIC_NO_CSRF = True
-
-#: A 1x1 transparent GIF, 43 bytes.
-PIXEL = (
-    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
-    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
-)
+nav.add("Reports", "tracking.reports", 25, active=("tracking.report", "tracking.reports"))
 
 
-def _reduced(campaign_id: int | None = None) -> policy.ReducedRequest:
-    """Reduce the request (IP, user agent) as the account chooses; raw values end here."""
-    ip_mode = account_queries.ip_handling_for_campaign(campaign_id) if campaign_id else "truncate"
-    return policy.minimise(request.remote_addr, request.headers.get("User-Agent"), ip_mode)
+@bp.record_once
+def _install_hot_path(state: BlueprintSetupState) -> None:
+    hotpath.install(state.app)  # type: ignore[arg-type]
 
 
 def _no_store(response: BaseResponse) -> BaseResponse:
@@ -37,48 +40,41 @@ def _no_store(response: BaseResponse) -> BaseResponse:
     return response
 
 
-@bp.get("/o/<token>")
+def _environ() -> dict[str, Any]:
+    return request.environ
+
+
+@bp.route("/o/<token>", methods=["GET", "HEAD"])
 def beacon(token: str) -> BaseResponse:
     """Always answer the GIF; record an open only for a valid token."""
-    try:
-        parsed = urls.parse_open(token)
-    except BadTokenError:
-        parsed = None
-    if parsed is not None:
-        reduced = _reduced(parsed.campaign_id)
-        services.record_hit(
-            Hit(
-                kind="open",
-                campaign_id=parsed.campaign_id,
-                message_id=parsed.message_id,
-                link_id=None,
-                ip_prefix=reduced.ip_prefix,
-                ua_class=reduced.ua_class,
-            )
-        )
+    hotpath.recorder(current_app._get_current_object()).beacon(token, _environ())  # type: ignore[attr-defined]
     return _no_store(Response(PIXEL, mimetype="image/gif"))
 
 
 @bp.route("/c/<token>", methods=["GET", "HEAD"])
 def click(token: str) -> BaseResponse:
     """Redirect to the destination bound in the token; 404 for anything else."""
-    try:
-        parsed = urls.parse_click(token)
-    except BadTokenError:
+    url = hotpath.recorder(current_app._get_current_object()).click(token, _environ())  # type: ignore[attr-defined]
+    if url is None:
         abort(404)
-    reduced = _reduced(parsed.campaign_id)
-    services.record_hit(
-        Hit(
-            kind="click",
-            campaign_id=parsed.campaign_id,
-            message_id=parsed.message_id,
-            link_id=parsed.link_id,
-            ip_prefix=reduced.ip_prefix,
-            ua_class=reduced.ua_class,
-        )
-    )
-    response = redirect(parsed.url, code=302)
-    return _no_store(response)
+    response = Response(status=302)
+    for name, value in hotpath.redirect_headers(url):
+        response.headers[name] = value
+    return response
+
+
+@bp.route("/h/<token>", methods=["GET", "HEAD"])
+def honeypot(token: str) -> BaseResponse:
+    """The hidden link only machines follow: a plain answer, and the hit as evidence."""
+    if not hotpath.recorder(current_app._get_current_object()).honeypot(token, _environ()):  # type: ignore[attr-defined]
+        abort(404)
+    return _no_store(Response(hotpath.HONEYPOT_BODY, mimetype="text/plain"))
+
+
+def _reduced(campaign_id: int | None) -> policy.ReducedRequest:
+    """Reduce the request (IP, user agent) as the account chooses; raw values end here."""
+    mode = account_queries.ip_handling_for_campaign(campaign_id) if campaign_id else "drop"
+    return policy.minimise(request.remote_addr, request.headers.get("User-Agent"), mode)
 
 
 @bp.get("/u/<token>")
@@ -102,10 +98,41 @@ def unsubscribe(token: str) -> BaseResponse:
         abort(404)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     found = services.unsubscribe_message_recipient(
-        message_id, _reduced(), "one-click" if one_click else "link"
+        message_id,
+        _reduced(services.campaign_of_message(message_id)),
+        "one-click" if one_click else "link",
     )
     if not found:
         abort(404)
     if one_click:
         return _no_store(Response("Unsubscribed.\n", mimetype="text/plain"))
     return _no_store(Response(render_template("tracking/unsubscribe.html", token=token, done=True)))
+
+
+@bp.get("/reports")
+@login_required()
+def reports() -> Any:
+    """The account dashboard: recent campaigns side by side."""
+    rows = analytics.account_overview(member().account_id)
+    return render_template("tracking/reports.html", rows=rows)
+
+
+@bp.get("/campaigns/<int:campaign_id>/report")
+@login_required()
+def report(campaign_id: int) -> Any:
+    """One campaign's report: chart, human and machine figures, links, domains."""
+    found = analytics.campaign_report(member().account_id, campaign_id)
+    chart = charts.line_chart(found.series, found.granularity)
+    return render_template("tracking/report.html", report=found, chart=chart)
+
+
+@bp.get("/campaigns/<int:campaign_id>/report.csv")
+@login_required()
+def report_csv(campaign_id: int) -> Any:
+    """The report as a CSV download."""
+    found = analytics.campaign_report(member().account_id, campaign_id)
+    response = Response(analytics.report_csv(found), mimetype="text/csv")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="campaign-{found.campaign.id}-report.csv"'
+    )
+    return response

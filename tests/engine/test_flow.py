@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import time_machine
@@ -11,6 +11,7 @@ from flask import Flask
 from accounts import services as accounts
 from campaigns import services as campaigns
 from core import db as core_db
+from core.db import utcnow
 from privacy import engine_gate
 from tests.conftest import drain
 from tests.factories import make_campaign, make_list_with_contacts, make_tenant
@@ -37,9 +38,12 @@ def test_sends_and_human_opens_teach_the_engine(app: Flask, smtp_sink: SMTPSink)
         received = smtp_sink.wait_for(1)
         beacon = urls_of(received[0].message).beacon
         assert beacon is not None
+    # Opened half an hour later (hits seconds after delivery count as machine activity).
+    with time_machine.travel(datetime(2026, 11, 20, 19, 40), tick=True):
         for agent in (HUMAN, HUMAN, GMAIL_PROXY, GMAIL_PROXY, GMAIL_PROXY):
             response = client.get(path_of(beacon), headers={"User-Agent": agent})
             assert response.status_code == 200
+        drain(app)  # the buffered hits are ingested, and the engine's share forwarded
 
         with app.app_context():
             # The hard bounce at one account protects the other.
@@ -95,6 +99,9 @@ def test_a_failing_engine_never_costs_a_send_or_a_hit(
     assert statuses == ["sent", "sent"]
     beacon = urls_of(smtp_sink.messages[0].message).beacon
     assert beacon is not None
-    app.test_client().get(path_of(beacon), headers={"User-Agent": HUMAN})
+    with time_machine.travel(utcnow() + timedelta(minutes=30), tick=True):
+        app.test_client().get(path_of(beacon), headers={"User-Agent": HUMAN})
+        drain(app)
+    db.remove()
     assert db.scalar(select(TrackingEvent.kind)) == "open"  # the hit is stored all the same
     assert len(smtp_sink.messages) == 2  # and nothing was sent twice

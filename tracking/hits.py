@@ -1,0 +1,74 @@
+"""A tracking hit as it travels from the request to the store: reduced values and ids only."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from core.db import utcnow
+
+KINDS = ("open", "click", "unsubscribe", "honeypot")
+
+
+def new_uid() -> str:
+    """A random id for a hit, so that storing the same hit twice stores it once."""
+    return secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A tracking hit after :func:`privacy.policy.minimise`: nothing raw is left in it."""
+
+    kind: str  # open | click | unsubscribe | honeypot
+    campaign_id: int
+    message_id: int | None
+    link_id: int | None
+    ip_prefix: str | None
+    ua_class: str
+    occurred_at: datetime = field(default_factory=utcnow)
+    method: str = "GET"
+    uid: str = field(default_factory=new_uid)
+
+    def encode(self) -> bytes:
+        """A compact line for the buffer (Redis list or spool file)."""
+        stamp = self.occurred_at.replace(tzinfo=UTC).timestamp()
+        return json.dumps(
+            [
+                1,
+                self.uid,
+                self.kind,
+                self.campaign_id,
+                self.message_id,
+                self.link_id,
+                self.ip_prefix,
+                self.ua_class,
+                self.method,
+                round(stamp, 3),
+            ],
+            separators=(",", ":"),
+        ).encode()
+
+    @staticmethod
+    def decode(line: bytes | str) -> Hit:
+        """The hit of a line made by :meth:`encode`; ValueError when it is not one."""
+        try:
+            version, uid, kind, campaign, message, link, prefix, ua, method, stamp = json.loads(
+                line
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError("not a hit line") from exc
+        if version != 1 or kind not in KINDS or not isinstance(campaign, int):
+            raise ValueError("not a hit line")
+        return Hit(
+            kind=str(kind),
+            campaign_id=campaign,
+            message_id=message if isinstance(message, int) else None,
+            link_id=link if isinstance(link, int) else None,
+            ip_prefix=str(prefix) if prefix else None,
+            ua_class=str(ua),
+            occurred_at=datetime.fromtimestamp(float(stamp), UTC).replace(tzinfo=None),
+            method=str(method),
+            uid=str(uid),
+        )

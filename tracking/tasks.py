@@ -1,0 +1,24 @@
+"""Thin actors: ingest the hit buffer; apply the event retention."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from core.queue import actor
+
+
+@actor(queue_name="tracking", max_retries=50, min_backoff=500, max_backoff=15_000)
+def ingest_buffered_hits() -> None:
+    """Ingest every buffered hit in batches (enqueued by the buffer's pushes; safe to repeat)."""
+    from tracking import buffer
+
+    buffer.drain(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+@actor(queue_name="tracking", max_retries=3)
+def apply_event_retention() -> None:
+    """Apply every account's event retention now (see tracking.services)."""
+    from core.db import utcnow
+    from tracking import services
+
+    services.apply_event_retention(utcnow())
