@@ -626,7 +626,7 @@ def campaign_from_template(account_id: int, template_id: int, name: str) -> Camp
 
 # --------------------------------------------------------------------------- rendering
 
-_VIEWS: dict[tuple[int, int], CampaignView] = {}
+_VIEWS: dict[tuple[int, int, str], CampaignView] = {}
 
 
 def _compile_for(campaign: Campaign, account: Account) -> CompiledCampaign:
@@ -651,7 +651,8 @@ def _dkim_for(account_id: int, from_email: str) -> Signing:
 
 def _campaign_view(campaign: Campaign) -> CampaignView:
     """The campaign compiled for rendering; cached per worker (a sending campaign is frozen)."""
-    cache_key = (id(current_app._get_current_object()), campaign.id)  # type: ignore[attr-defined]
+    app_id = id(current_app._get_current_object())  # type: ignore[attr-defined]
+    cache_key = (app_id, campaign.id, str(campaign.started_at))
     cached = _VIEWS.get(cache_key)
     if cached is not None:
         return cached

@@ -104,9 +104,11 @@ class Throttle:
             time.sleep(max(0.0, wake - now))
 
     @contextmanager
-    def domain_slot(self, account_id: int, domain: str, limit: int) -> Iterator[bool]:
+    def domain_slot(
+        self, account_id: int, domain: str, limit: int, wait: float = 5.0
+    ) -> Iterator[bool]:
         """Hold one of ``limit`` concurrent sends to ``domain``; yields False if none came free
-        within a few seconds (the caller puts the message back for later)."""
+        within ``wait`` seconds (the caller puts the message back for later)."""
         pause = domain_pause(account_id, domain)
         if pause > 0:
             time.sleep(min(pause, 5.0))
@@ -114,7 +116,7 @@ class Throttle:
             yield True
             return
         key = f"domain:{account_id}:{domain}"
-        give_up = time.monotonic() + 5.0
+        give_up = time.monotonic() + wait
         while self._incr(key, 300) > limit:
             self._decr(key)
             if time.monotonic() > give_up:
