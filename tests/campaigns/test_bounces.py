@@ -72,7 +72,7 @@ def _row(address: str) -> Message:
 
 def test_envelope_sender_is_a_verp_address_naming_the_message(sending_app: Any) -> None:
     sent = _sent(sending_app, ["ada@example.org"])
-    message_id, verp = sent["ada@example.org"]
+    _message_id, verp = sent["ada@example.org"]
     assert verp.startswith("bounces+") and verp.endswith("@shop.example")
     key = sending_app.config["SECRET_KEY"]
     from campaigns.render import parse_verp
@@ -227,7 +227,7 @@ def test_generic_webhook_with_hmac_and_soft_bounce_threshold(sending_app: Any) -
     first = _sent(sending_app, ["tired@example.org"])
     client = sending_app.test_client()
 
-    def post(events: list[dict[str, Any]], secret: str = "webhook-secret") -> Any:
+    def post(events: list[dict[str, Any]], secret: str = "webhook-secret") -> Any:  # noqa: S107
         body = json.dumps({"events": events}).encode()
         return client.post(
             "/webhooks/bounces",
