@@ -315,6 +315,7 @@ class CampaignView:
     dkim: Signing = field(default_factory=Signing)
     # Anonymous URLs are the same in every message: signed once per campaign.
     _anonymous_urls: dict[str, str] = field(default_factory=dict)
+    _escaped: dict[str, str] = field(default_factory=dict)
 
     def url_for_slot(self, slot: str, message_id: int) -> str:
         """The signed URL that fills ``slot`` in one message."""
@@ -361,12 +362,19 @@ def _address(name: str, email: str) -> str:
     return formataddr((name, email), charset="utf-8") if name else email
 
 
-def _qp(text: str) -> bytes:
-    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
-    return encoded.replace(b"\n", b"\r\n")
+def _encode_part(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, body bytes with CRLF): 7bit when the text is ASCII with short
+    lines (no encoding work at all), quoted-printable otherwise."""
+    text = text.replace("\r\n", "\n")
+    if text.isascii() and max(map(len, text.split("\n"))) <= 990:
+        return "7bit", text.replace("\n", "\r\n").encode("ascii")
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    return "quoted-printable", encoded.replace(b"\n", b"\r\n")
 
 
-def _fill(pieces: list[str], view: CampaignView, recipient: Recipient, html: bool) -> str:
+def _fill(
+    pieces: list[str], view: CampaignView, recipient: Recipient, html: bool, unsubscribe: str
+) -> str:
     out: list[str] = []
     for index, piece in enumerate(pieces):
         if index % 2 == 0:
@@ -374,6 +382,12 @@ def _fill(pieces: list[str], view: CampaignView, recipient: Recipient, html: boo
             continue
         if piece == "extras":
             out.append(footer_extras(view, recipient))
+            continue
+        if piece == "unsubscribe":
+            out.append(escape(unsubscribe, quote=True) if html else unsubscribe)
+            continue
+        if html and not view.identify_in_urls and piece in view._escaped:
+            out.append(view._escaped[piece])
             continue
         url = view.url_for_slot(piece, recipient.message_id)
         if piece == "beacon":
@@ -383,6 +397,8 @@ def _fill(pieces: list[str], view: CampaignView, recipient: Recipient, html: boo
                     ' style="display:block">'
                 )
             continue
+        if html and piece != "unsubscribe" and not view.identify_in_urls:
+            view._escaped[piece] = escape(url, quote=True)
         out.append(escape(url, quote=True) if html else url)
     return "".join(out)
 
@@ -428,9 +444,9 @@ def render_message(
     """
     context = recipient.context() if view.compiled.uses_contact else {}
     subject = subject_prefix + "".join(view.compiled.subject.pieces(context))
-    html = _fill(view.compiled.html.pieces(context), view, recipient, html=True)
-    text = _fill(view.compiled.text.pieces(context), view, recipient, html=False)
     unsubscribe = view.url_for_slot("unsubscribe", recipient.message_id)
+    html = _fill(view.compiled.html.pieces(context), view, recipient, True, unsubscribe)
+    text = _fill(view.compiled.text.pieces(context), view, recipient, False, unsubscribe)
     message_id = message_id_for(recipient.message_id, view.message_id_domain)
     boundary = f"=_{secrets.token_hex(12)}"
     head = [
@@ -450,14 +466,16 @@ def render_message(
         b"\r\n",
     ]
     part_head = "--{b}\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
-    part_head += "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    part_head += "Content-Transfer-Encoding: {cte}\r\n\r\n"
+    text_cte, text_bytes = _encode_part(text)
+    html_cte, html_bytes = _encode_part(html)
     body = b"".join(
         [
-            part_head.format(b=boundary, kind="plain").encode(),
-            _qp(text),
+            part_head.format(b=boundary, kind="plain", cte=text_cte).encode(),
+            text_bytes,
             b"\r\n",
-            part_head.format(b=boundary, kind="html").encode(),
-            _qp(html),
+            part_head.format(b=boundary, kind="html", cte=html_cte).encode(),
+            html_bytes,
             f"\r\n--{boundary}--\r\n".encode(),
         ]
     )

@@ -15,6 +15,7 @@ worker died (the window that cannot be closed: accepted but not marked). That ro
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -22,10 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from queue import Full, Queue
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Integer, and_, delete, func, insert, literal, or_, select, text, update
 
 from accounts.models import Account
 from campaigns.models import (
@@ -833,36 +835,43 @@ def _enqueue_chains(campaign: Campaign) -> None:
 
 
 def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, list[int]]:
-    """Claim up to ``limit`` due pending rows for this worker; commit; return token and ids."""
-    query = (
-        select(Message.id)
-        .where(
-            Message.campaign_id == campaign_id,
-            Message.status == "pending",
-            or_(Message.due_at.is_(None), Message.due_at <= now),
-        )
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    if db.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(db.session.scalars(query))
+    """Claim up to ``limit`` due pending rows for this worker; commit; return token and ids.
+
+    Empty only when nothing is due: a claim lost to a concurrent worker is tried again.
+    """
     token = uuid.uuid4().hex
-    if not ids:
-        db.session.commit()
-        return token, []
-    result = db.session.execute(
-        update(Message)
-        .where(Message.id.in_(ids), Message.status == "pending")
-        .values(status="claimed", claim_token=token, claimed_at=now)
-        .returning(Message.id)
-    )
-    claimed = sorted(row[0] for row in result)
-    db.session.execute(
-        update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=now)
-    )
-    db.session.commit()
-    return token, claimed
+    for _attempt in range(10):
+        query = (
+            select(Message.id)
+            .where(
+                Message.campaign_id == campaign_id,
+                Message.status == "pending",
+                or_(Message.due_at.is_(None), Message.due_at <= now),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        if db.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(db.session.scalars(query))
+        if not ids:
+            db.session.commit()
+            return token, []
+        result = db.session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status == "pending")
+            .values(status="claimed", claim_token=token, claimed_at=now)
+            .returning(Message.id)
+        )
+        claimed = sorted(row[0] for row in result)
+        if claimed:
+            db.session.execute(
+                update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=now)
+            )
+            db.session.commit()
+            return token, claimed
+        db.session.commit()  # another worker took these rows first: look again
+    return token, []
 
 
 def _eligible_recipients(campaign: Campaign, message_ids: list[int]) -> dict[int, Recipient]:
@@ -902,6 +911,128 @@ def _mark(message_id: int, token: str, **values: Any) -> None:
     db.session.commit()
 
 
+#: How many rows of a dead worker's claim may have been accepted by SMTP without their mark
+#: being committed: the one in the SMTP exchange and the marks queued behind it
+#: (:class:`_SentMarker` keeps at most one waiting while another is being written).
+UNCERTAIN_PER_CLAIM = 3
+
+
+class _SentMarker:
+    """Marks accepted messages ``sent`` from a thread of its own, one autocommitted statement
+    each, so writing a mark overlaps the next SMTP exchange. At most one mark waits in line
+    (``put`` blocks), which bounds the window to :data:`UNCERTAIN_PER_CLAIM` rows.
+
+    With ``SEND_MARK_DURABILITY=server`` (the default) PostgreSQL acknowledges the commit
+    before flushing it to disk (``synchronous_commit=off`` for this connection only): a killed
+    worker loses nothing, a crash of the database server itself can lose the marks of its last
+    fraction of a second (those messages would be sent again). ``disk`` waits for the flush.
+    """
+
+    STATEMENT = text(
+        "UPDATE messages SET status = 'sent', sent_at = :sent_at, smtp_message_id = :mid, "
+        "error = NULL, claim_token = NULL WHERE id = :id AND claim_token = :token"
+    )
+
+    def __init__(self) -> None:
+        engine = db.session.get_bind().engine
+        self.connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.relaxed = (
+            engine.dialect.name == "postgresql" and setting("SEND_MARK_DURABILITY") == "server"
+        )
+        if self.relaxed:
+            self.connection.exec_driver_sql("SET synchronous_commit = off")
+        self.waiting: Queue[tuple[int, str, str] | None] = Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sent-marker", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.waiting.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue
+            message_id, token, smtp_message_id = item
+            try:
+                self.connection.execute(
+                    self.STATEMENT,
+                    {"sent_at": utcnow(), "mid": smtp_message_id, "id": message_id, "token": token},
+                )
+            except BaseException as exc:  # reported to the sending thread
+                self.error = exc
+
+    def mark(self, message_id: int, token: str, smtp_message_id: str) -> None:
+        """Queue the mark of an accepted message; raises a previous mark's error."""
+        if self.error is not None:
+            raise self.error
+        self.waiting.put((message_id, token, smtp_message_id))
+
+    def close(self) -> None:
+        """Write every queued mark, then release the connection."""
+        self.waiting.put(None)
+        self.thread.join()
+        try:
+            if self.relaxed:
+                self.connection.exec_driver_sql("RESET synchronous_commit")
+        finally:
+            self.connection.close()
+        if self.error is not None:
+            log.error("a sent mark failed: %s", self.error)
+
+
+class _Prerenderer:
+    """Renders a batch's messages a few steps ahead of SMTP, in a thread of its own, so that
+    rendering (CPU) overlaps the waits for the SMTP server. Yields ``(message_id, rendered)``
+    in claim order; ``rendered`` is None for a recipient no longer eligible, or the exception
+    rendering raised."""
+
+    def __init__(
+        self,
+        view: CampaignView,
+        recipients: dict[int, Recipient],
+        message_ids: list[int],
+        verp_key: str,
+    ) -> None:
+        self.app = current_app._get_current_object()  # type: ignore[attr-defined]
+        self.view = view
+        self.recipients = recipients
+        self.message_ids = message_ids
+        self.verp_key = verp_key
+        self.ready: Queue[tuple[int, RenderedMessage | BaseException | None]] = Queue(maxsize=4)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="prerender", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            for message_id in self.message_ids:
+                recipient = self.recipients.get(message_id)
+                item: RenderedMessage | BaseException | None = None
+                if recipient is not None:
+                    try:
+                        item = render_message(self.view, recipient, self.verp_key)
+                    except Exception as exc:  # handed to the sending thread
+                        item = exc
+                while not self.stopping.is_set():
+                    try:
+                        self.ready.put((message_id, item), timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if self.stopping.is_set():
+                    return
+
+    def __iter__(self) -> Iterator[tuple[int, RenderedMessage | BaseException | None]]:
+        for _ in self.message_ids:
+            yield self.ready.get()
+
+    def close(self) -> None:
+        """Stop rendering ahead and wait for the thread."""
+        self.stopping.set()
+        self.thread.join()
+
+
 def _release(token: str) -> None:
     """Give back the rows of a claim this worker did not attempt."""
     db.session.rollback()
@@ -935,6 +1066,7 @@ def _transport_failed(campaign: Campaign, error: Exception, chain: int) -> None:
     errors = db.session.scalar(
         select(Campaign.consecutive_errors).where(Campaign.id == campaign.id)
     )
+    log.warning("campaign %s: transport error %s in a row: %s", campaign.id, errors, error)
     if (errors or 0) >= limit:
         db.session.execute(
             update(Campaign)
@@ -1010,21 +1142,45 @@ def record_bounce(
     return True
 
 
-def send_batch(campaign_id: int, chain: int = 0) -> int:
-    """Send one batch of the campaign's due messages, then enqueue the chain's next batch.
-
-    Returns how many messages the SMTP server accepted.
-    """
+def send_batch(campaign_id: int, chain: int = 0, claims: int = 0) -> int:
+    """Send the campaign's due messages claim after claim (``claims`` of them, or as many as
+    fit in ``SEND_JOB_SECONDS``), then enqueue the chain's next job. Returns how many messages
+    the SMTP server accepted."""
     from campaigns import tasks
 
-    campaign = db.session.get(Campaign, campaign_id)
-    if campaign is None or campaign.status != "sending":
-        return 0
+    job_deadline = time.monotonic() + float(setting("SEND_JOB_SECONDS"))
+    total = 0
+    done = 0
+    while True:
+        campaign = db.session.get(Campaign, campaign_id)
+        if campaign is None:
+            return total
+        db.session.refresh(campaign)
+        if campaign.status != "sending":
+            return total
+        sent, outcome = _send_one_claim(campaign, chain)
+        total += sent
+        done += 1
+        if outcome == "over":
+            return total
+        more = claims == 0 or done < claims
+        if outcome == "complete" and more and time.monotonic() < job_deadline:
+            continue
+        queue.enqueue_after_commit(tasks.send_batch, campaign_id, chain)
+        db.session.commit()
+        return total
+
+
+def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
+    """Claim and send one batch. Returns (accepted, outcome): ``complete`` when every claimed
+    row was handled, ``stopped`` when the batch stopped early (pause, cancel, time), ``over``
+    when the chain must not go on (nothing due, transport error, broken template)."""
+    campaign_id = campaign.id
     now = utcnow()
     token, message_ids = _claim(campaign_id, int(setting("SEND_BATCH_SIZE")), now)
     if not message_ids:
         _after_empty_claim(campaign, chain, now)
-        return 0
+        return 0, "over"
     servers = _servers(campaign.account_id)
     server = servers[chain % len(servers)]
     settings = db.session.get(SendingSettings, campaign.account_id)
@@ -1040,34 +1196,36 @@ def send_batch(campaign_id: int, chain: int = 0) -> int:
     except TemplateError as exc:
         _release(token)
         pause(campaign.account_id, campaign.id, f"The templates do not render: {exc}")
-        return 0
+        return 0, "over"
     sent = 0
+    completed = False
     checked_at = time.monotonic()
+    marker = _SentMarker()
+    ahead = _Prerenderer(view, recipients, message_ids, verp_key)
     try:
         with _connection(server) as conn:
-            for message_id in message_ids:
+            for message_id, rendered in ahead:
                 if time.monotonic() - checked_at > 1.0:
                     checked_at = time.monotonic()
                     if _status_of(campaign_id) != "sending":
                         break
                 if time.time() > deadline:
                     break
-                recipient = recipients.get(message_id)
-                if recipient is None:
+                if rendered is None:
                     _mark(message_id, token, status="skipped", error="no longer in the audience")
                     continue
-                try:
-                    rendered = render_message(view, recipient, verp_key)
-                except TemplateError as exc:
-                    _mark(message_id, token, status="failed", error=str(exc)[:500])
+                if isinstance(rendered, TemplateError):
+                    _mark(message_id, token, status="failed", error=str(rendered)[:500])
                     continue
+                if isinstance(rendered, BaseException):
+                    raise rendered
                 if not throttle.wait_for_rate(
                     f"account:{campaign.account_id}", account_rate, deadline
                 ) or not throttle.wait_for_rate(
                     f"server:{server.id}", server.max_per_second, deadline
                 ):
                     break
-                domain = recipient.email.rpartition("@")[2].lower()
+                domain = rendered.recipient.rpartition("@")[2].lower()
                 with throttle.domain_slot(campaign.account_id, domain, domain_limit) as free:
                     if not free:
                         _mark(
@@ -1078,15 +1236,23 @@ def send_batch(campaign_id: int, chain: int = 0) -> int:
                             claimed_at=None,
                         )
                         continue
-                    if _deliver(conn, rendered, message_id, token, campaign):
+                    if _deliver(conn, rendered, message_id, token, marker):
                         sent += 1
+            else:
+                completed = True  # no break: every claimed row was handled
     except TransportError as exc:
+        ahead.close()
+        marker.close()
         _release(token)
         _transport_failed(campaign, exc, chain)
-        return sent
+        return sent, "over"
     except Exception:
+        ahead.close()
+        marker.close()
         _release(token)
         raise
+    ahead.close()
+    marker.close()
     _release(token)  # rows not reached (paused, cancelled, deadline)
     if sent and campaign.consecutive_errors:
         db.session.execute(
@@ -1095,13 +1261,12 @@ def send_batch(campaign_id: int, chain: int = 0) -> int:
     db.session.execute(
         update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=utcnow())
     )
-    queue.enqueue_after_commit(tasks.send_batch, campaign_id, chain)
     db.session.commit()
-    return sent
+    return sent, "complete" if completed else "stopped"
 
 
 def _deliver(
-    conn: Connection, rendered: RenderedMessage, message_id: int, token: str, campaign: Campaign
+    conn: Connection, rendered: RenderedMessage, message_id: int, token: str, marker: _SentMarker
 ) -> bool:
     """Send one message and mark its row by the SMTP outcome; True when accepted.
 
@@ -1140,14 +1305,7 @@ def _deliver(
                 error=f"deferred: {smtp_status(exc)}",
             )
         return False
-    _mark(
-        message_id,
-        token,
-        status="sent",
-        sent_at=utcnow(),
-        smtp_message_id=rendered.message_id_header,
-        error=None,
-    )
+    marker.mark(message_id, token, rendered.message_id_header)
     return True
 
 
@@ -1160,10 +1318,7 @@ def _after_empty_claim(campaign: Campaign, chain: int, now: datetime) -> None:
             Message.campaign_id == campaign.id, Message.status == "pending"
         )
     )
-    if next_due is not None:
-        if chain != 0:  # one chain waits for the retries; the reconciler restores the others
-            db.session.commit()
-            return
+    if next_due is not None:  # each chain waits for the retries (at most one job per chain)
         delay = max(1.0, (next_due - now).total_seconds())
         queue.enqueue_after_commit(
             tasks.send_batch, campaign.id, chain, delay=int(min(delay, 3600) * 1000)
@@ -1207,8 +1362,9 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
 
     1. Scheduled campaigns that are due are started.
     2. Claims older than ``SEND_CLAIM_TIMEOUT`` belong to dead workers (a live one gives its
-       claim back after half that time): the first unmarked row in id order is marked failed
-       as "interrupted" (it may have been accepted: never resent), the others return to pending.
+       claim back after half that time): the first :data:`UNCERTAIN_PER_CLAIM` unmarked rows
+       in id order are marked failed as "interrupted" (they may have been accepted: never
+       resent), the others return to pending.
     3. Sending campaigns with due work and no progress for ``SEND_STALL_SECONDS`` (their queue
        messages were lost, e.g. Redis restarted without persistence) get their chains again.
     4. Sending campaigns with nothing left are marked sent.

@@ -10,6 +10,8 @@
 | ``SEND_RETRY_BASE_SECONDS`` | 60 | first retry delay after a 4xx; doubles per attempt |
 | ``SEND_MAX_ATTEMPTS`` | 5 | deferrals (4xx) before a message fails as a soft bounce |
 | ``SEND_MAX_TRANSPORT_ERRORS`` | 5 | transport errors in a row before the campaign pauses |
+| ``SEND_JOB_SECONDS`` | 30 | a send job claims batch after batch for this long |
+| ``SEND_MARK_DURABILITY`` | server | ``disk``: wait for PostgreSQL's flush on each sent mark |
 | ``SOFT_BOUNCE_LIMIT`` | 3 | soft bounces of a contact before the address is suppressed |
 | ``RETURN_PATH`` | empty | e.g. ``bounces@mail.example.com``: VERP envelope senders |
 | ``BOUNCE_WEBHOOK_SECRET`` | empty | HMAC key of the generic bounce webhook (off when empty) |
@@ -35,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "SEND_MAX_ATTEMPTS": 5,
     "SEND_MAX_TRANSPORT_ERRORS": 5,
     "SOFT_BOUNCE_LIMIT": 3,
+    "SEND_MARK_DURABILITY": "server",
+    "SEND_JOB_SECONDS": 30.0,
     "RETURN_PATH": "",
     "BOUNCE_WEBHOOK_SECRET": "",
     "BOUNCE_MAILDIR": "",

@@ -12,6 +12,7 @@ import mailbox
 import smtplib
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ class SMTPConnection:
     def __init__(self, settings: SMTPSettings) -> None:
         self.settings = settings
         self.broken = False
+        self.last_used = time.monotonic()
         context = ssl.create_default_context()
         try:
             if settings.implicit_tls:
@@ -155,6 +157,14 @@ class SMTPConnection:
         except (OSError, smtplib.SMTPException):
             self.smtp.close()
 
+    def alive(self) -> bool:
+        """True when the server still answers (a NOOP) on this session."""
+        try:
+            return bool(self.smtp.noop()[0] == 250)
+        except (OSError, smtplib.SMTPException):
+            self.broken = True
+            return False
+
     def reset(self) -> bool:
         """Make the session ready for the next message after a refusal; False if it is dead."""
         if self.broken:
@@ -174,8 +184,9 @@ class SMTPPool:
     limit. Broken sessions are closed instead of being returned.
     """
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, check_after: float = 2.0) -> None:
         self.url = url
+        self.check_after = check_after
         self.settings = SMTPSettings.from_url(url)
         self.size = max(1, size)
         self._slots = threading.BoundedSemaphore(self.size)
@@ -185,12 +196,16 @@ class SMTPPool:
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[SMTPConnection]:
         """Lend an open session; raise TransportError when none can be opened."""
-        if not self._slots.acquire(timeout=timeout if timeout is not None else -1):
+        if not self._slots.acquire(timeout=timeout):  # None: wait as long as it takes
             raise TransportError(f"no free connection to {self.settings.host} in time")
         conn: SMTPConnection | None = None
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
+            idle_long = conn is not None and time.monotonic() - conn.last_used > self.check_after
+            if conn is not None and idle_long and not conn.alive():  # servers drop idle ones
+                conn.smtp.close()
+                conn = None
             if conn is None:
                 conn = SMTPConnection(self.settings)
             yield conn
@@ -203,6 +218,7 @@ class SMTPPool:
                 if conn.broken:
                     conn.smtp.close()
                 else:
+                    conn.last_used = time.monotonic()
                     with self._lock:
                         self._idle.append(conn)
             self._slots.release()

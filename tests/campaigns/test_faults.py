@@ -44,7 +44,7 @@ def run_fault_scenario(
     namespace = f"fault-{secrets.token_hex(3)}"
     timing = {
         "SEND_BATCH_SIZE": 20,
-        "SEND_CLAIM_TIMEOUT": 4,
+        "SEND_CLAIM_TIMEOUT": 10,  # a live worker gives its claim back after 5 s
         "SEND_STALL_SECONDS": 2,
         "SMTP_MAX_PER_SECOND": rate,
         "SEND_CONNECTIONS": 2,
