@@ -9,6 +9,7 @@ These use a private redis-server on a free port, never the shared one. Larger ru
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -26,7 +27,8 @@ from tests.campaigns.helpers import campaign_with
 from tests.conftest import TEST_KEYS
 from tests.smtp_sink import SMTPSink
 
-RECIPIENTS = 300
+# bench/fault_bench.py runs these with more recipients.
+RECIPIENTS = int(os.environ.get("FAULT_RECIPIENTS", "300"))
 
 
 def run_fault_scenario(
@@ -36,7 +38,7 @@ def run_fault_scenario(
     tmp_path: Path,
     fault: str,
     recipients: int = RECIPIENTS,
-    rate: float = 120,
+    rate: float = float(os.environ.get("FAULT_RATE", "120")),
 ) -> Any:
     """Send a campaign through a real worker, inject ``fault`` ("kill" or "redis") when a third
     has arrived, recover, and return the outcome."""
