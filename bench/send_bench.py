@@ -247,6 +247,9 @@ def main() -> None:
             log = tmp / "workers.log"
             worker = Worker(worker_env(config), log, threads=1)
             worker.env["PYTHONUNBUFFERED"] = "1"
+            # One job at a time per process, so the C chains spread over the C processes
+            # (Dramatiq's default prefetch would let one process hold both chains).
+            worker.env["dramatiq_queue_prefetch"] = "1"
             worker.process = None
             # One process per connection, one thread each: C chains over C SMTP connections.
             import subprocess as sp
