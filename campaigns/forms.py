@@ -1,16 +1,104 @@
-"""Forms of the campaign pages."""
+"""Forms of the campaign and sending pages."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import (
+    DateTimeLocalField,
+    FloatField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 
 class CampaignForm(FlaskForm):
     name = StringField("Internal name", validators=[DataRequired(), Length(max=200)])
-    subject = StringField("Subject", validators=[Length(max=500)])
+    list_ids = SelectMultipleField("Send to lists", coerce=int, validators=[Optional()])
+    subject = StringField(
+        "Subject",
+        validators=[Length(max=500)],
+        description="Personalise with {{ contact.first_name }}, {{ contact.attributes.city }}…",
+    )
     from_name = StringField("Sender name", validators=[Length(max=200)])
     from_email = StringField("Sender address", validators=[Length(max=320)])
-    list_id = SelectField("Send to list", coerce=int, validators=[Optional()])
+    reply_to = StringField("Reply-to address (optional)", validators=[Length(max=320)])
     html_body = TextAreaField("HTML body", validators=[Length(max=2_000_000)])
+    text_body = TextAreaField(
+        "Plain-text body (optional)",
+        validators=[Length(max=2_000_000)],
+        description="Left empty, it is generated from the HTML.",
+    )
+
+
+class NewFromTemplateForm(FlaskForm):
+    template_id = SelectField("Start from a template", coerce=int)
+    name = StringField("Campaign name", validators=[Optional(), Length(max=200)])
+
+
+class PreviewForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    contact_id = SelectField("Preview as", coerce=int, validators=[Optional()])
+
+
+class TestSendForm(FlaskForm):
+    addresses = StringField(
+        "Send a test to",
+        validators=[DataRequired(message="Give at least one address.")],
+        description="Up to 10 addresses, separated by commas.",
+    )
+    contact_id = SelectField("Personalised as", coerce=int, validators=[Optional()])
+
+
+class ScheduleForm(FlaskForm):
+    send_at = DateTimeLocalField(
+        "Send at (UTC)",
+        format="%Y-%m-%dT%H:%M",
+        validators=[DataRequired(message="Choose a date and time.")],
+    )
+
+
+class SenderForm(FlaskForm):
+    email = StringField("Sender address", validators=[DataRequired(), Length(max=320)])
+    name = StringField("Sender name", validators=[Optional(), Length(max=200)])
+
+
+class SmtpServerForm(FlaskForm):
+    name = StringField("Name", validators=[Optional(), Length(max=200)])
+    url = StringField(
+        "SMTP URL",
+        validators=[DataRequired(), Length(max=1000)],
+        description="smtp://user:password@host:587 (STARTTLS) or smtps://user:password@host:465",
+    )
+    max_per_second = FloatField(
+        "Messages per second (0: no limit)", default=0, validators=[NumberRange(min=0)]
+    )
+    max_connections = IntegerField(
+        "Connections", default=2, validators=[NumberRange(min=1, max=50)]
+    )
+
+
+class DkimForm(FlaskForm):
+    domain = StringField("Domain", validators=[DataRequired(), Length(max=255)])
+    selector = StringField("Selector", default="envoy", validators=[DataRequired(), Length(max=63)])
+
+
+class LimitsForm(FlaskForm):
+    max_per_second = FloatField(
+        "Account messages per second (0: no limit)", validators=[NumberRange(min=0)]
+    )
+    max_per_domain = IntegerField(
+        "Concurrent messages per recipient domain (0: no limit)", validators=[NumberRange(min=0)]
+    )
+
+
+class TemplateForm(FlaskForm):
+    name = StringField("Template name", validators=[DataRequired(), Length(max=200)])
+    subject = StringField("Subject", validators=[Length(max=500)])
+    html_body = TextAreaField("HTML body", validators=[Length(max=2_000_000)])
+    text_body = TextAreaField("Plain-text body (optional)", validators=[Length(max=2_000_000)])

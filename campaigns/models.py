@@ -1,17 +1,31 @@
-"""Campaigns, their tracked links and one Message row per recipient."""
+"""Campaigns, their audience, tracked links, one Message row per recipient, and what sending
+needs per account: verified senders, SMTP servers, DKIM keys, reusable templates, bounces."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
 
 
 class Campaign(Base):
-    """An email written once and sent to a list."""
+    """An email written once and sent to an audience (lists, later segments).
+
+    Status: draft -> scheduled -> sending <-> paused -> sent, or cancelled from any of them.
+    """
 
     __tablename__ = "campaigns"
 
@@ -23,17 +37,51 @@ class Campaign(Base):
     subject: Mapped[str] = mapped_column(String(500), default="")
     from_name: Mapped[str] = mapped_column(String(200), default="")
     from_email: Mapped[str] = mapped_column(String(320), default="")
+    reply_to: Mapped[str] = mapped_column(String(320), default="")
     html_body: Mapped[str] = mapped_column(Text, default="")
+    # Empty: generated from the HTML when the campaign is compiled.
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    # The one list an unsubscribe applies to when the campaign goes to a single list; NULL when
+    # it goes to several lists or segments (an unsubscribe then leaves every list).
     list_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
     )
-    # draft -> sending -> sent (or cancelled / paused later)
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    scheduled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Why the campaign paused itself (transport errors), shown on its page.
+    pause_reason: Mapped[str] = mapped_column(Text, default="")
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    # Last time a worker claimed or marked a message: the reconciler re-enqueues when stale.
+    last_progress_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CampaignList(Base):
+    """A list a campaign goes to."""
+
+    __tablename__ = "campaign_lists"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class CampaignSegment(Base):
+    """A segment a campaign goes to (ids passed to the audience query, resolved there)."""
+
+    __tablename__ = "campaign_segments"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    segment_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class Link(Base):
@@ -54,10 +102,14 @@ class Message(Base):
     """One send of a campaign to one contact: claimed before SMTP, marked after.
 
     The unique (campaign, contact) pair makes a second send to the same person impossible.
+    Status: pending -> claimed -> sent | failed | skipped (or back to pending for a retry).
     """
 
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("campaign_id", "contact_id"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id"),
+        Index("ix_messages_campaign_id_status_due_at", "campaign_id", "status", "due_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(
@@ -67,9 +119,107 @@ class Message(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    # pending -> sending -> sent | failed | skipped
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    # Not before this time: a 4xx retry's backoff, or a per-recipient send time.
+    due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The claim (one worker's batch) this row belongs to while it is being sent.
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     smtp_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # hard | soft | complaint, once a bounce or complaint came back for this message.
+    bounce_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class Bounce(Base):
+    """A bounce or complaint mapped back to its message: the status code, never the body."""
+
+    __tablename__ = "bounces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # hard | soft | complaint
+    source: Mapped[str] = mapped_column(String(16))  # smtp | dsn | arf | ses | webhook
+    diagnostic: Mapped[str] = mapped_column(String(64), default="")  # e.g. "550 5.1.1"
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Sender(Base):
+    """A From address an account may use, once its owner confirmed it by email."""
+
+    __tablename__ = "senders"
+    __table_args__ = (UniqueConstraint("account_id", "email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SmtpServer(Base):
+    """One of an account's SMTP servers, with its own rate and connection limits."""
+
+    __tablename__ = "smtp_servers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)  # smtp://user:pass@host:587 (see core.mail)
+    max_per_second: Mapped[float] = mapped_column(Float, default=0.0)  # 0: unlimited
+    max_connections: Mapped[int] = mapped_column(Integer, default=2)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DkimKey(Base):
+    """An account's DKIM key for one signing domain (private key in PEM)."""
+
+    __tablename__ = "dkim_keys"
+    __table_args__ = (UniqueConstraint("account_id", "domain"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    domain: Mapped[str] = mapped_column(String(255))
+    selector: Mapped[str] = mapped_column(String(63))
+    private_key_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SendingSettings(Base):
+    """An account's sending limits."""
+
+    __tablename__ = "sending_settings"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_per_second: Mapped[float] = mapped_column(Float, default=0.0)  # 0: unlimited
+    max_per_domain: Mapped[int] = mapped_column(Integer, default=0)  # concurrent; 0: unlimited
+
+
+class Template(Base):
+    """A reusable body (HTML, optional text) an account starts campaigns from."""
+
+    __tablename__ = "campaign_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

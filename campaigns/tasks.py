@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from campaigns import services
+from campaigns import bounces, services
+from core.db import utcnow
 from core.queue import actor
 
 
 @actor(queue_name="send", max_retries=10, min_backoff=5_000, max_backoff=300_000)
-def send_batch(campaign_id: int) -> None:
-    """Send the next batch of a campaign's pending messages."""
-    services.send_batch(campaign_id)
+def send_batch(campaign_id: int, chain: int = 0) -> None:
+    """Send the next batch of a campaign's due messages (one chain per SMTP connection)."""
+    services.send_batch(campaign_id, chain)
+
+
+@actor(queue_name="send", max_retries=3)
+def start_scheduled(campaign_id: int) -> None:
+    """Start a scheduled campaign when its time has come (the reconciler is the safety net)."""
+    services.start_scheduled(campaign_id)
+
+
+@actor(queue_name="default", max_retries=0)
+def reconcile_sending() -> None:
+    """Periodic: start due scheduled campaigns, recover dead claims and lost queue messages."""
+    services.reconcile(utcnow())
+
+
+@actor(queue_name="default", max_retries=0)
+def read_bounce_mailbox() -> None:
+    """Periodic: read DSN and ARF reports from the configured Maildir and IMAP mailbox."""
+    bounces.process_configured_mailboxes()

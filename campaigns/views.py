@@ -1,17 +1,41 @@
-"""Dashboard and campaign pages (behind login)."""
+"""Dashboard, campaign, template and sending-settings pages (behind login), sender confirmation,
+and the bounce webhooks (authorised by a signature, not a cookie)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
-from campaigns import queries, services
-from campaigns.forms import CampaignForm
+from campaigns import bounces, queries, services
+from campaigns.forms import (
+    CampaignForm,
+    DkimForm,
+    LimitsForm,
+    NewFromTemplateForm,
+    PreviewForm,
+    ScheduleForm,
+    SenderForm,
+    SmtpServerForm,
+    TemplateForm,
+    TestSendForm,
+)
 from core import nav
 from core.auth import login_required, member
 from core.errors import ValidationError
 from core.forms import ActionForm, show_error
+from core.mail import TransientMailError
+from core.signing import BadTokenError
 from subscribers import queries as subscriber_queries
 from tracking import analytics
 
@@ -23,12 +47,20 @@ nav.add(
     20,
     active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail"),
 )
+nav.add("Templates", "campaigns.templates", 25, active=("campaigns.template",))
+nav.add("Sending", "campaigns.sending", 85, role="admin")
 
 DEFAULT_BODY = """<html><body>
-<h1>Hello!</h1>
+<h1>Hello {{ contact.first_name or "there" }}!</h1>
 <p>Write your message here. Links like <a href="https://example.com/">this one</a> are tracked
 as the account's privacy settings allow.</p>
 </body></html>"""
+
+# Previews show marketer-written HTML: no script, no forms, no network but images.
+PREVIEW_CSP = (
+    "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+    "font-src https: data:; sandbox"
+)
 
 
 @bp.get("/dashboard")
@@ -50,12 +82,16 @@ def dashboard() -> Any:
 def campaigns() -> Any:
     me = member()
     rows = [(c, analytics.campaign_stats(c.id)) for c in queries.list_campaigns(me.account_id)]
-    return render_template("campaigns/campaigns.html", rows=rows)
+    from_template = NewFromTemplateForm()
+    from_template.template_id.choices = [(t.id, t.name) for t in queries.templates(me.account_id)]
+    return render_template("campaigns/campaigns.html", rows=rows, from_template=from_template)
 
 
 def _form(account_id: int, obj: Any = None) -> CampaignForm:
     form = CampaignForm(obj=obj)
-    form.list_id.choices = [(0, "— choose a list —"), *subscriber_queries.list_choices(account_id)]
+    form.list_ids.choices = list(subscriber_queries.list_choices(account_id))
+    if obj is not None and not form.is_submitted():
+        form.list_ids.data = services.campaign_list_ids(obj.id)
     return form
 
 
@@ -69,6 +105,9 @@ def edit(campaign_id: int | None = None) -> Any:
     if campaign is None and not form.is_submitted():
         form.html_body.data = DEFAULT_BODY
         form.from_name.data = me.account_name
+        senders = queries.verified_sender_choices(me.account_id)
+        if senders:
+            form.from_email.data = senders[0][0]
     if form.validate_on_submit():
         try:
             saved = services.save_campaign(
@@ -78,39 +117,450 @@ def edit(campaign_id: int | None = None) -> Any:
                 subject=form.subject.data or "",
                 from_name=form.from_name.data or "",
                 from_email=form.from_email.data or "",
+                reply_to=form.reply_to.data or "",
                 html_body=form.html_body.data or "",
-                list_id=form.list_id.data or None,
+                text_body=form.text_body.data or "",
+                list_ids=form.list_ids.data or [],
             )
         except ValidationError as exc:
             show_error(form, exc)
         else:
             flash("Campaign saved.", "success")
             return redirect(url_for("campaigns.detail", campaign_id=saved.id))
-    return render_template("campaigns/edit.html", form=form, campaign=campaign)
+    return render_template(
+        "campaigns/edit.html",
+        form=form,
+        campaign=campaign,
+        senders=queries.verified_sender_choices(me.account_id),
+    )
+
+
+@bp.post("/campaigns/from-template")
+@login_required()
+def from_template() -> Any:
+    me = member()
+    form = NewFromTemplateForm()
+    form.template_id.choices = [(t.id, t.name) for t in queries.templates(me.account_id)]
+    if form.validate_on_submit():
+        campaign = services.campaign_from_template(
+            me.account_id, form.template_id.data or 0, form.name.data or ""
+        )
+        flash("Draft created from the template.", "success")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    flash("Choose a template.", "error")
+    return redirect(url_for("campaigns.campaigns"))
+
+
+def _contact_choices(account_id: int) -> list[tuple[int, str]]:
+    return [(0, "A sample contact"), *queries.preview_contacts(account_id)]
+
+
+def _detail_forms(account_id: int) -> dict[str, Any]:
+    test_form = TestSendForm()
+    test_form.contact_id.choices = _contact_choices(account_id)
+    preview_form = PreviewForm(request.args)
+    preview_form.contact_id.choices = _contact_choices(account_id)
+    return {
+        "test_form": test_form,
+        "preview_form": preview_form,
+        "schedule_form": ScheduleForm(),
+        "action": ActionForm(),
+    }
+
+
+def _render_detail(campaign: Any, **forms: Any) -> Any:
+    me = member()
+    context = _detail_forms(me.account_id)
+    context.update(forms)
+    return render_template(
+        "campaigns/detail.html",
+        campaign=campaign,
+        stats=analytics.campaign_stats(campaign.id),
+        progress=queries.progress(campaign),
+        bounces=queries.bounce_counts(campaign.id),
+        list_names=subscriber_queries.list_choices(me.account_id),
+        list_ids=services.campaign_list_ids(campaign.id),
+        **context,
+    )
 
 
 @bp.get("/campaigns/<int:campaign_id>")
 @login_required()
 def detail(campaign_id: int) -> Any:
     me = member()
+    return _render_detail(services.get_campaign(me.account_id, campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/preview")
+@login_required()
+def preview(campaign_id: int) -> Any:
+    """The rendered HTML alone, for the sandboxed iframe (CSP sandbox, no script)."""
+    me = member()
+    contact_id = request.args.get("contact_id", type=int) or None
+    try:
+        shown = services.preview(me.account_id, campaign_id, contact_id)
+        body = shown.html
+    except ValidationError as exc:
+        body = f"<p style='color:#c92a2a;font-family:sans-serif'>{exc.message}</p>"
+    response = make_response(body)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    return response
+
+
+@bp.get("/campaigns/<int:campaign_id>/progress.json")
+@login_required()
+def progress(campaign_id: int) -> Any:
+    me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
-    return render_template(
-        "campaigns/detail.html",
-        campaign=campaign,
-        stats=analytics.campaign_stats(campaign.id),
-        action=ActionForm(),
-    )
+    response = jsonify(queries.progress(campaign).as_dict())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/campaigns/<int:campaign_id>/test")
+@login_required()
+def test_send(campaign_id: int) -> Any:
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    forms = _detail_forms(me.account_id)
+    form = forms["test_form"]
+    if form.validate_on_submit():
+        addresses = [a.strip() for a in (form.addresses.data or "").replace(";", ",").split(",")]
+        try:
+            sent = services.send_test(
+                me.account_id, campaign_id, addresses, form.contact_id.data or None
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        except TransientMailError as exc:
+            form.addresses.errors = [f"The SMTP server did not take the test: {exc}"]
+        else:
+            flash(f"Test sent to {sent} address{'es' if sent != 1 else ''}.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    return _render_detail(campaign, test_form=form), 400
+
+
+@bp.post("/campaigns/<int:campaign_id>/schedule")
+@login_required()
+def schedule(campaign_id: int) -> Any:
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    form = ScheduleForm()
+    if form.validate_on_submit() and form.send_at.data is not None:
+        try:
+            services.schedule(me.account_id, campaign_id, form.send_at.data)
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash(f"Scheduled for {form.send_at.data:%Y-%m-%d %H:%M} UTC.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    return _render_detail(campaign, schedule_form=form), 400
+
+
+def _action(campaign_id: int, do: Any, done: str) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        try:
+            do(me.account_id, campaign_id)
+        except ValidationError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(done, "success")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")
 @login_required()
 def send(campaign_id: int) -> Any:
+    return _action(campaign_id, services.start, "Sending started.")
+
+
+@bp.post("/campaigns/<int:campaign_id>/unschedule")
+@login_required()
+def unschedule(campaign_id: int) -> Any:
+    return _action(campaign_id, services.unschedule, "Schedule removed; the campaign is a draft.")
+
+
+@bp.post("/campaigns/<int:campaign_id>/pause")
+@login_required()
+def pause(campaign_id: int) -> Any:
+    return _action(campaign_id, services.pause, "Paused.")
+
+
+@bp.post("/campaigns/<int:campaign_id>/resume")
+@login_required()
+def resume(campaign_id: int) -> Any:
+    return _action(campaign_id, services.resume, "Resumed.")
+
+
+@bp.post("/campaigns/<int:campaign_id>/cancel")
+@login_required()
+def cancel(campaign_id: int) -> Any:
+    return _action(campaign_id, services.cancel, "Cancelled: nothing more will be sent.")
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@bp.get("/templates")
+@login_required()
+def templates() -> Any:
+    me = member()
+    return render_template(
+        "campaigns/templates.html", templates=queries.templates(me.account_id), action=ActionForm()
+    )
+
+
+@bp.route("/templates/new", methods=["GET", "POST"])
+@bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
+@login_required()
+def template(template_id: int | None = None) -> Any:
+    me = member()
+    existing = services.get_template(me.account_id, template_id) if template_id else None
+    form = TemplateForm(obj=existing)
+    if existing is None and not form.is_submitted():
+        form.html_body.data = DEFAULT_BODY
+    if form.validate_on_submit():
+        try:
+            services.save_template(
+                me.account_id,
+                template_id=template_id,
+                name=form.name.data or "",
+                subject=form.subject.data or "",
+                html_body=form.html_body.data or "",
+                text_body=form.text_body.data or "",
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("Template saved.", "success")
+            return redirect(url_for("campaigns.templates"))
+    return render_template("campaigns/template_edit.html", form=form, template=existing)
+
+
+@bp.post("/templates/<int:template_id>/delete")
+@login_required()
+def delete_template(template_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
+        services.delete_template(me.account_id, template_id)
+        flash("Template deleted.", "success")
+    return redirect(url_for("campaigns.templates"))
+
+
+# --------------------------------------------------------------------------- sending settings
+
+
+def _sending_page(**forms: Any) -> Any:
+    me = member()
+    limits = queries.sending_settings(me.account_id)
+    context: dict[str, Any] = {
+        "sender_form": SenderForm(),
+        "server_form": SmtpServerForm(),
+        "dkim_form": DkimForm(),
+        "limits_form": LimitsForm(
+            max_per_second=limits.max_per_second, max_per_domain=limits.max_per_domain
+        ),
+    }
+    context.update(forms)
+    keys = [(key, services.dkim_record(key)) for key in queries.dkim_keys(me.account_id)]
+    return render_template(
+        "campaigns/sending.html",
+        senders=queries.senders(me.account_id),
+        servers=queries.smtp_servers(me.account_id),
+        keys=keys,
+        action=ActionForm(),
+        **context,
+    )
+
+
+@bp.get("/sending")
+@login_required("admin")
+def sending() -> Any:
+    return _sending_page()
+
+
+@bp.post("/sending/senders")
+@login_required("admin")
+def add_sender() -> Any:
+    me = member()
+    form = SenderForm()
+    if form.validate_on_submit():
         try:
-            services.start(me.account_id, campaign_id)
+            services.add_sender(me.account_id, form.email.data or "", form.name.data or "")
         except ValidationError as exc:
-            flash(exc.message, "error")
+            show_error(form, exc)
         else:
-            flash("Sending started.", "success")
-    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+            flash(f"We emailed a confirmation link to {form.email.data}.", "success")
+            return redirect(url_for("campaigns.sending"))
+    return _sending_page(sender_form=form), 400
+
+
+@bp.post("/sending/senders/<int:sender_id>/delete")
+@login_required("admin")
+def delete_sender(sender_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        services.delete_sender(me.account_id, sender_id)
+        flash("Sender removed.", "success")
+    return redirect(url_for("campaigns.sending"))
+
+
+@bp.post("/sending/servers")
+@login_required("admin")
+def add_server() -> Any:
+    me = member()
+    form = SmtpServerForm()
+    if form.validate_on_submit():
+        try:
+            services.save_smtp_server(
+                me.account_id,
+                name=form.name.data or "",
+                url=form.url.data or "",
+                max_per_second=float(form.max_per_second.data or 0),
+                max_connections=int(form.max_connections.data or 1),
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("SMTP server added.", "success")
+            return redirect(url_for("campaigns.sending"))
+    return _sending_page(server_form=form), 400
+
+
+@bp.post("/sending/servers/<int:server_id>/delete")
+@login_required("admin")
+def delete_server(server_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        services.delete_smtp_server(me.account_id, server_id)
+        flash("SMTP server removed.", "success")
+    return redirect(url_for("campaigns.sending"))
+
+
+@bp.post("/sending/dkim")
+@login_required("admin")
+def add_dkim() -> Any:
+    me = member()
+    form = DkimForm()
+    if form.validate_on_submit():
+        try:
+            services.create_dkim_key(
+                me.account_id, form.domain.data or "", form.selector.data or ""
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("DKIM key created: publish the DNS record shown below.", "success")
+            return redirect(url_for("campaigns.sending"))
+    return _sending_page(dkim_form=form), 400
+
+
+@bp.post("/sending/dkim/<int:key_id>/delete")
+@login_required("admin")
+def delete_dkim(key_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        services.delete_dkim_key(me.account_id, key_id)
+        flash("DKIM key removed.", "success")
+    return redirect(url_for("campaigns.sending"))
+
+
+@bp.post("/sending/limits")
+@login_required("admin")
+def limits() -> Any:
+    me = member()
+    form = LimitsForm()
+    if form.validate_on_submit():
+        try:
+            services.update_sending_settings(
+                me.account_id,
+                float(form.max_per_second.data or 0),
+                int(form.max_per_domain.data or 0),
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("Limits saved.", "success")
+            return redirect(url_for("campaigns.sending"))
+    return _sending_page(limits_form=form), 400
+
+
+@bp.route("/senders/confirm/<token>", methods=["GET", "POST"])
+def verify_sender(token: str) -> Any:
+    """GET shows a button (link scanners fetch links); POST confirms the address."""
+    try:
+        sender = services.sender_for_token(token)
+    except BadTokenError:
+        return render_template(
+            "core/error.html", code=400, message="This link is invalid or expired."
+        ), 400
+    form = ActionForm()
+    if request.method == "POST" and form.validate_on_submit():
+        services.confirm_sender(token)
+        return render_template("campaigns/sender_confirm.html", sender=sender, done=True, form=form)
+    return render_template("campaigns/sender_confirm.html", sender=sender, done=False, form=form)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@bp.post("/webhooks/ses")
+def ses_webhook() -> Any:
+    """Amazon SES bounce and complaint notifications delivered by SNS (signature verified)."""
+    try:
+        outcome = bounces.handle_sns(request.get_data())
+    except bounces.SignatureError:
+        abort(403)
+    except ValueError:
+        abort(400)
+    return jsonify({"result": outcome})
+
+
+@bp.post("/webhooks/bounces")
+def generic_webhook() -> Any:
+    """The generic JSON bounce webhook, authenticated by ``X-Envoy-Signature``."""
+    try:
+        recorded = bounces.handle_generic(
+            request.get_data(), request.headers.get("X-Envoy-Signature", "")
+        )
+    except bounces.SignatureError:
+        abort(403)
+    except ValueError as exc:
+        return jsonify({"error": str(exc)}), 400
+    return jsonify({"recorded": recorded})
+
+
+def _exempt_webhooks() -> None:
+    from core.app import csrf
+
+    csrf.exempt(ses_webhook)
+    csrf.exempt(generic_webhook)
+
+
+_exempt_webhooks()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@bp.cli.command("reconcile")
+def reconcile_command() -> None:
+    """Start due scheduled campaigns, recover dead claims, re-enqueue lost work."""
+    import click
+
+    report = services.reconcile()
+    click.echo(
+        f"started {report.started} scheduled, recovered {report.recovered_claims} claims "
+        f"({report.interrupted} interrupted), re-enqueued {report.requeued_campaigns} "
+        f"campaigns, finished {report.finished}"
+    )
+
+
+@bp.cli.command("read-bounces")
+def read_bounces_command() -> None:
+    """Read DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL."""
+    import click
+
+    click.echo(f"recorded {bounces.process_configured_mailboxes()} bounces and complaints")

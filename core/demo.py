@@ -24,6 +24,7 @@ def create_demo(email: str, password: str) -> bool:
         ("linus@example.com", "Linus"),
     ]:
         subscribers.add_contact_to_list(account.id, newsletter.id, address, name)
+    campaigns.add_sender(account.id, "news@example.com", "Demo Organisation", verified=True)
     campaigns.save_campaign(
         account.id,
         campaign_id=None,

@@ -1,4 +1,4 @@
-"""Mail transports: SMTP (one reused connection for many messages) and a Maildir outbox.
+"""Mail transports: pooled SMTP connections and a Maildir outbox; DKIM signing.
 
 ``SMTP_URL`` forms: ``smtp://user:pass@host:587`` (STARTTLS when the server offers it, or
 forced with ``?starttls=1``), ``smtps://user:pass@host:465`` (implicit TLS),
@@ -11,6 +11,8 @@ from __future__ import annotations
 import mailbox
 import smtplib
 import ssl
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,9 +29,33 @@ from flask import current_app
 class TransientMailError(Exception):
     """The server deferred the message (4xx) or the connection failed: try again later."""
 
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TransportError(TransientMailError):
+    """The connection could not be opened or broke: the message was not accepted."""
+
 
 class PermanentMailError(Exception):
     """The server refused the message for good (5xx)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def smtp_status(error: Exception) -> str:
+    """The SMTP reply code and enhanced status of an error, e.g. ``550 5.1.1``, never its text."""
+    import re
+
+    code = getattr(error, "code", None)
+    enhanced = re.search(r"\b([245]\.\d{1,3}\.\d{1,3})\b", str(error))
+    parts = [str(code)] if code else []
+    if enhanced:
+        parts.append(enhanced.group(1))
+    return " ".join(parts) or type(error).__name__
 
 
 class Connection(Protocol):
@@ -74,6 +100,8 @@ class SMTPConnection:
 
     def __init__(self, settings: SMTPSettings) -> None:
         self.settings = settings
+        self.broken = False
+        self.last_used = time.monotonic()
         context = ssl.create_default_context()
         try:
             if settings.implicit_tls:
@@ -92,7 +120,7 @@ class SMTPConnection:
             if settings.username:
                 self.smtp.login(settings.username, settings.password or "")
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientMailError(
+            raise TransportError(
                 f"cannot connect to {settings.host}:{settings.port}: {exc}"
             ) from exc
 
@@ -102,22 +130,127 @@ class SMTPConnection:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             if all(500 <= code < 600 for code in codes):
-                raise PermanentMailError(str(exc.recipients)) from exc
-            raise TransientMailError(str(exc.recipients)) from exc
+                raise PermanentMailError(str(exc.recipients), codes[0]) from exc
+            raise TransientMailError(str(exc.recipients), codes[0] if codes else None) from exc
+        except smtplib.SMTPServerDisconnected as exc:
+            self.broken = True
+            raise TransportError(str(exc)) from exc
         except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code in (421,) or exc.smtp_code < 200:
+                self.broken = True
+                raise TransportError(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code) from exc
             if 500 <= exc.smtp_code < 600:
-                raise PermanentMailError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
-            raise TransientMailError(f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+                raise PermanentMailError(
+                    f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code
+                ) from exc
+            raise TransientMailError(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            raise TransientMailError(str(exc)) from exc
+            self.broken = True
+            raise TransportError(str(exc)) from exc
         if refused:
-            raise PermanentMailError(str(refused))
+            code = next(iter(refused.values()))[0]
+            raise PermanentMailError(str(refused), code)
 
     def close(self) -> None:
         try:
             self.smtp.quit()
         except (OSError, smtplib.SMTPException):
             self.smtp.close()
+
+    def alive(self) -> bool:
+        """True when the server still answers (a NOOP) on this session."""
+        try:
+            return bool(self.smtp.noop()[0] == 250)
+        except (OSError, smtplib.SMTPException):
+            self.broken = True
+            return False
+
+    def reset(self) -> bool:
+        """Make the session ready for the next message after a refusal; False if it is dead."""
+        if self.broken:
+            return False
+        try:
+            self.smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.broken = True
+            return False
+        return True
+
+
+class SMTPPool:
+    """Open SMTP sessions to one server, reused across batches, at most ``size`` at once.
+
+    ``acquire`` blocks while ``size`` sessions are lent out, which is the per-server connection
+    limit. Broken sessions are closed instead of being returned.
+    """
+
+    def __init__(self, url: str, size: int, check_after: float = 2.0) -> None:
+        self.url = url
+        self.check_after = check_after
+        self.settings = SMTPSettings.from_url(url)
+        self.size = max(1, size)
+        self._slots = threading.BoundedSemaphore(self.size)
+        self._idle: list[SMTPConnection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[SMTPConnection]:
+        """Lend an open session; raise TransportError when none can be opened."""
+        if not self._slots.acquire(timeout=timeout):  # None: wait as long as it takes
+            raise TransportError(f"no free connection to {self.settings.host} in time")
+        conn: SMTPConnection | None = None
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            idle_long = conn is not None and time.monotonic() - conn.last_used > self.check_after
+            if conn is not None and idle_long and not conn.alive():  # servers drop idle ones
+                conn.smtp.close()
+                conn = None
+            if conn is None:
+                conn = SMTPConnection(self.settings)
+            yield conn
+        except BaseException:
+            if conn is not None:
+                conn.broken = True
+            raise
+        finally:
+            if conn is not None:
+                if conn.broken:
+                    conn.smtp.close()
+                else:
+                    conn.last_used = time.monotonic()
+                    with self._lock:
+                        self._idle.append(conn)
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close every idle session."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+_POOLS: dict[tuple[str, int], SMTPPool] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def smtp_pool(url: str, size: int) -> SMTPPool:
+    """The process-wide pool for ``url`` (one per URL and size)."""
+
+    key = (url, size)
+    pool = _POOLS.get(key)
+    if pool is None:
+        with _POOL_LOCK:
+            pool = _POOLS.setdefault(key, SMTPPool(url, size))
+    return pool
+
+
+def close_pools() -> None:
+    """Close every pooled SMTP session (tests, shutdown)."""
+    for pool in list(_POOLS.values()):
+        pool.close()
+    _POOLS.clear()
 
 
 class MaildirConnection:
@@ -176,8 +309,9 @@ def build_message(
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain=sender_domain(sender))
-    for name, value in (headers or {}).items():
+    extra = dict(headers or {})
+    msg["Message-ID"] = extra.pop("Message-ID", None) or make_msgid(domain=sender_domain(sender))
+    for name, value in extra.items():
         msg[name] = value
     msg.set_content(text)
     if html is not None:
@@ -188,6 +322,72 @@ def build_message(
 def to_wire(message: EmailMessage) -> bytes:
     """The message as sent over SMTP: CRLF line endings, headers folded for the wire."""
     return message.as_bytes(policy=email_policy.SMTP)
+
+
+#: Headers a DKIM signature covers (RFC 8058 requires both List-Unsubscribe headers).
+DKIM_HEADERS = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"Reply-To",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"MIME-Version",
+    b"Content-Type",
+)
+
+
+@dataclass(frozen=True)
+class DkimSigner:
+    """Signs wire-format messages for one domain and selector (relaxed/relaxed, rsa-sha256)."""
+
+    domain: str
+    selector: str
+    private_key_pem: str
+
+    def sign(self, wire: bytes) -> bytes:
+        """The message with a ``DKIM-Signature`` header prepended."""
+        import dkim
+
+        signature = dkim.sign(
+            wire,
+            self.selector.encode(),
+            self.domain.encode(),
+            self.private_key_pem.encode(),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(DKIM_HEADERS),
+        )
+        return bytes(signature) + wire
+
+
+def generate_dkim_key(bits: int = 2048) -> tuple[str, str]:
+    """A new RSA key pair: (private key PEM, the DNS TXT value ``v=DKIM1; k=rsa; p=...``)."""
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    return private, dkim_dns_record(private)
+
+
+def dkim_dns_record(private_key_pem: str) -> str:
+    """The DNS TXT value that publishes the public half of ``private_key_pem``."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
 
 
 def send_system_mail(to: str, subject: str, text: str, html: str | None = None) -> None:

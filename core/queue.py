@@ -176,16 +176,22 @@ def current_queue() -> Queue:
     return queue
 
 
-def enqueue_after_commit(task: LazyActor, *args: Any) -> None:
-    """Enqueue ``task(*args)`` once the current transaction commits; never if it rolls back."""
-    db.session().info.setdefault("pending_tasks", []).append((task, args))
+def enqueue_after_commit(task: LazyActor, *args: Any, delay: int | None = None) -> None:
+    """Enqueue ``task(*args)`` once the current transaction commits; never if it rolls back.
+
+    ``delay``: milliseconds before the job may run.
+    """
+    db.session().info.setdefault("pending_tasks", []).append((task, args, delay))
 
 
 @event.listens_for(Session, "after_commit")
 def _send_pending_tasks(session: Session) -> None:
-    for task, args in session.info.pop("pending_tasks", []):
+    for task, args, delay in session.info.pop("pending_tasks", []):
         try:
-            task.send(*args)
+            if delay:
+                task.send_with_options(args=args, delay=delay)
+            else:
+                task.send(*args)
         except Exception:
             # The rows are committed; the reconciler finds unfinished work and re-enqueues it.
             log.exception("could not enqueue %s; the reconciler will pick it up", task.actor_name)

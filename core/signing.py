@@ -27,6 +27,7 @@ class Purpose(StrEnum):
     PREFERENCES = "subscribers.preferences"
     DATA_REQUEST_CONFIRM = "privacy.request-confirm"
     DOWNLOAD = "privacy.download"
+    SENDER_VERIFY = "campaigns.sender-verify"
 
 
 class BadTokenError(Exception):

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from accounts.models import Account
+from campaigns import throttle
 from campaigns.models import Campaign, Message
 from core import db, queue
 from engine import queries, services
@@ -320,3 +321,12 @@ def _consume_tracking_signals(signals: Sequence[policy.EngineSignal]) -> None:
 
 
 tracking_services.on_engine_signals(_consume_tracking_signals)
+
+
+def _pacing_pause(account_id: int, domain: str) -> float:
+    """The sender's per-domain pacing hook: seconds between two sends to a slowed domain."""
+    pace = domain_pace(account_id, domain)
+    return 60.0 / pace if pace else 0.0
+
+
+throttle.register_domain_pacing(_pacing_pause)

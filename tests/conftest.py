@@ -108,6 +108,8 @@ def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides:
         "MAILDIR_PATH": str(tmp_path / "outbox"),
         "REDIS_URL": "",
         "SEND_BATCH_SIZE": 50,
+        # Sender verification is tested in tests/campaigns; other flows send from any address.
+        "REQUIRE_VERIFIED_SENDER": False,
     }
     config.update(overrides)
     return create_app(config)

@@ -64,7 +64,7 @@ def test_campaign_flows_end_to_end(app_factory: Any, smtp_sink: SMTPSink, broker
             "subject": "Spring sale",
             "from_name": "Shop",
             "from_email": "news@shop.example",
-            "list_id": list_id,
+            "list_ids": list_id,
             "html_body": BODY,
         },
     )

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 
 from accounts.models import Account
+from campaigns import queries as campaign_queries
 from campaigns.models import Campaign, Link, Message
 from core import db
 from core.errors import NotFoundError
@@ -32,18 +33,10 @@ class BounceCounts:
 
 
 def bounce_counts(campaign_id: int) -> BounceCounts:
-    """Bounces and complaints of a campaign.
-
-    Until the sending package reports bounces itself, a bounce is a message whose send failed
-    permanently and complaints are not known (0). Switch this one function to
-    ``campaigns.queries.bounce_counts`` when it exists.
-    """
-    failed = db.session.scalar(
-        select(func.count())
-        .select_from(Message)
-        .where(Message.campaign_id == campaign_id, Message.status == "failed")
-    )
-    return BounceCounts(bounces=int(failed or 0), complaints=0)
+    """Bounces (hard and soft) and complaints of a campaign, as the sending package recorded
+    them (at SMTP time, from DSNs, feedback reports and provider webhooks)."""
+    counts = campaign_queries.bounce_counts(campaign_id)
+    return BounceCounts(bounces=counts["hard"] + counts["soft"], complaints=counts["complaint"])
 
 
 @dataclass(frozen=True)
@@ -114,7 +107,7 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
     return CampaignStats(
         total=sum(int(v) for v in status_counts.values()),
         sent=int(status_counts.get("sent", 0)),
-        pending=int(status_counts.get("pending", 0)) + int(status_counts.get("sending", 0)),
+        pending=int(status_counts.get("pending", 0)) + int(status_counts.get("claimed", 0)),
         failed=int(status_counts.get("failed", 0)),
         skipped=int(status_counts.get("skipped", 0)),
         opens=total("open"),

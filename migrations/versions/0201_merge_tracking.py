@@ -7,10 +7,6 @@ Create Date: 2026-11-22 01:41:46.939287
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-
-
 revision: str = "0201"
 down_revision: str | Sequence[str] | None = ("0105", "0200")
 branch_labels: str | Sequence[str] | None = None

@@ -52,7 +52,7 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.fill("#name", "Fresh bread")
     page.fill("#subject", "Fresh bread today")
     page.fill("#from_email", "hello@bakery.example")
-    page.select_option("#list_id", label="Regulars")
+    page.select_option("#list_ids", label="Regulars")
     page.click("button:has-text('Save draft')")
     page.wait_for_selector("text=Campaign saved.")
     page.click("button:has-text('Send now')")

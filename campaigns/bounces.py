@@ -1,0 +1,434 @@
+"""Bounces and complaints that come back after sending, mapped to their Message row.
+
+Three ways in, one way down to :func:`campaigns.services.record_bounce`:
+
+* RFC 3464 delivery-status notifications and RFC 5965 (ARF) feedback reports read from a
+  Maildir or an IMAP mailbox (:func:`process_maildir`, :func:`process_imap`);
+* Amazon SES notifications delivered by SNS, whose signature is verified against the signing
+  certificate (:func:`handle_sns`);
+* a generic JSON webhook authenticated by an HMAC of the body (:func:`handle_generic`).
+
+A notification names its message by the original ``Message-ID`` (we make one per message and
+store it) or by the VERP envelope sender (``RETURN_PATH``). Only the SMTP status (``550 5.1.1``)
+is kept; reports are deleted from the mailbox once recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import imaplib
+import json
+import logging
+import mailbox
+import re
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import message_from_bytes, message_from_string, policy
+from email.message import EmailMessage, Message
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from flask import current_app
+from sqlalchemy import select
+
+from campaigns.models import Message as MessageRow
+from campaigns.render import parse_verp
+from campaigns.services import record_bounce
+from campaigns.settings import setting
+from core import db
+
+log = logging.getLogger(__name__)
+
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_CODE = re.compile(r"\b([245]\d\d)\b")
+
+
+class SignatureError(ValueError):
+    """A webhook whose signature does not verify."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One bounce or complaint about one message, reduced to what we keep."""
+
+    kind: str  # hard | soft | complaint
+    source: str  # dsn | arf | ses | webhook
+    message_id_header: str | None
+    return_path: str | None
+    diagnostic: str
+    occurred_at: datetime | None = None
+
+
+def reduce_diagnostic(*texts: str | None) -> str:
+    """``"550 5.1.1"``-style status from free text; the text itself is never kept."""
+    joined = " ".join(t for t in texts if t)
+    status = _STATUS.search(joined)
+    code = _CODE.search(joined)
+    parts = []
+    if code:
+        parts.append(code.group(1))
+    if status:
+        parts.append(".".join(status.groups()))
+    return " ".join(parts)
+
+
+def find_message(message_id_header: str | None, return_path: str | None) -> int | None:
+    """The message row a notification refers to, by Message-ID, else by VERP address."""
+    if message_id_header:
+        value = message_id_header.strip()
+        if not value.startswith("<"):
+            value = f"<{value}>"
+        found = db.session.scalar(
+            select(MessageRow.id).where(MessageRow.smtp_message_id == value).limit(1)
+        )
+        if found is not None:
+            return int(found)
+    if return_path:
+        return parse_verp(return_path, str(current_app.config["SECRET_KEY"]))
+    return None
+
+
+def record(notifications: Iterable[Notification]) -> int:
+    """Record notifications that map to a message; return how many did."""
+    recorded = 0
+    for note in notifications:
+        message_id = find_message(note.message_id_header, note.return_path)
+        if message_id is not None and record_bounce(
+            message_id, note.kind, note.source, note.diagnostic, note.occurred_at
+        ):
+            recorded += 1
+    return recorded
+
+
+# --------------------------------------------------------------------------- DSN and ARF
+
+
+def _original_headers(report: EmailMessage) -> Message | None:
+    for part in report.walk():
+        ctype = part.get_content_type()
+        if ctype == "text/rfc822-headers":
+            payload = part.get_payload(decode=True)
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+            return message_from_string(text, policy=policy.default)
+        if ctype == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                return inner[0]
+    return None
+
+
+def _report_addresses(report: EmailMessage) -> list[str]:
+    return [str(report[name]) for name in ("To", "Delivered-To", "X-Original-To") if report[name]]
+
+
+def parse_report(raw: bytes) -> list[Notification]:
+    """Notifications in an RFC 3464 DSN or an RFC 5965 feedback report ([] for anything else).
+
+    A DSN's recipients with ``Action: failed`` become hard (5.x.x) or soft (4.x.x) bounces;
+    ``delayed`` ones are not bounces. A feedback report becomes a complaint.
+    """
+    report = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(report, EmailMessage)
+    if report.get_content_type() != "multipart/report":
+        return []
+    report_type = str(report.get_param("report-type") or "").lower()
+    original = _original_headers(report)
+    original_id = str(original["Message-ID"]) if original and original["Message-ID"] else None
+    addresses = _report_addresses(report)
+    if original is not None and original["Return-Path"]:
+        addresses.append(str(original["Return-Path"]))
+    return_path = next(
+        (a for a in addresses if parse_verp(a, str(current_app.config["SECRET_KEY"]))), None
+    )
+    notes: list[Notification] = []
+    if report_type == "delivery-status":
+        for part in report.walk():
+            if part.get_content_type() != "message/delivery-status":
+                continue
+            blocks = part.get_payload()
+            if not isinstance(blocks, list):
+                continue
+            for block in blocks[1:]:  # the first block is per-message
+                if not isinstance(block, Message):
+                    continue
+                action = str(block.get("Action", "")).strip().lower()
+                if action != "failed":
+                    continue
+                status = str(block.get("Status", ""))
+                diagnostic = reduce_diagnostic(str(block.get("Diagnostic-Code", "")), status)
+                kind = "hard" if status.strip().startswith("5") else "soft"
+                notes.append(Notification(kind, "dsn", original_id, return_path, diagnostic))
+    elif report_type == "feedback-report":
+        feedback_type = "abuse"
+        for part in report.walk():
+            if part.get_content_type() == "message/feedback-report":
+                fields = part.get_payload()
+                if isinstance(fields, list) and fields and isinstance(fields[0], Message):
+                    feedback_type = str(fields[0].get("Feedback-Type", "abuse")).strip().lower()
+        if feedback_type in ("abuse", "fraud", "virus", "other"):
+            notes.append(
+                Notification("complaint", "arf", original_id, return_path, f"arf {feedback_type}")
+            )
+    return notes
+
+
+def process_maildir(path: str) -> int:
+    """Read every report in the Maildir, record what maps to a message, delete those reports.
+
+    Messages that are not reports, or name no message of ours, are moved to ``cur`` and kept
+    for a person to look at. Returns how many notifications were recorded.
+    """
+    box = mailbox.Maildir(path, create=True)
+    recorded = 0
+    for key in list(box.iterkeys()):
+        maildir_message = box.get_message(key)
+        if maildir_message.get_subdir() != "new":
+            continue
+        notes = parse_report(maildir_message.as_bytes())
+        count = record(notes)
+        recorded += count
+        if notes and count:
+            box.remove(key)
+        else:
+            maildir_message.set_subdir("cur")
+            maildir_message.add_flag("S")
+            box[key] = maildir_message
+    box.close()
+    return recorded
+
+
+def process_imap(url: str) -> int:
+    """Read unseen reports from ``imaps://user:pass@host[:port]/MAILBOX`` (or ``imap://``),
+    record them and delete those recorded. Returns how many were recorded."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    folder = parts.path.lstrip("/") or "INBOX"
+    client: imaplib.IMAP4 = (
+        imaplib.IMAP4_SSL(host, parts.port or 993)
+        if parts.scheme == "imaps"
+        else imaplib.IMAP4(host, parts.port or 143)
+    )
+    recorded = 0
+    try:
+        client.login(unquote(parts.username or ""), unquote(parts.password or ""))
+        client.select(folder)
+        _status, data = client.search(None, "UNSEEN")
+        for number in (data[0] or b"").split():
+            _status, fetched = client.fetch(number.decode(), "(RFC822)")
+            raw = next((item[1] for item in fetched if isinstance(item, tuple)), b"")
+            notes = parse_report(raw)
+            count = record(notes)
+            recorded += count
+            if notes and count:
+                client.store(number.decode(), "+FLAGS", "\\Deleted")
+        client.expunge()
+    finally:
+        try:
+            client.logout()
+        except (OSError, imaplib.IMAP4.error):
+            log.warning("IMAP logout failed")
+    return recorded
+
+
+def process_configured_mailboxes() -> int:
+    """Read ``BOUNCE_MAILDIR`` and ``BOUNCE_IMAP_URL`` when set; return what was recorded."""
+    recorded = 0
+    if setting("BOUNCE_MAILDIR"):
+        recorded += process_maildir(str(setting("BOUNCE_MAILDIR")))
+    if setting("BOUNCE_IMAP_URL"):
+        recorded += process_imap(str(setting("BOUNCE_IMAP_URL")))
+    return recorded
+
+
+# --------------------------------------------------------------------------- Amazon SES via SNS
+
+_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+_CERTS: dict[str, bytes] = {}
+
+_SIGNED_FIELDS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
+    "UnsubscribeConfirmation": (
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
+    ),
+}
+
+
+def _http_get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - https only, checked
+        body: bytes = response.read()
+        return body
+
+
+def _fetcher() -> Callable[[str], bytes]:
+    injected = current_app.config.get("SNS_HTTP_GET")
+    return injected if callable(injected) else _http_get
+
+
+def _amazon_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(_SNS_HOST.match(parts.hostname or ""))
+
+
+def verify_sns(envelope: dict[str, Any]) -> None:
+    """Raise SignatureError unless the SNS message is signed by the certificate it names, which
+    must be served by an ``sns.<region>.amazonaws.com`` HTTPS address."""
+    kind = envelope.get("Type")
+    fields = _SIGNED_FIELDS.get(str(kind))
+    if fields is None:
+        raise SignatureError("unknown SNS message type")
+    cert_url = str(envelope.get("SigningCertURL", ""))
+    if not _amazon_url(cert_url):
+        raise SignatureError("signing certificate is not on an SNS address")
+    lines = []
+    for name in fields:
+        if name in envelope and envelope[name] is not None:
+            lines.append(f"{name}\n{envelope[name]}\n")
+    payload = "".join(lines).encode()
+    try:
+        signature = base64.b64decode(str(envelope.get("Signature", "")), validate=True)
+    except ValueError as exc:
+        raise SignatureError("signature is not base64") from exc
+    algorithm: hashes.HashAlgorithm = (
+        hashes.SHA256() if str(envelope.get("SignatureVersion")) == "2" else hashes.SHA1()  # noqa: S303
+    )
+    if cert_url not in _CERTS:
+        _CERTS[cert_url] = _fetcher()(cert_url)
+    try:
+        certificate = x509.load_pem_x509_certificate(_CERTS[cert_url])
+        public_key = certificate.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise SignatureError("unexpected key type")
+        public_key.verify(signature, payload, padding.PKCS1v15(), algorithm)
+    except (InvalidSignature, ValueError) as exc:
+        raise SignatureError("SNS signature does not verify") from exc
+
+
+def _ses_notifications(message: dict[str, Any]) -> list[Notification]:
+    kind = str(message.get("notificationType") or message.get("eventType") or "")
+    mail = message.get("mail") or {}
+    headers = mail.get("commonHeaders") or {}
+    original_id = headers.get("messageId")
+    if not original_id:
+        for header in mail.get("headers") or []:
+            if str(header.get("name", "")).lower() == "message-id":
+                original_id = header.get("value")
+    return_path = mail.get("source")
+    notes = []
+    if kind == "Bounce":
+        bounce = message.get("bounce") or {}
+        bounce_kind = "hard" if bounce.get("bounceType") == "Permanent" else "soft"
+        for recipient in bounce.get("bouncedRecipients") or [{}]:
+            diagnostic = reduce_diagnostic(recipient.get("diagnosticCode"), recipient.get("status"))
+            notes.append(Notification(bounce_kind, "ses", original_id, return_path, diagnostic))
+    elif kind == "Complaint":
+        complaint = message.get("complaint") or {}
+        feedback = str(complaint.get("complaintFeedbackType") or "abuse")
+        notes.append(
+            Notification("complaint", "ses", original_id, return_path, f"arf {feedback}"[:64])
+        )
+    return notes
+
+
+def handle_sns(body: bytes) -> str:
+    """Handle one SNS POST: verify it, confirm a subscription, or record SES notifications.
+
+    Returns what happened; raises SignatureError (answer 403) or ValueError (answer 400).
+    """
+    try:
+        envelope = json.loads(body)
+    except ValueError as exc:
+        raise ValueError("not JSON") from exc
+    if not isinstance(envelope, dict):
+        raise ValueError("not an SNS message")
+    verify_sns(envelope)
+    allowed = [a.strip() for a in str(setting("SES_TOPIC_ARNS")).split(",") if a.strip()]
+    if allowed and envelope.get("TopicArn") not in allowed:
+        raise SignatureError("topic not accepted")
+    if envelope["Type"] == "SubscriptionConfirmation":
+        subscribe_url = str(envelope.get("SubscribeURL", ""))
+        if not _amazon_url(subscribe_url):
+            raise SignatureError("subscribe URL is not on an SNS address")
+        _fetcher()(subscribe_url)
+        return "subscribed"
+    if envelope["Type"] != "Notification":
+        return "ignored"
+    try:
+        message = json.loads(envelope.get("Message", ""))
+    except ValueError as exc:
+        raise ValueError("SNS Message is not JSON") from exc
+    return f"recorded {record(_ses_notifications(message))}"
+
+
+# --------------------------------------------------------------------------- generic webhook
+
+
+def generic_signature(secret: str, body: bytes) -> str:
+    """The ``X-Envoy-Signature`` value for a body: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def handle_generic(body: bytes, signature: str) -> int:
+    """Record the events of a signed generic webhook; return how many mapped to a message.
+
+    Body: ``{"events": [{"type": "hard|soft|complaint", "message_id": "<Message-ID>",
+    "return_path": "optional VERP address", "status": "5.1.1", "occurred_at": ISO-8601}]}``
+    (a single event object is accepted too). Raises SignatureError or ValueError.
+    """
+    secret = str(setting("BOUNCE_WEBHOOK_SECRET"))
+    if not secret:
+        raise SignatureError("the generic bounce webhook is not configured")
+    if not hmac.compare_digest(generic_signature(secret, body), signature.strip()):
+        raise SignatureError("bad signature")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ValueError("not JSON") from exc
+    events = data.get("events", [data]) if isinstance(data, dict) else data
+    if not isinstance(events, list):
+        raise ValueError("events must be a list")
+    notes = []
+    for event in events:
+        if not isinstance(event, dict) or event.get("type") not in ("hard", "soft", "complaint"):
+            raise ValueError("each event needs a type: hard, soft or complaint")
+        occurred = None
+        if event.get("occurred_at"):
+            try:
+                occurred = datetime.fromisoformat(str(event["occurred_at"]).replace("Z", "+00:00"))
+                if occurred.tzinfo is not None:
+                    occurred = occurred.astimezone(UTC).replace(tzinfo=None)
+            except ValueError as exc:
+                raise ValueError("occurred_at must be ISO-8601") from exc
+        notes.append(
+            Notification(
+                kind=str(event["type"]),
+                source="webhook",
+                message_id_header=event.get("message_id"),
+                return_path=event.get("return_path"),
+                diagnostic=reduce_diagnostic(str(event.get("status", ""))),
+                occurred_at=occurred,
+            )
+        )
+    return record(notes)

@@ -1,0 +1,165 @@
+"""Processes for the fault scenarios: our own redis-server and real ``dramatiq core.worker``
+processes, each started and stopped by PID (never the shared Redis)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+DRAMATIQ = str(Path(sys.executable).parent / "dramatiq")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class OwnRedis:
+    """A private redis-server without persistence on a free port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: everything in it is lost (no persistence)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class Worker:
+    """``dramatiq core.worker`` in its own process group."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, threads: int = 4) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.threads = threads
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                DRAMATIQ,
+                "core.worker",
+                "--processes",
+                "1",
+                "--threads",
+                str(self.threads),
+                "--queues",
+                "send",
+                "default",
+            ],
+            cwd=str(ROOT),
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (dramatiq's parent and its worker process)."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            self.process = None
+
+
+def worker_env(config: dict[str, Any]) -> dict[str, str]:
+    """The environment a worker needs to act on the same database, Redis and SMTP sink."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "REDIS", "SMTP"))}
+    for key, value in config.items():
+        env[key] = ",".join(value) if isinstance(value, list) else str(value)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@dataclass
+class Outcome:
+    """What the sink received against what the database says."""
+
+    recipients: int
+    received: int
+    duplicates: int
+    missing: list[str]
+    interrupted: int
+    seconds: float
+
+    def report(self, label: str) -> str:
+        return (
+            f"{label}: {self.recipients} recipients, {self.received} messages received, "
+            f"{self.duplicates} duplicates, {len(self.missing)} missing, "
+            f"{self.interrupted} in the documented window (interrupted), {self.seconds:.1f}s"
+        )
+
+
+def outcome(addresses: list[str], received: list[str], interrupted: int, seconds: float) -> Outcome:
+    counts = Counter(received)
+    return Outcome(
+        recipients=len(addresses),
+        received=len(received),
+        duplicates=sum(n - 1 for n in counts.values() if n > 1),
+        missing=[a for a in addresses if counts[a] == 0],
+        interrupted=interrupted,
+        seconds=seconds,
+    )

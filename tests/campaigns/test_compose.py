@@ -1,0 +1,237 @@
+"""Composing: personalisation in a sandbox, header injection, text part, preview, templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from campaigns import services
+from core.errors import ValidationError
+from subscribers import services as subscribers
+from tests.campaigns.helpers import campaign_with, html_of, parse, text_of
+from tests.conftest import drain
+from tests.factories import login
+from tests.smtp_sink import SMTPSink
+
+
+def test_personalisation_uses_contact_fields_and_attributes(
+    app: Any, db: Any, smtp_sink: SMTPSink
+) -> None:
+    setup = campaign_with(
+        [],
+        html="<html><body><p>Hi {{ contact.first_name }} from {{ contact.attributes.city }}"
+        " &lt;{{ contact.email }}&gt;</p></body></html>",
+        subject="For {{ contact.name }}",
+    )
+    contact = subscribers.add_contact_to_list(
+        setup.tenant.account_id, setup.list_id, "ada@example.org", "Ada <b>Lovelace</b>"
+    )
+    contact.attributes = {"city": "London"}
+    db.commit()
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    received = smtp_sink.wait_for(1)[0]
+    assert received.message["Subject"] == "For Ada <b>Lovelace</b>"
+    html = html_of(received.data)
+    # Autoescaped in HTML: contact data cannot inject markup.
+    assert "Hi Ada from London &lt;ada@example.org&gt;" in html
+    assert "<b>" not in html.split("Hi ")[0][-50:]
+    assert "Ada from London" in text_of(received.data)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ config }}{{ config.SECRET_KEY }}",
+        "{{ self.__init__.__globals__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ contact.__class__.__init__.__globals__['os'] }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ contact.email.__class__.__base__ }}",
+        "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+        "{{ request }}{{ session }}{{ g }}{{ url_for }}",
+    ],
+)
+def test_sandbox_escapes_are_refused_or_render_nothing(app: Any, db: Any, body: str) -> None:
+    setup = campaign_with([])
+    try:
+        services.save_campaign(
+            setup.tenant.account_id,
+            campaign_id=setup.campaign_id,
+            name="x",
+            subject="s",
+            from_name="",
+            from_email="news@shop.example",
+            html_body=f"<html><body>{body}</body></html>",
+            list_ids=[setup.list_id],
+        )
+    except ValidationError as exc:
+        assert "Personalisation error" in exc.message
+        return
+    shown = services.preview(setup.tenant.account_id, setup.campaign_id, None)
+    secret = app.config["SECRET_KEY"]
+    assert secret not in shown.html
+    for leak in ("<class", "function", "module", "os.py", "Config", "environ"):
+        assert leak not in shown.html, shown.html
+
+
+def test_broken_template_is_refused_with_its_line(app: Any, db: Any) -> None:
+    setup = campaign_with([])
+    with pytest.raises(ValidationError, match="line 2"):
+        services.save_campaign(
+            setup.tenant.account_id,
+            campaign_id=setup.campaign_id,
+            name="x",
+            subject="s",
+            from_name="",
+            from_email="news@shop.example",
+            html_body="<p>ok</p>\n{{ contact.name",
+            list_ids=[setup.list_id],
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Hi\r\nBcc: victim@example.org"),
+        ("from_name", "Shop\nBcc: victim@example.org"),
+        ("reply_to", "a@example.org\r\nBcc: victim@example.org"),
+    ],
+)
+def test_header_injection_is_refused(app: Any, db: Any, field: str, value: str) -> None:
+    setup = campaign_with([])
+    values = {
+        "subject": "s",
+        "from_name": "Shop",
+        "reply_to": "",
+        field: value,
+    }
+    with pytest.raises(ValidationError) as caught:
+        services.save_campaign(
+            setup.tenant.account_id,
+            campaign_id=setup.campaign_id,
+            name="x",
+            from_email="news@shop.example",
+            html_body="<p>x</p>",
+            list_ids=[setup.list_id],
+            **values,
+        )
+    assert caught.value.field == field
+
+
+def test_contact_data_cannot_inject_headers(app: Any, db: Any, smtp_sink: SMTPSink) -> None:
+    setup = campaign_with([], subject="Hello {{ contact.name }}")
+    subscribers.add_contact_to_list(
+        setup.tenant.account_id, setup.list_id, "eve@example.org", "Eve"
+    )
+    contact = subscribers.add_contact_to_list(
+        setup.tenant.account_id, setup.list_id, "mallory@example.org", "M"
+    )
+    contact.name = "Mallory\r\nBcc: victim@example.org"
+    db.commit()
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    received = smtp_sink.wait_for(2)
+    for item in received:
+        assert item.recipients != ["victim@example.org"]
+        assert parse(item.data)["Bcc"] is None
+    assert any("Bcc: victim" in str(r.message["Subject"]) for r in received)  # inside the subject
+
+
+def test_text_part_is_generated_from_html_and_keeps_personalisation(
+    app: Any, db: Any, smtp_sink: SMTPSink
+) -> None:
+    setup = campaign_with(
+        [],
+        html="<html><body><h1>Big_news for {{ contact.first_name }}</h1><p>Read"
+        ' <a href="https://shop.example/news">the news</a>.</p></body></html>',
+    )
+    subscribers.add_contact_to_list(
+        setup.tenant.account_id, setup.list_id, "ada@example.org", "Ada L"
+    )
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    text = text_of(smtp_sink.wait_for(1)[0].data)
+    assert "for Ada" in text
+    assert "Unsubscribe: http://localhost/u/" in text
+    assert "1 Main St" in text
+
+
+def test_preview_page_is_sandboxed(app: Any, client: Any, db: Any) -> None:
+    setup = campaign_with([])
+    contact = subscribers.add_contact_to_list(
+        setup.tenant.account_id, setup.list_id, "ada@example.org", "Ada Lovelace"
+    )
+    login(client, setup.tenant.email)
+    page = client.get(f"/campaigns/{setup.campaign_id}?contact_id={contact.id}")
+    assert page.status_code == 200
+    assert 'sandbox=""' in page.get_data(as_text=True)
+    shown = client.get(f"/campaigns/{setup.campaign_id}/preview?contact_id={contact.id}")
+    assert "Hi Ada" in shown.get_data(as_text=True)
+    csp = shown.headers["Content-Security-Policy"]
+    assert "sandbox" in csp and "default-src 'none'" in csp and "script" not in csp
+
+
+def test_preview_of_another_accounts_contact_is_refused(app: Any, client: Any, db: Any) -> None:
+    setup = campaign_with([])
+    other = campaign_with(["secret@other.example"], email="other@other.example")
+    from sqlalchemy import select
+
+    from subscribers.models import Contact
+
+    foreign = db.scalar(select(Contact.id).where(Contact.email == "secret@other.example"))
+    login(client, setup.tenant.email)
+    shown = client.get(f"/campaigns/{setup.campaign_id}/preview?contact_id={foreign}")
+    assert "secret@other.example" not in shown.get_data(as_text=True)
+    assert client.get(f"/campaigns/{other.campaign_id}/preview").status_code == 404
+
+
+def test_test_send_goes_to_chosen_addresses_only(
+    app: Any, client: Any, db: Any, smtp_sink: SMTPSink
+) -> None:
+    setup = campaign_with(["ada@example.org"])
+    login(client, setup.tenant.email)
+    response = client.post(
+        f"/campaigns/{setup.campaign_id}/test",
+        data={"addresses": "me@shop.example, boss@shop.example", "contact_id": 0},
+    )
+    assert response.status_code == 302
+    received = smtp_sink.wait_for(2)
+    assert sorted(r.recipients[0] for r in received) == ["boss@shop.example", "me@shop.example"]
+    assert str(received[0].message["Subject"]).startswith("[Test] Hello Sample")
+    bad = client.post(f"/campaigns/{setup.campaign_id}/test", data={"addresses": "not-an-address"})
+    assert bad.status_code == 400
+    assert "not-an-address" in bad.get_data(as_text=True)
+
+
+def test_templates_are_reusable_per_account(app: Any, client: Any, db: Any) -> None:
+    setup = campaign_with([])
+    login(client, setup.tenant.email)
+    response = client.post(
+        "/templates/new",
+        data={
+            "name": "Monthly",
+            "subject": "News for {{ contact.first_name }}",
+            "html_body": "<p>Hello {{ contact.name }}</p>",
+        },
+    )
+    assert response.status_code == 302
+    template = services.get_template(
+        setup.tenant.account_id,
+        next(
+            t.id for t in __import__("campaigns.queries").queries.templates(setup.tenant.account_id)
+        ),
+    )
+    response = client.post(
+        "/campaigns/from-template", data={"template_id": template.id, "name": "March"}
+    )
+    assert response.status_code == 302
+    draft = services.get_campaign(
+        setup.tenant.account_id, int(response.headers["Location"].split("/")[-2])
+    )
+    assert draft.subject == "News for {{ contact.first_name }}"
+    assert draft.html_body == "<p>Hello {{ contact.name }}</p>"
+    bad = client.post("/templates/new", data={"name": "Bad", "html_body": "{% if %}"})
+    assert bad.status_code == 200 and "Personalisation error" in bad.get_data(as_text=True)
