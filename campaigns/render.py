@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 import html2text
 
 from core.mail import build_message
+from subscribers.services import preference_url_for_message
 from tracking import urls
 
 
@@ -150,6 +151,7 @@ def render_message(view: CampaignView, recipient: Recipient) -> EmailMessage:
         '<div style="margin-top:32px;font-size:12px;color:#666">'
         f"<p>{escape(view.account_name)}<br>{address_html}</p>"
         f'<p><a href="{escape(unsubscribe, quote=True)}">Unsubscribe</a> from these emails.</p>'
+        f'<p><a href="{escape(preference_url_for_message(recipient.message_id), quote=True)}">Manage your preferences</a></p>'  # noqa: E501
     )
     if view.track_opens:
         beacon = urls.open_url(view.campaign_id, tracked_message)

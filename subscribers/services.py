@@ -904,3 +904,23 @@ def import_report_path(account_id: int, import_id: int) -> Path:
     if not path.exists():
         raise NotFoundError("report")
     return path
+
+
+def attributes_from_text(text: str) -> dict[str, Any]:
+    """Attributes from ``name = value`` lines (the contact form); ValidationError names the
+    first line it cannot read."""
+    attributes: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"Line {number}: write it as name = value.", field="attributes")
+        attributes[key.strip()] = value.strip()
+    return check_attributes(attributes)
+
+
+def masked_email(email: str) -> str:
+    """An address shown on a public page: enough to recognise it, not to harvest it."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}{'•' * min(max(len(local) - 1, 1), 6)}@{domain}"
