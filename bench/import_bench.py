@@ -197,8 +197,8 @@ def main() -> None:
         rows, normalise_s = normaliser_alone(path)
         normaliser_rate = rows / normalise_s
         print(
-            f"normaliser alone: {rows:,} rows in {normalise_s:.1f} s = {normaliser_rate:,.0f} rows/s"
-            " (email-validator + per-domain cache, no database)"
+            f"normaliser alone: {rows:,} rows in {normalise_s:.1f} s = "
+            f"{normaliser_rate:,.0f} rows/s (email-validator + per-domain cache, no database)"
         )
         rss_before = peak_rss_mb()
         url, pg_name = make_database(args.db, workdir)
