@@ -387,7 +387,7 @@ def import_detail(import_id: int) -> Any:
     form = ActionForm()
     if job.status == "uploaded" and form.validate_on_submit():
         mapping = {
-            str(index): request.form.get(f"column-{index}", "ignore")
+            str(index): request.form.get(f"column-{index}", job.mapping.get(str(index), "ignore"))
             for index in range(len(job.columns))
         }
         try:
