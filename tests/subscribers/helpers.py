@@ -60,9 +60,7 @@ def confirm_link(sink: SMTPSink, address: str) -> str:
     return match.group(1)
 
 
-def upload_csv(
-    client: FlaskClient, list_id: int, text: str, update_existing: bool = False
-) -> int:
+def upload_csv(client: FlaskClient, list_id: int, text: str, update_existing: bool = False) -> int:
     data: dict[str, Any] = {
         "file": (io.BytesIO(text.encode()), "contacts.csv"),
         "list_id": str(list_id),

@@ -108,7 +108,9 @@ def test_tampered_link_is_refused(app: Flask, smtp_sink: SMTPSink) -> None:
     link = confirm_link(smtp_sink, "tamper@example.org")
     token = link.rsplit("/", 1)[1]
     payload, rest = token.split(".", 1)
-    forged = link.replace(token, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + rest)
+    forged = link.replace(
+        token, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + rest
+    )
     for bad in (forged, link + "x", "/subscribe/confirm/not-a-token"):
         assert client.post(bad).status_code == 404
         assert client.get(bad).status_code == 404

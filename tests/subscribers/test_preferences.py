@@ -39,7 +39,13 @@ def _setup(app: Flask, smtp_sink: SMTPSink) -> tuple[int, int, int, int, str]:
         campaign_id = make_campaign(tenant, news)
         campaign_services.start(tenant.account_id, campaign_id)
     drain(app)
-    return tenant.account_id, news, offers.id, contact.id, _preferences_path(smtp_sink, "pat@example.org")
+    return (
+        tenant.account_id,
+        news,
+        offers.id,
+        contact.id,
+        _preferences_path(smtp_sink, "pat@example.org"),
+    )
 
 
 def _statuses(app: Flask, contact_id: int) -> dict[int, str]:
@@ -129,7 +135,9 @@ def test_ip_is_recorded_only_when_the_account_asks_and_truncated(
     account_id, news, offers, contact_id, path = _setup(app, smtp_sink)
     client = app.test_client()
     env = {"REMOTE_ADDR": "203.0.113.77"}
-    client.post(path, data={"action": "save", "list_id": [str(offers), str(news)]}, environ_base=env)
+    client.post(
+        path, data={"action": "save", "list_id": [str(offers), str(news)]}, environ_base=env
+    )
     assert all(r.ip_prefix is None for r in _consent_rows(app, contact_id))
     with app.app_context():
         services.update_settings(account_id, record_consent_ip=True)
