@@ -707,17 +707,16 @@ def save_segment(
     own lists."""
     from subscribers.segments import check_rules
 
+    existing = get_segment(account_id, segment_id) if segment_id is not None else None
     name = name.strip()
     if not name:
         raise ValidationError("Give the segment a name.", field="name")
     if match not in ("all", "any"):
         raise ValidationError("Match all or any of the conditions.", field="match")
     checked = check_rules(rules, _account_list_ids(account_id))
-    if segment_id is None:
-        segment = Segment(account_id=account_id, name=name[:200])
+    segment = existing or Segment(account_id=account_id, name=name[:200])
+    if existing is None:
         db.session.add(segment)
-    else:
-        segment = get_segment(account_id, segment_id)
     segment.name = name[:200]
     segment.match = match
     segment.rules = checked
