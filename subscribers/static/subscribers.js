@@ -2,19 +2,27 @@
 (function () {
   "use strict";
 
+  // Every operator option, once: the operator list of a row shows only its field's.
+  var allOps = null;
+
   function syncRule(row) {
     var field = row.querySelector("[data-field]").value;
     var op = row.querySelector("[data-op]");
-    var first = null;
-    Array.prototype.forEach.call(op.options, function (option) {
-      var show = option.getAttribute("data-for") === field;
-      option.hidden = !show;
-      option.disabled = !show;
-      if (show && first === null) { first = option; }
-    });
-    if (op.selectedOptions.length === 0 || op.selectedOptions[0].disabled) {
-      if (first) { first.selected = true; }
+    if (allOps === null) {
+      allOps = Array.prototype.map.call(op.options, function (o) { return o.cloneNode(true); });
     }
+    var chosen = op.value;
+    var fits = allOps.filter(function (o) { return o.getAttribute("data-for") === field; });
+    if (!fits.some(function (o) { return o.value === chosen; })) {
+      chosen = fits.length ? fits[0].value : "";
+    }
+    op.innerHTML = "";
+    fits.forEach(function (o) {
+      var copy = o.cloneNode(true);
+      copy.selected = copy.value === chosen;
+      op.appendChild(copy);
+    });
+    op.hidden = field === "";
     var valueless = ["is_empty", "is_not_empty", "exists", "missing"].indexOf(op.value) >= 0;
     row.querySelector("[data-key]").hidden = field !== "attribute";
     row.querySelector("[data-list]").hidden = field !== "list";

@@ -14,8 +14,8 @@ from core.errors import ValidationError
 from subscribers import services
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact
-from tracking.models import TrackingEvent
 from tests.subscribers.helpers import logged_in, tenant_with_list
+from tracking.models import TrackingEvent
 
 
 @pytest.mark.parametrize(
