@@ -31,7 +31,7 @@ from sqlalchemy import select
 from core import db
 from core.db import utcnow
 from core.errors import ValidationError
-from subscribers import csvcheck, suppression
+from subscribers import csvcheck
 from subscribers.csvcheck import CheckedBatch
 from subscribers.models import BlockedDomain, ImportJob
 
@@ -129,7 +129,8 @@ def _write_batch(
     if not valid:
         return
     hashes = {hashed: address for _, address, hashed, _, _ in checked.valid}
-    for hashed, reason in suppression.suppressed_hashes(account_id, hashes).items():
+    writer = _Writer()
+    for hashed, reason in writer.suppressed(account_id, list(hashes)).items():
         address = hashes[hashed]
         kind = "blocked" if reason == "blocked" else "suppressed"
         report.writerow((valid[address][0], address, kind, reason.replace("_", " ")))
@@ -137,7 +138,6 @@ def _write_batch(
         del valid[address]
     if not valid:
         return
-    writer = _Writer()
     assert job.started_at is not None
     existing = writer.existing_contacts(account_id, list(valid), job.started_at)
     for address, (_, _, _, created_by_this_import) in list(existing.items()):
@@ -194,6 +194,9 @@ class _Writer:
 
     def _sql(self, statement: str) -> str:
         if self.postgres:
+            statement = statement.replace("?::text[]", "%s::text[]").replace(
+                "?::int[]", "%s::int[]"
+            )
             return statement.replace("?::json", "CAST(%s AS JSON)").replace("?", "%s")
         return statement.replace("?::json", "?")
 
@@ -218,29 +221,59 @@ class _Writer:
         finally:
             cursor.close()
 
+    def _select_in(
+        self, select_sql: str, column: str, values: list[Any], params: list[Any]
+    ) -> list[Any]:
+        """``select_sql`` (ending in WHERE ... AND) with ``column`` in ``values``: one
+        ``= ANY(array)`` on PostgreSQL, ``IN (...)`` chunks of 900 on SQLite."""
+        if self.postgres:
+            return self._query(f"{select_sql} {column} = ANY(?)", [*params, values])
+        rows: list[Any] = []
+        for start in range(0, len(values), 900):
+            chunk = values[start : start + 900]
+            rows.extend(
+                self._query(f"{select_sql} {column} IN ({self._in(chunk)})", [*params, *chunk])
+            )
+        return rows
+
+    def suppressed(self, account_id: int, hashes: list[str]) -> dict[str, str]:
+        """Of ``hashes``, those suppressed for the account or platform-wide, with the reason
+        (what :func:`subscribers.suppression.suppressed_hashes` answers, in one query)."""
+        found: dict[str, str] = {}
+        for hashed, reason in self._select_in(
+            "SELECT address_hash, reason FROM suppressions"
+            " WHERE (account_id = ? OR account_id IS NULL) AND",
+            "address_hash",
+            hashes,
+            [account_id],
+        ):
+            found.setdefault(hashed, reason)
+        return found
+
     def existing_contacts(
         self, account_id: int, emails: list[str], import_started: datetime
     ) -> dict[str, tuple[int, str, dict[str, Any], bool]]:
         """By address: id, name, attributes, and whether this import created it."""
         found: dict[str, tuple[int, str, dict[str, Any], bool]] = {}
-        for start in range(0, len(emails), 900):
-            chunk = emails[start : start + 900]
-            for cid, email, name, attrs, source, created_at in self._query(
-                "SELECT id, email, name, attributes, source, created_at FROM contacts "  # noqa: S608 - placeholders only
-                f"WHERE account_id = ? AND email IN ({self._in(chunk)})",
-                [account_id, *chunk],
-            ):
-                if isinstance(attrs, str):
-                    attrs = json.loads(attrs)
-                mine = source == "import" and created_at >= self._time(import_started)
-                found[email] = (cid, name, attrs or {}, bool(mine))
+        started = self._time(import_started)
+        for cid, email, name, attrs, source, created_at in self._select_in(
+            "SELECT id, email, name, attributes, source, created_at FROM contacts"
+            " WHERE account_id = ? AND",
+            "email",
+            emails,
+            [account_id],
+        ):
+            if isinstance(attrs, str):
+                attrs = json.loads(attrs)
+            mine = source == "import" and created_at >= started
+            found[email] = (cid, name, attrs or {}, bool(mine))
         return found
 
     def _values(
         self, head: str, row_sql: str, rows: list[tuple[Any, ...]], tail: str = ""
     ) -> list[Any]:
-        """One multi-row ``INSERT ... VALUES (...), (...)`` per 500 rows (fewer round trips
-        and statements than executemany); returns what RETURNING gives, if anything."""
+        """SQLite: one multi-row ``INSERT ... VALUES (...), (...)`` per 500 rows (fewer
+        statements than executemany); returns what RETURNING gives, if anything."""
         returned: list[Any] = []
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
@@ -248,7 +281,7 @@ class _Writer:
             params = [value for row in chunk for value in row]
             cursor = self.dbapi.cursor()
             try:
-                cursor.execute(self._sql(statement), params)
+                cursor.execute(statement, params)
                 if "RETURNING" in tail:
                     returned.extend(cursor.fetchall())
             finally:
@@ -261,16 +294,32 @@ class _Writer:
         """Insert new contacts; the ids of those inserted (an address created meanwhile by
         someone else is skipped)."""
         stamp = self._time(now)
-        returned = self._values(
-            "INSERT INTO contacts (account_id, email, name, attributes, source, created_at,"
-            " updated_at) VALUES ",
-            "(?, ?, ?, ?::json, 'import', ?, ?)",
-            [
-                (account_id, email, name, json.dumps(attrs), stamp, stamp)
-                for email, name, attrs in rows
-            ],
-            " ON CONFLICT (account_id, email) DO NOTHING RETURNING id",
-        )
+        if self.postgres:  # one statement over arrays: short SQL, one round trip
+            returned = self._query(
+                "INSERT INTO contacts (account_id, email, name, attributes, source, created_at,"
+                " updated_at) SELECT ?, e, n, CAST(a AS JSON), 'import', ?, ?"
+                " FROM unnest(?::text[], ?::text[], ?::text[]) AS t(e, n, a)"
+                " ON CONFLICT (account_id, email) DO NOTHING RETURNING id",
+                [
+                    account_id,
+                    stamp,
+                    stamp,
+                    [email for email, _, _ in rows],
+                    [name for _, name, _ in rows],
+                    [json.dumps(attrs) for _, _, attrs in rows],
+                ],
+            )
+        else:
+            returned = self._values(
+                "INSERT INTO contacts (account_id, email, name, attributes, source, created_at,"
+                " updated_at) VALUES ",
+                "(?, ?, ?, ?, 'import', ?, ?)",
+                [
+                    (account_id, email, name, json.dumps(attrs), stamp, stamp)
+                    for email, name, attrs in rows
+                ],
+                " ON CONFLICT (account_id, email) DO NOTHING RETURNING id",
+            )
         return [row[0] for row in returned]
 
     def update_contacts(self, rows: list[tuple[int, str, dict[str, Any]]], now: datetime) -> None:
@@ -281,21 +330,28 @@ class _Writer:
         )
 
     def subscribed_already(self, list_id: int, contact_ids: list[int]) -> set[int]:
-        found: set[int] = set()
-        for start in range(0, len(contact_ids), 900):
-            chunk = contact_ids[start : start + 900]
-            found.update(
-                row[0]
-                for row in self._query(
-                    "SELECT contact_id FROM subscriptions "  # noqa: S608 - placeholders only
-                    f"WHERE list_id = ? AND contact_id IN ({self._in(chunk)})",
-                    [list_id, *chunk],
-                )
+        if not contact_ids:
+            return set()
+        return {
+            row[0]
+            for row in self._select_in(
+                "SELECT contact_id FROM subscriptions WHERE list_id = ? AND",
+                "contact_id",
+                contact_ids,
+                [list_id],
             )
-        return found
+        }
 
     def insert_subscriptions(self, list_id: int, contact_ids: list[int], now: datetime) -> None:
         stamp = self._time(now)
+        if self.postgres:
+            self._query_no_result(
+                "INSERT INTO subscriptions (list_id, contact_id, status, created_at, updated_at)"
+                " SELECT ?, c, 'subscribed', ?, ? FROM unnest(?::int[]) AS t(c)"
+                " ON CONFLICT (list_id, contact_id) DO NOTHING",
+                [list_id, stamp, stamp, contact_ids],
+            )
+            return
         self._values(
             "INSERT INTO subscriptions (list_id, contact_id, status, created_at, updated_at)"
             " VALUES ",
@@ -308,9 +364,24 @@ class _Writer:
         self, account_id: int, list_id: int, contact_ids: list[int], detail: str, now: datetime
     ) -> None:
         stamp = self._time(now)
+        if self.postgres:
+            self._query_no_result(
+                "INSERT INTO consent_records (account_id, contact_id, list_id, action, source,"
+                " detail, created_at) SELECT ?, c, ?, 'imported', 'import', ?, ?"
+                " FROM unnest(?::int[]) AS t(c)",
+                [account_id, list_id, detail, stamp, contact_ids],
+            )
+            return
         self._values(
             "INSERT INTO consent_records (account_id, contact_id, list_id, action, source,"
             " detail, created_at) VALUES ",
             "(?, ?, ?, 'imported', 'import', ?, ?)",
             [(account_id, cid, list_id, detail, stamp) for cid in contact_ids],
         )
+
+    def _query_no_result(self, statement: str, params: list[Any]) -> None:
+        cursor = self.dbapi.cursor()
+        try:
+            cursor.execute(self._sql(statement), params)
+        finally:
+            cursor.close()
