@@ -191,6 +191,10 @@ class _Writer:
         connection = db.session.connection()
         self.postgres = connection.dialect.name == "postgresql"
         self.dbapi: Any = connection.connection
+        if self.postgres:
+            # Each batch commits; not waiting for its WAL flush is safe here: a crash loses
+            # at most the last batches, which a re-run of the import finds missing and adds.
+            self._query_no_result("SET LOCAL synchronous_commit TO OFF", [])
 
     def _sql(self, statement: str) -> str:
         if self.postgres:
@@ -209,7 +213,7 @@ class _Writer:
     def _query(self, statement: str, params: list[Any]) -> list[Any]:
         cursor = self.dbapi.cursor()
         try:
-            cursor.execute(self._sql(statement), params)
+            self._execute(cursor, statement, params)
             return list(cursor.fetchall())
         finally:
             cursor.close()
@@ -382,6 +386,14 @@ class _Writer:
     def _query_no_result(self, statement: str, params: list[Any]) -> None:
         cursor = self.dbapi.cursor()
         try:
-            cursor.execute(self._sql(statement), params)
+            self._execute(cursor, statement, params)
         finally:
             cursor.close()
+
+    def _execute(self, cursor: Any, statement: str, params: list[Any]) -> None:
+        if self.postgres:
+            # Never a server-side prepared statement: its generic plan, made while the table
+            # was small, would scan every contact of the account for each batch.
+            cursor.execute(self._sql(statement), params, prepare=False)
+        else:
+            cursor.execute(statement, params)
