@@ -218,7 +218,9 @@ def main() -> None:
         )
         print(f"ratio import / validator alone: {import_rate / validator_rate:.0%} (target >= 70%)")
         print(f"ratio import / normaliser alone: {import_rate / normaliser_rate:.0%}")
-        helper_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        from subscribers import importer
+
+        helper_mb = importer.last_helper_peak_kb / 1024
         print(
             f"peak RSS: {peak_rss_mb():.0f} MB in the importing process (before the import: "
             f"{rss_before:.0f} MB), {helper_mb:.0f} MB in the checking helper process; "

@@ -152,8 +152,8 @@ def _check(
 def produce(
     path: str, mapping: dict[str, str], blocked: frozenset[str], hash_key: bytes, out: Any
 ) -> None:
-    """Helper-process entry point: put each checked batch on ``out``, then None (or, on a
-    refusal, the message as a string)."""
+    """Helper-process entry point: put each checked batch on ``out``, then ``("done", peak
+    RSS in KiB)`` (or, on a refusal, the message as a string)."""
     try:
         for checked in checked_batches(path, mapping, blocked, hash_key):
             out.put(checked)
@@ -163,4 +163,19 @@ def produce(
     except Exception as exc:  # reported to the importing process, which fails the job
         out.put(f"The file could not be read: {type(exc).__name__}")
         return
-    out.put(None)
+    out.put(("done", peak_rss_kb()))
+
+
+def peak_rss_kb() -> int:
+    """This process's own peak resident memory since it started (VmHWM), in KiB; 0 if unknown.
+
+    Unlike ``ru_maxrss`` it is not inherited across fork and exec, so it measures the helper
+    alone."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 REPORT_HEADER = ("row", "email", "problem", "detail")
 DEFAULT_HELPER_MIN_BYTES = 4 * 1024 * 1024
+#: Peak resident memory of the last import's helper process, in KiB (bench/import_bench.py).
+last_helper_peak_kb = 0
 
 
 @dataclass
@@ -77,7 +79,9 @@ def _from_helper(job: ImportJob, blocked: frozenset[str], key: bytes) -> Iterato
                 if not helper.is_alive():
                     raise RuntimeError("the import helper process stopped") from None
                 continue
-            if item is None:
+            if isinstance(item, tuple):  # ("done", the helper's peak RSS in KiB)
+                global last_helper_peak_kb
+                last_helper_peak_kb = int(item[1])
                 break
             if isinstance(item, str):
                 raise ValidationError(item)
