@@ -55,15 +55,24 @@ def _records(account_id: int, kind: str, object_id: int) -> Iterator[dict[str, A
         if kind == "list"
         else _segment_rows(account_id, object_id)
     )
-    for contact, status in db.session.execute(query.execution_options(yield_per=1000)):
-        yield {
-            "email": contact.email,
-            "name": contact.name,
-            "status": status if kind == "list" else "",
-            "source": contact.source,
-            "created_at": contact.created_at.isoformat(timespec="seconds"),
-            "attributes": contact.attributes or {},
-        }
+    last_id = 0
+    while True:  # keyset pages of 1,000: memory stays flat, no server-side cursor needed
+        rows = db.session.execute(query.where(Contact.id > last_id).limit(1000)).all()
+        if not rows:
+            return
+        last_id = rows[-1][0].id
+        yield from (_record(contact, status, kind) for contact, status in rows)
+
+
+def _record(contact: Contact, status: str, kind: str) -> dict[str, Any]:
+    return {
+        "email": contact.email,
+        "name": contact.name,
+        "status": status if kind == "list" else "",
+        "source": contact.source,
+        "created_at": contact.created_at.isoformat(timespec="seconds"),
+        "attributes": contact.attributes or {},
+    }
 
 
 def export_csv(account_id: int, kind: str, object_id: int) -> Iterator[str]:

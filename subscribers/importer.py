@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 REPORT_HEADER = ("row", "email", "problem", "detail")
 DEFAULT_HELPER_MIN_BYTES = 4 * 1024 * 1024
+SQLITE_CACHE_KIB = 32 * 1024
 #: Peak resident memory of the last import's helper process, in KiB (bench/import_bench.py).
 last_helper_peak_kb = 0
 
@@ -199,6 +200,10 @@ class _Writer:
             # Each batch commits; not waiting for its WAL flush is safe here: a crash loses
             # at most the last batches, which a re-run of the import finds missing and adds.
             self._query_no_result("SET LOCAL synchronous_commit TO OFF", [])
+        else:
+            # A bigger page cache for this connection (32 MB instead of 2 MB): index pages of
+            # a large contacts table stay in memory instead of being re-read for every batch.
+            self._query_no_result(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}", [])
 
     def _sql(self, statement: str) -> str:
         if self.postgres:

@@ -14,7 +14,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from core.db import utcnow
 from core.errors import ValidationError
@@ -204,7 +216,14 @@ def _rule(rule: dict[str, Any]) -> ColumnElement[bool]:
             return item.as_string().is_(None)
         if op in ("greater_than", "less_than"):
             number = float(str(value))
-            return item.as_float() > number if op == "greater_than" else item.as_float() < number
+            # Only values that look like numbers are compared (PostgreSQL would refuse to cast
+            # the others, SQLite would compare them as text).
+            text_value = item.as_string()
+            numeric = case(
+                (text_value.regexp_match(r"^-?[0-9]+([.][0-9]+)?$"), cast(text_value, Float)),
+                else_=None,
+            )
+            return numeric > number if op == "greater_than" else numeric < number
         return _text(item.as_string(), op, str(value))
     if field == "list":
         on_list = select(Subscription.id).where(

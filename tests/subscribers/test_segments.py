@@ -75,6 +75,7 @@ def _contacts(app: Flask, account_id: int, list_id: int) -> dict[str, int]:
         "ana@lisbon.example": ("Ana", {"city": "Lisbon", "age": "34"}),
         "bo@oslo.example": ("Bo", {"city": "Oslo", "age": "51"}),
         "cy@lisbon.example": ("", {"city": "lisbon"}),
+        "dan@lima.example": ("Dan", {"age": "unknown"}),
     }
     ids = {}
     with app.app_context():
@@ -107,6 +108,8 @@ def test_segments_match_fields_attributes_and_lists(app: Flask) -> None:
         "bo@oslo.example",
         "cy@lisbon.example",
     }
+    younger = {"field": "attribute", "key": "age", "op": "less_than", "value": "40"}
+    assert _match(app, a, "all", [younger]) == {"ana@lisbon.example"}  # "unknown" is no number
     unnamed = {"field": "name", "op": "is_empty"}
     assert _match(app, a, "all", [city, unnamed]) == {"cy@lisbon.example"}
     on_list = {"field": "list", "op": "subscribed", "value": str(list_id)}
@@ -114,6 +117,8 @@ def test_segments_match_fields_attributes_and_lists(app: Flask) -> None:
     assert _match(app, a, "all", [on_list, ends]) == {"bo@oslo.example"}
     no_age = {"field": "attribute", "key": "age", "op": "missing"}
     assert _match(app, a, "all", [no_age]) == {"cy@lisbon.example"}
+    ends = {"field": "email", "op": "ends_with", "value": ".example"}
+    assert len(_match(app, a, "all", [ends])) == 4
 
 
 def test_engagement_reads_identified_tracking_events(app: Flask) -> None:
@@ -138,7 +143,7 @@ def test_engagement_reads_identified_tracking_events(app: Flask) -> None:
     clicked = {"field": "engagement", "op": "clicked_within", "value": "30"}
     assert _match(app, tenant.account_id, "all", [clicked]) == {"bo@oslo.example"}
     not_opened = {"field": "engagement", "op": "no_open_within", "value": "30"}
-    assert len(_match(app, tenant.account_id, "all", [not_opened])) == 3
+    assert len(_match(app, tenant.account_id, "all", [not_opened])) == 4
 
 
 def test_audience_is_the_deduplicated_union_of_lists_and_segments(app: Flask) -> None:
@@ -168,7 +173,9 @@ def test_audience_is_the_deduplicated_union_of_lists_and_segments(app: Flask) ->
                 audience_contact_ids(tenant.account_id, [list_id], [segment.id])
             )
         )
-        assert sorted(chosen) == sorted([ids["ana@lisbon.example"], ids["bo@oslo.example"]])
+        assert sorted(chosen) == sorted(
+            [ids["ana@lisbon.example"], ids["bo@oslo.example"], ids["dan@lima.example"]]
+        )
         # Another account's segment adds nobody.
         assert (
             list(
@@ -183,7 +190,7 @@ def test_audience_is_the_deduplicated_union_of_lists_and_segments(app: Flask) ->
         ) == [ids["bo@oslo.example"]]
         # The frozen audience works as campaigns use it (a subquery).
         sub = audience_contact_ids(tenant.account_id, [list_id], [segment.id]).subquery()
-        assert len(core_db.session.execute(select(sub.c.id)).all()) == 2
+        assert len(core_db.session.execute(select(sub.c.id)).all()) == 3
     assert Campaign  # campaigns' model is importable beside the audience
 
 
