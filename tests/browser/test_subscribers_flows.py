@@ -12,7 +12,7 @@ import pytest
 
 from campaigns import services as campaign_services
 from subscribers import services
-from tests.browser.conftest import LiveServer, browser, live_server, page, screenshot  # noqa: F401
+from tests.browser.conftest import LiveServer, screenshot
 from tests.factories import make_campaign, make_tenant
 from tests.mail_parsing import path_of
 from tests.smtp_sink import SMTPSink
@@ -20,7 +20,7 @@ from tests.smtp_sink import SMTPSink
 pytestmark = pytest.mark.browser
 
 
-def _log_in(page: Any, base: str, email: str) -> None:  # noqa: F811
+def _log_in(page: Any, base: str, email: str) -> None:
     page.goto(f"{base}/login")
     page.fill("#email", email)
     page.fill("#password", "correct horse battery")
@@ -29,8 +29,8 @@ def _log_in(page: Any, base: str, email: str) -> None:  # noqa: F811
 
 
 def test_sign_up_through_the_public_form_and_confirm(
-    live_server: LiveServer,  # noqa: F811
-    page: Any,  # noqa: F811
+    live_server: LiveServer,
+    page: Any,
     smtp_sink: SMTPSink,
 ) -> None:
     base = live_server.url
@@ -81,8 +81,8 @@ def test_sign_up_through_the_public_form_and_confirm(
 
 
 def test_preference_centre_from_a_received_email(
-    live_server: LiveServer,  # noqa: F811
-    page: Any,  # noqa: F811
+    live_server: LiveServer,
+    page: Any,
     smtp_sink: SMTPSink,
 ) -> None:
     app = live_server.app
@@ -114,8 +114,8 @@ def test_preference_centre_from_a_received_email(
 
 
 def test_import_a_csv_and_watch_the_progress_bar(
-    live_server: LiveServer,  # noqa: F811
-    page: Any,  # noqa: F811
+    live_server: LiveServer,
+    page: Any,
     tmp_path: Path,
 ) -> None:
     base = live_server.url
@@ -154,8 +154,8 @@ def test_import_a_csv_and_watch_the_progress_bar(
 
 
 def test_segment_builder(
-    live_server: LiveServer,  # noqa: F811
-    page: Any,  # noqa: F811
+    live_server: LiveServer,
+    page: Any,
 ) -> None:
     base = live_server.url
     with live_server.app.app_context():
