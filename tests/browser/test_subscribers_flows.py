@@ -139,8 +139,12 @@ def test_import_a_csv_and_watch_the_progress_bar(
     screenshot(page, "subscribers-import-mapping")
     page.click("button:has-text('Start the import')")
     page.wait_for_selector("#import-progress, #import-result")
+    page.wait_for_function(
+        "() => document.querySelector('#import-result') || Number(document.querySelector("
+        "'#import-progress .progress').getAttribute('aria-valuenow')) > 0"
+    )
     if page.locator("#import-progress").count():
-        screenshot(page, "subscribers-import-progress")
+        screenshot(page, "subscribers-import-progress")  # the bar part-way
     page.wait_for_selector("#import-result", timeout=120_000)
     assert page.get_attribute("#import-result .progress", "aria-valuenow") == "100"
     assert page.inner_text("[data-stat=created]") == "19,999"
