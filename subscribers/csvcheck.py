@@ -87,10 +87,18 @@ def keyed_hash(key: bytes, address: str) -> str:
 
 
 def checked_batches(
-    path: str, mapping: dict[str, str], blocked: frozenset[str], hash_key: bytes
+    path: str,
+    mapping: dict[str, str],
+    blocked: frozenset[str],
+    hash_key: bytes,
+    part: int = 0,
+    parts: int = 1,
 ) -> Iterator[CheckedBatch]:
     """Read the file in batches: validate and normalise each address, drop repeats within a
-    batch, refuse blocked domains, hash the rest for the suppression check."""
+    batch, refuse blocked domains, hash the rest for the suppression check.
+
+    With ``parts`` > 1 only batches ``part``, ``part + parts``, ... are checked and yielded
+    (the others are only read past), so several processes can share the work."""
     binary, reader = open_csv(path)
     with binary:
         header = next(reader, None)
@@ -98,14 +106,17 @@ def checked_batches(
             raise ValidationError("The file is empty or has no header row.")
         columns = columns_of(header, mapping)
         rows = 0
+        index = 0
         batch: list[list[str]] = []
         for row in reader:
             batch.append(row)
             if len(batch) >= BATCH_ROWS:
-                yield _check(batch, rows, columns, blocked, hash_key, binary.tell())
+                if index % parts == part:
+                    yield _check(batch, rows, columns, blocked, hash_key, binary.tell())
                 rows += len(batch)
+                index += 1
                 batch = []
-        if batch:
+        if batch and index % parts == part:
             yield _check(batch, rows, columns, blocked, hash_key, binary.tell())
 
 
@@ -150,12 +161,18 @@ def _check(
 
 
 def produce(
-    path: str, mapping: dict[str, str], blocked: frozenset[str], hash_key: bytes, out: Any
+    path: str,
+    mapping: dict[str, str],
+    blocked: frozenset[str],
+    hash_key: bytes,
+    out: Any,
+    part: int = 0,
+    parts: int = 1,
 ) -> None:
     """Helper-process entry point: put each checked batch on ``out``, then ``("done", peak
     RSS in KiB)`` (or, on a refusal, the message as a string)."""
     try:
-        for checked in checked_batches(path, mapping, blocked, hash_key):
+        for checked in checked_batches(path, mapping, blocked, hash_key, part, parts):
             out.put(checked)
     except ValidationError as exc:
         out.put(exc.message)

@@ -15,6 +15,7 @@ duplicate in the file, suppressed (with the reason) or blocked by the platform.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 REPORT_HEADER = ("row", "email", "problem", "detail")
 DEFAULT_HELPER_MIN_BYTES = 4 * 1024 * 1024
+#: Helper processes that check rows while this one writes (``IMPORT_HELPERS``).
+DEFAULT_HELPERS = 1
 SQLITE_CACHE_KIB = 32 * 1024
 #: Peak resident memory of the last import's helper process, in KiB (bench/import_bench.py).
 last_helper_peak_kb = 0
@@ -56,42 +59,69 @@ def _inline(job: ImportJob, blocked: frozenset[str], key: bytes) -> Iterator[Che
     yield from csvcheck.checked_batches(job.stored_path, dict(job.mapping), blocked, key)
 
 
-def _from_helper(job: ImportJob, blocked: frozenset[str], key: bytes) -> Iterator[CheckedBatch]:
-    """Checked batches from a helper process (bounded queue: memory stays flat)."""
+def _from_helper(
+    job: ImportJob, blocked: frozenset[str], key: bytes, parts: int
+) -> Iterator[CheckedBatch]:
+    """Checked batches from ``parts`` helper processes, in file order: helper ``k`` checks
+    batches ``k``, ``k + parts``, ... (bounded queues: memory stays flat)."""
     context = multiprocessing.get_context("spawn")
-    out: Any = context.Queue(maxsize=8)
-    item: Any
-    helper = context.Process(
-        target=csvcheck.produce,
-        args=(job.stored_path, dict(job.mapping), blocked, key, out),
-        daemon=True,
-    )
+    queues: list[Any] = [context.Queue(maxsize=6) for _ in range(parts)]
+    helpers = [
+        context.Process(
+            target=csvcheck.produce,
+            args=(job.stored_path, dict(job.mapping), blocked, key, queues[part], part, parts),
+            daemon=True,
+        )
+        for part in range(parts)
+    ]
     try:
-        helper.start()
+        for helper in helpers:
+            helper.start()
     except (AssertionError, OSError):
         log.warning("no helper process for import %s; checking inline", job.id)
+        for helper in helpers:
+            if helper.is_alive():
+                helper.terminate()
         yield from _inline(job, blocked, key)
         return
+    global last_helper_peak_kb
+    last_helper_peak_kb = 0
+    received = 0
+    item: Any
     try:
         while True:
+            turn = received % parts
             try:
-                item = out.get(timeout=5)
+                item = queues[turn].get(timeout=5)
             except queue.Empty:
-                if not helper.is_alive():
-                    raise RuntimeError("the import helper process stopped") from None
-                continue
-            if isinstance(item, tuple):  # ("done", the helper's peak RSS in KiB)
-                global last_helper_peak_kb
-                last_helper_peak_kb = int(item[1])
+                if helpers[turn].is_alive():
+                    continue
+                if received:
+                    raise RuntimeError("an import helper process stopped") from None
+                log.warning("the helpers of import %s did not start; checking inline", job.id)
+                yield from _inline(job, blocked, key)
+                return
+            if isinstance(item, tuple):  # ("done", the helper's peak RSS in KiB): no more
+                last_helper_peak_kb = max(last_helper_peak_kb, int(item[1]))
                 break
             if isinstance(item, str):
                 raise ValidationError(item)
+            received += 1
             yield item
+        for other in range(parts):  # the others' "done" carries their peak memory
+            if other == received % parts:
+                continue
+            with contextlib.suppress(queue.Empty):
+                last = queues[other].get(timeout=2)
+                if isinstance(last, tuple):
+                    last_helper_peak_kb = max(last_helper_peak_kb, int(last[1]))
     finally:
-        if helper.is_alive():
-            helper.terminate()
-        helper.join(timeout=10)
-        out.close()
+        for helper in helpers:
+            if helper.is_alive():
+                helper.terminate()
+            helper.join(timeout=10)
+        for out in queues:
+            out.close()
 
 
 def run(job: ImportJob) -> None:
@@ -99,8 +129,9 @@ def run(job: ImportJob) -> None:
     blocked = frozenset(db.session.scalars(select(BlockedDomain.domain)))
     key = str(current_app.config["ADDRESS_HASH_KEY"]).encode()
     threshold = int(current_app.config.get("IMPORT_HELPER_MIN_BYTES", DEFAULT_HELPER_MIN_BYTES))
+    parts = max(1, int(current_app.config.get("IMPORT_HELPERS", DEFAULT_HELPERS)))
     batches = (
-        _from_helper(job, blocked, key)
+        _from_helper(job, blocked, key, parts)
         if job.total_bytes >= threshold
         else _inline(job, blocked, key)
     )

@@ -144,6 +144,7 @@ def test_import_a_csv_and_watch_the_progress_bar(
         "'#import-progress .progress').getAttribute('aria-valuenow')) > 0"
     )
     if page.locator("#import-progress").count():
+        page.wait_for_timeout(600)  # let the bar finish its transition
         screenshot(page, "subscribers-import-progress")  # the bar part-way
     page.wait_for_selector("#import-result", timeout=120_000)
     assert page.get_attribute("#import-result .progress", "aria-valuenow") == "100"

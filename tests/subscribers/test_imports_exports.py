@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -128,8 +129,12 @@ def test_bad_uploads_are_refused_with_a_message(app: Flask) -> None:
     assert "Map exactly one column to the email address." in page
 
 
-def test_import_runs_in_the_worker_with_big_files_via_the_helper(app_factory: Any) -> None:
-    app = app_factory(IMPORT_HELPER_MIN_BYTES=1)  # always check in the helper process
+@pytest.mark.parametrize("helpers", [1, 2])
+def test_import_runs_in_the_worker_with_big_files_via_helpers(
+    app_factory: Any, helpers: int
+) -> None:
+    # Always check in helper processes; with two, batches alternate and come back in order.
+    app = app_factory(IMPORT_HELPER_MIN_BYTES=1, IMPORT_HELPERS=helpers)
     tenant, list_id = tenant_with_list(app)
     client = logged_in(app, tenant)
     lines = ["email,name"] + [f"user{i}@example.org,User {i}" for i in range(4500)]
