@@ -857,8 +857,10 @@ def run_import(import_id: int) -> ImportJob | None:
     job = db.session.get(ImportJob, import_id)
     if job is None or job.status not in ("queued", "running"):
         return job
+    # A redelivered job (worker killed mid-way) starts again from the top: the contacts it
+    # already wrote predate this start, so they count as existing, not as duplicates.
     job.status = "running"
-    job.started_at = job.started_at or utcnow()
+    job.started_at = utcnow()
     db.session.commit()
     try:
         importer.run(job)
@@ -877,8 +879,8 @@ def run_import(import_id: int) -> ImportJob | None:
         return job
     job.status = "done"
     job.finished_at = utcnow()
-    Path(job.stored_path).unlink(missing_ok=True)
     db.session.commit()
+    Path(job.stored_path).unlink(missing_ok=True)  # after the commit: a redelivery needs it
     return job
 
 

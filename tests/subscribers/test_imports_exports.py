@@ -210,3 +210,28 @@ def test_contact_page_shows_everything_held(app: Flask) -> None:
     assert _contact(app, "full@example.org").attributes == {"city": "Cusco", "vip": "yes"}
     bad = client.post(f"/contacts/{contact.id}", data={"name": "x", "attributes": "no equals"})
     assert "name = value" in bad.get_data(as_text=True)
+
+
+def test_a_redelivered_import_resumes_without_false_duplicates(app: Flask) -> None:
+    from sqlalchemy import update as sql_update
+
+    from subscribers.models import ImportJob
+
+    tenant, list_id = tenant_with_list(app)
+    client = logged_in(app, tenant)
+    text = "email\n" + "".join(f"r{i}@example.org\n" for i in range(30))
+    import_id = run_import(app, client, list_id, text)
+    with app.app_context():
+        # The worker died after writing every row but before marking the job done; Dramatiq
+        # delivers the message again.
+        core_db.session.execute(
+            sql_update(ImportJob).where(ImportJob.id == import_id).values(status="running")
+        )
+        core_db.session.commit()
+        stored = core_db.session.get(ImportJob, import_id)
+        assert stored is not None
+        with open(stored.stored_path, "w") as upload:  # the upload is still there then
+            upload.write(text)
+        job = services.run_import(import_id)
+        assert job is not None and job.status == "done"
+        assert (job.created_count, job.skipped_count, job.error_count) == (0, 30, 0)
