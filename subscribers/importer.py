@@ -175,26 +175,26 @@ def _write_batch(
     if not valid:
         return
     assert job.started_at is not None
-    existing = writer.existing_contacts(account_id, list(valid), job.started_at)
+    now = utcnow()
+    # Insert first: the unique index finds the addresses already held (usually none), so
+    # only those need reading back, not every address of the batch.
+    created = writer.insert_contacts(
+        account_id,
+        [(address, name or "", attributes) for address, (_, name, attributes) in valid.items()],
+        now,
+    )
+    counts.created += len(created)
+    contact_ids: list[int] = list(created.values())
+    held = [address for address in valid if address not in created]
+    existing = writer.existing_contacts(account_id, held, job.started_at) if held else {}
     for address, (_, _, _, created_by_this_import) in list(existing.items()):
         if created_by_this_import:  # an earlier batch of this file had the address
             report.writerow(
                 (valid[address][0], address, "duplicate", "the address is earlier in the file")
             )
             counts.errors += 1
-            del valid[address]
             del existing[address]
-    now = utcnow()
-    new_rows = [
-        (address, name or "", attributes)
-        for address, (_, name, attributes) in valid.items()
-        if address not in existing
-    ]
-    contact_ids: list[int] = [cid for cid, _, _, _ in existing.values()]
-    if new_rows:
-        created = writer.insert_contacts(account_id, new_rows, now)
-        counts.created += len(created)
-        contact_ids.extend(created)
+    contact_ids.extend(cid for cid, _, _, _ in existing.values())
     if existing:
         if job.update_existing:
             changes = []
@@ -334,16 +334,16 @@ class _Writer:
 
     def insert_contacts(
         self, account_id: int, rows: list[tuple[str, str, dict[str, str]]], now: datetime
-    ) -> list[int]:
-        """Insert new contacts; the ids of those inserted (an address created meanwhile by
-        someone else is skipped)."""
+    ) -> dict[str, int]:
+        """Insert the contacts not held yet; the ids of those inserted, by address (addresses
+        already held are skipped by the unique index)."""
         stamp = self._time(now)
         if self.postgres:  # one statement over arrays: short SQL, one round trip
             returned = self._query(
                 "INSERT INTO contacts (account_id, email, name, attributes, source, created_at,"
                 " updated_at) SELECT ?, e, n, CAST(a AS JSON), 'import', ?, ?"
                 " FROM unnest(?::text[], ?::text[], ?::text[]) AS t(e, n, a)"
-                " ON CONFLICT (account_id, email) DO NOTHING RETURNING id",
+                " ON CONFLICT (account_id, email) DO NOTHING RETURNING id, email",
                 [
                     account_id,
                     stamp,
@@ -362,9 +362,9 @@ class _Writer:
                     (account_id, email, name, json.dumps(attrs), stamp, stamp)
                     for email, name, attrs in rows
                 ],
-                " ON CONFLICT (account_id, email) DO NOTHING RETURNING id",
+                " ON CONFLICT (account_id, email) DO NOTHING RETURNING id, email",
             )
-        return [row[0] for row in returned]
+        return {email: cid for cid, email in returned}
 
     def update_contacts(self, rows: list[tuple[int, str, dict[str, Any]]], now: datetime) -> None:
         stamp = self._time(now)
