@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 class CampaignForm(FlaskForm):
     name = StringField("Internal name", validators=[DataRequired(), Length(max=200)])
     list_ids = SelectMultipleField("Send to lists", coerce=int, validators=[Optional()])
+    segment_ids = SelectMultipleField("and to segments", coerce=int, validators=[Optional()])
     subject = StringField(
         "Subject",
         validators=[Length(max=500)],

@@ -33,6 +33,7 @@ from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from subscribers.services import preference_url_for_message
 from tracking import urls
 
 SLOT = "\x1f"  # never valid in HTML or text; marks where per-message values go
@@ -341,9 +342,14 @@ class CampaignView:
 
 def footer_extras(view: CampaignView, recipient: Recipient) -> str:
     """HTML added at the end of every message's footer (the one place for footer extras):
-    the hidden honeypot link that only machines follow (tracking's machine detection)."""
+    the link to the recipient's preference centre, and the hidden honeypot link that only
+    machines follow (tracking's machine detection)."""
+    preferences = preference_url_for_message(recipient.message_id)
     tracked_message = recipient.message_id if view.identify_in_urls else None
-    return urls.honeypot_html(view.campaign_id, tracked_message)
+    return (
+        f'<p><a href="{escape(preferences, quote=True)}">Manage your preferences</a></p>'
+        + urls.honeypot_html(view.campaign_id, tracked_message)
+    )
 
 
 def _one_line(value: str) -> str:

@@ -78,6 +78,7 @@ from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
 from privacy import engine_gate
 from privacy.policy import may_identify_in_urls
+from subscribers import queries as subscriber_queries
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList
 from subscribers.normalise import normalise_email
@@ -135,6 +136,14 @@ def _check_lists(account_id: int, list_ids: Sequence[int]) -> None:
     )
     if owned != set(list_ids):
         raise ValidationError("Choose your own lists.", field="list_ids")
+
+
+def _check_segments(account_id: int, segment_ids: Sequence[int]) -> None:
+    if not segment_ids:
+        return
+    owned = {segment.id for segment in subscriber_queries.segments(account_id)}
+    if not set(segment_ids) <= owned:
+        raise ValidationError("Choose your own segments.", field="segment_ids")
 
 
 def _one_line(value: str, field: str, label: str) -> str:
@@ -213,6 +222,7 @@ def save_campaign(
     campaign.html_body = html_body
     campaign.text_body = text_body
     segments = list(dict.fromkeys(segment_ids))
+    _check_segments(account_id, segments)
     campaign.list_id = chosen[0] if len(chosen) == 1 and not segments else None
     db.session.execute(delete(CampaignList).where(CampaignList.campaign_id == campaign.id))
     db.session.execute(delete(CampaignSegment).where(CampaignSegment.campaign_id == campaign.id))
@@ -225,7 +235,7 @@ def save_campaign(
 def _audience(account_id: int, list_ids: Sequence[int], segment_ids: Sequence[int]) -> Any:
     """The audience query of the subscribers package (segments passed when there are some)."""
     if segment_ids:
-        return audience_contact_ids(account_id, list_ids, segment_ids=segment_ids)  # type: ignore[call-arg]
+        return audience_contact_ids(account_id, list_ids, segment_ids=segment_ids)
     return audience_contact_ids(account_id, list_ids)
 
 

@@ -90,8 +90,10 @@ def campaigns() -> Any:
 def _form(account_id: int, obj: Any = None) -> CampaignForm:
     form = CampaignForm(obj=obj)
     form.list_ids.choices = list(subscriber_queries.list_choices(account_id))
+    form.segment_ids.choices = [(s.id, s.name) for s in subscriber_queries.segments(account_id)]
     if obj is not None and not form.is_submitted():
         form.list_ids.data = services.campaign_list_ids(obj.id)
+        form.segment_ids.data = services.campaign_segment_ids(obj.id)
     return form
 
 
@@ -121,6 +123,7 @@ def edit(campaign_id: int | None = None) -> Any:
                 html_body=form.html_body.data or "",
                 text_body=form.text_body.data or "",
                 list_ids=form.list_ids.data or [],
+                segment_ids=form.segment_ids.data or [],
             )
         except ValidationError as exc:
             show_error(form, exc)

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utcnow
@@ -15,12 +27,12 @@ class Contact(Base):
     """A person whose address an account holds; one per normalised address per account."""
 
     __tablename__ = "contacts"
+    # The unique (account, email) index also serves every lookup by account: no second index
+    # on account_id, which would only slow imports down.
     __table_args__ = (UniqueConstraint("account_id", "email"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
-    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -51,24 +63,28 @@ class MailingList(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The public sign-up form: off until the marketer turns it on; reached at /subscribe/<key>.
+    signup_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    signup_key: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
 
 
 class Subscription(Base):
     """A contact's status on one list: unconfirmed, subscribed or unsubscribed."""
 
     __tablename__ = "subscriptions"
+    # The unique (list, contact) index also serves lookups by list.
     __table_args__ = (UniqueConstraint("list_id", "contact_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    list_id: Mapped[int] = mapped_column(
-        ForeignKey("mailing_lists.id", ondelete="CASCADE"), index=True
-    )
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default="subscribed")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     contact: Mapped[Contact] = relationship(back_populates="subscriptions")
 
@@ -90,3 +106,119 @@ class Suppression(Base):
     # unsubscribed | hard_bounce | complaint | erased | blocked | manual
     reason: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ConsentRecord(Base):
+    """One change of consent: what, when, through which form, import or action.
+
+    ``ip_prefix`` is set only when the account records IPs with consent, and is then already
+    truncated by :func:`privacy.policy.reduce_ip`.
+    """
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    list_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
+    )
+    # signup_requested | subscribed | unsubscribed | unsubscribed_all | resubscribed | imported
+    action: Mapped[str] = mapped_column(String(32))
+    # form | import | preference-centre | unsubscribe | manual
+    source: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SubscriberSettings(Base):
+    """An account's settings for its subscribers (a row only once changed from the defaults)."""
+
+    __tablename__ = "subscriber_settings"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Off by default: consent records hold no IP at all unless the account asks for it.
+    record_consent_ip: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SignupConfirmation(Base):
+    """A pending double opt-in; the emailed token names this row, which makes it single use."""
+
+    __tablename__ = "signup_confirmations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BlockedDomain(Base):
+    """A domain (and its subdomains) no account may mail: set by platform operators."""
+
+    __tablename__ = "blocked_domains"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Segment(Base):
+    """A saved filter over contacts, stored as allow-listed rules (never as SQL)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    match: Mapped[str] = mapped_column(String(8), default="all")  # all | any
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class ImportJob(Base):
+    """A CSV import: the uploaded file, its column mapping, progress and outcome."""
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (Index("ix_import_jobs_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    list_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
+    )
+    # uploaded -> queued -> running -> done | failed
+    status: Mapped[str] = mapped_column(String(16), default="uploaded")
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    stored_path: Mapped[str] = mapped_column(String(500), default="")
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    update_existing: Mapped[bool] = mapped_column(Boolean, default=False)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    processed_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    report_path: Mapped[str] = mapped_column(String(500), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, exists, func, select
 
 from core import db
-from subscribers.models import Contact, MailingList, Subscription
+from core.errors import NotFoundError
+from subscribers.models import (
+    BlockedDomain,
+    ConsentRecord,
+    Contact,
+    ImportJob,
+    MailingList,
+    Segment,
+    Subscription,
+    Suppression,
+)
 
 
 @dataclass(frozen=True)
@@ -80,3 +92,237 @@ def recent_contacts(account_id: int, limit: int = 100) -> list[Contact]:
             .limit(limit)
         )
     )
+
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    """What the contacts page filters on (every part optional)."""
+
+    q: str = ""  # part of the address or name
+    status: str = ""  # subscribed | unconfirmed | unsubscribed (on any list, or on ``list_id``)
+    list_id: int | None = None
+    attribute: str = ""  # attribute name
+    attribute_value: str = ""  # its value (exact, case-insensitive); empty: the attribute is set
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Contact]
+    page: int
+    pages: int
+    total: int
+
+
+def search_contacts(account_id: int, filters: ContactFilter, page: int = 1) -> Page:
+    """The account's contacts matching ``filters``, newest first, one page at a time."""
+    query = select(Contact).where(Contact.account_id == account_id)
+    if filters.q.strip():
+        needle = filters.q.strip().lower()
+        query = query.where(
+            func.lower(Contact.email).contains(needle, autoescape=True)
+            | func.lower(Contact.name).contains(needle, autoescape=True)
+        )
+    if filters.status or filters.list_id is not None:
+        sub = select(Subscription.id).where(Subscription.contact_id == Contact.id)
+        if filters.list_id is not None:
+            sub = sub.where(Subscription.list_id == filters.list_id)
+        if filters.status:
+            sub = sub.where(Subscription.status == filters.status)
+        query = query.where(exists(sub))
+    if filters.attribute.strip():
+        item = Contact.attributes[filters.attribute.strip()].as_string()
+        if filters.attribute_value.strip():
+            query = query.where(func.lower(item) == filters.attribute_value.strip().lower())
+        else:
+            query = query.where(item.is_not(None))
+    total = int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    items = list(
+        db.session.scalars(
+            query.order_by(Contact.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        )
+    )
+    return Page(items, page, pages, total)
+
+
+@dataclass(frozen=True)
+class SubscriptionRow:
+    list_id: int
+    list_name: str
+    status: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+
+def contact_lists(account_id: int, contact_id: int) -> list[SubscriptionRow]:
+    """The lists a contact is on, with status and its timestamps."""
+    rows = db.session.execute(
+        select(MailingList.id, MailingList.name, Subscription)
+        .join(Subscription, Subscription.list_id == MailingList.id)
+        .where(Subscription.contact_id == contact_id, MailingList.account_id == account_id)
+        .order_by(MailingList.name)
+    ).all()
+    return [
+        SubscriptionRow(lid, name, s.status, s.created_at, s.confirmed_at, s.unsubscribed_at)
+        for lid, name, s in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ConsentRow:
+    created_at: datetime
+    action: str
+    source: str
+    detail: str
+    list_name: str | None
+    ip_prefix: str | None
+
+
+def consent_history(account_id: int, contact_id: int) -> list[ConsentRow]:
+    """Every consent record of the contact, newest first."""
+    rows = db.session.execute(
+        select(ConsentRecord, MailingList.name)
+        .outerjoin(MailingList, MailingList.id == ConsentRecord.list_id)
+        .where(ConsentRecord.account_id == account_id, ConsentRecord.contact_id == contact_id)
+        .order_by(ConsentRecord.created_at.desc(), ConsentRecord.id.desc())
+    ).all()
+    return [
+        ConsentRow(r.created_at, r.action, r.source, r.detail, name, r.ip_prefix)
+        for r, name in rows
+    ]
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    message_id: int
+    campaign_id: int
+    campaign_name: str
+    status: str
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    occurred_at: datetime
+    kind: str
+    campaign_name: str
+    ua_class: str
+    is_machine: bool
+
+
+def contact_messages(account_id: int, contact_id: int, limit: int = 200) -> list[MessageRow]:
+    """The campaign messages made for the contact, newest first."""
+    from campaigns.models import Campaign, Message
+
+    rows = db.session.execute(
+        select(Message.id, Campaign.id, Campaign.name, Message.status, Message.sent_at)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(Message.contact_id == contact_id, Campaign.account_id == account_id)
+        .order_by(Message.id.desc())
+        .limit(limit)
+    ).all()
+    return [MessageRow(*row) for row in rows]
+
+
+def contact_events(account_id: int, contact_id: int, limit: int = 200) -> list[EventRow]:
+    """The tracking events linked to the contact. Only identified events exist: the privacy
+    layer records them only when the account tracks individually and the contact allows it."""
+    from campaigns.models import Campaign, Message
+    from tracking.models import TrackingEvent
+
+    rows = db.session.execute(
+        select(
+            TrackingEvent.occurred_at,
+            TrackingEvent.kind,
+            Campaign.name,
+            TrackingEvent.ua_class,
+            TrackingEvent.is_machine,
+        )
+        .join(Message, Message.id == TrackingEvent.message_id)
+        .join(Campaign, Campaign.id == TrackingEvent.campaign_id)
+        .where(
+            Message.contact_id == contact_id,
+            TrackingEvent.account_id == account_id,
+        )
+        .order_by(TrackingEvent.occurred_at.desc())
+        .limit(limit)
+    ).all()
+    return [EventRow(*row) for row in rows]
+
+
+def segments(account_id: int) -> list[Segment]:
+    """The account's segments, by name."""
+    return list(
+        db.session.scalars(
+            select(Segment).where(Segment.account_id == account_id).order_by(Segment.name)
+        )
+    )
+
+
+def segment_contacts(account_id: int, segment: Segment) -> Select[Any]:
+    """A select of the contacts matching a segment of the account (not limited)."""
+    from subscribers.segments import segment_condition
+
+    if segment.account_id != account_id:
+        raise NotFoundError("segment")
+    return select(Contact).where(
+        Contact.account_id == account_id, segment_condition(segment.match, segment.rules)
+    )
+
+
+def segment_preview(
+    account_id: int, segment: Segment, sample: int = 20
+) -> tuple[int, list[Contact]]:
+    """How many contacts match the segment, and the first few of them."""
+    query = segment_contacts(account_id, segment)
+    total = int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    return total, list(db.session.scalars(query.order_by(Contact.email).limit(sample)))
+
+
+def list_names(account_id: int) -> dict[int, str]:
+    """Names of the account's lists by id."""
+    return dict(list_choices(account_id))
+
+
+def imports(account_id: int, limit: int = 50) -> list[ImportJob]:
+    """The account's imports, newest first."""
+    return list(
+        db.session.scalars(
+            select(ImportJob)
+            .where(ImportJob.account_id == account_id)
+            .order_by(ImportJob.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def blocked_domains() -> list[BlockedDomain]:
+    """Every platform-wide domain block (operators)."""
+    return list(db.session.scalars(select(BlockedDomain).order_by(BlockedDomain.domain)))
+
+
+def blocked_address_count() -> int:
+    """How many addresses operators blocked platform-wide (held as hashes only)."""
+    return int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(Suppression)
+            .where(Suppression.account_id.is_(None), Suppression.reason == "blocked")
+        )
+        or 0
+    )
+
+
+def suppression_counts(account_id: int) -> dict[str, int]:
+    """The account's suppression list by reason."""
+    rows = db.session.execute(
+        select(Suppression.reason, func.count())
+        .where(Suppression.account_id == account_id)
+        .group_by(Suppression.reason)
+    ).all()
+    return {reason: int(count) for reason, count in rows}

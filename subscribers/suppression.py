@@ -15,9 +15,11 @@ from flask import current_app
 from sqlalchemy import or_, select
 
 from core import db
-from subscribers.models import Suppression
+from subscribers.models import BlockedDomain, Suppression
 
 REASONS = ("unsubscribed", "hard_bounce", "complaint", "erased", "blocked", "manual")
+#: The reason given for an address whose domain a platform operator blocked.
+BLOCKED_DOMAIN = "blocked_domain"
 
 
 def address_hash(email: str) -> str:
@@ -46,10 +48,66 @@ def suppress_hash(account_id: int | None, hashed: str, reason: str) -> None:
         db.session.flush()
 
 
+def unsuppress(account_id: int | None, email: str, reasons: Iterable[str]) -> int:
+    """Lift the suppression of ``email`` held for one of ``reasons``; the caller commits.
+
+    Used when the person themselves subscribes again (a confirmed opt-in lifts "unsubscribed")
+    and by operators removing a block. Returns how many rows were removed.
+    """
+    query = select(Suppression).where(
+        Suppression.address_hash == address_hash(email), Suppression.reason.in_(list(reasons))
+    )
+    query = query.where(
+        Suppression.account_id.is_(None)
+        if account_id is None
+        else Suppression.account_id == account_id
+    )
+    removed = 0
+    for row in db.session.scalars(query):
+        db.session.delete(row)
+        removed += 1
+    db.session.flush()
+    return removed
+
+
+def _domain_candidates(email: str) -> list[str]:
+    """The address's domain and each parent domain: a block of example.com covers a.example.com."""
+    domain = email.rpartition("@")[2].strip().lower().rstrip(".")
+    labels = domain.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels)) if labels[i:] and labels[i]]
+
+
+def blocked_domains_of(emails: Iterable[str]) -> dict[str, str]:
+    """Of ``emails``, those whose domain (or a parent domain) is blocked platform-wide,
+    mapped to the blocked domain."""
+    candidates: dict[str, list[str]] = {}
+    for email in emails:
+        candidates[email] = _domain_candidates(email)
+    wanted = sorted({d for ds in candidates.values() for d in ds})
+    blocked: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        blocked.update(
+            db.session.scalars(select(BlockedDomain.domain).where(BlockedDomain.domain.in_(chunk)))
+        )
+    if not blocked:
+        return {}
+    found: dict[str, str] = {}
+    for email, domains in candidates.items():
+        hit = next((d for d in domains if d in blocked), None)
+        if hit is not None:
+            found[email] = hit
+    return found
+
+
 def suppression_reason(account_id: int, email: str) -> str | None:
-    """Why ``email`` may not be mailed by this account (its own list or platform-wide), or None."""
+    """Why ``email`` may not be mailed by this account (its own list, platform-wide, or a
+    blocked domain), or None."""
     found = suppressed_hashes(account_id, [address_hash(email)])
-    return next(iter(found.values()), None)
+    reason = next(iter(found.values()), None)
+    if reason is None and blocked_domains_of([email]):
+        return BLOCKED_DOMAIN
+    return reason
 
 
 def suppressed_hashes(account_id: int, hashes: Iterable[str]) -> dict[str, str]:
@@ -70,6 +128,10 @@ def suppressed_hashes(account_id: int, hashes: Iterable[str]) -> dict[str, str]:
 
 
 def suppressed_emails(account_id: int, emails: Iterable[str]) -> dict[str, str]:
-    """Of ``emails``, those that may not be mailed by the account, with the reason."""
+    """Of ``emails``, those that may not be mailed by the account, with the reason: suppressed
+    for the account or platform-wide (by keyed hash), or in a domain operators blocked."""
     by_hash = {address_hash(e): e for e in emails}
-    return {by_hash[h]: reason for h, reason in suppressed_hashes(account_id, by_hash).items()}
+    found = {by_hash[h]: reason for h, reason in suppressed_hashes(account_id, by_hash).items()}
+    for email in blocked_domains_of(by_hash.values()):
+        found.setdefault(email, BLOCKED_DOMAIN)
+    return found

@@ -68,7 +68,7 @@ def test_contact_page_offers_report_export_restrict_and_erase(
 
         from core.errors import ValidationError
 
-        with pytest.raises(ValidationError, match="suppressed"):
+        with pytest.raises(ValidationError, match="suppression list"):
             subscribers.add_contact_to_list(tenant.account_id, list_id, "pat@example.org")
 
     requests_page = client.get("/privacy/requests").get_data(as_text=True)
