@@ -161,6 +161,7 @@ def build_world(
             "ADDRESS_HASH_KEY": "bench-address-key",
             "ENGINE_HASH_KEY": "bench-engine-key",
             "MAILDIR_PATH": str(path.parent / "outbox"),
+            "REQUIRE_VERIFIED_SENDER": False,  # the simulation is about the engine
         }
     )
     logging_quiet()

@@ -14,11 +14,22 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+HOURS = [(str(hour), f"{hour:02d}:00") for hour in range(24)]
+
 
 class CampaignForm(FlaskForm):
     name = StringField("Internal name", validators=[DataRequired(), Length(max=200)])
     list_ids = SelectMultipleField("Send to lists", coerce=int, validators=[Optional()])
     segment_ids = SelectMultipleField("and to segments", coerce=int, validators=[Optional()])
+    best_hour_start = SelectField(
+        "Send at each recipient's best hour from (UTC)",
+        choices=[("", "off: send to everyone at once")]
+        + [(str(h), f"{h:02d}:00") for h in range(24)],
+        default="",
+        description="Uses the Delivery Optimization Engine when your account takes part; "
+        "recipients it knows too little of get the email when the window opens.",
+    )
+    best_hour_end = SelectField("until (UTC)", choices=HOURS, default="12")
     subject = StringField(
         "Subject",
         validators=[Length(max=500)],

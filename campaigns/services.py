@@ -184,6 +184,7 @@ def save_campaign(
     segment_ids: Sequence[int] = (),
     reply_to: str = "",
     text_body: str = "",
+    best_hour_window: tuple[int, int] | None = None,
 ) -> Campaign:
     """Create a draft or update one. Only drafts can be edited.
 
@@ -223,6 +224,13 @@ def save_campaign(
     campaign.text_body = text_body
     segments = list(dict.fromkeys(segment_ids))
     _check_segments(account_id, segments)
+    if best_hour_window is not None:
+        start_hour, end_hour = best_hour_window
+        if not (0 <= start_hour <= 23 and 0 <= end_hour <= 23) or start_hour == end_hour:
+            raise ValidationError(
+                "Choose two different hours between 0 and 23.", field="best_hour_start"
+            )
+    campaign.best_hour_start, campaign.best_hour_end = best_hour_window or (None, None)
     campaign.list_id = chosen[0] if len(chosen) == 1 and not segments else None
     db.session.execute(delete(CampaignList).where(CampaignList.campaign_id == campaign.id))
     db.session.execute(delete(CampaignSegment).where(CampaignSegment.campaign_id == campaign.id))
@@ -288,12 +296,48 @@ def _begin_sending(campaign: Campaign) -> None:
     ).subquery()
     audience = select(literal(campaign.id, Integer).label("campaign_id"), contact_ids.c.id)
     db.session.execute(insert(Message).from_select(["campaign_id", "contact_id"], audience))
+    if campaign.best_hour_start is not None and campaign.best_hour_end is not None:
+        _spread_over_best_hours(campaign, (campaign.best_hour_start, campaign.best_hour_end))
     campaign.status = "sending"
     campaign.started_at = utcnow()
     campaign.last_progress_at = utcnow()
     campaign.scheduled_at = None
     record_activity(campaign.account_id)
     _enqueue_chains(campaign)
+
+
+def _next_at_hour(now: datetime, hour: int) -> datetime:
+    """The next moment at ``hour`` o'clock (UTC): now when we are in that hour already."""
+    if now.hour == hour:
+        return now
+    at = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return at if at > now else at + timedelta(days=1)
+
+
+def _spread_over_best_hours(campaign: Campaign, window: tuple[int, int]) -> None:
+    """Hold each message until its recipient's best hour in the window (engine, participating
+    accounts only) or, without one, until the window opens. No commit."""
+    now = utcnow()
+    start, end = window
+    in_window = start <= now.hour < end if start < end else (now.hour >= start or now.hour < end)
+    default_due = now if in_window else _next_at_hour(now, start)
+    rows = db.session.execute(
+        select(Message.id, Contact.email)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Message.campaign_id == campaign.id)
+    ).all()
+    due_by_message: dict[datetime, list[int]] = {}
+    for offset in range(0, len(rows), 1000):
+        chunk = rows[offset : offset + 1000]
+        best = engine_gate.best_send_hours(campaign.account_id, [e for _, e in chunk], window)
+        for message_id, email in chunk:
+            due = _next_at_hour(now, best[email]) if email in best else default_due
+            due_by_message.setdefault(due, []).append(message_id)
+    for due, message_ids in due_by_message.items():
+        if due > now:
+            db.session.execute(
+                update(Message).where(Message.id.in_(message_ids)).values(due_at=due)
+            )
 
 
 def schedule(account_id: int, campaign_id: int, when: datetime) -> Campaign:
@@ -1220,7 +1264,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         pause(campaign.account_id, campaign.id, f"The templates do not render: {exc}")
         return 0, "over"
     sent = 0
-    delivered: list[str] = []
+    delivered: list[int] = []
     completed = False
     checked_at = time.monotonic()
     marker = _SentMarker()
@@ -1261,7 +1305,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                         continue
                     if _deliver(conn, rendered, message_id, token, marker, campaign.account_id):
                         sent += 1
-                        delivered.append(rendered.recipient)
+                        delivered.append(message_id)
             else:
                 completed = True  # no break: every claimed row was handled
     except TransportError as exc:
@@ -1278,11 +1322,9 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     ahead.close()
     marker.close()
     _release(token)  # rows not reached (paused, cancelled, deadline)
-    # engine input: one short transaction per claim, so no engine row is locked across sends.
-    for address in delivered:
-        engine_gate.record_delivery_outcome(
-            campaign.account_id, None, address, "delivered", utcnow()
-        )
+    # engine input: the claim's deliveries, recorded by an engine job after this commit, so the
+    # send path does no engine work per message and holds no engine row lock across sends.
+    engine_gate.record_deliveries_soon(campaign.account_id, delivered)
     if sent and campaign.consecutive_errors:
         db.session.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(consecutive_errors=0)

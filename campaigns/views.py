@@ -94,6 +94,9 @@ def _form(account_id: int, obj: Any = None) -> CampaignForm:
     if obj is not None and not form.is_submitted():
         form.list_ids.data = services.campaign_list_ids(obj.id)
         form.segment_ids.data = services.campaign_segment_ids(obj.id)
+        has_window = obj.best_hour_start is not None
+        form.best_hour_start.data = str(obj.best_hour_start) if has_window else ""
+        form.best_hour_end.data = str(obj.best_hour_end) if has_window else "12"
     return form
 
 
@@ -124,6 +127,9 @@ def edit(campaign_id: int | None = None) -> Any:
                 text_body=form.text_body.data or "",
                 list_ids=form.list_ids.data or [],
                 segment_ids=form.segment_ids.data or [],
+                best_hour_window=(int(form.best_hour_start.data), int(form.best_hour_end.data))
+                if form.best_hour_start.data
+                else None,
             )
         except ValidationError as exc:
             show_error(form, exc)

@@ -33,3 +33,14 @@ def run_maintenance() -> None:
     """The body of :func:`maintain`, also run by ``flask engine maintain``."""
     services.maintain()
     db.session.commit()
+
+
+@actor(queue_name="engine", max_retries=5)
+def record_deliveries(account_id: int, message_ids: list[int], at_iso: str) -> None:
+    """A send claim's deliveries, through the privacy gate (the only way in)."""
+    from datetime import datetime
+
+    from privacy import engine_gate
+
+    engine_gate.record_deliveries(account_id, message_ids, datetime.fromisoformat(at_iso))
+    db.session.commit()

@@ -21,6 +21,7 @@ Callers: the sender (:func:`record_delivery_outcome`), tracking ingest
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
@@ -31,6 +32,7 @@ from accounts.models import Account
 from campaigns import throttle
 from campaigns.models import Campaign, Message
 from core import db, queue
+from core.db import utcnow
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES
 from privacy import policy, subject_data
@@ -323,10 +325,50 @@ def _consume_tracking_signals(signals: Sequence[policy.EngineSignal]) -> None:
 tracking_services.on_engine_signals(_consume_tracking_signals)
 
 
+_PACING_CACHE: dict[tuple[int, str], tuple[float, float]] = {}
+PACING_CACHE_SECONDS = 60.0
+
+
 def _pacing_pause(account_id: int, domain: str) -> float:
-    """The sender's per-domain pacing hook: seconds between two sends to a slowed domain."""
+    """The sender's per-domain pacing hook: seconds between two sends to a slowed domain.
+
+    Asked before every message, so the answer is kept for a minute per (account, domain):
+    pacing follows days of outcomes and an opt-out takes effect within that minute."""
+    now = time.monotonic()
+    cached = _PACING_CACHE.get((account_id, domain))
+    if cached is not None and cached[0] > now:
+        return cached[1]
     pace = domain_pace(account_id, domain)
-    return 60.0 / pace if pace else 0.0
+    pause = 60.0 / pace if pace else 0.0
+    if len(_PACING_CACHE) > 10_000:
+        _PACING_CACHE.clear()
+    _PACING_CACHE[(account_id, domain)] = (now + PACING_CACHE_SECONDS, pause)
+    return pause
+
+
+def record_deliveries_soon(account_id: int, message_ids: list[int]) -> None:
+    """A send claim's accepted messages: recorded as delivered by an engine job once the
+    caller's transaction commits (nothing is enqueued for accounts that do not take part)."""
+    from engine import tasks
+
+    if message_ids and account_participates(account_id):
+        queue.enqueue_after_commit(
+            tasks.record_deliveries, account_id, message_ids, utcnow().isoformat()
+        )
+
+
+def record_deliveries(account_id: int, message_ids: list[int], at: datetime) -> int:
+    """Record each message's recipient as delivered (the gate's checks apply to each);
+    return how many entered. The caller commits."""
+    rows = db.session.execute(
+        select(Contact.id, Contact.email)
+        .join(Message, Message.contact_id == Contact.id)
+        .where(Message.id.in_(message_ids), Contact.account_id == account_id)
+    ).all()
+    return sum(
+        record_delivery_outcome(account_id, contact_id, email, "delivered", at)
+        for contact_id, email in rows
+    )
 
 
 throttle.register_domain_pacing(_pacing_pause)
