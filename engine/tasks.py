@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from accounts.models import Account
 from core import db
 from core.queue import actor
@@ -43,4 +45,13 @@ def record_deliveries(account_id: int, message_ids: list[int], at_iso: str) -> N
     from privacy import engine_gate
 
     engine_gate.record_deliveries(account_id, message_ids, datetime.fromisoformat(at_iso))
+    db.session.commit()
+
+
+@actor(queue_name="engine", max_retries=5)
+def record_engagements(signals: list[list[Any]]) -> None:
+    """Human opens and clicks from one tracking ingest batch, through the privacy gate."""
+    from privacy import engine_gate
+
+    engine_gate.record_engagements(signals)
     db.session.commit()

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -316,10 +317,22 @@ subject_data.register(
 
 def _consume_tracking_signals(signals: Sequence[policy.EngineSignal]) -> None:
     """Tracking's hook: each committed ingest batch hands over the human opens and clicks the
-    privacy layer allowed; the gate checks participation and the contact again and records."""
-    for signal in signals:
-        record_engagement(signal.account_id, signal.message_id, signal.kind, signal.hour, False)
-    db.session.commit()
+    privacy layer allowed. One engine job per batch records them (ids and hour only), so the
+    ingest never waits for the engine."""
+    from engine import tasks
+
+    tasks.record_engagements.send(
+        [[s.account_id, s.message_id, s.kind, s.hour.isoformat()] for s in signals]
+    )
+
+
+def record_engagements(signals: list[list[Any]]) -> int:
+    """Record ``[account, message, kind, hour]`` signals; the gate's checks apply to each.
+    Returns how many entered. The caller commits."""
+    return sum(
+        record_engagement(account_id, message_id, kind, datetime.fromisoformat(hour), False)
+        for account_id, message_id, kind, hour in signals
+    )
 
 
 tracking_services.on_engine_signals(_consume_tracking_signals)
