@@ -939,10 +939,14 @@ def _eligible_recipients(campaign: Campaign, message_ids: list[int]) -> dict[int
             )
         ).all()
     )
+    # Filter the audience's own id column: with segments it is a UNION, and a condition on
+    # the contacts table would join it as a cartesian product.
     audience = _audience(
         campaign.account_id, campaign_list_ids(campaign.id), campaign_segment_ids(campaign.id)
-    ).where(Contact.id.in_(list(contact_by_message)))
-    still_in = set(db.session.scalars(audience))
+    ).subquery()
+    still_in = set(
+        db.session.scalars(select(audience.c.id).where(audience.c.id.in_(list(contact_by_message))))
+    )
     rows = db.session.execute(
         select(Contact.id, Contact.email, Contact.name, Contact.attributes).where(
             Contact.id.in_(still_in)
