@@ -11,7 +11,6 @@ from campaigns.models import (
     Bounce,
     Campaign,
     DkimKey,
-    Link,
     Message,
     Sender,
     SendingSettings,
@@ -31,15 +30,6 @@ def list_campaigns(account_id: int, limit: int = 100) -> list[Campaign]:
             .where(Campaign.account_id == account_id)
             .order_by(Campaign.id.desc())
             .limit(limit)
-        )
-    )
-
-
-def campaign_links(campaign_id: int) -> list[Link]:
-    """The tracked links of a campaign, in body order."""
-    return list(
-        db.session.scalars(
-            select(Link).where(Link.campaign_id == campaign_id).order_by(Link.position)
         )
     )
 

@@ -71,29 +71,6 @@ def list_members(account_id: int, list_id: int, limit: int = 200) -> list[tuple[
     return [(contact, status) for contact, status in rows]
 
 
-def contact_subscriptions(account_id: int, contact_id: int) -> list[tuple[MailingList, str]]:
-    """The lists a contact is on, with status."""
-    rows = db.session.execute(
-        select(MailingList, Subscription.status)
-        .join(Subscription, Subscription.list_id == MailingList.id)
-        .where(Subscription.contact_id == contact_id, MailingList.account_id == account_id)
-        .order_by(MailingList.name)
-    ).all()
-    return [(ml, status) for ml, status in rows]
-
-
-def recent_contacts(account_id: int, limit: int = 100) -> list[Contact]:
-    """The account's contacts, newest first."""
-    return list(
-        db.session.scalars(
-            select(Contact)
-            .where(Contact.account_id == account_id)
-            .order_by(Contact.id.desc())
-            .limit(limit)
-        )
-    )
-
-
 PAGE_SIZE = 50
 
 
