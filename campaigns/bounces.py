@@ -206,11 +206,12 @@ def process_maildir(path: str) -> int:
 
 
 def process_imap(url: str) -> int:
-    """Read unseen reports from ``imaps://user:pass@host[:port]/MAILBOX`` (or ``imap://``),
-    record them and delete those recorded. Returns how many were recorded."""
+    """Read unseen reports from ``imaps://user:pass@host[:port]/MAILBOX`` (or ``imap://``; each
+    part percent-encoded), record them and delete those recorded. Returns how many were recorded.
+    Raises ``imaplib.IMAP4.error`` when the login is refused or the mailbox cannot be selected."""
     parts = urlsplit(url)
     host = parts.hostname or "localhost"
-    folder = parts.path.lstrip("/") or "INBOX"
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
     client: imaplib.IMAP4 = (
         imaplib.IMAP4_SSL(host, parts.port or 993)
         if parts.scheme == "imaps"
@@ -219,7 +220,10 @@ def process_imap(url: str) -> int:
     recorded = 0
     try:
         client.login(unquote(parts.username or ""), unquote(parts.password or ""))
-        client.select(folder)
+        quoted = '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        status, detail = client.select(quoted)
+        if status != "OK":
+            raise imaplib.IMAP4.error(f"cannot select IMAP mailbox {folder!r}: {detail[-1]!r}")
         _status, data = client.search(None, "UNSEEN")
         for number in (data[0] or b"").split():
             _status, fetched = client.fetch(number.decode(), "(RFC822)")

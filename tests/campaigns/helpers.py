@@ -1,13 +1,25 @@
-"""Shared set-up for the sending tests: a tenant with a verified sender, a list, a campaign."""
+"""Shared set-up for the sending tests: a tenant with a verified sender, a list, a campaign;
+for the bounce tests, a sent campaign and the sample reports that name its messages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import select
 
 from campaigns import services
+from campaigns.models import Campaign, Message
+from core import db
+from subscribers.models import Contact
+from tests.conftest import drain
 from tests.factories import Tenant, make_list_with_contacts, make_tenant
+
+SAMPLES = Path(__file__).parent / "samples"
+RETURN_PATH = "bounces@shop.example"
 
 
 @dataclass
@@ -58,3 +70,40 @@ def text_of(data: bytes) -> str:
     part = parse(data).get_body(preferencelist=("plain",))
     assert part is not None
     return str(part.get_content())
+
+
+def sent_campaign(app: Flask, addresses: list[str]) -> dict[str, tuple[str, str]]:
+    """Send a campaign to the SMTP sink; return recipient -> (Message-ID, VERP envelope sender)."""
+    setup = campaign_with(addresses)
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    return {
+        r.recipients[0]: (str(r.message["Message-ID"]), r.envelope_from)
+        for r in app.extensions["test_sink"].wait_for(len(addresses))
+    }
+
+
+def sample_report(name: str, recipient: str, message_id: str, verp: str) -> bytes:
+    """A sample report from ``samples/`` naming this recipient, Message-ID and VERP address."""
+    text = (SAMPLES / name).read_text()
+    text = text.replace("{{RECIPIENT}}", recipient).replace("{{MESSAGE_ID}}", message_id)
+    return text.replace("{{VERP}}", verp).replace("\n", "\r\n").encode()
+
+
+def message_to(address: str) -> Message:
+    """The (freshly loaded) message row sent to ``address``."""
+    db.session.expire_all()
+    row = db.session.scalar(
+        select(Message)
+        .join(Contact, Contact.id == Message.contact_id)
+        .where(Contact.email == address)
+    )
+    assert row is not None
+    return row
+
+
+def campaign_account_id() -> int:
+    """The account of the (first) campaign in the database."""
+    account_id = db.session.scalar(select(Campaign.account_id))
+    assert account_id is not None
+    return int(account_id)

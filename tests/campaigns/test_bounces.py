@@ -19,71 +19,32 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from campaigns import bounces, queries, services
-from campaigns.models import Bounce, Message
+from campaigns.models import Bounce
 from subscribers.suppression import suppression_reason
-from tests.campaigns.helpers import campaign_with
+from tests.campaigns.helpers import (
+    SAMPLES,
+    campaign_account_id,
+    message_to,
+    sample_report,
+    sent_campaign,
+)
 from tests.conftest import drain
-from tests.smtp_sink import SMTPSink
-
-SAMPLES = Path(__file__).parent / "samples"
-RETURN_PATH = "bounces@shop.example"
-
-
-def _sent(app: Any, addresses: list[str]) -> dict[str, tuple[str, str]]:
-    """Send a campaign; return recipient -> (Message-ID, VERP envelope sender)."""
-    setup = campaign_with(addresses)
-    services.start(setup.tenant.account_id, setup.campaign_id)
-    drain(app)
-    return {
-        r.recipients[0]: (str(r.message["Message-ID"]), r.envelope_from)
-        for r in app.extensions["test_sink"].wait_for(len(addresses))
-    }
-
-
-@pytest.fixture
-def sending_app(app_factory: Any, smtp_sink: SMTPSink) -> Any:
-    app = app_factory(
-        RETURN_PATH=RETURN_PATH, BOUNCE_WEBHOOK_SECRET="webhook-secret", SOFT_BOUNCE_LIMIT=2
-    )
-    app.extensions["test_sink"] = smtp_sink
-    with app.app_context():
-        yield app
-
-
-def _sample(name: str, recipient: str, message_id: str, verp: str) -> bytes:
-    text = (SAMPLES / name).read_text()
-    text = text.replace("{{RECIPIENT}}", recipient).replace("{{MESSAGE_ID}}", message_id)
-    return text.replace("{{VERP}}", verp).replace("\n", "\r\n").encode()
-
-
-def _row(address: str) -> Message:
-    from core import db
-    from subscribers.models import Contact
-
-    db.session.expire_all()
-    row = db.session.scalar(
-        select(Message)
-        .join(Contact, Contact.id == Message.contact_id)
-        .where(Contact.email == address)
-    )
-    assert row is not None
-    return row
 
 
 def test_envelope_sender_is_a_verp_address_naming_the_message(sending_app: Any) -> None:
-    sent = _sent(sending_app, ["ada@example.org"])
+    sent = sent_campaign(sending_app, ["ada@example.org"])
     _message_id, verp = sent["ada@example.org"]
     assert verp.startswith("bounces+") and verp.endswith("@shop.example")
     key = sending_app.config["SECRET_KEY"]
     from campaigns.render import parse_verp
 
-    assert parse_verp(verp, key) == _row("ada@example.org").id
+    assert parse_verp(verp, key) == message_to("ada@example.org").id
     forged = verp.replace("bounces+", "bounces+9") if "+9" not in verp else verp
     assert parse_verp(forged, key) is None
 
 
 def test_dsn_and_arf_reports_from_a_maildir(sending_app: Any, tmp_path: Path) -> None:
-    sent = _sent(
+    sent = sent_campaign(
         sending_app,
         ["gone@example.org", "full@example.net", "later@example.org", "angry@hotmail.com"],
     )
@@ -95,25 +56,23 @@ def test_dsn_and_arf_reports_from_a_maildir(sending_app: Any, tmp_path: Path) ->
         ("arf_complaint.eml", "angry@hotmail.com"),
     ]:
         message_id, verp = sent[address]
-        box.add(_sample(name, address, message_id, verp))
+        box.add(sample_report(name, address, message_id, verp))
     box.add(b"From: someone@example.org\r\nSubject: Thanks!\r\n\r\nNot a report.\r\n")
     recorded = bounces.process_maildir(str(tmp_path / "bounces"))
     assert recorded == 3
-    assert _row("gone@example.org").bounce_kind == "hard"
-    assert _row("full@example.net").bounce_kind == "soft"
-    assert _row("later@example.org").bounce_kind is None  # "delayed" is not a bounce
-    assert _row("angry@hotmail.com").bounce_kind == "complaint"
-    account_id = 1
-    from campaigns.models import Campaign
+    assert message_to("gone@example.org").bounce_kind == "hard"
+    assert message_to("full@example.net").bounce_kind == "soft"
+    assert message_to("later@example.org").bounce_kind is None  # "delayed" is not a bounce
+    assert message_to("angry@hotmail.com").bounce_kind == "complaint"
     from core import db
 
-    account_id = db.session.scalar(select(Campaign.account_id))
+    account_id = campaign_account_id()
     assert suppression_reason(account_id, "gone@example.org") == "hard_bounce"
     assert suppression_reason(account_id, "angry@hotmail.com") == "complaint"
     assert suppression_reason(account_id, "full@example.net") is None  # one soft bounce
     diagnostics = sorted(db.session.scalars(select(Bounce.diagnostic)))
     assert diagnostics == ["452 4.2.2", "550 5.1.1", "arf abuse"]  # codes only, no text
-    campaign_id = _row("gone@example.org").campaign_id
+    campaign_id = message_to("gone@example.org").campaign_id
     assert queries.bounce_counts(campaign_id) == {"hard": 1, "soft": 1, "complaint": 1}
     # Recorded reports are deleted; the others are kept for a person, marked seen.
     left = mailbox.Maildir(str(tmp_path / "bounces"), create=False)
@@ -124,11 +83,11 @@ def test_dsn_and_arf_reports_from_a_maildir(sending_app: Any, tmp_path: Path) ->
 
 
 def test_dsn_matched_by_verp_when_the_message_id_is_unknown(sending_app: Any) -> None:
-    sent = _sent(sending_app, ["gone@example.org"])
+    sent = sent_campaign(sending_app, ["gone@example.org"])
     _message_id, verp = sent["gone@example.org"]
-    raw = _sample("dsn_hard_postfix.eml", "gone@example.org", "<unknown@elsewhere>", verp)
+    raw = sample_report("dsn_hard_postfix.eml", "gone@example.org", "<unknown@elsewhere>", verp)
     assert bounces.record(bounces.parse_report(raw)) == 1
-    assert _row("gone@example.org").bounce_kind == "hard"
+    assert message_to("gone@example.org").bounce_kind == "hard"
 
 
 def _signed_sns(
@@ -170,7 +129,7 @@ def _certificate() -> tuple[rsa.RSAPrivateKey, bytes]:
 
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_ses_notifications_via_sns_with_verified_signature(sending_app: Any, version: str) -> None:
-    sent = _sent(sending_app, ["gone@example.org", "angry@example.org"])
+    sent = sent_campaign(sending_app, ["gone@example.org", "angry@example.org"])
     key, pem = _certificate()
     cert_url = (
         f"https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-{secrets.token_hex(4)}.pem"
@@ -196,8 +155,8 @@ def test_ses_notifications_via_sns_with_verified_signature(sending_app: Any, ver
     assert response.get_json() == {"result": "recorded 1"}
     complaint = notification("ses_complaint.json", "angry@example.org")
     assert client.post("/webhooks/ses", data=json.dumps(complaint)).status_code == 200
-    assert _row("gone@example.org").bounce_kind == "hard"
-    assert _row("angry@example.org").bounce_kind == "complaint"
+    assert message_to("gone@example.org").bounce_kind == "hard"
+    assert message_to("angry@example.org").bounce_kind == "complaint"
     assert fetched == [cert_url]  # fetched once, then cached
 
     tampered = dict(bounce, Message=bounce["Message"].replace("Permanent", "Transient"))
@@ -224,7 +183,7 @@ def test_ses_notifications_via_sns_with_verified_signature(sending_app: Any, ver
 
 
 def test_generic_webhook_with_hmac_and_soft_bounce_threshold(sending_app: Any) -> None:
-    first = _sent(sending_app, ["tired@example.org"])
+    first = sent_campaign(sending_app, ["tired@example.org"])
     client = sending_app.test_client()
 
     def post(events: list[dict[str, Any]], secret: str = "webhook-secret") -> Any:  # noqa: S107
@@ -251,10 +210,7 @@ def test_generic_webhook_with_hmac_and_soft_bounce_threshold(sending_app: Any) -
     stored = db.session.scalar(select(Bounce))
     assert stored is not None and stored.diagnostic == "421 4.7.0"
     assert stored.occurred_at == datetime(2026, 11, 22, 10, 0)
-    account_id = db.session.scalar(select(Message.campaign_id))
-    from campaigns.models import Campaign
-
-    account_id = db.session.scalar(select(Campaign.account_id))
+    account_id = campaign_account_id()
     assert suppression_reason(account_id, "tired@example.org") is None
     # A second soft bounce of the same contact, from another campaign, reaches the limit (2).
     campaign = services.save_campaign(
@@ -265,7 +221,7 @@ def test_generic_webhook_with_hmac_and_soft_bounce_threshold(sending_app: Any) -
         from_name="Shop",
         from_email="news@shop.example",
         html_body="<p>again</p>",
-        list_ids=[services.campaign_list_ids(_row("tired@example.org").campaign_id)[0]],
+        list_ids=[services.campaign_list_ids(message_to("tired@example.org").campaign_id)[0]],
     )
     services.start(account_id, campaign.id)
     drain(sending_app)
