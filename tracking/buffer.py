@@ -4,13 +4,14 @@ The beacon and click endpoints never write to the database. They push each hit (
 reduced by the privacy layer) into a buffer, and a worker ingests the buffer in batches:
 
 - with ``REDIS_URL``: a Redis list ``<namespace>:tracking:hits``. A request queues its hit in
-  the process; the first request thread that finds no flush running becomes the flusher and
-  RPUSHes everything queued in one round trip (group commit, no timer); hits queued during
-  that round trip go with the next one, started as soon as it ends. A hard kill of a web
-  process can therefore lose the hits answered during its last round trip (about a
-  millisecond of traffic; measured by bench/tracking_bench.py). With
-  ``TRACKING_ANSWER_AFTER_FLUSH=true`` a request is answered only once its hit is in Redis or
-  the spool, and a hard kill loses no answered hit, for more CPU per hit.
+  the process and is answered; a flusher thread per process wakes when the queue stops being
+  empty, lets ``TRACKING_FLUSH_INTERVAL_MS`` (5) of hits gather and RPUSHes them all in one
+  round trip. A Redis round trip costs several times the rest of a hit, so sharing it is
+  what keeps the hot path cheap. A hard kill of a web process can therefore lose the hits it
+  answered during its last flush interval and round trip (measured by
+  bench/tracking_bench.py). With ``TRACKING_ANSWER_AFTER_FLUSH=true`` a request is answered
+  only once its hit is in Redis or the spool (the first waiting thread flushes, group
+  commit), and a hard kill loses no answered hit, for more CPU per hit.
   The push also sets a short-lived "kick" key and, when it was not set, enqueues the ingest
   actor. If Redis is unreachable the batch is appended to a local spool file instead (and
   Redis is not retried for a second); a background thread replays spool files into Redis once
@@ -233,11 +234,16 @@ class RedisBuffer:
         spool: Spool,
         kick: Callable[[], None],
         answer_after_flush: bool = False,
+        flush_interval: float = 0.005,
     ) -> None:
         import redis
 
         #: Wait, before answering, until the request's own hit is in Redis or the spool.
         self.answer_after_flush = answer_after_flush
+        #: How long the flusher lets hits gather after the first one before pushing them.
+        self.flush_interval = flush_interval
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=0.25, socket_timeout=1.0, health_check_interval=30
         )
@@ -261,21 +267,39 @@ class RedisBuffer:
     # -- producer side (web processes) --------------------------------------------------
 
     def push(self, hit: Hit) -> None:
-        """Queue a hit; the first thread to find no flush running flushes everything queued.
+        """Queue a hit for the flusher thread, which pushes it within one flush interval.
 
-        Many hits share one RPUSH: those queued while a flush is in flight go with the next
-        one, which the flushing thread starts as soon as its round trip ends. With
-        ``answer_after_flush`` the call returns only once this hit is in Redis or the spool.
+        With ``answer_after_flush`` the first thread to find no flush running flushes
+        everything queued (hits queued meanwhile go with the next round trip), and the call
+        returns only once this hit is in Redis or the spool.
         """
         line = hit.encode()
         with self._progress:
             self._pending.append(line)
             self._queued += 1
             mine = self._queued
+        if not self.answer_after_flush:
+            if not self._wake.is_set():
+                self._start_flusher()
+                self._wake.set()
+            return
         self.flush(blocking=False)
-        if self.answer_after_flush and self._durable < mine:
+        if self._durable < mine:
             with self._progress:
                 self._progress.wait_for(lambda: self._durable >= mine, timeout=DURABLE_WAIT)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None and self._flusher.is_alive():
+            return
+        with self._progress:
+            if self._flusher is None or not self._flusher.is_alive():
+                self._flusher = threading.Thread(
+                    target=_flush_loop,
+                    args=(weakref.ref(self),),
+                    name="tracking-flush",
+                    daemon=True,
+                )
+                self._flusher.start()
 
     def pending(self) -> int:
         return len(self._pending)
@@ -394,6 +418,28 @@ class RedisBuffer:
         return int(self.client.llen(self.key))
 
 
+def _flush_loop(ref: weakref.ReferenceType[RedisBuffer]) -> None:
+    """Flush a buffer one interval after its queue stops being empty; end with the buffer."""
+    while True:
+        buffer = ref()
+        if buffer is None:
+            return
+        wake, interval = buffer._wake, buffer.flush_interval
+        del buffer
+        if not wake.wait(timeout=1.0):
+            continue
+        time.sleep(interval)
+        buffer = ref()
+        if buffer is None:
+            return
+        wake.clear()
+        try:
+            buffer.flush()
+        except Exception:
+            log.exception("could not flush the hit buffer; retrying")
+        del buffer
+
+
 def _retry_loop(ref: weakref.ReferenceType[RedisBuffer]) -> None:
     """Retry Redis every half second until the spool is replayed; then end."""
     while True:
@@ -444,6 +490,7 @@ def get_buffer(app: Flask) -> HitBuffer:
             spool,
             kick,
             answer_after_flush=_flag(setting(app, "TRACKING_ANSWER_AFTER_FLUSH", "false")),
+            flush_interval=float(setting(app, "TRACKING_FLUSH_INTERVAL_MS", 5.0)) / 1000,
         )
     else:
         buffer = InProcessBuffer(spool, kick)
