@@ -235,3 +235,30 @@ def test_a_redelivered_import_resumes_without_false_duplicates(app: Flask) -> No
         job = services.run_import(import_id)
         assert job is not None and job.status == "done"
         assert (job.created_count, job.skipped_count, job.error_count) == (0, 30, 0)
+
+
+def test_names_and_attributes_with_quotes_backslashes_and_braces_are_kept_exactly(
+    app: Flask,
+) -> None:
+    awkward = ['O"Brien', "back\\slash", "{curly,comma}", "NULL", "line\nbreak", "Zoë ✉"]
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["email", "name", "note"])
+    for i, text in enumerate(awkward):
+        writer.writerow([f"person{i}@example.org", text, text])
+    tenant, list_id = tenant_with_list(app)
+    client = logged_in(app, tenant)
+    run_import(app, client, list_id, rows.getvalue(), {"0": "email", "1": "name", "2": "attribute"})
+    for i, text in enumerate(awkward):
+        contact = _contact(app, f"person{i}@example.org")
+        assert (contact.name, contact.attributes) == (text, {"note": text})
+    # A second run finds every one of them as held (the lookup by address), and updates them.
+    run_import(
+        app,
+        client,
+        list_id,
+        rows.getvalue().replace('O""Brien', "O'Brien"),
+        {"0": "email", "1": "name"},
+        update_existing=True,
+    )
+    assert _contact(app, "person0@example.org").name == "O'Brien"
