@@ -205,6 +205,10 @@ def process_maildir(path: str) -> int:
     return recorded
 
 
+#: How long the IMAP reader waits for the server before giving up (this run).
+IMAP_TIMEOUT_SECONDS = 30.0
+
+
 def process_imap(url: str) -> int:
     """Read unseen reports from ``imaps://user:pass@host[:port]/MAILBOX`` (or ``imap://``; each
     part percent-encoded), record them and delete those recorded. Returns how many were recorded.
@@ -213,9 +217,9 @@ def process_imap(url: str) -> int:
     host = parts.hostname or "localhost"
     folder = unquote(parts.path.lstrip("/")) or "INBOX"
     client: imaplib.IMAP4 = (
-        imaplib.IMAP4_SSL(host, parts.port or 993)
+        imaplib.IMAP4_SSL(host, parts.port or 993, timeout=IMAP_TIMEOUT_SECONDS)
         if parts.scheme == "imaps"
-        else imaplib.IMAP4(host, parts.port or 143)
+        else imaplib.IMAP4(host, parts.port or 143, timeout=IMAP_TIMEOUT_SECONDS)
     )
     recorded = 0
     try:
@@ -226,13 +230,17 @@ def process_imap(url: str) -> int:
             raise imaplib.IMAP4.error(f"cannot select IMAP mailbox {folder!r}: {detail[-1]!r}")
         _status, data = client.search(None, "UNSEEN")
         for number in (data[0] or b"").split():
-            _status, fetched = client.fetch(number.decode(), "(RFC822)")
+            # PEEK: a report stays unseen until it is recorded (or kept for a person), so a
+            # failure while recording (database down) leaves it for the next run.
+            _status, fetched = client.fetch(number.decode(), "(BODY.PEEK[])")
             raw = next((item[1] for item in fetched if isinstance(item, tuple)), b"")
             notes = parse_report(raw)
             count = record(notes)
             recorded += count
             if notes and count:
                 client.store(number.decode(), "+FLAGS", "\\Deleted")
+            else:
+                client.store(number.decode(), "+FLAGS", "\\Seen")
         client.expunge()
     finally:
         try:

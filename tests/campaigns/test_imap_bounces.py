@@ -179,3 +179,25 @@ def test_configured_imap_mailbox_is_read(
         assert suppression_reason(campaign_account_id(), "gone@example.org") == "hard_bounce"
         assert imap_server.messages() == []
         assert imap_server.logins == [("user", "pass")]
+
+
+def test_a_report_that_fails_to_record_stays_unseen_for_the_next_run(
+    sending_app: Flask, imap_server: IMAPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = sent_campaign(sending_app, ["gone@example.org"])
+    hard = _report(sent, "dsn_hard_postfix.eml", "gone@example.org")
+    imap_server.deliver(hard)
+    url = f"imap://user:pass@127.0.0.1:{imap_server.port}/INBOX"
+
+    def database_down(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("database unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(bounces, "record_bounce", database_down)
+        with pytest.raises(ConnectionError):
+            bounces.process_imap(url)
+    assert [m.flags for m in imap_server.messages()] == [set()]  # still unseen, not deleted
+
+    assert bounces.process_imap(url) == 1  # the database is back: the next run records it
+    assert suppression_reason(campaign_account_id(), "gone@example.org") == "hard_bounce"
+    assert [m.raw for m in imap_server.expunged] == [hard]
