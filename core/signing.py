@@ -10,7 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadData, Serializer, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 
 class Purpose(StrEnum):
@@ -38,15 +39,46 @@ def _keys() -> list[str]:
     return list(current_app.config["SECRET_KEYS"])
 
 
+#: Payloads shorter than this are never compressed: zlib cannot make them shorter, and trying
+#: costs more than the rest of signing. Longer ones (click tokens with long URLs) may be.
+_COMPRESS_FROM = 160
+
+
+class _TokenSerializer(URLSafeSerializer):
+    """``URLSafeSerializer`` that does not try zlib on short payloads (same token format: a
+    compressed payload is marked by a leading dot, so every token verifies as before)."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        json = Serializer.dump_payload(self, obj)
+        if len(json) < _COMPRESS_FROM:
+            return base64_encode(json)
+        return super().dump_payload(obj)
+
+
+#: One serializer per (key list, purpose): building one derives its keys, per token that was
+#: most of the cost of rendering a message's links.
+_SERIALIZERS: dict[tuple[tuple[str, ...], Purpose], _TokenSerializer] = {}
+
+
+def _serializer(purpose: Purpose) -> _TokenSerializer:
+    keys = tuple(current_app.config["SECRET_KEYS"])
+    found = _SERIALIZERS.get((keys, purpose))
+    if found is None:
+        if len(_SERIALIZERS) > 256:
+            _SERIALIZERS.clear()
+        found = _SERIALIZERS[(keys, purpose)] = _TokenSerializer(list(keys), salt=purpose.value)
+    return found
+
+
 def sign(purpose: Purpose, payload: Any) -> str:
     """Sign a payload that never expires (tracking links must work for years)."""
-    return URLSafeSerializer(_keys(), salt=purpose.value).dumps(payload)
+    return _serializer(purpose).dumps(payload)
 
 
 def unsign(purpose: Purpose, token: str) -> Any:
     """Return the payload of a token made by :func:`sign` for ``purpose``."""
     try:
-        return URLSafeSerializer(_keys(), salt=purpose.value).loads(token)
+        return _serializer(purpose).loads(token)
     except BadData as exc:
         raise BadTokenError(str(exc)) from exc
 
