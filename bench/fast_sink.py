@@ -24,7 +24,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 break
             verb = line[:4].upper()
             if verb == b"EHLO":
-                writer.write(b"250-sink\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
+                writer.write(
+                    b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n"
+                )
             elif verb == b"HELO":
                 writer.write(b"250 sink\r\n")
             elif verb == b"DATA":

@@ -73,6 +73,7 @@ class SMTPSettings:
     implicit_tls: bool
     starttls: bool | None  # None: use it when offered
     timeout: float = 30.0
+    pipelining: bool = True  # when the server offers it (``?pipelining=0`` never)
 
     @classmethod
     def from_url(cls, url: str) -> SMTPSettings:
@@ -92,7 +93,19 @@ class SMTPSettings:
             implicit_tls=implicit,
             starttls=starttls,
             timeout=float(query.get("timeout", ["30"])[0]),
+            pipelining=query.get("pipelining", ["1"])[0] not in {"0", "false", "no"},
         )
+
+
+def dot_stuffed(message: bytes) -> bytes:
+    """The DATA payload of ``message``: a dot opening a line doubled (RFC 5321 4.5.2), CRLF at
+    the end, then the closing dot. ``bytes.replace``, not smtplib's regex: a tenth of the cost."""
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\n.", b"\n..")
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return message + b".\r\n"
 
 
 class SMTPConnection:
@@ -101,6 +114,7 @@ class SMTPConnection:
     def __init__(self, settings: SMTPSettings) -> None:
         self.settings = settings
         self.broken = False
+        self.pipelining = False
         self.last_used = time.monotonic()
         context = ssl.create_default_context()
         try:
@@ -119,37 +133,98 @@ class SMTPConnection:
                     self.smtp.ehlo()
             if settings.username:
                 self.smtp.login(settings.username, settings.password or "")
+            if not self.smtp.does_esmtp:
+                self.smtp.ehlo_or_helo_if_needed()
+            self.pipelining = settings.pipelining and self.smtp.has_extn("pipelining")
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportError(
                 f"cannot connect to {settings.host}:{settings.port}: {exc}"
             ) from exc
 
     def send(self, message: bytes, envelope_from: str, recipients: Sequence[str]) -> None:
+        """One mail transaction: MAIL, RCPT for each recipient, DATA (pipelined in one write
+        when the server offers PIPELINING, RFC 2920). Raises PermanentMailError (5xx),
+        TransientMailError (4xx) or TransportError (the session is broken: 421, I/O)."""
         try:
-            refused = self.smtp.sendmail(envelope_from, list(recipients), message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            if all(500 <= code < 600 for code in codes):
-                raise PermanentMailError(str(exc.recipients), codes[0]) from exc
-            raise TransientMailError(str(exc.recipients), codes[0] if codes else None) from exc
-        except smtplib.SMTPServerDisconnected as exc:
-            self.broken = True
-            raise TransportError(str(exc)) from exc
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code in (421,) or exc.smtp_code < 200:
-                self.broken = True
-                raise TransportError(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code) from exc
-            if 500 <= exc.smtp_code < 600:
-                raise PermanentMailError(
-                    f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code
-                ) from exc
-            raise TransientMailError(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code) from exc
+            self._transaction(message, envelope_from, list(recipients))
+        except (PermanentMailError, TransientMailError):
+            raise
         except (OSError, smtplib.SMTPException) as exc:
             self.broken = True
-            raise TransportError(str(exc)) from exc
-        if refused:
-            code = next(iter(refused.values()))[0]
-            raise PermanentMailError(str(refused), code)
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    def _refused(self, code: int, reply: bytes, what: str) -> Exception:
+        """The error for a refusal; after one that leaves the session usable, RSET it."""
+        text = f"{code} {reply!r} ({what})"
+        if code == 421 or code < 200:
+            self.broken = True
+            return TransportError(text, code)
+        try:
+            self.smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self.broken = True
+        if 500 <= code < 600:
+            return PermanentMailError(text, code)
+        return TransientMailError(text, code)
+
+    def _transaction(self, message: bytes, envelope_from: str, recipients: list[str]) -> None:
+        smtp = self.smtp
+        options = ""
+        if smtp.does_esmtp and smtp.has_extn("size"):
+            options += f" SIZE={len(message)}"
+        encoding = "ascii"
+        if not (envelope_from.isascii() and all(r.isascii() for r in recipients)):
+            if not smtp.has_extn("smtputf8"):
+                raise PermanentMailError(
+                    "553 an address is not ASCII and the server does not offer SMTPUTF8", 553
+                )
+            options += " SMTPUTF8"
+            encoding = "utf-8"
+        commands = [f"MAIL FROM:<{envelope_from}>{options}"]
+        commands += [f"RCPT TO:<{recipient}>" for recipient in recipients]
+        commands.append("DATA")
+        if self.pipelining:
+            smtp.send("".join(f"{command}\r\n" for command in commands).encode(encoding))
+            replies = [smtp.getreply() for _ in commands]
+        else:
+            replies = []
+            for command in commands:
+                smtp.send(f"{command}\r\n".encode(encoding))
+                replies.append(smtp.getreply())
+                if command.startswith("MAIL") and replies[0][0] != 250:
+                    break
+                if replies[-1][0] == 421:
+                    break
+                if command == commands[-2] and not any(
+                    code in (250, 251) for code, _ in replies[1:]
+                ):
+                    break  # every recipient refused: no DATA
+        mail_code, mail_reply = replies[0]
+        rcpt_replies = replies[1 : 1 + len(recipients)]
+        data_code, data_reply = replies[-1] if len(replies) == len(commands) else (None, b"")
+        accepted = [code for code, _ in rcpt_replies if code in (250, 251)]
+        if data_code == 354 and (mail_code != 250 or not accepted):
+            # A pipelining server took DATA without a valid transaction: end it, empty.
+            smtp.send(b".\r\n")
+            smtp.getreply()
+        closing = next(((c, r) for c, r in replies if c == 421), None)
+        if closing is not None:
+            raise self._refused(*closing, "closing")
+        if mail_code != 250:
+            raise self._refused(mail_code, mail_reply, "sender")
+        refused = [(code, reply) for code, reply in rcpt_replies if code not in (250, 251)]
+        if not accepted:
+            raise self._refused(*refused[0], "recipient")
+        if data_code != 354:
+            raise self._refused(data_code or 0, data_reply, "data")
+        smtp.send(dot_stuffed(message))
+        code, reply = smtp.getreply()
+        if code != 250:
+            raise self._refused(code, reply, "message")
+        if refused:  # delivered to the others (one recipient per message on the send path)
+            raise PermanentMailError(
+                f"{refused[0][0]} {refused[0][1]!r} (recipient)", refused[0][0]
+            )
 
     def close(self) -> None:
         try:

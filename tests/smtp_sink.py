@@ -30,6 +30,36 @@ class _Handler:
     def __init__(self, sink: SMTPSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Offer PIPELINING (RFC 2920) as production MTAs do, unless the sink is told not to."""
+        session.host_name = hostname
+        if not self.sink.smtputf8:
+            responses = [r for r in responses if "SMTPUTF8" not in r]
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        code = self.sink.next_reply([address], stage="mail")
+        if code:
+            return code
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        code = self.sink.next_reply([address], stage="rcpt")
+        if code:
+            return code
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         code = self.sink.next_reply(envelope.rcpt_tos)
         if code:
@@ -56,7 +86,11 @@ class SMTPSink:
     def __init__(self) -> None:
         self.messages: list[Received] = []
         self.lock = threading.Lock()
-        self.scripted_replies: dict[str, list[str]] = {}
+        self.scripted_replies: dict[tuple[str, str], list[str]] = {}
+        #: Offer PIPELINING in the EHLO answer.
+        self.pipelining = True
+        #: Offer SMTPUTF8 (RFC 6531) in the EHLO answer.
+        self.smtputf8 = True
         self.port = _free_port()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
 
@@ -75,15 +109,18 @@ class SMTPSink:
         with self.lock:
             self.messages.clear()
             self.scripted_replies.clear()
+            self.pipelining = True
+            self.smtputf8 = True
 
-    def reply_for(self, address: str, *codes: str) -> None:
-        """Answer the next DATA for ``address`` with these codes in turn (e.g. '451 later')."""
-        self.scripted_replies.setdefault(address, []).extend(codes)
+    def reply_for(self, address: str, *codes: str, stage: str = "data") -> None:
+        """Answer the next ``stage`` (``mail`` for a sender, ``rcpt`` or ``data`` for a
+        recipient) naming ``address`` with these codes in turn (e.g. '451 later')."""
+        self.scripted_replies.setdefault((stage, address), []).extend(codes)
 
-    def next_reply(self, recipients: list[str]) -> str | None:
+    def next_reply(self, addresses: list[str], stage: str = "data") -> str | None:
         with self.lock:
-            for address in recipients:
-                queued = self.scripted_replies.get(address)
+            for address in addresses:
+                queued = self.scripted_replies.get((stage, address))
                 if queued:
                     return queued.pop(0)
         return None

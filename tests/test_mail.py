@@ -12,6 +12,7 @@ from core.mail import (
     PermanentMailError,
     SMTPSettings,
     TransientMailError,
+    TransportError,
     build_message,
     open_connection,
     send_system_mail,
@@ -46,7 +47,11 @@ def test_smtp_url_forms() -> None:
         SMTPSettings.from_url("http://mail.example")
 
 
-def test_one_connection_sends_many_and_maps_outcomes(app: Flask, smtp_sink: SMTPSink) -> None:
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_one_connection_sends_many_and_maps_outcomes(
+    app: Flask, smtp_sink: SMTPSink, pipelining: bool
+) -> None:
+    smtp_sink.pipelining = pipelining
     smtp_sink.reply_for("later@example.org", "451 try again later")
     smtp_sink.reply_for("gone@example.org", "550 no such user")
     with app.app_context(), open_connection() as conn:
@@ -66,6 +71,77 @@ def test_one_connection_sends_many_and_maps_outcomes(app: Flask, smtp_sink: SMTP
                 ["gone@example.org"],
             )
     assert len(smtp_sink.messages) == 5
+
+
+def _wire(to: str, text: str = "x") -> bytes:
+    return to_wire(build_message(to=to, subject="s", text=text))
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_refusals_at_each_step_map_to_outcomes_and_keep_the_session_usable(
+    app: Flask, smtp_sink: SMTPSink, pipelining: bool
+) -> None:
+    smtp_sink.pipelining = pipelining
+    smtp_sink.reply_for("bounces@shop.example", "550 5.7.1 sender rejected", stage="mail")
+    smtp_sink.reply_for("busy@shop.example", "451 4.3.0 try later", stage="mail")
+    smtp_sink.reply_for("gone@example.org", "550 5.1.1 no such user", stage="rcpt")
+    smtp_sink.reply_for("full@example.org", "452 4.2.2 mailbox full", stage="rcpt")
+    with app.app_context(), open_connection() as conn:
+        assert getattr(conn, "pipelining", False) is pipelining
+        with pytest.raises(PermanentMailError, match=r"550 .*5\.7\.1") as refused_sender:
+            conn.send(_wire("a@example.org"), "bounces@shop.example", ["a@example.org"])
+        assert refused_sender.value.code == 550
+        with pytest.raises(TransientMailError) as busy:
+            conn.send(_wire("a@example.org"), "busy@shop.example", ["a@example.org"])
+        assert busy.value.code == 451 and not isinstance(busy.value, TransportError)
+        with pytest.raises(PermanentMailError) as gone:
+            conn.send(_wire("gone@example.org"), "b@shop.example", ["gone@example.org"])
+        assert gone.value.code == 550
+        with pytest.raises(TransientMailError) as full:
+            conn.send(_wire("full@example.org"), "b@shop.example", ["full@example.org"])
+        assert full.value.code == 452
+        # After every refusal the same session delivers the next message.
+        conn.send(_wire("ok@example.org"), "b@shop.example", ["ok@example.org"])
+    assert [m.recipients for m in smtp_sink.messages] == [["ok@example.org"]]
+
+
+def test_a_closing_server_is_a_transport_error(app: Flask, smtp_sink: SMTPSink) -> None:
+    smtp_sink.reply_for("a@example.org", "421 4.3.2 shutting down", stage="rcpt")
+    with app.app_context(), open_connection() as conn:
+        with pytest.raises(TransportError) as closing:
+            conn.send(_wire("a@example.org"), "b@shop.example", ["a@example.org"])
+        assert closing.value.code == 421
+        assert getattr(conn, "broken", False) is True
+
+
+def test_lines_starting_with_a_dot_arrive_intact(app: Flask, smtp_sink: SMTPSink) -> None:
+    body = ".starts with a dot\r\n..two dots\r\nmiddle . dot\r\n.\r\nend"
+    raw = b"Subject: dots\r\nFrom: b@shop.example\r\n\r\n" + body.encode()
+    with app.app_context(), open_connection() as conn:
+        conn.send(raw, "b@shop.example", ["dots@example.org"])
+    received = smtp_sink.wait_for(1)[0].data.replace(b"\r\n", b"\n")
+    assert received.rstrip(b"\n").endswith(body.replace("\r\n", "\n").encode())
+
+
+def test_non_ascii_address_goes_with_smtputf8_and_is_refused_without_it(
+    app: Flask, smtp_sink: SMTPSink
+) -> None:
+    with app.app_context(), open_connection() as conn:
+        conn.send(_wire("zoe@example.org"), "b@shop.example", ["zoë@example.org"])
+    assert smtp_sink.wait_for(1)[0].recipients == ["zoë@example.org"]
+    smtp_sink.smtputf8 = False
+    with app.app_context(), open_connection() as conn:
+        with pytest.raises(PermanentMailError, match="SMTPUTF8"):
+            conn.send(_wire("zoe@example.org"), "b@shop.example", ["zoë@example.org"])
+        conn.send(_wire("zoe@example.org"), "b@shop.example", ["zoe@example.org"])
+    assert [m.recipients for m in smtp_sink.wait_for(2)][1] == ["zoe@example.org"]
+
+
+def test_pipelining_can_be_turned_off_in_the_url(app: Flask, smtp_sink: SMTPSink) -> None:
+    with app.app_context(), open_connection(smtp_sink.url + "&pipelining=0") as conn:
+        assert getattr(conn, "pipelining", True) is False
+        conn.send(_wire("a@example.org"), "b@shop.example", ["a@example.org"])
+    assert len(smtp_sink.wait_for(1)) == 1
 
 
 def test_connection_refused_is_transient(app: Flask) -> None:
