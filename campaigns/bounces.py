@@ -86,11 +86,17 @@ def find_message(message_id_header: str | None, return_path: str | None) -> int 
         value = message_id_header.strip()
         if not value.startswith("<"):
             value = f"<{value}>"
-        found = db.session.scalar(
-            select(MessageRow.id).where(MessageRow.smtp_message_id == value).limit(1)
-        )
-        if found is not None:
-            return int(found)
+        # Our Message-IDs name their row (``<m{id}.{random}@domain>``): read it by id, and
+        # believe it only if the whole header is the one that row was sent with.
+        named = re.match(r"<m(\d{1,18})\.", value)
+        if named is not None:
+            found = db.session.scalar(
+                select(MessageRow.id).where(
+                    MessageRow.id == int(named.group(1)), MessageRow.smtp_message_id == value
+                )
+            )
+            if found is not None:
+                return int(found)
     if return_path:
         return parse_verp(return_path, str(current_app.config["SECRET_KEY"]))
     return None

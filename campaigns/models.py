@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -110,28 +111,37 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
+    # Every index is written again by each claim and each mark (status and claim change, so
+    # no update is HOT): only the ones queries need. By campaign: the unique pair and the
+    # (campaign, status, due) index; claims in flight: a partial index of claimed rows only.
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
         Index("ix_messages_campaign_id_status_due_at", "campaign_id", "status", "due_at"),
+        Index(
+            "ix_messages_claims",
+            "claim_token",
+            "claimed_at",
+            postgresql_where=text("status = 'claimed'"),
+            sqlite_where=text("status = 'claimed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
-    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     # Set to NULL when the contact is erased: the row stays for the campaign's counts.
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     # Not before this time: a 4xx retry's backoff, or a per-recipient send time.
     due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The claim (one worker's batch) this row belongs to while it is being sent.
-    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    smtp_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    # Found by the row id it names (:func:`campaigns.bounces.find_message`): no index.
+    smtp_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # hard | soft | complaint, once a bounce or complaint came back for this message.
     bounce_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
