@@ -153,6 +153,32 @@ def peak_rss_kb(pids: list[int]) -> int:
     return peak
 
 
+def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each role's processes, plus every
+    PostgreSQL and redis-server process of the machine as ``database`` and ``redis``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    found = {role: sum(used(pid) for pid in pids) for role, pids in roles.items()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        role = {"postgres": "database", "redis-server": "redis"}.get(name)
+        if role is not None:
+            found[role] = found.get(role, 0.0) + used(int(entry.name))
+    return found
+
+
 def worker_pids(main_pid: int) -> list[int]:
     try:
         children = Path(f"/proc/{main_pid}/task/{main_pid}/children").read_text().split()
@@ -282,6 +308,13 @@ def main() -> None:
                 time.sleep(0.2)
 
             before, _ = sink_stats(port)
+            assert worker.process is not None
+            roles = {
+                "workers": worker_pids(worker.process.pid),
+                "sink": [sink.pid],
+                "bench": [os.getpid()],
+            }
+            cpu_before = cpu_by_role(roles)
             started = time.perf_counter()
             services.start(account_id, campaign_id)
             while True:
@@ -295,6 +328,11 @@ def main() -> None:
                     break
                 time.sleep(0.1)
             platform_seconds = time.perf_counter() - started
+            cpu_after = cpu_by_role(roles)
+            cpu_per_message = {
+                role: 1e6 * (cpu_after[role] - cpu_before.get(role, 0.0)) / args.recipients
+                for role in cpu_after
+            }
             received, _ = sink_stats(port)
             assert worker.process is not None
             rss = peak_rss_kb(worker_pids(worker.process.pid))
@@ -303,6 +341,11 @@ def main() -> None:
                 f"platform: {args.recipients} messages in {platform_seconds:.1f}s = "
                 f"{platform_rate:.0f} messages/s over {args.connections} connections "
                 f"(sink got {received - before}); worker peak RSS {rss / 1024:.0f} MiB"
+            )
+            print(
+                "CPU per message during the platform run (us): "
+                + ", ".join(f"{role} {value:.0f}" for role, value in cpu_per_message.items())
+                + f"; {sum(cpu_per_message.values()):.0f} in all"
             )
             worker.stop()
             # Pre-built for the bare loop after the run, when the campaign's links exist.
@@ -313,7 +356,19 @@ def main() -> None:
             )
 
         before, _ = sink_stats(port)
+        bare_roles = {"bare loop": [os.getpid()], "sink": [sink.pid]}
+        cpu_before = cpu_by_role(bare_roles)
         bare_seconds = bare_loop(port, messages, args.recipients, args.connections)
+        cpu_after = cpu_by_role(bare_roles)
+        bare_cpu = {
+            role: 1e6 * (cpu_after[role] - cpu_before.get(role, 0.0)) / args.recipients
+            for role in cpu_after
+        }
+        print(
+            "CPU per message during the bare loop (us): "
+            + ", ".join(f"{role} {value:.0f}" for role, value in bare_cpu.items())
+            + f"; {sum(bare_cpu.values()):.0f} in all"
+        )
         received, _ = sink_stats(port)
         bare_rate = args.recipients / bare_seconds
         print(
