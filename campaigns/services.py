@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from queue import Full, Queue
@@ -67,6 +67,7 @@ from core.mail import (
     TransientMailError,
     TransportError,
     dkim_dns_record,
+    dot_stuffed,
     generate_dkim_key,
     open_connection,
     send_system_mail,
@@ -1081,7 +1082,8 @@ class _Prerenderer:
                 item: RenderedMessage | BaseException | None = None
                 if recipient is not None:
                     try:
-                        item = render_message(self.view, recipient, self.verp_key)
+                        rendered = render_message(self.view, recipient, self.verp_key)
+                        item = replace(rendered, smtp_data=dot_stuffed(rendered.wire))
                     except Exception as exc:  # handed to the sending thread
                         item = exc
                 while not self.stopping.is_set():
@@ -1361,7 +1363,7 @@ def _deliver(
     TransportError propagates (the row is still ``claimed`` and goes back to pending).
     """
     try:
-        conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient])
+        conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient], rendered.smtp_data)
     except PermanentMailError as exc:
         _mark(message_id, token, status="failed", error=smtp_status(exc))
         record_bounce(message_id, "hard", "smtp", smtp_status(exc))

@@ -61,7 +61,15 @@ def smtp_status(error: Exception) -> str:
 class Connection(Protocol):
     """An open transport: send many messages, then close."""
 
-    def send(self, message: bytes, envelope_from: str, recipients: Sequence[str]) -> None: ...
+    def send(
+        self,
+        message: bytes,
+        envelope_from: str,
+        recipients: Sequence[str],
+        smtp_data: bytes | None = None,
+    ) -> None:
+        """Send ``message``; ``smtp_data`` is ``dot_stuffed(message)`` when already made."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -141,12 +149,19 @@ class SMTPConnection:
                 f"cannot connect to {settings.host}:{settings.port}: {exc}"
             ) from exc
 
-    def send(self, message: bytes, envelope_from: str, recipients: Sequence[str]) -> None:
+    def send(
+        self,
+        message: bytes,
+        envelope_from: str,
+        recipients: Sequence[str],
+        smtp_data: bytes | None = None,
+    ) -> None:
         """One mail transaction: MAIL, RCPT for each recipient, DATA (pipelined in one write
         when the server offers PIPELINING, RFC 2920). Raises PermanentMailError (5xx),
-        TransientMailError (4xx) or TransportError (the session is broken: 421, I/O)."""
+        TransientMailError (4xx) or TransportError (the session is broken: 421, I/O).
+        ``smtp_data``: ``dot_stuffed(message)`` made ahead (by a rendering thread)."""
         try:
-            self._transaction(message, envelope_from, list(recipients))
+            self._transaction(message, envelope_from, list(recipients), smtp_data)
         except (PermanentMailError, TransientMailError):
             raise
         except (OSError, smtplib.SMTPException) as exc:
@@ -167,7 +182,9 @@ class SMTPConnection:
             return PermanentMailError(text, code)
         return TransientMailError(text, code)
 
-    def _transaction(self, message: bytes, envelope_from: str, recipients: list[str]) -> None:
+    def _transaction(
+        self, message: bytes, envelope_from: str, recipients: list[str], smtp_data: bytes | None
+    ) -> None:
         smtp = self.smtp
         options = ""
         if smtp.does_esmtp and smtp.has_extn("size"):
@@ -217,7 +234,7 @@ class SMTPConnection:
             raise self._refused(*refused[0], "recipient")
         if data_code != 354:
             raise self._refused(data_code or 0, data_reply, "data")
-        smtp.send(dot_stuffed(message))
+        smtp.send(smtp_data if smtp_data is not None else dot_stuffed(message))
         code, reply = smtp.getreply()
         if code != 250:
             raise self._refused(code, reply, "message")
@@ -337,7 +354,14 @@ class MaildirConnection:
             (root / sub).mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(path, create=False)
 
-    def send(self, message: bytes, envelope_from: str, recipients: Sequence[str]) -> None:
+    def send(
+        self,
+        message: bytes,
+        envelope_from: str,
+        recipients: Sequence[str],
+        smtp_data: bytes | None = None,
+    ) -> None:
+        """Write the message (with its envelope as headers) into ``new/``."""
         envelope = f"X-Envelope-From: {envelope_from}\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
         self.box.add(envelope.encode() + message)
 
