@@ -116,7 +116,7 @@ class Message(Base):
     # (campaign, status, due) index; claims in flight: a partial index of claimed rows only.
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
-        Index("ix_messages_campaign_id_status_due_at", "campaign_id", "status", "due_at"),
+        Index("ix_messages_campaign_status_due", "campaign_id", "status", "due_at", "id"),
         Index(
             "ix_messages_claims",
             "claim_token",
@@ -133,8 +133,8 @@ class Message(Base):
         ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True, index=True
     )
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    # Not before this time: a 4xx retry's backoff, or a per-recipient send time.
-    due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Not before this time: the start, a 4xx retry's backoff, or a per-recipient send time.
+    due_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The claim (one worker's batch) this row belongs to while it is being sent.
     claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
