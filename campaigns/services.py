@@ -1416,9 +1416,13 @@ def _after_empty_claim(campaign: Campaign, chain: int, now: datetime) -> None:
     """Nothing due: wake up when the next retry is due, or finish the campaign."""
     from campaigns import tasks
 
+    # Only rows due later: rows due now that this claim did not get are another chain's
+    # (locked by its claim), and that chain sends them.
     next_due = db.session.scalar(
         select(func.min(Message.due_at)).where(
-            Message.campaign_id == campaign.id, Message.status == "pending"
+            Message.campaign_id == campaign.id,
+            Message.status == "pending",
+            Message.due_at > now,
         )
     )
     if next_due is not None:  # each chain waits for the retries (at most one job per chain)
