@@ -69,15 +69,28 @@ def _upsert(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Insert the row or add ``add`` to its counters and move ``latest`` dates forward."""
-    latest = latest or {}
-    extra = extra or {}
+    _upsert_many(table, [(keys, add, latest or {}, extra or {})])
+
+
+def _upsert_many(
+    table: Table,
+    rows: Sequence[tuple[dict[str, Any], dict[str, int], dict[str, date], dict[str, Any]]],
+) -> None:
+    """:func:`_upsert` for rows of one shape, in one executemany, in key order (two jobs
+    upserting the same rows lock them in the same order: no deadlock)."""
+    if not rows:
+        return
+    keys, add, latest, extra = rows[0]
     dialect = db.session.get_bind().dialect.name
     shape = (dialect, table.name, tuple(keys), tuple(add), tuple(latest), tuple(extra))
     statement = _UPSERTS.get(shape)
     if statement is None:
         statement = _build_upsert(dialect, table, keys, add, latest, extra)
         _UPSERTS[shape] = statement
-    db.session.execute(statement, {**keys, **add, **latest, **extra})
+    ordered = sorted(rows, key=lambda row: tuple(str(value) for value in row[0].values()))
+    db.session.execute(
+        statement, [{**keys, **add, **latest, **extra} for keys, add, latest, extra in ordered]
+    )
 
 
 _UPSERTS: dict[tuple[Any, ...], Any] = {}
@@ -112,41 +125,71 @@ def record(account_id: int, email: str, kind: str, at: datetime, count: int = 1)
 
     The caller (the gate) has checked that the account and contact may enter. No commit.
     """
+    record_many(account_id, [email], kind, at, count)
+
+
+def record_many(
+    account_id: int, emails: Sequence[str], kind: str, at: datetime, count: int = 1
+) -> None:
+    """:func:`record` for many addresses at once (a send claim's deliveries): the same rows,
+    added up per key, one statement per table. No commit."""
     if kind not in KINDS:
         raise ValueError(f"unknown engine kind {kind!r}")
+    if not emails:
+        return
     if at.tzinfo is not None:
         at = at.astimezone(UTC).replace(tzinfo=None)
-    hashed, domain = engine_hash(email), domain_of(email)
     day, hour = at.date(), at.hour
     column = COLUMN_OF_KIND[kind]
-    _upsert(
-        EngineContribution.__table__,  # type: ignore[arg-type]
-        {"account_id": account_id, "address_hash": hashed, "day": day, "hour": hour, "kind": kind},
-        {"count": count},
-        extra={"domain": domain},
-    )
     latest: dict[str, date] = {}
     if kind == "delivered":
         latest["last_delivered_on"] = day
     elif kind == "bounced":
         latest["last_bounced_on"] = day
-    _upsert(
+    per_address: dict[str, int] = {}
+    domains: dict[str, str] = {}
+    per_domain: dict[str, int] = {}
+    for email in emails:
+        hashed, domain = engine_hash(email), domain_of(email)
+        per_address[hashed] = per_address.get(hashed, 0) + count
+        domains[hashed] = domain
+        per_domain[domain] = per_domain.get(domain, 0) + count
+    _upsert_many(
+        EngineContribution.__table__,  # type: ignore[arg-type]
+        [
+            (
+                {
+                    "account_id": account_id,
+                    "address_hash": h,
+                    "day": day,
+                    "hour": hour,
+                    "kind": kind,
+                },
+                {"count": n},
+                {},
+                {"domain": domains[h]},
+            )
+            for h, n in per_address.items()
+        ],
+    )
+    _upsert_many(
         EngineAddress.__table__,  # type: ignore[arg-type]
-        {"address_hash": hashed},
-        {column: count},
-        latest,
-        extra={"domain": domain},
+        [
+            ({"address_hash": h}, {column: n}, latest, {"domain": domains[h]})
+            for h, n in per_address.items()
+        ],
     )
     if kind in ENGAGEMENTS:
-        _upsert(
+        _upsert_many(
             EngineAddressHour.__table__,  # type: ignore[arg-type]
-            {"address_hash": hashed, "hour": hour},
-            {"engagements": count},
+            [
+                ({"address_hash": h, "hour": hour}, {"engagements": n}, {}, {})
+                for h, n in per_address.items()
+            ],
         )
-    _upsert(
+    _upsert_many(
         EngineDomainDay.__table__,  # type: ignore[arg-type]
-        {"domain": domain, "day": day},
-        {column: count},
+        [({"domain": d, "day": day}, {column: n}, {}, {}) for d, n in per_domain.items()],
     )
     db.session.flush()
 

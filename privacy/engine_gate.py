@@ -24,9 +24,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from accounts.models import Account
@@ -37,11 +37,12 @@ from core.db import utcnow
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES
 from privacy import policy, subject_data
-from subscribers.models import Contact
-from subscribers.suppression import suppression_reason
+from subscribers.models import Contact, Suppression
+from subscribers.suppression import address_hash
 from tracking import services as tracking_services
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # --- who may enter ---------------------------------------------------------------------------
@@ -75,7 +76,27 @@ def contact_may_enter(contact: Contact | None) -> bool:
 
 def _address_erased(account_id: int, email: str) -> bool:
     """An erasure leaves an 'erased' suppression; such an address never enters again."""
-    return suppression_reason(account_id, email) == "erased"
+    return bool(_erased_addresses(account_id, [email]))
+
+
+def _erased_addresses(account_id: int, emails: list[str]) -> set[str]:
+    """Of ``emails``, those with an 'erased' suppression (the account's or platform-wide,
+    whatever other reasons they also carry)."""
+    by_hash = {address_hash(email): email for email in emails}
+    erased: set[str] = set()
+    hashes = list(by_hash)
+    for start in range(0, len(hashes), 500):
+        erased.update(
+            by_hash[hashed]
+            for hashed in db.session.scalars(
+                select(Suppression.address_hash).where(
+                    Suppression.address_hash.in_(hashes[start : start + 500]),
+                    Suppression.reason == "erased",
+                    or_(Suppression.account_id == account_id, Suppression.account_id.is_(None)),
+                )
+            )
+        )
+    return erased
 
 
 def _contact_by_email(account_id: int, email: str) -> Contact | None:
@@ -168,8 +189,9 @@ def record_engagement(
     return _without_harm(enter, "an engagement")
 
 
-def _without_harm(enter: Callable[[], bool], what: str) -> bool:
-    """Run an engine input so that a database error in it never undoes the caller's work.
+def _without_harm(enter: Callable[[], T], what: str, failed: T = False) -> T:  # type: ignore[assignment]
+    """Run an engine input so that a database error in it never undoes the caller's work;
+    ``failed`` is what it returns then.
 
     On PostgreSQL it runs in a SAVEPOINT, rolled back alone on error; SQLite rolls back only
     the failed statement. The error is logged by class only: its parameters hold an address.
@@ -181,7 +203,7 @@ def _without_harm(enter: Callable[[], bool], what: str) -> bool:
         return enter()
     except SQLAlchemyError as exc:
         log.error("the engine skipped %s after a database error (%s)", what, type(exc).__name__)
-        return False
+        return failed
 
 
 # --- removal ---------------------------------------------------------------------------------
@@ -371,17 +393,30 @@ def record_deliveries_soon(account_id: int, message_ids: list[int]) -> None:
 
 
 def record_deliveries(account_id: int, message_ids: list[int], at: datetime) -> int:
-    """Record each message's recipient as delivered (the gate's checks apply to each);
-    return how many entered. The caller commits."""
-    rows = db.session.execute(
-        select(Contact.id, Contact.email)
-        .join(Message, Message.contact_id == Contact.id)
-        .where(Message.id.in_(message_ids), Contact.account_id == account_id)
-    ).all()
-    return sum(
-        record_delivery_outcome(account_id, contact_id, email, "delivered", at)
-        for contact_id, email in rows
-    )
+    """Record each message's recipient as delivered (the same checks as
+    :func:`record_delivery_outcome`, made for the whole batch at once); return how many
+    entered. The caller commits."""
+
+    def enter() -> int:
+        if not message_ids or not account_participates(account_id, for_writing=True):
+            return 0
+        entered: list[str] = []
+        for start in range(0, len(message_ids), 500):
+            contacts = db.session.scalars(
+                select(Contact)
+                .join(Message, Message.contact_id == Contact.id)
+                .where(
+                    Message.id.in_(message_ids[start : start + 500]),
+                    Contact.account_id == account_id,
+                )
+            ).all()
+            allowed = [c.email for c in contacts if contact_may_enter(c)]
+            erased = _erased_addresses(account_id, allowed)
+            entered += [email for email in allowed if email not in erased]
+        services.record_many(account_id, entered, "delivered", at)
+        return len(entered)
+
+    return _without_harm(enter, "a claim's deliveries", 0)
 
 
 throttle.register_domain_pacing(_pacing_pause)
