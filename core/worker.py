@@ -4,7 +4,12 @@ Importing this module builds the app, whose factory sets the Redis broker (REDIS
 dramatiq's global broker and binds every actor to it.
 """
 
+import gc
+
 from core.app import create_app
 
 app = create_app({"INPROCESS_WORKER": False})
 broker = app.extensions["queue"].broker
+
+# As in wsgi.py: the app's long-lived objects are kept out of full garbage collections.
+gc.freeze()
