@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import load_only
 
 from accounts.models import Account
 from campaigns import throttle
@@ -404,6 +405,15 @@ def record_deliveries(account_id: int, message_ids: list[int], at: datetime) -> 
         for start in range(0, len(message_ids), 500):
             contacts = db.session.scalars(
                 select(Contact)
+                # What contact_may_enter reads, and the address: not the whole row.
+                .options(
+                    load_only(
+                        Contact.email,
+                        Contact.restricted_at,
+                        Contact.objected_at,
+                        Contact.consent_withdrawn_at,
+                    )
+                )
                 .join(Message, Message.contact_id == Contact.id)
                 .where(
                     Message.id.in_(message_ids[start : start + 500]),
