@@ -86,7 +86,7 @@ def find_message(message_id_header: str | None, return_path: str | None) -> int 
         value = message_id_header.strip()
         if not value.startswith("<"):
             value = f"<{value}>"
-        # Our Message-IDs name their row (``<m{id}.{random}@domain>``): read it by id, and
+        # Our Message-IDs name their row (``<m{id}.{mac}@domain>``): read it by id, and
         # believe it only if the whole header is the one that row was sent with.
         named = re.match(r"<m(\d{1,18})\.", value)
         if named is not None:

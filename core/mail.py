@@ -9,6 +9,7 @@ written to the Maildir at ``MAILDIR_PATH``.
 from __future__ import annotations
 
 import mailbox
+import re
 import smtplib
 import ssl
 import threading
@@ -46,12 +47,13 @@ class PermanentMailError(Exception):
         self.code = code
 
 
+_ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
 def smtp_status(error: Exception) -> str:
     """The SMTP reply code and enhanced status of an error, e.g. ``550 5.1.1``, never its text."""
-    import re
-
     code = getattr(error, "code", None)
-    enhanced = re.search(r"\b([245]\.\d{1,3}\.\d{1,3})\b", str(error))
+    enhanced = _ENHANCED_STATUS.search(str(error))
     parts = [str(code)] if code else []
     if enhanced:
         parts.append(enhanced.group(1))
@@ -169,8 +171,10 @@ class SMTPConnection:
             raise TransportError(str(exc) or type(exc).__name__) from exc
 
     def _refused(self, code: int, reply: bytes, what: str) -> Exception:
-        """The error for a refusal; after one that leaves the session usable, RSET it."""
-        text = f"{code} {reply!r} ({what})"
+        """The error for a refusal (its code and enhanced status only: a server's reply text
+        may quote the address); after one that leaves the session usable, RSET it."""
+        enhanced = _ENHANCED_STATUS.search(reply.decode("ascii", "replace"))
+        text = f"{code} {enhanced.group(1) if enhanced else ''} ({what})".replace("  ", " ")
         if code == 421 or code < 200:
             self.broken = True
             return TransportError(text, code)
@@ -205,14 +209,12 @@ class SMTPConnection:
             replies = [smtp.getreply() for _ in commands]
         else:
             replies = []
-            for command in commands:
+            for index, command in enumerate(commands):
                 smtp.send(f"{command}\r\n".encode(encoding))
                 replies.append(smtp.getreply())
-                if command.startswith("MAIL") and replies[0][0] != 250:
+                if (index == 0 and replies[0][0] != 250) or replies[-1][0] == 421:
                     break
-                if replies[-1][0] == 421:
-                    break
-                if command == commands[-2] and not any(
+                if index == len(recipients) and not any(
                     code in (250, 251) for code, _ in replies[1:]
                 ):
                     break  # every recipient refused: no DATA
@@ -239,9 +241,7 @@ class SMTPConnection:
         if code != 250:
             raise self._refused(code, reply, "message")
         if refused:  # delivered to the others (one recipient per message on the send path)
-            raise PermanentMailError(
-                f"{refused[0][0]} {refused[0][1]!r} (recipient)", refused[0][0]
-            )
+            raise self._refused(*refused[0], "recipient")
 
     def close(self) -> None:
         try:

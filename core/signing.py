@@ -60,14 +60,18 @@ class _TokenSerializer(URLSafeSerializer):
 _SERIALIZERS: dict[tuple[tuple[str, ...], Purpose], _TokenSerializer] = {}
 
 
-def _serializer(purpose: Purpose) -> _TokenSerializer:
-    keys = tuple(current_app.config["SECRET_KEYS"])
+def serializer(keys: tuple[str, ...], purpose: Purpose) -> URLSafeSerializer:
+    """The (cached) serializer of ``purpose`` for a key list, oldest key first."""
     found = _SERIALIZERS.get((keys, purpose))
     if found is None:
         if len(_SERIALIZERS) > 256:
             _SERIALIZERS.clear()
         found = _SERIALIZERS[(keys, purpose)] = _TokenSerializer(list(keys), salt=purpose.value)
     return found
+
+
+def _serializer(purpose: Purpose) -> URLSafeSerializer:
+    return serializer(tuple(current_app.config["SECRET_KEYS"]), purpose)
 
 
 def sign(purpose: Purpose, payload: Any) -> str:

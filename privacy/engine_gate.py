@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
@@ -38,8 +38,8 @@ from core.db import utcnow
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES
 from privacy import policy, subject_data
-from subscribers.models import Contact, Suppression
-from subscribers.suppression import address_hash
+from subscribers.models import Contact
+from subscribers.suppression import address_hash, suppressed_hashes
 from tracking import services as tracking_services
 
 log = logging.getLogger(__name__)
@@ -84,20 +84,7 @@ def _erased_addresses(account_id: int, emails: list[str]) -> set[str]:
     """Of ``emails``, those with an 'erased' suppression (the account's or platform-wide,
     whatever other reasons they also carry)."""
     by_hash = {address_hash(email): email for email in emails}
-    erased: set[str] = set()
-    hashes = list(by_hash)
-    for start in range(0, len(hashes), 500):
-        erased.update(
-            by_hash[hashed]
-            for hashed in db.session.scalars(
-                select(Suppression.address_hash).where(
-                    Suppression.address_hash.in_(hashes[start : start + 500]),
-                    Suppression.reason == "erased",
-                    or_(Suppression.account_id == account_id, Suppression.account_id.is_(None)),
-                )
-            )
-        )
-    return erased
+    return {by_hash[hashed] for hashed in suppressed_hashes(account_id, by_hash, "erased")}
 
 
 def _contact_by_email(account_id: int, email: str) -> Contact | None:

@@ -110,20 +110,24 @@ def suppression_reason(account_id: int, email: str) -> str | None:
     return reason
 
 
-def suppressed_hashes(account_id: int, hashes: Iterable[str]) -> dict[str, str]:
-    """Of ``hashes``, those suppressed for the account or platform-wide, with their reason."""
+def suppressed_hashes(
+    account_id: int, hashes: Iterable[str], reason: str | None = None
+) -> dict[str, str]:
+    """Of ``hashes``, those suppressed for the account or platform-wide, with their reason
+    (only those suppressed for ``reason`` when given, whatever other reasons they carry)."""
     wanted = list(set(hashes))
     found: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        rows = db.session.execute(
-            select(Suppression.address_hash, Suppression.reason).where(
-                Suppression.address_hash.in_(chunk),
-                or_(Suppression.account_id == account_id, Suppression.account_id.is_(None)),
-            )
+        query = select(Suppression.address_hash, Suppression.reason).where(
+            Suppression.address_hash.in_(chunk),
+            or_(Suppression.account_id == account_id, Suppression.account_id.is_(None)),
         )
-        for hashed, reason in rows:
-            found.setdefault(hashed, reason)
+        if reason is not None:
+            query = query.where(Suppression.reason == reason)
+        rows = db.session.execute(query)
+        for hashed, why in rows:
+            found.setdefault(hashed, why)
     return found
 
 

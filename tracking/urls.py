@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from itsdangerous import BadData, URLSafeSerializer
+from itsdangerous import BadData
 
-from core.signing import BadTokenError, Purpose, sign
+from core.signing import BadTokenError, Purpose, serializer, sign
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class TokenReader:
 
     def __init__(self, keys: list[str]) -> None:
         self._serializers = {
-            purpose: URLSafeSerializer(keys, salt=purpose.value)
+            purpose: serializer(tuple(keys), purpose)
             for purpose in (Purpose.OPEN, Purpose.CLICK, Purpose.HONEYPOT, Purpose.UNSUBSCRIBE)
         }
 
