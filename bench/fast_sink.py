@@ -1,6 +1,7 @@
 """A minimal, fast SMTP sink (asyncio) for benchmarks: accepts everything, keeps counts only.
 
-Run in its own process: ``python bench/fast_sink.py PORT``. The extra verb ``XSTAT`` answers
+Run in its own process: ``python bench/fast_sink.py PORT``. It offers PIPELINING and CHUNKING
+(BDAT, RFC 3030) as Postfix does by default. The extra verb ``XSTAT`` answers
 ``250 <messages> <bytes>`` so a benchmark can check what arrived.
 """
 
@@ -17,6 +18,7 @@ class Counts:
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(b"220 sink ESMTP\r\n")
+    chunked = 0  # octets of the BDAT chunks of the current message
     try:
         while True:
             line = await reader.readline()
@@ -25,7 +27,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             verb = line[:4].upper()
             if verb == b"EHLO":
                 writer.write(
-                    b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n"
+                    b"250-sink\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-CHUNKING\r\n"
+                    b"250 SIZE 100000000\r\n"
                 )
             elif verb == b"HELO":
                 writer.write(b"250 sink\r\n")
@@ -36,6 +39,16 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 Counts.messages += 1
                 Counts.size += len(body)
                 writer.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"BDAT":
+                words = line.split()
+                chunked += len(await reader.readexactly(int(words[1])))
+                if len(words) > 2 and words[2].upper() == b"LAST":
+                    Counts.messages += 1
+                    Counts.size += chunked
+                    chunked = 0
+                    writer.write(b"250 2.0.0 queued\r\n")
+                else:
+                    writer.write(b"250 2.0.0 chunk received\r\n")
             elif verb == b"QUIT":
                 writer.write(b"221 bye\r\n")
                 await writer.drain()

@@ -235,6 +235,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=2)
     parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument(
+        "--no-chunking",
+        action="store_true",
+        help="send with pipelined DATA (?chunking=0) though the sink offers CHUNKING (BDAT)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="envoy-bench-"))
@@ -251,7 +256,8 @@ def main() -> None:
             "DATABASE_URL": database_url,
             "REDIS_URL": own_redis.url,
             "REDIS_NAMESPACE": "bench",
-            "SMTP_URL": f"smtp://127.0.0.1:{port}?starttls=0",
+            "SMTP_URL": f"smtp://127.0.0.1:{port}?starttls=0"
+            + ("&chunking=0" if args.no_chunking else ""),
             "SECRET_KEYS": KEYS,
             "ADDRESS_HASH_KEY": "bench-address-hash-key",
             "BASE_URL": "https://mail.example.com",
@@ -340,6 +346,7 @@ def main() -> None:
             print(
                 f"platform: {args.recipients} messages in {platform_seconds:.1f}s = "
                 f"{platform_rate:.0f} messages/s over {args.connections} connections "
+                f"with {'DATA' if args.no_chunking else 'BDAT'} "
                 f"(sink got {received - before}); worker peak RSS {rss / 1024:.0f} MiB"
             )
             print(

@@ -67,7 +67,6 @@ from core.mail import (
     TransientMailError,
     TransportError,
     dkim_dns_record,
-    dot_stuffed,
     generate_dkim_key,
     open_connection,
     send_system_mail,
@@ -1073,12 +1072,14 @@ class _Prerenderer:
         recipients: dict[int, Recipient],
         message_ids: list[int],
         verp_key: str,
+        payload: Callable[[bytes], bytes],
     ) -> None:
         self.app = current_app._get_current_object()  # type: ignore[attr-defined]
         self.view = view
         self.recipients = recipients
         self.message_ids = message_ids
         self.verp_key = verp_key
+        self.payload = payload
         self.ready: Queue[tuple[int, RenderedMessage | BaseException | None]] = Queue(maxsize=4)
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="prerender", daemon=True)
@@ -1092,7 +1093,7 @@ class _Prerenderer:
                 if recipient is not None:
                     try:
                         rendered = render_message(self.view, recipient, self.verp_key)
-                        item = replace(rendered, smtp_data=dot_stuffed(rendered.wire))
+                        item = replace(rendered, payload=self.payload(rendered.wire))
                     except Exception as exc:  # handed to the sending thread
                         item = exc
                 while not self.stopping.is_set():
@@ -1112,6 +1113,13 @@ class _Prerenderer:
         """Stop rendering ahead and wait for the thread."""
         self.stopping.set()
         self.thread.join()
+
+
+def _stop(ahead: _Prerenderer | None, marker: _SentMarker) -> None:
+    """Stop rendering ahead and write the queued sent marks."""
+    if ahead is not None:
+        ahead.close()
+    marker.close()
 
 
 def _release(token: str) -> None:
@@ -1290,15 +1298,14 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     delivered: list[int] = []
     completed = False
     checked_at = time.monotonic()
+    account_id = campaign.account_id
+    account_key, server_key = f"account:{account_id}", f"server:{server.id}"
     marker = _SentMarker()
-    ahead = _Prerenderer(view, recipients, message_ids, verp_key)
+    ahead: _Prerenderer | None = None
     try:
         with _connection(server) as conn:
+            ahead = _Prerenderer(view, recipients, message_ids, verp_key, conn.payload)
             for message_id, rendered in ahead:
-                if time.monotonic() - checked_at > 1.0:
-                    checked_at = time.monotonic()
-                    if _status_of(campaign_id) != "sending":
-                        break
                 if time.time() > deadline:
                     break
                 if rendered is None:
@@ -1309,14 +1316,20 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                     continue
                 if isinstance(rendered, BaseException):
                     raise rendered
+                waiting_since = time.monotonic()
                 if not throttle.wait_for_rate(
-                    f"account:{campaign.account_id}", account_rate, deadline
-                ) or not throttle.wait_for_rate(
-                    f"server:{server.id}", server.max_per_second, deadline
-                ):
+                    account_key, account_rate, deadline
+                ) or not throttle.wait_for_rate(server_key, server.max_per_second, deadline):
                     break
+                # A pause or cancel takes effect within a second, and before any send that
+                # had to wait for a rate limit (so a throttled campaign stops at once).
+                now_monotonic = time.monotonic()
+                if now_monotonic - checked_at > 1.0 or now_monotonic - waiting_since > 0.05:
+                    checked_at = now_monotonic
+                    if _status_of(campaign_id) != "sending":
+                        break
                 domain = rendered.recipient.rpartition("@")[2].lower()
-                with throttle.domain_slot(campaign.account_id, domain, domain_limit) as free:
+                with throttle.domain_slot(account_id, domain, domain_limit) as free:
                     if not free:
                         _mark(
                             message_id,
@@ -1326,24 +1339,21 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                             claimed_at=None,
                         )
                         continue
-                    if _deliver(conn, rendered, message_id, token, marker, campaign.account_id):
+                    if _deliver(conn, rendered, message_id, token, marker, account_id):
                         sent += 1
                         delivered.append(message_id)
             else:
                 completed = True  # no break: every claimed row was handled
     except TransportError as exc:
-        ahead.close()
-        marker.close()
+        _stop(ahead, marker)
         _release(token)
         _transport_failed(campaign, exc, chain)
         return sent, "over"
     except Exception:
-        ahead.close()
-        marker.close()
+        _stop(ahead, marker)
         _release(token)
         raise
-    ahead.close()
-    marker.close()
+    _stop(ahead, marker)
     _release(token)  # rows not reached (paused, cancelled, deadline)
     # engine input: the claim's deliveries, recorded by an engine job after this commit, so the
     # send path does no engine work per message and holds no engine row lock across sends.
@@ -1372,7 +1382,7 @@ def _deliver(
     TransportError propagates (the row is still ``claimed`` and goes back to pending).
     """
     try:
-        conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient], rendered.smtp_data)
+        conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient], rendered.payload)
     except PermanentMailError as exc:
         _mark(message_id, token, status="failed", error=smtp_status(exc))
         record_bounce(message_id, "hard", "smtp", smtp_status(exc))

@@ -63,14 +63,18 @@ def smtp_status(error: Exception) -> str:
 class Connection(Protocol):
     """An open transport: send many messages, then close."""
 
+    def payload(self, message: bytes) -> bytes:
+        """The bytes :meth:`send` writes for ``message`` (a rendering thread makes them ahead)."""
+        ...
+
     def send(
         self,
         message: bytes,
         envelope_from: str,
         recipients: Sequence[str],
-        smtp_data: bytes | None = None,
+        payload: bytes | None = None,
     ) -> None:
-        """Send ``message``; ``smtp_data`` is ``dot_stuffed(message)`` when already made."""
+        """Send ``message``; ``payload`` is ``self.payload(message)`` when already made."""
         ...
 
 
@@ -84,6 +88,7 @@ class SMTPSettings:
     starttls: bool | None  # None: use it when offered
     timeout: float = 30.0
     pipelining: bool = True  # when the server offers it (``?pipelining=0`` never)
+    chunking: bool = True  # BDAT when the server offers CHUNKING and PIPELINING (``?chunking=0``)
 
     @classmethod
     def from_url(cls, url: str) -> SMTPSettings:
@@ -104,6 +109,7 @@ class SMTPSettings:
             starttls=starttls,
             timeout=float(query.get("timeout", ["30"])[0]),
             pipelining=query.get("pipelining", ["1"])[0] not in {"0", "false", "no"},
+            chunking=query.get("chunking", ["1"])[0] not in {"0", "false", "no"},
         )
 
 
@@ -125,6 +131,7 @@ class SMTPConnection:
         self.settings = settings
         self.broken = False
         self.pipelining = False
+        self.chunking = False
         self.last_used = time.monotonic()
         context = ssl.create_default_context()
         try:
@@ -146,24 +153,36 @@ class SMTPConnection:
             if not self.smtp.does_esmtp:
                 self.smtp.ehlo_or_helo_if_needed()
             self.pipelining = settings.pipelining and self.smtp.has_extn("pipelining")
+            # BDAT (RFC 3030) pipelined with the envelope: one round trip per message, and the
+            # message goes as it is, with no dot-stuffing for either side to do.
+            self.chunking = self.pipelining and settings.chunking and self.smtp.has_extn("chunking")
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportError(
                 f"cannot connect to {settings.host}:{settings.port}: {exc}"
             ) from exc
+
+    def payload(self, message: bytes) -> bytes:
+        """What :meth:`send` writes after the envelope: the message itself with BDAT, its
+        dot-stuffed DATA payload otherwise."""
+        return message if self.chunking else dot_stuffed(message)
 
     def send(
         self,
         message: bytes,
         envelope_from: str,
         recipients: Sequence[str],
-        smtp_data: bytes | None = None,
+        payload: bytes | None = None,
     ) -> None:
-        """One mail transaction: MAIL, RCPT for each recipient, DATA (pipelined in one write
-        when the server offers PIPELINING, RFC 2920). Raises PermanentMailError (5xx),
-        TransientMailError (4xx) or TransportError (the session is broken: 421, I/O).
-        ``smtp_data``: ``dot_stuffed(message)`` made ahead (by a rendering thread)."""
+        """One mail transaction: MAIL, RCPT for each recipient, then the message. With
+        PIPELINING (RFC 2920) the envelope goes in one write; with CHUNKING as well, the
+        message follows it in the same write as ``BDAT <size> LAST`` (RFC 3030), otherwise
+        DATA waits for its 354. Raises PermanentMailError (5xx), TransientMailError (4xx) or
+        TransportError (the session is broken: 421, I/O). ``payload``: ``self.payload(message)``
+        made ahead (by a rendering thread)."""
+        if not recipients:
+            raise ValueError("a mail transaction needs at least one recipient")
         try:
-            self._transaction(message, envelope_from, list(recipients), smtp_data)
+            self._transaction(message, envelope_from, list(recipients), payload)
         except (PermanentMailError, TransientMailError):
             raise
         except (OSError, smtplib.SMTPException) as exc:
@@ -187,7 +206,7 @@ class SMTPConnection:
         return TransientMailError(text, code)
 
     def _transaction(
-        self, message: bytes, envelope_from: str, recipients: list[str], smtp_data: bytes | None
+        self, message: bytes, envelope_from: str, recipients: list[str], payload: bytes | None
     ) -> None:
         smtp = self.smtp
         options = ""
@@ -203,6 +222,15 @@ class SMTPConnection:
             encoding = "utf-8"
         commands = [f"MAIL FROM:<{envelope_from}>{options}"]
         commands += [f"RCPT TO:<{recipient}>" for recipient in recipients]
+        if self.chunking:
+            # The server reads the chunk whatever it answered to MAIL and RCPT (RFC 3030 2).
+            commands.append(f"BDAT {len(message)} LAST")
+            envelope = "".join(f"{command}\r\n" for command in commands).encode(encoding)
+            smtp.send(envelope + (message if payload is None else payload))
+            replies = [smtp.getreply() for _ in commands]
+            refused = self._check_envelope(replies, len(recipients))
+            self._check_final(*replies[-1], refused)
+            return
         commands.append("DATA")
         if self.pipelining:
             smtp.send("".join(f"{command}\r\n" for command in commands).encode(encoding))
@@ -218,26 +246,38 @@ class SMTPConnection:
                     code in (250, 251) for code, _ in replies[1:]
                 ):
                     break  # every recipient refused: no DATA
-        mail_code, mail_reply = replies[0]
-        rcpt_replies = replies[1 : 1 + len(recipients)]
-        data_code, data_reply = replies[-1] if len(replies) == len(commands) else (None, b"")
-        accepted = [code for code, _ in rcpt_replies if code in (250, 251)]
-        if data_code == 354 and (mail_code != 250 or not accepted):
+        data_code = replies[-1][0] if len(replies) == len(commands) else None
+        if data_code == 354 and (
+            replies[0][0] != 250 or not any(c in (250, 251) for c, _ in replies[1:-1])
+        ):
             # A pipelining server took DATA without a valid transaction: end it, empty.
             smtp.send(b".\r\n")
             smtp.getreply()
+        refused = self._check_envelope(replies, len(recipients))
+        if data_code != 354:
+            raise self._refused(data_code or 0, replies[-1][1], "data")
+        smtp.send(payload if payload is not None else dot_stuffed(message))
+        self._check_final(*smtp.getreply(), refused)
+
+    def _check_envelope(
+        self, replies: list[tuple[int, bytes]], recipients: int
+    ) -> list[tuple[int, bytes]]:
+        """Raise for a closing server, a refused sender or every recipient refused; return the
+        refused recipients' replies (the message still goes to the others)."""
         closing = next(((c, r) for c, r in replies if c == 421), None)
         if closing is not None:
             raise self._refused(*closing, "closing")
+        mail_code, mail_reply = replies[0]
         if mail_code != 250:
             raise self._refused(mail_code, mail_reply, "sender")
+        rcpt_replies = replies[1 : 1 + recipients]
         refused = [(code, reply) for code, reply in rcpt_replies if code not in (250, 251)]
-        if not accepted:
+        if len(refused) == len(rcpt_replies):
             raise self._refused(*refused[0], "recipient")
-        if data_code != 354:
-            raise self._refused(data_code or 0, data_reply, "data")
-        smtp.send(smtp_data if smtp_data is not None else dot_stuffed(message))
-        code, reply = smtp.getreply()
+        return refused
+
+    def _check_final(self, code: int, reply: bytes, refused: list[tuple[int, bytes]]) -> None:
+        """Raise unless the end of the message was accepted and every recipient was."""
         if code != 250:
             raise self._refused(code, reply, "message")
         if refused:  # delivered to the others (one recipient per message on the send path)
@@ -359,11 +399,15 @@ class MaildirConnection:
         message: bytes,
         envelope_from: str,
         recipients: Sequence[str],
-        smtp_data: bytes | None = None,
+        payload: bytes | None = None,
     ) -> None:
         """Write the message (with its envelope as headers) into ``new/``."""
         envelope = f"X-Envelope-From: {envelope_from}\r\nX-Envelope-To: {', '.join(recipients)}\r\n"
         self.box.add(envelope.encode() + message)
+
+    def payload(self, message: bytes) -> bytes:
+        """The message itself (nothing to prepare for a Maildir)."""
+        return message
 
     def close(self) -> None:
         self.box.close()

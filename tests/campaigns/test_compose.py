@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from campaigns import services
+from campaigns.models import Campaign
 from core.errors import ValidationError
 from subscribers import services as subscribers
 from tests.campaigns.helpers import campaign_with, html_of, parse, text_of
@@ -235,3 +236,52 @@ def test_templates_are_reusable_per_account(app: Any, client: Any, db: Any) -> N
     assert draft.html_body == "<p>Hello {{ contact.name }}</p>"
     bad = client.post("/templates/new", data={"name": "Bad", "html_body": "{% if %}"})
     assert bad.status_code == 200 and "Personalisation error" in bad.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "line,encoding",
+    [
+        ("<p>" + "x" * 983 + "</p>", "7bit"),  # 990 octets: the longest line sent as it is
+        ("<p>" + "x" * 984 + "</p>", "quoted-printable"),  # 991 octets
+        ("<p>" + "y" * 5000 + "</p>", "quoted-printable"),
+        ("<p>Grüße aus Köln ☕</p>", "quoted-printable"),
+        ("<p>plain ascii</p>", "7bit"),
+    ],
+    ids=["990", "991", "5000", "non-ascii", "short"],
+)
+def test_the_body_arrives_intact_whatever_its_lines_and_characters(
+    app: Any, db: Any, smtp_sink: SMTPSink, line: str, encoding: str
+) -> None:
+    # CRLF and LF line ends mixed in the source; every line arrives as written.
+    html = f"<html><body>\r\n<h1>To {{{{ contact.email }}}}</h1>\n{line}\r\n</body></html>"
+    setup = campaign_with(["ada@example.org"], html=html)
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    received = smtp_sink.wait_for(1)[0]
+    part = parse(received.data).get_body(preferencelist=("html",))
+    assert part is not None and part["Content-Transfer-Encoding"] == encoding
+    assert line in html_of(received.data).splitlines()
+    assert "<h1>To ada@example.org</h1>" in html_of(received.data).splitlines()
+    # SMTP's limit (RFC 5321 4.5.3.1.6): no line over 998 octets plus CRLF on the wire.
+    assert max(map(len, received.data.split(b"\r\n"))) <= 998
+    assert b"\n" not in received.data.replace(b"\r\n", b"")
+
+
+def test_links_are_the_same_for_everyone_without_ids_even_when_left_untracked(
+    app: Any, db: Any, smtp_sink: SMTPSink
+) -> None:
+    html = (
+        '<html><body><p>To {{ contact.email }}</p><a href="https://shop.example/a">A</a>'
+        '<a href="https://shop.example/b?q={x}&amp;r=2">B</a></body></html>'
+    )
+    setup = campaign_with(["ada@example.org", "bob@example.org"], html=html)
+    campaign = db.get(Campaign, setup.campaign_id)
+    campaign.track_clicks = False
+    db.commit()
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    bodies = [html_of(received.data) for received in smtp_sink.wait_for(2)]
+    for body, address in zip(bodies, ("ada@example.org", "bob@example.org"), strict=True):
+        assert f"<p>To {address}</p>" in body
+        assert '<a href="https://shop.example/a">A</a>' in body
+        assert '<a href="https://shop.example/b?q={x}&amp;r=2">B</a>' in body
