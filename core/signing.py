@@ -6,12 +6,13 @@ signed for one purpose never verifies for another because each purpose has its o
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Any
 
 from flask import current_app
-from itsdangerous import BadData, Serializer, URLSafeSerializer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous import BadData, Serializer, Signer, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, want_bytes
 
 
 class Purpose(StrEnum):
@@ -44,9 +45,43 @@ def _keys() -> list[str]:
 _COMPRESS_FROM = 160
 
 
+class _KeyCachingSigner(Signer):
+    """itsdangerous's ``Signer`` that derives each secret key's signing key once: the stock one
+    derives it again (a SHA-1) on every sign and every verification. Its digest is
+    ``hashlib.sha1`` itself, the same SHA-1 as the stock lazy wrapper, which lets ``hmac`` use
+    OpenSSL's HMAC instead of its pure-Python fallback."""
+
+    default_digest_method = staticmethod(hashlib.sha1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derived: dict[bytes, bytes] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        key = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        derived = self._derived.get(key)
+        if derived is None:
+            derived = self._derived[key] = super().derive_key(key)
+        return derived
+
+
 class _TokenSerializer(URLSafeSerializer):
     """``URLSafeSerializer`` that does not try zlib on short payloads (same token format: a
-    compressed payload is marked by a leading dot, so every token verifies as before)."""
+    compressed payload is marked by a leading dot, so every token verifies as before), and
+    keeps one signer for its salt instead of building one per token (same signatures)."""
+
+    default_signer = _KeyCachingSigner
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._own_signer: Signer | None = None
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        if salt is not None and want_bytes(salt) != self.salt:
+            return super().make_signer(salt)
+        if self._own_signer is None:
+            self._own_signer = super().make_signer(salt)
+        return self._own_signer
 
     def dump_payload(self, obj: Any) -> bytes:
         json = Serializer.dump_payload(self, obj)

@@ -17,6 +17,7 @@ The default is private: anything unknown leads to an anonymous count or to nothi
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -45,6 +46,9 @@ IP_MODES = ("truncate", "drop")
 IP_MODE_UNKNOWN = "unknown"
 
 
+_IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})", re.ASCII)
+
+
 def reduce_ip(raw_ip: str | None, mode: str = "truncate") -> str | None:
     """IPv4 to its /24, IPv6 to its /48; nothing when ``mode`` is not ``truncate`` or invalid.
 
@@ -54,12 +58,10 @@ def reduce_ip(raw_ip: str | None, mode: str = "truncate") -> str | None:
         return None
     raw_ip = raw_ip.strip()
     if ":" not in raw_ip:  # the common case, without the ipaddress module's cost
-        parts = raw_ip.split(".")
-        if len(parts) != 4 or not all(
-            p.isdigit() and p.isascii() and len(p) <= 3 and int(p) <= 255 for p in parts
-        ):
+        match = _IPV4.fullmatch(raw_ip)
+        if match is None or max(map(int, match.groups())) > 255:
             return None
-        return f"{int(parts[0])}.{int(parts[1])}.{int(parts[2])}.0/24"
+        return f"{int(match[1])}.{int(match[2])}.{int(match[3])}.0/24"
     try:
         address = ipaddress.ip_address(raw_ip)
     except ValueError:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from core.db import utcnow
 
 KINDS = ("open", "click", "unsubscribe", "honeypot")
+_EPOCH = datetime(1970, 1, 1)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 class _UidSource:
@@ -56,8 +58,11 @@ class Hit:
 
     def encode(self) -> bytes:
         """A compact line for the buffer (Redis list or spool file)."""
-        stamp = self.occurred_at.replace(tzinfo=UTC).timestamp()
-        return json.dumps(
+        at = self.occurred_at
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC).replace(tzinfo=None)
+        stamp = (at - _EPOCH).total_seconds()
+        return _COMPACT.encode(
             [
                 1,
                 self.uid,
@@ -69,8 +74,7 @@ class Hit:
                 self.ua_class,
                 self.method,
                 round(stamp, 3),
-            ],
-            separators=(",", ":"),
+            ]
         ).encode()
 
     @staticmethod

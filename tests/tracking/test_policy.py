@@ -21,6 +21,13 @@ from privacy.policy import ContactState, Decision, TrackingContext
         ("203.0.113.77", "drop", None),
         ("2001:db8::1", "drop", None),
         ("999.1.1.1", "truncate", None),
+        ("1.2.3.256", "truncate", None),
+        ("1.2.3", "truncate", None),
+        ("1.2.3.4.5", "truncate", None),
+        ("1.2.3.0004", "truncate", None),
+        ("\u0661.2.3.4", "truncate", None),  # a non-ASCII digit
+        ("1.2.3.4x", "truncate", None),
+        ("010.2.3.4", "truncate", "10.2.3.0/24"),
         ("not-an-ip", "truncate", None),
         ("", "truncate", None),
         (None, "truncate", None),
