@@ -895,12 +895,15 @@ def _enqueue_chains(campaign: Campaign) -> None:
         queue.enqueue_after_commit(tasks.send_batch, campaign.id, chain)
 
 
-def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, list[int]]:
-    """Claim up to ``limit`` due pending rows for this worker; commit; return token and ids.
+def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, dict[int, int | None]]:
+    """Claim up to ``limit`` due pending rows for this worker; commit; return the token and
+    each claimed row's contact id by row id, in send (id) order.
 
     Empty only when nothing is due: a claim lost to a concurrent worker is tried again.
     """
     token = uuid.uuid4().hex
+    if db.session.get_bind().dialect.name == "postgresql":
+        return token, _claim_postgresql(campaign_id, limit, now, token)
     for _attempt in range(10):
         query = (
             # In the (campaign, status, due_at, id) index's order: the scan stops after
@@ -920,14 +923,14 @@ def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, list[int]]
         ids = list(db.session.scalars(query))
         if not ids:
             db.session.commit()
-            return token, []
+            return token, {}
         result = db.session.execute(
             update(Message)
             .where(Message.id.in_(ids), Message.status == "pending")
             .values(status="claimed", claim_token=token, claimed_at=now)
-            .returning(Message.id)
+            .returning(Message.id, Message.contact_id)
         )
-        claimed = sorted(row[0] for row in result)
+        claimed = dict(sorted((row[0], row[1]) for row in result))
         if claimed:
             db.session.execute(
                 update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=now)
@@ -935,19 +938,54 @@ def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, list[int]]
             db.session.commit()
             return token, claimed
         db.session.commit()  # another worker took these rows first: look again
-    return token, []
+    return token, {}
 
 
-def _eligible_recipients(campaign: Campaign, message_ids: list[int]) -> dict[int, Recipient]:
-    """The claimed messages whose contact may still be mailed right now: still in the audience
-    (subscribed, not restricted or objecting) and not suppressed."""
-    contact_by_message = dict(
-        db.session.execute(
-            select(Message.contact_id, Message.id).where(
-                Message.id.in_(message_ids), Message.contact_id.is_not(None)
-            )
-        ).all()
+def _claim_postgresql(
+    campaign_id: int, limit: int, now: datetime, token: str
+) -> dict[int, int | None]:
+    """The claim as one statement: lock the first due pending rows in index order, skipping
+    rows another worker holds, and mark them claimed; commit; as :func:`_claim` returns."""
+    # A materialised CTE is evaluated once; as an IN (subquery) the planner may run the
+    # locking subquery again for each row it updates, and claim more than ``limit`` rows.
+    due = (
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign_id,
+            Message.status == "pending",
+            Message.due_at <= now,
+        )
+        .order_by(Message.due_at, Message.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+        .prefix_with("MATERIALIZED")
     )
+    result = db.session.execute(
+        update(Message)
+        .where(Message.id == due.c.id, Message.status == "pending")
+        .values(status="claimed", claim_token=token, claimed_at=now)
+        .returning(Message.id, Message.contact_id)
+    )
+    claimed = dict(sorted((row[0], row[1]) for row in result))
+    if claimed:
+        db.session.execute(
+            update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=now)
+        )
+    db.session.commit()
+    return claimed
+
+
+def _eligible_recipients(
+    campaign: Campaign, claimed: dict[int, int | None]
+) -> dict[int, Recipient]:
+    """The claimed messages (row id -> contact id) whose contact may still be mailed right now:
+    still in the audience (subscribed, not restricted or objecting) and not suppressed."""
+    contact_by_message = {
+        contact_id: message_id
+        for message_id, contact_id in claimed.items()
+        if contact_id is not None
+    }
     # Filter the audience's own id column: with segments it is a UNION, and a condition on
     # the contacts table would join it as a cartesian product.
     audience = _audience(
@@ -1274,7 +1312,8 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     when the chain must not go on (nothing due, transport error, broken template)."""
     campaign_id = campaign.id
     now = utcnow()
-    token, message_ids = _claim(campaign_id, int(setting("SEND_BATCH_SIZE")), now)
+    token, claimed = _claim(campaign_id, int(setting("SEND_BATCH_SIZE")), now)
+    message_ids = list(claimed)
     if not message_ids:
         _after_empty_claim(campaign, chain, now)
         return 0, "over"
@@ -1289,7 +1328,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     verp_key = str(current_app.config["SECRET_KEY"])
     try:
         view = _campaign_view(campaign)
-        recipients = _eligible_recipients(campaign, message_ids)
+        recipients = _eligible_recipients(campaign, claimed)
     except TemplateError as exc:
         _release(token)
         pause(campaign.account_id, campaign.id, f"The templates do not render: {exc}")
