@@ -28,6 +28,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import DateTime, Integer, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.sql import ColumnElement, Select
 
 from accounts.models import Account
 from campaigns.models import (
@@ -903,52 +904,35 @@ def _claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, dict[int, 
     """
     token = uuid.uuid4().hex
     if db.session.get_bind().dialect.name == "postgresql":
-        return token, _claim_postgresql(campaign_id, limit, now, token)
-    for _attempt in range(10):
-        query = (
-            # In the (campaign, status, due_at, id) index's order: the scan stops after
-            # ``limit`` rows however many were sent before (ordered by id alone it would
-            # filter past every sent row on each claim: quadratic in the audience).
-            select(Message.id)
-            .where(
-                Message.campaign_id == campaign_id,
-                Message.status == "pending",
-                Message.due_at <= now,
-            )
-            .order_by(Message.due_at, Message.id)
-            .limit(limit)
+        # One statement. A materialised CTE is evaluated once; as an IN (subquery) the planner
+        # may run the locking subquery again for each row it updates and over-claim.
+        due = (
+            _due_rows(campaign_id, limit, now)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+            .prefix_with("MATERIALIZED")
         )
-        if db.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(db.session.scalars(query))
+        claimed = _mark_claimed(campaign_id, Message.id == due.c.id, token, now)
+        db.session.commit()
+        return token, claimed
+    for _attempt in range(10):
+        ids = list(db.session.scalars(_due_rows(campaign_id, limit, now)))
         if not ids:
             db.session.commit()
             return token, {}
-        result = db.session.execute(
-            update(Message)
-            .where(Message.id.in_(ids), Message.status == "pending")
-            .values(status="claimed", claim_token=token, claimed_at=now)
-            .returning(Message.id, Message.contact_id)
-        )
-        claimed = dict(sorted((row[0], row[1]) for row in result))
+        claimed = _mark_claimed(campaign_id, Message.id.in_(ids), token, now)
+        db.session.commit()
         if claimed:
-            db.session.execute(
-                update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=now)
-            )
-            db.session.commit()
             return token, claimed
-        db.session.commit()  # another worker took these rows first: look again
+        # another worker took these rows first: look again
     return token, {}
 
 
-def _claim_postgresql(
-    campaign_id: int, limit: int, now: datetime, token: str
-) -> dict[int, int | None]:
-    """The claim as one statement: lock the first due pending rows in index order, skipping
-    rows another worker holds, and mark them claimed; commit; as :func:`_claim` returns."""
-    # A materialised CTE is evaluated once; as an IN (subquery) the planner may run the
-    # locking subquery again for each row it updates, and claim more than ``limit`` rows.
-    due = (
+def _due_rows(campaign_id: int, limit: int, now: datetime) -> Select[int]:
+    """The first ``limit`` due pending rows, in the (campaign, status, due_at, id) index's
+    order: the scan stops after ``limit`` rows however many were sent before (ordered by id
+    alone it would filter past every sent row on each claim: quadratic in the audience)."""
+    return (
         select(Message.id)
         .where(
             Message.campaign_id == campaign_id,
@@ -957,13 +941,17 @@ def _claim_postgresql(
         )
         .order_by(Message.due_at, Message.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-        .prefix_with("MATERIALIZED")
     )
+
+
+def _mark_claimed(
+    campaign_id: int, rows: ColumnElement[bool], token: str, now: datetime
+) -> dict[int, int | None]:
+    """Mark the still pending ``rows`` claimed under ``token`` (no commit); their contact ids
+    by row id, in id order."""
     result = db.session.execute(
         update(Message)
-        .where(Message.id == due.c.id, Message.status == "pending")
+        .where(rows, Message.status == "pending")
         .values(status="claimed", claim_token=token, claimed_at=now)
         .returning(Message.id, Message.contact_id)
     )
@@ -972,7 +960,6 @@ def _claim_postgresql(
         db.session.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=now)
         )
-    db.session.commit()
     return claimed
 
 
