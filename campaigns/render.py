@@ -7,7 +7,9 @@ Jinja templates (:data:`SANDBOX`): they see the contact's fields and attributes 
 else. A body without personalisation is rendered once and only cut at the markers.
 
 Per recipient (:func:`render_message`): the templates are rendered with the contact (when they
-use it), the markers are filled with the signed URLs of this message, and the MIME message is
+use it), the markers are filled with the signed URLs of this message (without ids in URLs,
+the beacon and links are the same for everyone and were written into the template once, see
+:meth:`CampaignView.html_part`), and the MIME message is
 assembled as bytes directly (quoted-printable through :mod:`binascii`), which is an order of
 magnitude faster than building an ``EmailMessage`` for a 20 KB body.
 """
@@ -343,7 +345,9 @@ class CampaignView:
             html = self.compiled.html
             if not self.identify_in_urls:
                 slots = ["beacon", *(f"link{index}" for index in range(len(self.compiled.links)))]
-                html = html.with_constants({slot: _slot_html(self, slot, 0) for slot in slots})
+                html = html.with_constants(
+                    {slot: _slot_html(self, slot, _NO_MESSAGE) for slot in slots}
+                )
             self._html = html
         return self._html
 
@@ -449,6 +453,10 @@ def _fill(
         elif piece != "beacon":
             out.append(view.url_for_slot(piece, recipient.message_id))
     return "".join(out)
+
+
+#: The message id passed for URLs that name no message (anonymous tracking ignores it).
+_NO_MESSAGE = 0
 
 
 def _slot_html(view: CampaignView, slot: str, message_id: int) -> str:

@@ -2,7 +2,8 @@
 
 ``SMTP_URL`` forms: ``smtp://user:pass@host:587`` (STARTTLS when the server offers it, or
 forced with ``?starttls=1``), ``smtps://user:pass@host:465`` (implicit TLS),
-``smtp://host:25?starttls=0`` (plain, for a local relay). With no ``SMTP_URL`` messages are
+``smtp://host:25?starttls=0`` (plain, for a local relay); ``?pipelining=0`` and ``?chunking=0``
+never use those extensions even when offered. With no ``SMTP_URL`` messages are
 written to the Maildir at ``MAILDIR_PATH``.
 """
 

@@ -90,7 +90,7 @@ class _ChunkingSMTP(SMTP):
     handed to the handler's DATA hook at ``LAST``, as DATA would hand the message over."""
 
     async def smtp_BDAT(self, arg: str) -> None:
-        parts = arg.split()
+        parts = arg.upper().split()
         if not (1 <= len(parts) <= 2 and parts[0].isdigit()) or parts[1:] not in ([], ["LAST"]):
             await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
             return
