@@ -130,16 +130,29 @@ _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
 
 def text_from_html(html: str) -> str:
-    """A plain-text alternative of an HTML template; its Jinja tags survive the conversion."""
+    """A plain-text alternative of an HTML template; its Jinja tags survive the conversion.
+
+    A tracked link's destination is literal text, never template code (the HTML part slots it
+    out): one containing ``{`` (``{#`` would open a Jinja comment) is written in a raw block.
+    """
     tags: list[str] = []
 
     def protect(match: re.Match[str]) -> str:
         tags.append(match.group(0))
         return f"JINJATAG{len(tags) - 1}X"
 
+    pieces: list[str] = []
+    cursor = 0
+    for start, end, url in _spans(html):
+        if "{" in url:
+            tags.append("{% raw %}" + url + "{% endraw %}")
+            pieces += [html[cursor:start], f"JINJATAG{len(tags) - 1}X"]
+            cursor = end
+    pieces.append(html[cursor:])
+    protected = "".join(_JINJA_TAG.sub(protect, piece) for piece in pieces)
     converter = html2text.HTML2Text()
     converter.body_width = 78
-    text = converter.handle(_JINJA_TAG.sub(protect, html))
+    text = converter.handle(protected)
     return re.sub(r"JINJATAG(\d+)X", lambda m: tags[int(m.group(1))], text)
 
 

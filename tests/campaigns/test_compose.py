@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -158,6 +160,29 @@ def test_text_part_is_generated_from_html_and_keeps_personalisation(
     assert "for Ada" in text
     assert "Unsubscribe: http://localhost/u/" in text
     assert "1 Main St" in text
+
+
+def test_link_destinations_with_braces_are_literal_in_both_parts(
+    app: Any, client: Any, db: Any, smtp_sink: SMTPSink
+) -> None:
+    # "{#" would open a Jinja comment in the generated text part; a destination is never code.
+    destinations = ["https://shop.example/app/{#section}", "https://shop.example/b?q={x}#{#}"]
+    html = (
+        "<html><body><p>Hi {{ contact.first_name }}</p>"
+        + "".join(f'<a href="{url}">link {i}</a> ' for i, url in enumerate(destinations))
+        + "</body></html>"
+    )
+    setup = campaign_with(["ada@example.org"], html=html)
+    services.start(setup.tenant.account_id, setup.campaign_id)
+    drain(app)
+    received = smtp_sink.wait_for(1)[0]
+    text = text_of(received.data)
+    for url in destinations:
+        assert f"({url})" in text
+    tracked = re.findall(r'href="http://localhost(/c/[^"]+)"', html_of(received.data))
+    # Braces are not URI characters: the redirect sends them percent-encoded, as browsers do.
+    locations = [client.get(path).headers["Location"] for path in tracked]
+    assert [unquote(location) for location in locations] == destinations
 
 
 def test_preview_page_is_sandboxed(app: Any, client: Any, db: Any) -> None:
