@@ -7,6 +7,7 @@ signed for one purpose never verifies for another because each purpose has its o
 from __future__ import annotations
 
 import hashlib
+import hmac
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +76,7 @@ class _TokenSerializer(URLSafeSerializer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._own_signer: Signer | None = None
+        self._keys: list[bytes] | None = None
 
     def make_signer(self, salt: str | bytes | None = None) -> Signer:
         if salt is not None and want_bytes(salt) != self.salt:
@@ -82,6 +84,25 @@ class _TokenSerializer(URLSafeSerializer):
         if self._own_signer is None:
             self._own_signer = super().make_signer(salt)
         return self._own_signer
+
+    def loads(self, s: str | bytes, salt: str | bytes | None = None, **kwargs: Any) -> Any:
+        """Stock ``loads``, with a shorter road for a token that verifies: one ``hmac.digest``
+        per key (newest first) on the signer's own derived keys. Anything else (a bad
+        signature, another salt, fallback signers) takes the stock road and its errors."""
+        if salt is None and not kwargs and not self.fallback_signers:
+            value, sep, signature = want_bytes(s).rpartition(b".")
+            if sep and value:
+                for key in self._verifying_keys():
+                    expected = base64_encode(hmac.digest(key, value, "sha1"))
+                    if hmac.compare_digest(expected, signature):
+                        return self.load_payload(value)
+        return super().loads(s, salt, **kwargs)
+
+    def _verifying_keys(self) -> list[bytes]:
+        if self._keys is None:
+            signer = self.make_signer()
+            self._keys = [signer.derive_key(key) for key in reversed(signer.secret_keys)]
+        return self._keys
 
     def dump_payload(self, obj: Any) -> bytes:
         json = Serializer.dump_payload(self, obj)

@@ -254,19 +254,25 @@ class ContactState:
         return not self.exists or self.restricted or self.objected or self.consent_withdrawn
 
 
-def contact_state(contact: Any | None, subscription_status: str | None) -> ContactState:
-    """The state of a contact row (None: erased) on the campaign's list.
+#: The contact columns :func:`contact_state` reads: a reader that loads only these columns
+#: (the hit ingest) takes them from here, so a new state cannot be left out of its query.
+CONTACT_STATE_COLUMNS = ("restricted_at", "objected_at", "consent_withdrawn_at")
 
-    Reads the data-subject timestamps the contact has (``restricted_at``, ``objected_at``,
-    ``consent_withdrawn_at``); a timestamp a model does not define yet counts as unset.
+
+def contact_state(contact: Any | None, subscription_status: str | None) -> ContactState:
+    """The state of a contact (a model or a row with :data:`CONTACT_STATE_COLUMNS`; None:
+    erased) on the campaign's list. A timestamp a model does not define yet counts as unset.
     """
     if contact is None:
         return ContactState(exists=False)
+    restricted_at, objected_at, consent_withdrawn_at = (
+        getattr(contact, name, None) for name in CONTACT_STATE_COLUMNS
+    )
     return ContactState(
         unsubscribed=subscription_status == "unsubscribed",
-        restricted=getattr(contact, "restricted_at", None) is not None,
-        objected=getattr(contact, "objected_at", None) is not None,
-        consent_withdrawn=getattr(contact, "consent_withdrawn_at", None) is not None,
+        restricted=restricted_at is not None,
+        objected=objected_at is not None,
+        consent_withdrawn=consent_withdrawn_at is not None,
     )
 
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,38 @@ def new_uid() -> str:
     return _uids.next()
 
 
+def encode_hit(
+    kind: str,
+    campaign_id: int,
+    message_id: int | None,
+    link_id: int | None,
+    ip_prefix: str | None,
+    ua_class: str,
+    method: str = "GET",
+    timestamp: float | None = None,
+    uid: str | None = None,
+) -> bytes:
+    """A hit as a compact buffer line (Redis list or spool file), read back by :meth:`Hit.decode`.
+
+    The hot path calls this directly: a line costs less to make than a :class:`Hit`. The time
+    is seconds since the epoch (now when not given), the id a new one when not given.
+    """
+    return _COMPACT.encode(
+        [
+            1,
+            uid or _uids.next(),
+            kind,
+            campaign_id,
+            message_id,
+            link_id,
+            ip_prefix,
+            ua_class,
+            method,
+            round(time.time() if timestamp is None else timestamp, 3),
+        ]
+    ).encode()
+
+
 @dataclass(frozen=True)
 class Hit:
     """A tracking hit after :func:`privacy.policy.minimise`: nothing raw is left in it."""
@@ -57,25 +90,21 @@ class Hit:
     uid: str = field(default_factory=new_uid)
 
     def encode(self) -> bytes:
-        """A compact line for the buffer (Redis list or spool file)."""
+        """This hit as a buffer line (see :func:`encode_hit`)."""
         at = self.occurred_at
         if at.tzinfo is not None:
             at = at.astimezone(UTC).replace(tzinfo=None)
-        stamp = (at - _EPOCH).total_seconds()
-        return _COMPACT.encode(
-            [
-                1,
-                self.uid,
-                self.kind,
-                self.campaign_id,
-                self.message_id,
-                self.link_id,
-                self.ip_prefix,
-                self.ua_class,
-                self.method,
-                round(stamp, 3),
-            ]
-        ).encode()
+        return encode_hit(
+            self.kind,
+            self.campaign_id,
+            self.message_id,
+            self.link_id,
+            self.ip_prefix,
+            self.ua_class,
+            self.method,
+            (at - _EPOCH).total_seconds(),
+            self.uid,
+        )
 
     @staticmethod
     def decode(line: bytes | str) -> Hit:

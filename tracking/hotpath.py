@@ -12,6 +12,7 @@ Anything that is not a well-formed GET or HEAD on these paths goes on to Flask.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from werkzeug.urls import iri_to_uri
 from core.signing import BadTokenError
 from privacy import policy
 from tracking import buffer as hit_buffer
-from tracking.hits import Hit
+from tracking.hits import encode_hit
 from tracking.urls import TokenReader
 
 log = logging.getLogger(__name__)
@@ -117,14 +118,14 @@ class Recorder:
                 self.ip_modes.mode(campaign_id),
             )
             hit_buffer.get_buffer(self.app).push(
-                Hit(
-                    kind=kind,
-                    campaign_id=campaign_id,
-                    message_id=message_id,
-                    link_id=link_id,
-                    ip_prefix=reduced.ip_prefix,
-                    ua_class=reduced.ua_class,
-                    method="HEAD" if environ.get("REQUEST_METHOD") == "HEAD" else "GET",
+                encode_hit(
+                    kind,
+                    campaign_id,
+                    message_id,
+                    link_id,
+                    reduced.ip_prefix,
+                    reduced.ua_class,
+                    "HEAD" if environ.get("REQUEST_METHOD") == "HEAD" else "GET",
                 )
             )
         except Exception:
@@ -167,9 +168,15 @@ def recorder(app: Flask) -> Recorder:
     return result
 
 
+#: A destination made only of these characters is already a URI: ``iri_to_uri`` would quote
+#: nothing in it (at most lower-case its host), so it goes out as signed.
+_PLAIN_URI = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,/:;=?@#]+")
+
+
 def redirect_headers(url: str) -> list[tuple[str, str]]:
-    """Headers of a click's 302: the signed destination, no referrer, no cookie."""
-    return [("Location", iri_to_uri(url)), ("Content-Length", "0"), *_COMMON]
+    """Headers of a click's 302: the signed destination as a URI, no referrer, no cookie."""
+    location = url if _PLAIN_URI.fullmatch(url) else iri_to_uri(url)
+    return [("Location", location), ("Content-Length", "0"), *_COMMON]
 
 
 class TrackingHotPath:

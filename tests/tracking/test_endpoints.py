@@ -174,6 +174,24 @@ def test_open_redirect_attempts_fail(app: Flask, smtp_sink: SMTPSink) -> None:
     assert event_count(app) == 3  # only the three valid clicks
 
 
+def test_click_redirects_to_its_destination_as_a_uri(app: Flask, smtp_sink: SMTPSink) -> None:
+    sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=False)
+    expected = {
+        "https://shop.example/a?x=1&y=2#top": "https://shop.example/a?x=1&y=2#top",
+        "https://shop.example/~p/(1);a=b,c:d@e!$'*+%2F": "https://shop.example/~p/(1);a=b,c:d@e!$'*+%2F",
+        "https://bücher.example/straße?q=ä b": "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%A4%20b",
+        'https://shop.example/"x"<y>{z}|^`': "https://shop.example/%22x%22%3Cy%3E%7Bz%7D%7C%5E%60",
+        "https://[2001:db8::1]:8443/a": "https://[2001:db8::1]:8443/a",
+    }
+    public = app.test_client(use_cookies=False)
+    for destination, location in expected.items():
+        with app.app_context():
+            token = sign(Purpose.CLICK, [sent.campaign_id, 1, destination])
+        response = public.get(f"/c/{token}")
+        assert response.status_code == 302
+        assert response.headers["Location"] == location
+
+
 def test_forged_and_other_purpose_tokens_record_nothing(app: Flask, smtp_sink: SMTPSink) -> None:
     sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=True)
     urls = sent.urls[RECIPIENTS[0]]
