@@ -13,10 +13,15 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
+
+#: Index predicates; queries that want these indexes repeat them word for word.
+HUMAN_IDENTIFIED = "message_id IS NOT NULL AND is_machine = false"
+MACHINE_EVIDENCE = "machine_reason IN ('honeypot', 'head')"
 
 
 class TrackingEvent(Base):
@@ -33,6 +38,23 @@ class TrackingEvent(Base):
         Index("ix_tracking_events_campaign_kind", "campaign_id", "kind"),
         Index("ix_tracking_events_account_occurred", "account_id", "occurred_at"),
         Index("uq_tracking_events_hit_uid", "hit_uid", unique=True),
+        # The ingest's two questions per batch, answered without reading a message's whole
+        # history: has this message (kind, link) a human event yet, and machine evidence?
+        Index(
+            "ix_tracking_events_human",
+            "message_id",
+            "kind",
+            "link_id",
+            postgresql_where=text(HUMAN_IDENTIFIED),
+            sqlite_where=text(HUMAN_IDENTIFIED),
+        ),
+        Index(
+            "ix_tracking_events_evidence",
+            "message_id",
+            "occurred_at",
+            postgresql_where=text(MACHINE_EVIDENCE),
+            sqlite_where=text(MACHINE_EVIDENCE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -20,7 +20,19 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Table, and_, any_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -32,14 +44,18 @@ from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
 from tracking.buffer import setting
 from tracking.hits import Hit, new_uid
-from tracking.models import DailyCampaignStat, DailyLinkStat, TrackingEvent
+from tracking.models import (
+    HUMAN_IDENTIFIED,
+    MACHINE_EVIDENCE,
+    DailyCampaignStat,
+    DailyLinkStat,
+    TrackingEvent,
+)
 
 __all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating", "on_engine_signals"]
 
 log = logging.getLogger(__name__)
 
-#: Evidence that a source is a machine: the other hits of that source close in time are too.
-_EVIDENCE_REASONS = ("honeypot", "head")
 #: Distinct links fetched by one source within the window that make a burst.
 BURST_LINKS = 3
 
@@ -165,7 +181,8 @@ def _evidence_times(hits: list[Hit], window: float) -> dict[tuple[Any, ...], lis
             rows = db.session.execute(
                 select(TrackingEvent.message_id, TrackingEvent.occurred_at).where(
                     matching,
-                    TrackingEvent.machine_reason.in_(_EVIDENCE_REASONS),
+                    # Evidence that a source is a machine: its other hits close in time are too.
+                    text(MACHINE_EVIDENCE),
                     TrackingEvent.occurred_at >= earliest,
                 )
             ).all()
@@ -178,11 +195,19 @@ def _time(hit: Hit) -> datetime:
     return hit.occurred_at
 
 
-def _seen_before(message_ids: set[int]) -> tuple[set[tuple[int, str]], set[tuple[int, int]]]:
-    """(message, kind) and (message, link) pairs that already have a human event."""
+def _seen_before(
+    kind_pairs: set[tuple[int, str]], link_pairs: set[tuple[int, int]]
+) -> tuple[set[tuple[int, str]], set[tuple[int, int]]]:
+    """Of these (message, kind) and (message, link) pairs, those that already have a human
+    event (elsewhere than on PostgreSQL, possibly more pairs of the same messages)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return (
+            _pairs_with_human_event(kind_pairs, TrackingEvent.kind),
+            _pairs_with_human_event(link_pairs, TrackingEvent.link_id, kind="click"),
+        )
     kinds: set[tuple[int, str]] = set()
     links: set[tuple[int, int]] = set()
-    ids = sorted(message_ids)
+    ids = sorted({message_id for message_id, _ in kind_pairs | link_pairs})
     for matching in _members(TrackingEvent.message_id, ids):
         rows = db.session.execute(
             select(TrackingEvent.message_id, TrackingEvent.kind, TrackingEvent.link_id)
@@ -198,6 +223,35 @@ def _seen_before(message_ids: set[int]) -> tuple[set[tuple[int, str]], set[tuple
             if link_id is not None:
                 links.add((message_id, link_id))
     return kinds, links
+
+
+def _pairs_with_human_event(
+    pairs: set[tuple[int, Any]], column: Any, kind: str | None = None
+) -> set[tuple[int, Any]]:
+    """PostgreSQL: the (message, value of ``column``) pairs with a human event, one probe of
+    the partial index per pair however long the message's history."""
+    if not pairs:
+        return set()
+    messages, values = zip(*pairs, strict=True)
+    candidates = (
+        func.unnest(
+            bindparam(None, list(messages), type_=postgresql.ARRAY(Integer)),
+            bindparam(None, list(values), type_=postgresql.ARRAY(column.type)),
+        )
+        .table_valued("candidate_message", "candidate_value")
+        .render_derived()
+    )
+    human = select(TrackingEvent.id).where(
+        TrackingEvent.message_id == candidates.c.candidate_message,
+        column == candidates.c.candidate_value,
+        text(HUMAN_IDENTIFIED),
+    )
+    if kind is not None:
+        human = human.where(TrackingEvent.kind == kind)
+    rows = db.session.execute(
+        select(candidates.c.candidate_message, candidates.c.candidate_value).where(exists(human))
+    )
+    return {(message_id, value) for message_id, value in rows}
 
 
 def _stored_uids(uids: list[str]) -> set[str]:
@@ -275,7 +329,14 @@ def ingest(hits: Iterable[Hit]) -> int:
             known = _source(hit)
             if known is not None and known in recent.evidence:
                 evidence[known].extend(recent.evidence[known])
-    seen_kinds, seen_links = _seen_before(set(messages))
+    seen_kinds, seen_links = _seen_before(
+        {(h.message_id, h.kind) for h in batch if h.message_id in messages},
+        {
+            (h.message_id, h.link_id)
+            for h in batch
+            if h.message_id in messages and h.link_id is not None
+        },
+    )
     span = timedelta(seconds=window)
     sources: dict[str, tuple[Any, ...] | None] = {}
 
