@@ -86,6 +86,23 @@ def cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of every PostgreSQL process on the machine (its backends do
+    the ingest's writes), in seconds."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -304,9 +321,12 @@ def main() -> None:
                         time.sleep(0.1)
                 server = bare.pid if name == "bare GIF" else web.pid
                 cpu_before = cpu_seconds(server) + cpu_seconds(redis_server.pid)
+                background_before = cpu_seconds(ingest.pid) + postgres_cpu_seconds()
                 result = run_wrk(url + paths[0], lua[name], args.seconds, args.connections)
                 cpu_used = cpu_seconds(server) + cpu_seconds(redis_server.pid) - cpu_before
+                background = cpu_seconds(ingest.pid) + postgres_cpu_seconds() - background_before
                 result["cpu_us"] = 1e6 * cpu_used / max(result["requests"], 1)
+                result["background_us"] = 1e6 * background / max(result["requests"], 1)
                 runs[name].append(result)
                 if name != "bare GIF":
                     answered += result["requests"] - result["bad"]
@@ -332,7 +352,7 @@ def main() -> None:
         bare_rps = median("bare GIF", "rps")
         print(
             f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'of bare':>8}"
-            f" {'non-2xx/3xx':>12} {'CPU us/req':>10} {'of bare':>8}"
+            f" {'non-2xx/3xx':>12} {'CPU us/req':>10} {'of bare':>8} {'ingest+PG':>9}"
             "   (medians; req/s of each round)"
         )
         bare_cpu = median("bare GIF", "cpu_us")
@@ -343,7 +363,7 @@ def main() -> None:
                 f"{name:<10} {rps:>9.0f} {median(name, 'p50'):>8.2f} {median(name, 'p99'):>8.2f} "
                 f"{100 * rps / bare_rps:>7.1f}% {sum(r['bad'] for r in runs[name]):>12.0f}"
                 f" {median(name, 'cpu_us'):>10.0f} {100 * bare_cpu / median(name, 'cpu_us'):>7.1f}%"
-                f"   ({rounds})"
+                f" {median(name, 'background_us'):>9.0f}   ({rounds})"
             )
         print(
             f"answered hits (responses wrk read): {answered:.0f}; stored events: {stored}; "
@@ -361,7 +381,8 @@ def main() -> None:
         )
         print(
             "CPU us/req: server CPU (gunicorn + redis-server) per answered request, a figure"
-            " other load on the machine does not skew; 'of bare' = bare CPU / this CPU"
+            " other load on the machine does not skew; 'of bare' = bare CPU / this CPU;"
+            " ingest+PG: CPU of the ingest and of PostgreSQL during the round, us per request"
         )
         print(
             f"ingest CPU: {1e6 * ingest_cpu / max(stored, 1):.0f} us per stored event"
