@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,10 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process tree (its live processes), in seconds."""
+def _cpu_seconds_of(pids: Iterable[int]) -> float:
+    """User + system CPU time of these processes (those still alive), in seconds."""
     ticks = 0
-    for pid in tree(root):
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -86,21 +87,26 @@ def cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process tree (its live processes), in seconds."""
+    return _cpu_seconds_of(tree(root))
+
+
+def _is_postgres(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
+
+
 def postgres_cpu_seconds() -> float:
     """User + system CPU time of every PostgreSQL process on the machine (its backends do
     the ingest's writes), in seconds."""
-    ticks = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() != "postgres":
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return _cpu_seconds_of(
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _is_postgres(entry.name)
+    )
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:

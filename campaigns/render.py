@@ -129,11 +129,21 @@ def find_links(html: str) -> list[str]:
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
 
+def _literal_source(text: str) -> str | None:
+    """Jinja source that renders exactly ``text``: the text itself when it has no ``{``, else
+    a raw block (``{#`` would open a comment); None when a raw block cannot hold it (``{%``)."""
+    if "{" not in text:
+        return text
+    if "{%" in text:
+        return None
+    return "{% raw %}" + text + "{% endraw %}"
+
+
 def text_from_html(html: str) -> str:
     """A plain-text alternative of an HTML template; its Jinja tags survive the conversion.
 
     A tracked link's destination is literal text, never template code (the HTML part slots it
-    out): one containing ``{`` (``{#`` would open a Jinja comment) is written in a raw block.
+    out), so it is written as :func:`_literal_source`.
     """
     tags: list[str] = []
 
@@ -144,8 +154,9 @@ def text_from_html(html: str) -> str:
     pieces: list[str] = []
     cursor = 0
     for start, end, url in _spans(html):
-        if "{" in url:
-            tags.append("{% raw %}" + url + "{% endraw %}")
+        literal = _literal_source(url)
+        if literal is not None and literal != url:
+            tags.append(literal)
             pieces += [html[cursor:start], f"JINJATAG{len(tags) - 1}X"]
             cursor = end
     pieces.append(html[cursor:])
@@ -196,16 +207,17 @@ class CompiledPart:
     env: ImmutableSandboxedEnvironment | None = None
 
     def with_constants(self, values: dict[str, str]) -> CompiledPart:
-        """This part with the slots in ``values`` written into its source and footer, compiled
-        again: those are then rendered as template text instead of being filled per message.
-        A value containing ``{`` (which Jinja might read as a tag) stays a slot."""
-        safe = {SLOT + name + SLOT: value for name, value in values.items() if "{" not in value}
+        """This part with the slots in ``values`` written into its source and footer (as
+        :func:`_literal_source`), compiled again: those are then rendered as template text
+        instead of being filled per message. A value no raw block can hold stays a slot."""
+        literals = {SLOT + name + SLOT: _literal_source(value) for name, value in values.items()}
+        safe = {marker: literal for marker, literal in literals.items() if literal is not None}
         if not safe or self.env is None:
             return self
         source, footer = self.source, SLOT.join(self.footer)
-        for marker, value in safe.items():
-            source = source.replace(marker, value)
-            footer = footer.replace(marker, value)
+        for marker, literal in safe.items():
+            source = source.replace(marker, literal)
+            footer = footer.replace(marker, literal)
         return _compile(self.env, source, "specialised part", footer, self.at_body_end)
 
     def pieces(self, context: dict[str, Any]) -> list[str]:

@@ -62,7 +62,7 @@ def encode_hit(
     return _COMPACT.encode(
         [
             1,
-            uid or _uids.next(),
+            uid or new_uid(),
             kind,
             campaign_id,
             message_id,
