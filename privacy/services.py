@@ -97,14 +97,30 @@ def _seconds(name: str) -> timedelta:
 # --- The public form ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What the public form may truthfully say after a request. Computed from the email window
+    of the address only (never from whether the address is held), so a known and an unknown
+    address get the same answer."""
+
+    mailed: bool  # a confirmation email went out for this request
+    sent_at: datetime  # when the confirmation email now in the inbox was sent
+    link_valid_until: datetime  # that email's link works until then, if not used yet
+    next_email_at: datetime  # from then on the address can be sent a new email
+    link_hours: int
+    window_minutes: int
+
+
 def submit_request(
     email: str, kind: str, client_ip: str | None, proposed: dict[str, str] | None = None
-) -> None:
+) -> Submitted:
     """Record a request and email its confirmation link to ``email``.
 
-    Returns nothing, whatever the address: the caller shows one answer. Raises ValidationError
-    for bad input and RateLimitedError beyond the per-client or per-address limits. At most
-    one confirmation email goes to an address per ``DATA_REQUEST_EMAIL_WINDOW``.
+    The answer depends only on the address's email window, never on whether the address is
+    held, so the caller shows the same page for known and unknown addresses. Raises
+    ValidationError for bad input and RateLimitedError beyond the per-client or per-address
+    limits. At most one confirmation email goes to an address per ``DATA_REQUEST_EMAIL_WINDOW``;
+    a request inside the window sends nothing and is recorded as expired.
     """
     if kind not in REQUEST_KINDS:
         raise ValidationError("Choose what you would like us to do.", field="kind")
@@ -136,7 +152,15 @@ def submit_request(
         db.session.commit()
         raise RateLimitedError()
     db.session.commit()  # end the reading transaction: the claim below starts with a write
-    may_mail = _claim_confirmation_mail(hashed, now)
+    may_mail, sent_at = _claim_confirmation_mail(hashed, now)
+    answer = Submitted(
+        mailed=may_mail,
+        sent_at=sent_at,
+        link_valid_until=sent_at + _seconds("DATA_REQUEST_MAX_AGE"),
+        next_email_at=sent_at + _seconds("DATA_REQUEST_EMAIL_WINDOW"),
+        link_hours=int(config["DATA_REQUEST_MAX_AGE"]) // 3600,
+        window_minutes=max(1, int(config["DATA_REQUEST_EMAIL_WINDOW"]) // 60),
+    )
     request = DataRequest(
         kind=kind,
         status="received",
@@ -152,7 +176,8 @@ def submit_request(
     db.session.flush()
     _audit("received", kind, SUBJECT, request_id=request.id, hashed=hashed)
     if not may_mail:
-        # One confirmation email per address per window: the earlier link is still valid.
+        # One confirmation email per address per window. The earlier link works only if it
+        # was not used yet, which the answer must not reveal: it says so conditionally.
         request.status = "expired"
         request.pending_address = None
         request.proposed = None
@@ -165,7 +190,7 @@ def submit_request(
             detail="a confirmation email was sent to this address in the window",
         )
         db.session.commit()
-        return
+        return answer
     request.confirmation_sent_at = now
     db.session.commit()
     token = sign_timed(Purpose.DATA_REQUEST_CONFIRM, [request.id])
@@ -196,10 +221,12 @@ def submit_request(
         raise ValidationError(
             "We could not send the confirmation email just now. Please try again in a few minutes."
         ) from exc
+    return answer
 
 
-def _claim_confirmation_mail(hashed: str, now: datetime) -> bool:
-    """True when this caller may email ``hashed`` now (none sent in the window); claims it.
+def _claim_confirmation_mail(hashed: str, now: datetime) -> tuple[bool, datetime]:
+    """(True, now) when this caller may email ``hashed`` now (none sent in the window), and
+    claims it; else (False, when the email of the window was sent).
 
     A conditional UPDATE, or an INSERT guarded by the primary key: of two concurrent callers
     only one gets True, on PostgreSQL and SQLite alike.
@@ -212,13 +239,16 @@ def _claim_confirmation_mail(hashed: str, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount == 1:  # type: ignore[attr-defined]
-        return True
+        return True, now
     try:
         with db.session.begin_nested():
             db.session.add(ConfirmationMail(address_hash=hashed, sent_at=now))
     except IntegrityError:
-        return False
-    return True
+        sent_at = db.session.scalar(
+            select(ConfirmationMail.sent_at).where(ConfirmationMail.address_hash == hashed)
+        )
+        return False, sent_at or now
+    return True, now
 
 
 def _request_id_from_token(token: str) -> int:

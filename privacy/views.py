@@ -31,7 +31,7 @@ def request_form() -> Any:
     if form.validate_on_submit():
         proposed = {"name": form.new_name.data or "", "note": form.note.data or ""}
         try:
-            services.submit_request(
+            answer = services.submit_request(
                 form.email.data or "", form.kind.data or "", request.remote_addr, proposed
             )
         except ValidationError as exc:
@@ -39,7 +39,7 @@ def request_form() -> Any:
         except services.RateLimitedError:
             return render_template("privacy/rate_limited.html"), 429
         else:
-            return render_template("privacy/check_inbox.html")
+            return render_template("privacy/check_inbox.html", answer=answer)
     status = 200 if request.method == "GET" else 422
     return render_template("privacy/request.html", form=form), status
 

@@ -358,3 +358,54 @@ def test_simultaneous_requests_for_one_address_send_one_email(
         thread.join(timeout=60)
     assert statuses == [200, 200, 200, 200]
     assert len(smtp_sink.to(KNOWN)) == 1
+
+
+def _words(page: str) -> str:
+    return " ".join(page.split())
+
+
+def test_a_second_request_inside_the_email_window_is_answered_truthfully(
+    app_factory: Any, smtp_sink: SMTPSink
+) -> None:
+    """Issue 19: the form said "check your inbox" when nothing was sent, and claimed the earlier
+    link still worked after it had been used. The answer is now true, and the same for a held
+    address and an unknown one."""
+    app = app_factory(DATA_REQUEST_EMAIL_WINDOW=900, DATA_REQUEST_MAX_AGE=24 * 3600)
+    client = app.test_client()
+    held, unknown = "zoë.ñúñez@example.org", "ольга@example.net"
+    with app.app_context():
+        make_list_with_contacts(make_tenant(), [held])
+    with time_machine.travel("2026-03-01 10:00:00", tick=False):
+        for address in (held, unknown):
+            first = _words(submit(client, address, "access").get_data(as_text=True))
+            assert "Check your inbox" in first and "10:00 UTC on 2 March 2026" in first
+            assert "every 15 minutes" in first and "before 10:15 UTC on 1 March 2026" in first
+    # The held address's link is used; the unknown one's is not.
+    held_link = link_in(smtp_sink, held, "/privacy/confirm/")
+    with time_machine.travel("2026-03-01 10:02:00", tick=False):
+        assert client.post(held_link).status_code == 200
+    with time_machine.travel("2026-03-01 10:05:00", tick=False):
+        pages = {a: _words(submit(client, a, "erase").get_data(as_text=True)) for a in (held, unknown)}
+    assert len(smtp_sink.to(held)) == 1 and len(smtp_sink.to(unknown)) == 1  # nothing new sent
+    for address, page in pages.items():
+        assert "Check your inbox" not in page and "We sent a confirmation link" not in page
+        assert "No new email this time" in page
+        assert "at 10:00 UTC on 1 March 2026" in page
+        # Only a conditional claim about the earlier link, whatever became of it.
+        assert "If that earlier link has not been used yet" in page
+        assert "an earlier link still works" not in page
+        assert "send this form again after 10:15 UTC on 1 March 2026" in page
+        assert address not in page
+    assert _normalise_page(pages[held], held) == _normalise_page(pages[unknown], unknown)
+    with time_machine.travel("2026-03-01 10:06:00", tick=False):
+        # The used link stays used (the page said nothing else); the unused one still works.
+        assert client.get(held_link).status_code == 410
+        unknown_link = link_in(smtp_sink, unknown, "/privacy/confirm/")
+        assert client.get(unknown_link).status_code == 200
+    with time_machine.travel("2026-03-01 10:16:00", tick=False):
+        again = submit(client, held, "erase").get_data(as_text=True)
+    assert "Check your inbox" in again
+    assert len(smtp_sink.to(held)) == 2
+    with app.app_context():
+        statuses = core_db.session.scalars(select(DataRequest.status).order_by(DataRequest.id))
+        assert list(statuses) == ["fulfilled", "received", "expired", "expired", "received"]
