@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 
 from accounts.models import Account, Membership, User
 from campaigns.models import Campaign
 from core import db
 from core.auth import CurrentMember
+from core.db import utcnow
 from core.errors import NotFoundError
 
 
@@ -71,4 +76,32 @@ def owner_emails(account_id: int) -> list[str]:
             .where(Membership.account_id == account_id, Membership.role == "owner")
             .order_by(User.id)
         )
+    )
+
+
+@dataclass(frozen=True)
+class PendingDeletion:
+    """A confirmed deletion request of an account, as every member's pages show it."""
+
+    due_at: datetime
+    days_left: int  # whole days, rounded up; 0 on the last day
+    owners: list[str]  # names (or addresses) of those who may reactivate: the owners
+
+
+def pending_deletion(account_id: int) -> PendingDeletion | None:
+    """The account's scheduled deletion, or None when none is scheduled."""
+    account = db.session.get(Account, account_id)
+    if account is None or account.deletion_due_at is None:
+        return None
+    seconds_left = (account.deletion_due_at - utcnow()).total_seconds()
+    owners = db.session.execute(
+        select(User.name, User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account_id, Membership.role == "owner")
+        .order_by(User.id)
+    ).all()
+    return PendingDeletion(
+        due_at=account.deletion_due_at,
+        days_left=max(0, math.ceil(seconds_left / 86400)),
+        owners=[name or email for name, email in owners],
     )

@@ -40,6 +40,14 @@ nav.add("Team", "accounts.team", 80, role="admin")
 nav.add("Settings", "accounts.settings", 90, role="admin")
 
 
+@bp.app_context_processor
+def _pending_deletion() -> dict[str, Any]:
+    """Every signed-in page shows a confirmed deletion (core/templates/core/base.html includes
+    accounts/_deletion_banner.html)."""
+    found = current_member()
+    return {"pending_deletion": queries.pending_deletion(found.account_id) if found else None}
+
+
 def _start_session(user_id: int, account_id: int) -> None:
     session.clear()  # no session fixation
     session["user_id"] = user_id

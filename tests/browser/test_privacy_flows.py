@@ -191,3 +191,61 @@ def test_marketer_applies_a_correction_and_answers_for_one_contact(
     assert "delete-inactive-accounts" in page.content()
     assert "jo@example.org" not in page.content()
     screenshot(page, "privacy-operator-log")
+
+
+def test_every_member_sees_the_pending_deletion_and_an_owner_reactivates_from_the_banner(
+    live_server: LiveServer, page: Any, smtp_sink: SMTPSink
+) -> None:
+    app = live_server.app
+    with app.app_context():
+        tenant = make_tenant("zoe@bakery.example", "Bäckerei Ñúñez")
+        from accounts import services as accounts
+
+        accounts.add_member(tenant.account_id, "owner", "olga@bakery.example", "Ольга", "member")
+        accounts.request_account_deletion(tenant.account_id, tenant.user_id, "owner")
+    reset = _link(smtp_sink, "olga@bakery.example", "/password/reset/")
+    base = live_server.url
+    # The member chooses a password through the emailed link, in the browser.
+    page.goto(reset)
+    page.fill("#password", PASSWORD)
+    page.fill("#confirm", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Your password is set")
+    # The owner confirms the deletion by the emailed link.
+    page.goto(_link(smtp_sink, tenant.email, "/account/delete/confirm/"))
+    page.click("#confirm-deletion")
+    page.wait_for_selector("#deletion-scheduled")
+
+    page.goto(f"{base}/login")
+    page.fill("#email", "olga@bakery.example")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto(f"{base}/lists")
+    banner = page.locator("#deletion-banner")
+    assert banner.is_visible()
+    assert "in 30 days" in banner.inner_text()
+    assert "Only an owner can keep it" in banner.inner_text()
+    assert page.locator("#banner-reactivate").count() == 0
+    screenshot(page, "deletion-banner-member")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/campaigns")
+    assert page.locator("#deletion-banner").is_visible()
+    screenshot(page, "deletion-banner-member-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.context.clear_cookies()
+    page.goto(f"{base}/login")
+    page.fill("#email", tenant.email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#deletion-notice")  # login leads to the reactivation page first
+    page.goto(f"{base}/lists")
+    assert page.locator("#deletion-banner").is_visible()
+    screenshot(page, "deletion-banner-owner")
+    page.click("#banner-reactivate")
+    page.wait_for_selector("text=is reactivated")
+    assert page.locator("#deletion-banner").count() == 0
+    screenshot(page, "deletion-banner-reactivated")
+    with app.app_context():
+        account = core_db.session.get(Account, tenant.account_id)
+        assert account is not None and account.deletion_due_at is None

@@ -192,3 +192,79 @@ def test_late_scheduler_still_gives_30_days_notice(app: Flask, smtp_sink: SMTPSi
         run_jobs(app)
         assert _count(app, Account) == 0
     assert _warnings(smtp_sink, tenant.email) == 1
+
+
+def _member_with_password(
+    app: Flask, smtp_sink: SMTPSink, account_id: int, email: str, name: str, role: str
+) -> None:
+    """Add a member the way an admin does, and let them choose their password by the link."""
+    with app.app_context():
+        accounts.add_member(account_id, "owner", email, name, role)
+    path = link_in(smtp_sink, email, "/password/reset/")
+    response = app.test_client().post(path, data={"password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 302
+
+
+def _words(page: str) -> str:
+    return " ".join(page.split())
+
+
+def test_a_pending_deletion_shows_on_every_page_for_every_member(
+    app: Flask, smtp_sink: SMTPSink
+) -> None:
+    """Issue 19: after a confirmed deletion request the app looked normal. Every signed-in page
+    now says when the account goes; owners get the reactivate button, the others whom to ask."""
+    with _at(0):
+        with app.app_context():
+            tenant = make_tenant("zoe@bakery.example", "Bäckerei Ñúñez")
+            accounts.update_general_settings(tenant.account_id, "Bäckerei Ñúñez", "1 Main St")
+            core_db.session.get(User, tenant.user_id).name = "Zoë Ñúñez"  # type: ignore[union-attr]
+            core_db.session.commit()
+        _member_with_password(
+            app, smtp_sink, tenant.account_id, "li@bakery.example", "李小龍", "admin"
+        )
+        _member_with_password(
+            app, smtp_sink, tenant.account_id, "olga@bakery.example", "Ольга", "member"
+        )
+        before = app.test_client()
+        login(before, tenant.email)
+        assert "deletion-banner" not in before.get("/campaigns").get_data(as_text=True)
+        _schedule_deletion(app, smtp_sink, tenant.email)
+    with _at(27.5):
+        for email, role, pages in [
+            (tenant.email, "owner", ["/campaigns", "/lists", "/reports", "/settings", "/team"]),
+            ("li@bakery.example", "admin", ["/campaigns", "/contacts", "/settings"]),
+            ("olga@bakery.example", "member", ["/campaigns", "/lists", "/privacy/requests"]),
+        ]:
+            client = app.test_client()
+            client.post("/login", data={"email": email, "password": PASSWORD})
+            for path in pages:
+                response = client.get(path)
+                assert response.status_code == 200, (role, path)
+                page = _words(response.get_data(as_text=True))
+                assert 'id="deletion-banner"' in page, (role, path)
+                assert (
+                    "Bäckerei Ñúñez will be deleted on Monday 9 February 2026 at 12:00 UTC</strong>"
+                    " (in 3 days)" in page
+                ), (role, path)
+                has_button = 'id="banner-reactivate"' in page
+                assert has_button == (role == "owner"), (role, path)
+                if role != "owner":
+                    assert "Only an owner can keep it: Zoë Ñúñez." in page
+        admin = app.test_client()
+        login(admin, "li@bakery.example")
+        refused = admin.post("/account/reactivate", follow_redirects=True).get_data(as_text=True)
+        assert "Only an owner can reactivate" in refused
+    with _at(28):
+        owner = app.test_client()
+        login(owner, tenant.email)
+        page = owner.get("/lists").get_data(as_text=True)
+        assert 'action="/account/reactivate"' in page and 'method="post"' in page
+        done = owner.post("/account/reactivate", follow_redirects=True).get_data(as_text=True)
+        assert "is reactivated" in done and "deletion-banner" not in done
+        member = app.test_client()
+        login(member, "olga@bakery.example")
+        assert "deletion-banner" not in member.get("/campaigns").get_data(as_text=True)
+    with app.app_context():
+        account = core_db.session.get(Account, tenant.account_id)
+        assert account is not None and account.deletion_due_at is None

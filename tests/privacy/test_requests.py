@@ -385,7 +385,9 @@ def test_a_second_request_inside_the_email_window_is_answered_truthfully(
     with time_machine.travel("2026-03-01 10:02:00", tick=False):
         assert client.post(held_link).status_code == 200
     with time_machine.travel("2026-03-01 10:05:00", tick=False):
-        pages = {a: _words(submit(client, a, "erase").get_data(as_text=True)) for a in (held, unknown)}
+        pages = {
+            a: _words(submit(client, a, "erase").get_data(as_text=True)) for a in (held, unknown)
+        }
     assert len(smtp_sink.to(held)) == 1 and len(smtp_sink.to(unknown)) == 1  # nothing new sent
     for address, page in pages.items():
         assert "Check your inbox" not in page and "We sent a confirmation link" not in page
