@@ -22,6 +22,7 @@ class Purpose(StrEnum):
     OPEN = "tracking.open"
     CLICK = "tracking.click"
     UNSUBSCRIBE = "tracking.unsubscribe"
+    UNSUBSCRIBE_UNDO = "tracking.unsubscribe-undo"  # the short-lived "undo" of an unsubscribe
     HONEYPOT = "tracking.honeypot"  # the hidden link per message that only machines follow
     PASSWORD_RESET = "accounts.password-reset"  # noqa: S105 (a salt, not a password)
     INVITATION = "accounts.invitation"

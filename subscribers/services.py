@@ -287,24 +287,81 @@ def unsubscribe_contact(
     """Unsubscribe a contact from one list (or every list when ``list_id`` is None, which also
     puts the address on the account's suppression list). Every change is a consent record.
 
-    Idempotent. Returns True when the contact exists in the account.
+    Idempotent. Returns True when the contact exists in the account. Commits.
     """
+    found = unsubscribe_lists(account_id, contact_id, list_id, source, client_ip)
+    db.session.commit()
+    return found is not None
+
+
+@dataclass(frozen=True)
+class Unsubscribed:
+    """What one unsubscribe changed: the lists it took the contact off, and whether it put the
+    address on the account's suppression list (so that an undo gives back exactly that)."""
+
+    list_ids: list[int]
+    suppressed: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.list_ids) or self.suppressed
+
+
+def unsubscribe_lists(
+    account_id: int,
+    contact_id: int,
+    list_id: int | None,
+    source: str,
+    client_ip: str | None = None,
+) -> Unsubscribed | None:
+    """:func:`unsubscribe_contact` without the commit, saying what changed; None when the
+    contact is not in the account. A repeat changes nothing and records nothing."""
     contact = db.session.scalar(
         select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id)
     )
     if contact is None:
-        return False
+        return None
     kind, _, detail = source.partition(":")
     query = select(Subscription).where(Subscription.contact_id == contact.id)
     if list_id is not None:
         query = query.where(Subscription.list_id == list_id)
-    for subscription in db.session.scalars(query):
-        _set_status(account_id, subscription, "unsubscribed", kind, detail, client_ip)
+    changed = [
+        subscription.list_id
+        for subscription in db.session.scalars(query.order_by(Subscription.list_id))
+        if _set_status(account_id, subscription, "unsubscribed", kind, detail, client_ip)
+    ]
+    suppressed = False
     if list_id is None:
-        suppression.suppress(account_id, contact.email, "unsubscribed")
-        _consent(account_id, contact.id, None, "unsubscribed_all", kind, detail, client_ip)
-    db.session.commit()
-    return True
+        suppressed = suppression.suppress(account_id, contact.email, "unsubscribed")
+        if changed or suppressed:
+            _consent(account_id, contact.id, None, "unsubscribed_all", kind, detail, client_ip)
+    db.session.flush()
+    return Unsubscribed(list_ids=changed, suppressed=suppressed)
+
+
+def undo_unsubscribe(
+    account_id: int, contact_id: int, undone: Unsubscribed, client_ip: str | None = None
+) -> int:
+    """Give back what an unsubscribe changed, at the person's own request moments later:
+    subscribe again to those lists (a ``resubscribed`` consent record each, source
+    ``unsubscribe``, detail ``undo``) and lift the suppression it added. Lists changed since
+    stay as they are. Returns how many subscriptions changed; no commit."""
+    contact = db.session.scalar(
+        select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id)
+    )
+    if contact is None:
+        return 0
+    if undone.suppressed:
+        suppression.unsuppress(account_id, contact.email, LIFTED_BY_OPT_IN)
+    changed = 0
+    for list_id in undone.list_ids:
+        subscription = _subscription(contact.id, list_id)
+        if subscription is not None and subscription.status == "unsubscribed":
+            changed += _set_status(
+                account_id, subscription, "subscribed", "unsubscribe", "undo", client_ip
+            )
+    db.session.flush()
+    return changed
 
 
 # --- public sign-up with double opt-in ---------------------------------------------------
@@ -513,6 +570,50 @@ def preference_url_for_message(message_id: int) -> str:
     read (so rendering stays cheap), and resolves to the message's contact when opened."""
     return external_url(
         "subscribers.preferences", token=sign(Purpose.PREFERENCES, ["m", message_id])
+    )
+
+
+def preference_test_url(campaign_id: int) -> str:
+    """A test message's preference-centre link: the page recipients get, changing nothing."""
+    return external_url(
+        "subscribers.preferences", token=sign(Purpose.PREFERENCES, ["t", campaign_id])
+    )
+
+
+@dataclass(frozen=True)
+class TestPreferences:
+    """What a test message's preference-centre link shows: no contact, nothing to change."""
+
+    account_id: int
+    choices: list[PreferenceChoice]
+
+
+def test_preferences(token: str) -> TestPreferences | None:
+    """For a test message's token: its account and the lists a recipient of the campaign would
+    see (the campaign's lists and those with a public form), none ticked. None for a real
+    preference token; BadTokenError for a forged one, NotFoundError for a gone campaign."""
+    payload = unsign(Purpose.PREFERENCES, token)
+    if not (isinstance(payload, list) and len(payload) == 2 and payload[0] == "t"):
+        return None
+    from campaigns.models import Campaign, CampaignList
+
+    campaign = db.session.get(Campaign, payload[1]) if isinstance(payload[1], int) else None
+    if campaign is None:
+        raise NotFoundError("campaign")
+    offered = set(
+        db.session.scalars(
+            select(CampaignList.list_id).where(CampaignList.campaign_id == campaign.id)
+        )
+    )
+    lists = db.session.scalars(
+        select(MailingList)
+        .where(MailingList.account_id == campaign.account_id)
+        .where(MailingList.id.in_(offered) | MailingList.signup_enabled.is_(True))
+        .order_by(MailingList.name)
+    )
+    return TestPreferences(
+        account_id=campaign.account_id,
+        choices=[PreferenceChoice(ml.id, ml.name, ml.description, False) for ml in lists],
     )
 
 

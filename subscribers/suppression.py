@@ -28,13 +28,14 @@ def address_hash(email: str) -> str:
     return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
-def suppress(account_id: int | None, email: str, reason: str) -> None:
-    """Suppress ``email`` for one account (or platform-wide with None). Idempotent; no commit."""
-    suppress_hash(account_id, address_hash(email), reason)
+def suppress(account_id: int | None, email: str, reason: str) -> bool:
+    """Suppress ``email`` for one account (or platform-wide with None). Idempotent; no commit.
+    True when this call added the suppression (it was not there for any reason)."""
+    return suppress_hash(account_id, address_hash(email), reason)
 
 
-def suppress_hash(account_id: int | None, hashed: str, reason: str) -> None:
-    """Suppress an already-hashed address. Idempotent; the caller commits."""
+def suppress_hash(account_id: int | None, hashed: str, reason: str) -> bool:
+    """Suppress an already-hashed address. Idempotent; the caller commits. True when added."""
     if reason not in REASONS:
         raise ValueError(f"unknown suppression reason {reason!r}")
     query = select(Suppression.id).where(Suppression.address_hash == hashed)
@@ -46,6 +47,8 @@ def suppress_hash(account_id: int | None, hashed: str, reason: str) -> None:
     if db.session.scalar(query) is None:
         db.session.add(Suppression(account_id=account_id, address_hash=hashed, reason=reason))
         db.session.flush()
+        return True
+    return False
 
 
 def unsuppress(account_id: int | None, email: str, reasons: Iterable[str]) -> int:

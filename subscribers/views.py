@@ -594,7 +594,22 @@ def signup_confirm(token: str) -> Any:
 
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
 def preferences(token: str) -> Any:
+    from accounts.queries import get_account
+
     try:
+        test = services.test_preferences(token)
+        if test is not None:  # a test message's link: the page recipients get, changing nothing
+            return _public(
+                "preferences.html",
+                form=ActionForm(),
+                masked_email="a test recipient",
+                account=get_account(test.account_id),
+                choices=test.choices,
+                done="This is a test message: nothing was changed."
+                if request.method == "POST"
+                else "",
+                test=True,
+            )
         contact = services.contact_for_preference_token(token)
     except (BadTokenError, NotFoundError):
         message = "This preferences link is not valid, or the address is no longer held."
@@ -609,8 +624,6 @@ def preferences(token: str) -> Any:
             wanted = [int(v) for v in request.form.getlist("list_id") if v.isdigit()]
             changed = services.update_preferences(token, wanted, _client_ip())
             done = "Your choices are saved." if changed else "Nothing changed."
-    from accounts.queries import get_account
-
     return _public(
         "preferences.html",
         form=form,

@@ -115,7 +115,7 @@ def test_campaign_flows_end_to_end(app_factory: Any, smtp_sink: SMTPSink, broker
     third = by_recipient[RECIPIENTS[2]]
     assert third.unsubscribe_body is not None
     page = public.get(path_of(third.unsubscribe_body))
-    assert page.status_code == 200 and "Unsubscribe?" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "Unsubscribe from Shop?" in page.get_data(as_text=True)
     head = public.head(path_of(third.unsubscribe_body))
     assert head.status_code == 200
     list_page = client.get(f"/lists/{list_id}").get_data(as_text=True)

@@ -23,7 +23,13 @@ from campaigns.models import Campaign, Link, Message
 from core import db
 from core.errors import NotFoundError
 from subscribers.models import Contact
-from tracking.models import DailyCampaignStat, DailyLinkStat, TrackingEvent
+from tracking.models import (
+    DailyCampaignStat,
+    DailyLinkStat,
+    MessageUnsubscribe,
+    TrackingEvent,
+    UnsubscribeStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class CampaignStats:
     machine_opens: int
     machine_clicks: int
     clicks_per_link: list[tuple[str, int]] = field(default_factory=list)
+    unsubscribes_undone: int = 0  # undone by the person within minutes: not in ``unsubscribes``
 
     @property
     def progress_percent(self) -> int:
@@ -78,8 +85,21 @@ def _aggregate_totals(campaign_id: int) -> dict[tuple[str, bool], tuple[int, int
     }
 
 
+def _unsubscribe_counts(campaign_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        select(MessageUnsubscribe.status, func.count())
+        .where(MessageUnsubscribe.campaign_id == campaign_id)
+        .group_by(MessageUnsubscribe.status)
+    ).all()
+    return {str(status): int(count) for status, count in rows}
+
+
 def campaign_stats(campaign_id: int) -> CampaignStats:
-    """The campaign's delivery and engagement figures (human counts; machine ones beside)."""
+    """The campaign's delivery and engagement figures (human counts; machine ones beside).
+
+    Unsubscribes: the messages whose recipient unsubscribed through them and did not undo it
+    (one each, however many requests), plus the unsubscribe aggregates of before migration
+    0302, when each request was counted as a hit."""
     status_counts = dict(
         db.session.execute(
             select(Message.status, func.count())
@@ -88,6 +108,7 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
         ).all()
     )
     counts = _aggregate_totals(campaign_id)
+    unsubscribes = _unsubscribe_counts(campaign_id)
 
     def total(kind: str, machine: bool = False) -> int:
         return counts.get((kind, machine), (0, 0))[0]
@@ -114,7 +135,10 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
         unique_opens=unique("open"),
         clicks=total("click"),
         unique_clicks=unique("click"),
-        unsubscribes=total("unsubscribe") + total("unsubscribe", True),
+        unsubscribes=total("unsubscribe")
+        + total("unsubscribe", True)
+        + unsubscribes.get(UnsubscribeStatus.ACTIVE.value, 0),
+        unsubscribes_undone=unsubscribes.get(UnsubscribeStatus.UNDONE.value, 0),
         machine_opens=total("open", True),
         machine_clicks=total("click", True),
         clicks_per_link=[(url, int(n)) for url, n in per_link],
@@ -360,6 +384,7 @@ def report_csv(report: CampaignReport) -> str:
     writer.writerow(["summary", "opens", s.opens, s.machine_opens, s.unique_opens])
     writer.writerow(["summary", "clicks", s.clicks, s.machine_clicks, s.unique_clicks])
     writer.writerow(["summary", "unsubscribes", s.unsubscribes, "", ""])
+    writer.writerow(["summary", "unsubscribes undone", s.unsubscribes_undone, "", ""])
     writer.writerow(["summary", "bounces", report.bounces.bounces, "", ""])
     writer.writerow(["summary", "complaints", report.bounces.complaints, "", ""])
     writer.writerow([])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -117,3 +121,45 @@ class DailyLinkStat(Base):
     is_machine: Mapped[bool] = mapped_column(Boolean)
     total: Mapped[int] = mapped_column(Integer, default=0)
     uniques: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UnsubscribeStatus(StrEnum):
+    """Whether an unsubscribe through a message stands or was undone within the undo window."""
+
+    ACTIVE = "active"
+    UNDONE = "undone"
+
+
+class MessageUnsubscribe(Base):
+    """The unsubscribe made through one message: at most one row per message, whatever the
+    number of POSTs, clicks or one-click replays (the unique ``message_id`` is the guard).
+
+    The campaign's unsubscribe figure counts the active rows (see :mod:`tracking.analytics`).
+    ``list_ids`` and ``suppressed`` say what the unsubscribe changed, so an undo gives back
+    exactly that. ``times`` counts how often the row was (re)made: an undo link names it, so
+    a link for an earlier unsubscribe cannot undo a later one.
+    """
+
+    __tablename__ = "message_unsubscribes"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('active', 'undone')",
+            name="status",
+        ),
+        Index("ix_message_unsubscribes_campaign_status", "campaign_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=UnsubscribeStatus.ACTIVE.value)
+    list_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
+    times: Mapped[int] = mapped_column(Integer, default=1)
+    unsubscribed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

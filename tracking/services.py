@@ -1,4 +1,5 @@
-"""Storing tracking hits through the privacy layer, event retention, and the unsubscribe action.
+"""Storing tracking hits through the privacy layer, event retention, and the unsubscribe action
+(one per message, undoable for a few minutes).
 
 :func:`ingest` is the only writer of tracking events. For each batch it gathers, in a few
 queries, what the privacy layer needs (account and campaign settings, each named message's
@@ -17,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, cast
 
 from flask import current_app
@@ -39,17 +41,21 @@ from sqlalchemy.exc import DataError, IntegrityError
 from accounts.models import Account
 from campaigns.models import Campaign, Message
 from core import db
+from core.db import utcnow
+from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from privacy import policy
 from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
 from tracking.buffer import setting
-from tracking.hits import Hit, new_uid
+from tracking.hits import Hit
 from tracking.models import (
     HUMAN_IDENTIFIED,
     MACHINE_EVIDENCE,
     DailyCampaignStat,
     DailyLinkStat,
+    MessageUnsubscribe,
     TrackingEvent,
+    UnsubscribeStatus,
 )
 
 __all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating", "on_engine_signals"]
@@ -678,38 +684,186 @@ def campaign_of_message(message_id: int) -> int | None:
     return db.session.scalar(select(Message.campaign_id).where(Message.id == message_id))
 
 
-def unsubscribe_message_recipient(
-    message_id: int, reduced: policy.ReducedRequest, method: str
-) -> bool:
-    """Unsubscribe the recipient of a message from the campaign's list. Idempotent.
+#: Seconds after an unsubscribe during which its page offers to undo it
+#: (``UNSUBSCRIBE_UNDO_SECONDS`` overrides).
+DEFAULT_UNDO_SECONDS = 15 * 60
 
-    Returns False when the message is unknown or its contact is gone (already erased).
+
+#: An undo form older than this is not even verified (the undo window is far shorter).
+UNDO_TOKEN_MAX_AGE = 24 * 3600
+
+
+def undo_seconds() -> int:
+    """How long an unsubscribe can be undone from its page."""
+    return int(setting(current_app, "UNSUBSCRIBE_UNDO_SECONDS", DEFAULT_UNDO_SECONDS))
+
+
+@dataclass(frozen=True)
+class UnsubscribeOutcome:
+    """What an unsubscribe through a message did."""
+
+    counted: bool  # this request added the message's unsubscribe to the campaign's figure
+    undo_token: str | None  # set while the unsubscribe may still be undone
+
+
+def _undo_token(message_id: int, times: int) -> str:
+    return sign_timed(Purpose.UNSUBSCRIBE_UNDO, [message_id, times])
+
+
+def _record_unsubscribe(
+    message: Message, campaign: Campaign, changed: subscriber_services.Unsubscribed
+) -> bool:
+    """Make the message's unsubscribe row stand; True when it was not standing before (the
+    campaign's figure grows by one). No check-then-insert: a conditional UPDATE of an undone
+    row, else an INSERT the unique ``message_id`` lets through once, else a refresh of the
+    standing row. Of concurrent or replayed requests exactly one gets True."""
+    now = utcnow()
+    what = {
+        "list_ids": changed.list_ids,
+        "suppressed": changed.suppressed,
+        "unsubscribed_at": now,
+        "times": MessageUnsubscribe.times + 1,
+    }
+    renewed = db.session.execute(
+        update(MessageUnsubscribe)
+        .where(
+            MessageUnsubscribe.message_id == message.id,
+            MessageUnsubscribe.status == UnsubscribeStatus.UNDONE.value,
+        )
+        .values(status=UnsubscribeStatus.ACTIVE.value, undone_at=None, **what)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(renewed) == 1:
+        return True
+    dialect = db.session.get_bind().dialect.name
+    inserted = db.session.execute(
+        _insert(MessageUnsubscribe, dialect)
+        .values(
+            account_id=campaign.account_id,
+            campaign_id=campaign.id,
+            message_id=message.id,
+            status=UnsubscribeStatus.ACTIVE.value,
+            list_ids=changed.list_ids,
+            suppressed=changed.suppressed,
+            times=1,
+            unsubscribed_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+    if _rowcount(inserted) == 1:
+        return True
+    # Standing already (the person came back through the preference centre and left again):
+    # the same unsubscribe in the figure, but the undo now gives back this latest change.
+    db.session.execute(
+        update(MessageUnsubscribe)
+        .where(MessageUnsubscribe.message_id == message.id)
+        .values(**what)
+        .execution_options(synchronize_session=False)
+    )
+    return False
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def unsubscribe_message_recipient(message_id: int, method: str) -> UnsubscribeOutcome | None:
+    """Unsubscribe the recipient of a message from the campaign's list (every list of the
+    account when the campaign went to several lists or segments). Commits.
+
+    Idempotent: one person, one message, one unsubscribe in the campaign's figure, however many
+    POSTs, clicks or one-click replays, concurrent or not (see :func:`_record_unsubscribe`).
+    A repeat changes nothing and writes no consent record. Returns None when the message is
+    unknown or its contact is gone (erased).
     """
     message = db.session.get(Message, message_id)
     if message is None:
-        return False
+        return None
     campaign = db.session.get(Campaign, message.campaign_id)
     if campaign is None or message.contact_id is None:
-        return False
-    changed = subscriber_services.unsubscribe_contact(
+        return None
+    changed = subscriber_services.unsubscribe_lists(
         account_id=campaign.account_id,
         contact_id=message.contact_id,
         list_id=campaign.list_id,
         source=f"unsubscribe:{method}",
     )
-    if changed:
-        ingest(
-            [
-                Hit(
-                    kind="unsubscribe",
-                    campaign_id=campaign.id,
-                    message_id=message.id,
-                    link_id=None,
-                    ip_prefix=reduced.ip_prefix,
-                    ua_class=reduced.ua_class,
-                    method="POST",
-                    uid=new_uid(),
-                )
-            ]
+    if changed is None:
+        db.session.rollback()
+        return None
+    counted = _record_unsubscribe(message, campaign, changed) if changed.changed else False
+    db.session.commit()
+    row = db.session.scalar(
+        select(MessageUnsubscribe).where(MessageUnsubscribe.message_id == message_id)
+    )
+    token = None
+    if (
+        row is not None
+        and row.status == UnsubscribeStatus.ACTIVE.value
+        and row.unsubscribed_at > utcnow() - timedelta(seconds=undo_seconds())
+    ):
+        token = _undo_token(message_id, row.times)
+    return UnsubscribeOutcome(counted=counted, undo_token=token)
+
+
+class UndoResult(StrEnum):
+    """The answer to an undo request."""
+
+    UNDONE = "undone"  # subscribed again, and out of the campaign's figure
+    TOO_LATE = "too-late"  # the window is over, or a later unsubscribe replaced this one
+
+
+def undo_unsubscribe(message_id: int, undo_token: str) -> UndoResult:
+    """Undo an unsubscribe made through ``message_id`` moments ago, by the token its page gave
+    (signed for ``Purpose.UNSUBSCRIBE_UNDO``, valid :func:`undo_seconds`, naming the row's
+    ``times``). Gives back what it changed, writes ``resubscribed`` consent records and takes
+    the unsubscribe out of the campaign's figure (the row becomes ``undone``). Idempotent: a
+    second undo of the same unsubscribe answers UNDONE and changes nothing. Commits.
+
+    Raises BadTokenError for a forged token, one made for another message, or a day old.
+    """
+    window = undo_seconds()
+    # The window itself is checked on the row (its unsubscribe time); the token's own age limit
+    # only bounds how long a page's form is worth verifying at all.
+    payload = unsign_timed(Purpose.UNSUBSCRIBE_UNDO, undo_token, max_age=UNDO_TOKEN_MAX_AGE)
+    if not (
+        isinstance(payload, list)
+        and len(payload) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
+        and payload[0] == message_id
+    ):
+        raise BadTokenError("malformed undo token, or one of another message")
+    times = int(payload[1])
+    now = utcnow()
+    row = db.session.scalar(
+        select(MessageUnsubscribe).where(MessageUnsubscribe.message_id == message_id)
+    )
+    if row is None or row.times != times:
+        return UndoResult.TOO_LATE
+    if row.status == UnsubscribeStatus.UNDONE.value:
+        return UndoResult.UNDONE
+    claimed = db.session.execute(
+        update(MessageUnsubscribe)
+        .where(
+            MessageUnsubscribe.id == row.id,
+            MessageUnsubscribe.times == times,
+            MessageUnsubscribe.status == UnsubscribeStatus.ACTIVE.value,
+            MessageUnsubscribe.unsubscribed_at > now - timedelta(seconds=window),
         )
-    return True
+        .values(status=UnsubscribeStatus.UNDONE.value, undone_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(claimed) != 1:
+        db.session.rollback()
+        return UndoResult.TOO_LATE
+    message = db.session.get(Message, message_id)
+    if message is not None and message.contact_id is not None:
+        subscriber_services.undo_unsubscribe(
+            row.account_id,
+            message.contact_id,
+            subscriber_services.Unsubscribed(
+                list_ids=[int(i) for i in row.list_ids], suppressed=row.suppressed
+            ),
+        )
+    db.session.commit()
+    return UndoResult.UNDONE

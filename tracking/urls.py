@@ -26,12 +26,30 @@ class OpenToken:
     message_id: int | None
 
 
+#: What a test message's click and unsubscribe tokens carry in place of a message: their
+#: links work (the click lands, the unsubscribe page shows) and record nothing.
+TEST_MARKER = "test"
+
+
 @dataclass(frozen=True)
 class ClickToken:
     campaign_id: int
     link_id: int
     url: str
     message_id: int | None
+    test: bool = False  # from a test message: redirect, record nothing
+
+
+@dataclass(frozen=True)
+class UnsubscribeToken:
+    """A message's unsubscribe token, or a test message's (``message_id`` None)."""
+
+    campaign_id: int | None  # set for a test message only
+    message_id: int | None
+
+    @property
+    def test(self) -> bool:
+        return self.message_id is None
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,16 @@ def unsubscribe_url(message_id: int) -> str:
     return f"{_base()}/u/{sign(Purpose.UNSUBSCRIBE, [message_id])}"
 
 
+def test_click_url(campaign_id: int, url: str) -> str:
+    """A test message's link: through the redirect, marked so that it records nothing."""
+    return f"{_base()}/c/{sign(Purpose.CLICK, [campaign_id, 0, url, TEST_MARKER])}"
+
+
+def test_unsubscribe_url(campaign_id: int) -> str:
+    """A test message's unsubscribe link: shows what recipients see, changes nothing."""
+    return f"{_base()}/u/{sign(Purpose.UNSUBSCRIBE, [TEST_MARKER, campaign_id])}"
+
+
 def _ints(values: list[Any]) -> list[int]:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         raise BadTokenError("payload ids must be positive integers")
@@ -124,12 +152,15 @@ class TokenReader:
             or not isinstance(payload[2], str)
         ):
             raise BadTokenError("malformed click token")
-        ids = _ints([payload[0], payload[1], *payload[3:]])
+        test = len(payload) == 4 and payload[3] == TEST_MARKER and payload[1] == 0
+        ids = _ints([payload[0]] if test else [payload[0], payload[1], *payload[3:]])
         url = payload[2]
         if not url.lower().startswith(("http://", "https://")) or any(
             ch in url for ch in "\r\n\t\\"
         ):
             raise BadTokenError("click destination is not a plain http(s) URL")
+        if test:
+            return ClickToken(campaign_id=ids[0], link_id=0, url=url, message_id=None, test=True)
         return ClickToken(
             campaign_id=ids[0],
             link_id=ids[1],
@@ -145,12 +176,14 @@ class TokenReader:
         ids = _ints(payload)
         return HoneypotToken(campaign_id=ids[0], message_id=ids[1] if len(ids) == 2 else None)
 
-    def unsubscribe(self, token: str) -> int:
-        """Verify an unsubscribe token and return its message id."""
+    def unsubscribe(self, token: str) -> UnsubscribeToken:
+        """Verify an unsubscribe token: a message's, or a test message's."""
         payload = self._loads(Purpose.UNSUBSCRIBE, token)
+        if isinstance(payload, list) and len(payload) == 2 and payload[0] == TEST_MARKER:
+            return UnsubscribeToken(campaign_id=_ints(payload[1:])[0], message_id=None)
         if not isinstance(payload, list) or len(payload) != 1:
             raise BadTokenError("malformed unsubscribe token")
-        return _ints(payload)[0]
+        return UnsubscribeToken(campaign_id=None, message_id=_ints(payload)[0])
 
 
 def reader() -> TokenReader:
@@ -179,6 +212,6 @@ def parse_honeypot(token: str) -> HoneypotToken:
     return reader().honeypot(token)
 
 
-def parse_unsubscribe(token: str) -> int:
-    """Verify an unsubscribe token and return its message id."""
+def parse_unsubscribe(token: str) -> UnsubscribeToken:
+    """Verify an unsubscribe token (a message's or a test message's); BadTokenError else."""
     return reader().unsubscribe(token)

@@ -14,12 +14,10 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
-from accounts import queries as account_queries
 from core import nav
 from core.auth import login_required, member
 from core.signing import BadTokenError
-from privacy import policy
-from tracking import analytics, charts, hotpath, services, urls
+from tracking import analytics, charts, hotpath, queries, services, urls
 from tracking.hotpath import PIXEL
 
 __all__ = ["PIXEL", "bp"]
@@ -71,42 +69,76 @@ def honeypot(token: str) -> BaseResponse:
     return _no_store(Response(hotpath.HONEYPOT_BODY, mimetype="text/plain"))
 
 
-def _reduced(campaign_id: int | None) -> policy.ReducedRequest:
-    """Reduce the request (IP, user agent) as the account chooses; raw values end here."""
-    mode = account_queries.ip_handling_for_campaign(campaign_id) if campaign_id else "drop"
-    return policy.minimise(request.remote_addr, request.headers.get("User-Agent"), mode)
+def _parsed(token: str) -> urls.UnsubscribeToken:
+    try:
+        return urls.parse_unsubscribe(token)
+    except BadTokenError:
+        abort(404)
+
+
+def _page(token: str, parsed: urls.UnsubscribeToken, state: str, **extra: Any) -> BaseResponse:
+    """The unsubscribe page in one of its states (ask, done, undone, too-late, gone)."""
+    if parsed.test:
+        assert parsed.campaign_id is not None
+        found = queries.test_unsubscribe_page(parsed.campaign_id)
+    else:
+        assert parsed.message_id is not None
+        found = queries.unsubscribe_page(parsed.message_id)
+    if found is None:
+        state = "gone"
+    return _no_store(
+        Response(
+            render_template(
+                "tracking/unsubscribe.html",
+                token=token,
+                page=found,
+                state=state,
+                undo_minutes=max(1, services.undo_seconds() // 60),
+                **extra,
+            )
+        )
+    )
 
 
 @bp.get("/u/<token>")
 def unsubscribe_page(token: str) -> BaseResponse:
-    """Show a confirmation button. GET changes nothing."""
-    try:
-        urls.parse_unsubscribe(token)
-    except BadTokenError:
-        abort(404)
-    return _no_store(
-        Response(render_template("tracking/unsubscribe.html", token=token, done=False))
-    )
+    """Say who is asking and what the person would leave, with a confirmation button.
+    GET changes nothing (link scanners fetch every URL)."""
+    return _page(token, _parsed(token), "ask")
 
 
 @bp.post("/u/<token>")
 def unsubscribe(token: str) -> BaseResponse:
-    """Unsubscribe: the RFC 8058 one-click POST (answered 200, no redirect) or the page's button."""
-    try:
-        message_id = urls.parse_unsubscribe(token)
-    except BadTokenError:
-        abort(404)
+    """Unsubscribe: the RFC 8058 one-click POST (answered 200, no redirect) or the page's button.
+    A test message's link changes nothing and says so."""
+    parsed = _parsed(token)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    found = services.unsubscribe_message_recipient(
-        message_id,
-        _reduced(services.campaign_of_message(message_id)),
-        "one-click" if one_click else "link",
+    if parsed.test:
+        if one_click:
+            return _no_store(Response("Test message: nothing changed.\n", mimetype="text/plain"))
+        return _page(token, parsed, "test-done")
+    assert parsed.message_id is not None
+    outcome = services.unsubscribe_message_recipient(
+        parsed.message_id, "one-click" if one_click else "link"
     )
-    if not found:
+    if outcome is None:
         abort(404)
     if one_click:
         return _no_store(Response("Unsubscribed.\n", mimetype="text/plain"))
-    return _no_store(Response(render_template("tracking/unsubscribe.html", token=token, done=True)))
+    return _page(token, parsed, "done", undo_token=outcome.undo_token)
+
+
+@bp.post("/u/<token>/undo")
+def undo_unsubscribe(token: str) -> BaseResponse:
+    """Undo the unsubscribe just made, by the signed token of the page's form (a POST)."""
+    parsed = _parsed(token)
+    if parsed.message_id is None:
+        abort(404)
+    try:
+        result = services.undo_unsubscribe(parsed.message_id, request.form.get("undo", ""))
+    except BadTokenError:
+        result = services.UndoResult.TOO_LATE
+    return _page(token, parsed, "undone" if result is services.UndoResult.UNDONE else "too-late")
 
 
 @bp.get("/reports")
