@@ -36,7 +36,7 @@ from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from subscribers.services import preference_url_for_message
+from subscribers.services import preference_test_url, preference_url_for_message
 from tracking import urls
 
 SLOT = "\x1f"  # never valid in HTML or text; marks where per-message values go
@@ -357,6 +357,10 @@ class CampaignView:
     message_id_domain: str
     return_path: str = ""
     dkim: Signing = field(default_factory=Signing)
+    # A test send: links go through the tracking redirect marked as a test (they land and
+    # record nothing), the unsubscribe and preference links open test pages, no beacon and no
+    # honeypot.
+    test: bool = False
     # Anonymous URLs are the same in every message: signed once per campaign.
     _anonymous_urls: dict[str, str] = field(default_factory=dict)
     _escaped: dict[str, str] = field(default_factory=dict)
@@ -378,6 +382,8 @@ class CampaignView:
 
     def url_for_slot(self, slot: str, message_id: int) -> str:
         """The signed URL that fills ``slot`` in one message."""
+        if self.test:
+            return self._test_url(slot)
         if slot == "unsubscribe":
             return urls.unsubscribe_url(message_id)
         tracked = message_id if self.identify_in_urls else None
@@ -397,11 +403,27 @@ class CampaignView:
             self._anonymous_urls[slot] = value
         return value
 
+    def _test_url(self, slot: str) -> str:
+        found = self._anonymous_urls.get(slot)
+        if found is None:
+            if slot == "unsubscribe":
+                found = urls.test_unsubscribe_url(self.campaign_id)
+            elif slot == "beacon":
+                found = ""
+            else:
+                url = self.compiled.links[int(slot.removeprefix("link"))]
+                found = urls.test_click_url(self.campaign_id, url)
+            self._anonymous_urls[slot] = found
+        return found
+
 
 def footer_extras(view: CampaignView, recipient: Recipient) -> str:
     """HTML added at the end of every message's footer (the one place for footer extras):
     the link to the recipient's preference centre, and the hidden honeypot link that only
     machines follow (tracking's machine detection)."""
+    if view.test:
+        preferences = preference_test_url(view.campaign_id)
+        return f'<p><a href="{escape(preferences, quote=True)}">Manage your preferences</a></p>'
     preferences = preference_url_for_message(recipient.message_id)
     if view.identify_in_urls:
         honeypot = urls.honeypot_html(view.campaign_id, recipient.message_id)

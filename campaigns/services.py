@@ -747,8 +747,9 @@ def _campaign_view(campaign: Campaign) -> CampaignView:
     return view
 
 
-def _draft_view(campaign: Campaign) -> CampaignView:
-    """A view for previews and test sends: no tracking, no Link rows needed."""
+def _draft_view(campaign: Campaign, test: bool = False) -> CampaignView:
+    """A view for previews and (``test``) test sends: no tracking, no Link rows needed; a test
+    send's links work and record nothing (see ``CampaignView.test``)."""
     account = _account(campaign.account_id)
     try:
         compiled = _compile_for(campaign, account)
@@ -767,6 +768,7 @@ def _draft_view(campaign: Campaign) -> CampaignView:
         compiled=compiled,
         message_id_domain=sender_domain(campaign.from_email or "preview@localhost"),
         dkim=_dkim_for(campaign.account_id, campaign.from_email),
+        test=test,
     )
 
 
@@ -789,9 +791,10 @@ class Preview:
 
 
 def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Preview:
-    """The campaign as ``contact_id`` (or a sample contact) would get it, without tracking."""
+    """The campaign as ``contact_id`` (or a sample contact) would get it, without tracking (its
+    links are a test message's: they work and record nothing)."""
     campaign = get_campaign(account_id, campaign_id)
-    view = _draft_view(campaign)
+    view = _draft_view(campaign, test=True)  # its links work like a test message's
     recipient = _recipient_for_contact(account_id, contact_id)
     try:
         rendered = render_message(view, recipient)
@@ -815,7 +818,10 @@ def send_test(
     account_id: int, campaign_id: int, addresses: Sequence[str], contact_id: int | None = None
 ) -> int:
     """Send the campaign now to up to 10 addresses, personalised for ``contact_id`` (or a
-    sample), with "[Test]" before the subject and no tracking. Returns how many were sent."""
+    sample), with "[Test]" before the subject. Its links work but record nothing: clicks go
+    through the redirect marked as a test, the unsubscribe and preference links open pages
+    that say it is a test and change nothing, and there is no beacon. Returns how many were
+    sent."""
     campaign = get_campaign(account_id, campaign_id)
     cleaned = []
     for address in addresses:
@@ -830,7 +836,7 @@ def send_test(
         raise ValidationError("At most 10 addresses per test.", field="addresses")
     if not campaign.from_email:
         raise ValidationError("Give a sender address first.", field="addresses")
-    view = _draft_view(campaign)
+    view = _draft_view(campaign, test=True)
     base = _recipient_for_contact(account_id, contact_id)
     sent = 0
     servers = _servers(account_id)
