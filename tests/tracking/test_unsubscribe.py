@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from accounts import services as accounts
 from campaigns import services as campaigns
+from campaigns.models import Message
 from core import db as core_db
 from core.db import utcnow
 from subscribers import services as subscribers
@@ -300,3 +301,31 @@ def test_the_figure_is_the_same_with_individual_tracking_on_or_off(
             )
     drain(app)
     assert _report_figure(app, tenant, campaign_id)[0] == 2
+
+
+def test_a_persons_unsubscribes_are_in_their_access_report_and_go_with_erasure(
+    app: Flask, smtp_sink: SMTPSink
+) -> None:
+    tenant, campaign_id, mail = _send(app, smtp_sink)
+    public = app.test_client(use_cookies=False)
+    public.post(path_of(mail[PEOPLE[0]].unsubscribe_body or ""))
+    from privacy import services as privacy_services
+    from subscribers.models import Contact
+
+    with app.app_context():
+        contact_id = core_db.session.scalar(select(Contact.id).where(Contact.email == PEOPLE[0]))
+        assert contact_id is not None
+        report = privacy_services.contact_report(tenant.account_id, contact_id)
+        assert "Winter" in str(report) and "unsubscribed_at" in str(report)
+        privacy_services.erase_contact(tenant.account_id, contact_id, tenant.user_id)
+        core_db.session.remove()
+    # The figure stays; the row no longer leads to anyone.
+    assert _report_figure(app, tenant, campaign_id)[0] == 1
+    with app.app_context():
+        (row,) = core_db.session.scalars(select(MessageUnsubscribe)).all()
+        message = core_db.session.get(Message, row.message_id)
+        assert message is not None and message.contact_id is None
+        core_db.session.remove()
+    # The link now unsubscribes nobody, and says so.
+    gone = public.get(path_of(mail[PEOPLE[0]].unsubscribe_body or ""))
+    assert gone.status_code == 200 and "Nothing to unsubscribe" in gone.get_data(as_text=True)
