@@ -752,14 +752,31 @@ def _record_unsubscribe(
     )
     if _rowcount(inserted) == 1:
         return True
-    # Standing already (the person came back through the preference centre and left again):
-    # the same unsubscribe in the figure, but the undo now gives back this latest change.
-    db.session.execute(
-        update(MessageUnsubscribe)
-        .where(MessageUnsubscribe.message_id == message.id)
-        .values(**what)
-        .execution_options(synchronize_session=False)
-    )
+    standing = db.session.execute(
+        select(
+            MessageUnsubscribe.list_ids,
+            MessageUnsubscribe.suppressed,
+            MessageUnsubscribe.unsubscribed_at,
+        ).where(MessageUnsubscribe.message_id == message.id)
+    ).first()
+    if standing is not None and (
+        [int(i) for i in standing.list_ids] != changed.list_ids
+        or standing.suppressed != changed.suppressed
+        or standing.unsubscribed_at <= now - timedelta(seconds=undo_seconds())
+    ):
+        # The person came back (preference centre) and left again through this message: the
+        # same unsubscribe in the figure, but an undo now gives back this latest change. (The
+        # same change within the window is a concurrent duplicate: the first one's undo stays
+        # valid.)
+        db.session.execute(
+            update(MessageUnsubscribe)
+            .where(
+                MessageUnsubscribe.message_id == message.id,
+                MessageUnsubscribe.status == UnsubscribeStatus.ACTIVE.value,
+            )
+            .values(**what)
+            .execution_options(synchronize_session=False)
+        )
     return False
 
 

@@ -329,3 +329,30 @@ def test_a_persons_unsubscribes_are_in_their_access_report_and_go_with_erasure(
     # The link now unsubscribes nobody, and says so.
     gone = public.get(path_of(mail[PEOPLE[0]].unsubscribe_body or ""))
     assert gone.status_code == 200 and "Nothing to unsubscribe" in gone.get_data(as_text=True)
+
+
+def test_back_through_the_preference_centre_and_out_again_is_still_one_unsubscribe(
+    app: Flask, smtp_sink: SMTPSink
+) -> None:
+    tenant, campaign_id, mail = _send(app, smtp_sink)
+    public = app.test_client(use_cookies=False)
+    urls = mail[PEOPLE[3]]
+    path = path_of(urls.unsubscribe_body or "")
+    public.post(path)
+    preferences = re.search(
+        r'href="([^"]+)" id="preferences"', public.get(path).get_data(as_text=True)
+    )
+    assert preferences
+    with time_machine.travel(utcnow() + timedelta(hours=2), tick=False):
+        with app.app_context():
+            list_id = core_db.session.scalar(select(MailingList.id))
+            core_db.session.remove()
+        public.post(path_of(preferences.group(1)), data={"action": "save", "list_id": list_id})
+        assert _report_figure(app, tenant, campaign_id)[0] == 1
+        again = public.post(path).get_data(as_text=True)
+        assert _report_figure(app, tenant, campaign_id)[0] == 1  # the same person and message
+        action, token = _undo_form(again)  # the undo is this latest one's
+        assert "subscribed again" in public.post(action, data={"undo": token}).get_data(
+            as_text=True
+        )
+        assert _report_figure(app, tenant, campaign_id)[0] == 0
