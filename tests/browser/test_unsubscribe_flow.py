@@ -85,3 +85,36 @@ def test_unsubscribe_then_undo_and_too_late(
     page.wait_for_selector("text=Your email preferences")
     assert not page.locator("input[name=list_id]").first.is_checked()
     screenshot(page, "unsubscribe-preferences-390")
+
+
+def test_a_marketer_checks_the_footer_of_a_test_message(
+    live_server: LiveServer, page: Any, smtp_sink: SMTPSink
+) -> None:
+    app = live_server.app
+    with app.app_context():
+        tenant = make_tenant("owner@baeckerei.example", "Bäckerei Ñúñez")
+        weekly = subscribers.create_list(tenant.account_id, "Wochenangebote")
+        campaign = campaigns.save_campaign(
+            tenant.account_id,
+            campaign_id=None,
+            name="Winter",
+            subject="Winterbrot",
+            from_name="Zoë from the bakery",
+            from_email="zoe@baeckerei.example",
+            html_body="<html><body><p>Frisch!</p></body></html>",
+            list_ids=[weekly.id],
+        )
+        campaigns.send_test(tenant.account_id, campaign.id, ["marketer@baeckerei.example"])
+        core_db.session.remove()
+    (received,) = smtp_sink.wait_for(1, timeout=20)
+    assert str(received.message["Subject"]).startswith("[Test] ")
+    urls = urls_of(received.message)
+    page.goto(urls.unsubscribe_body)
+    assert page.locator("#test-notice").is_visible()
+    screenshot(page, "unsubscribe-test-message")
+    page.click("#unsubscribe")
+    page.wait_for_selector("#unsubscribe-test-done")
+    screenshot(page, "unsubscribe-test-message-pressed")
+    page.click("#preferences")
+    page.wait_for_selector("#test-notice")
+    screenshot(page, "preferences-test-message")
