@@ -679,11 +679,6 @@ def apply_event_retention(now: datetime) -> int:
     return deleted
 
 
-def campaign_of_message(message_id: int) -> int | None:
-    """The campaign a message belongs to, or None for an unknown message."""
-    return db.session.scalar(select(Message.campaign_id).where(Message.id == message_id))
-
-
 #: Seconds after an unsubscribe during which its page offers to undo it
 #: (``UNSUBSCRIBE_UNDO_SECONDS`` overrides).
 DEFAULT_UNDO_SECONDS = 15 * 60
