@@ -215,4 +215,3 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(_localtime, "localtime")
     app.add_template_filter(_localdate, "localdate")
     app.add_template_global(current_zone, "time_zone")
-
