@@ -89,7 +89,7 @@ def campaigns() -> Any:
 
 def _form(account_id: int, obj: Any = None) -> CampaignForm:
     form = CampaignForm(obj=obj)
-    zone = timezones.current_zone()
+    zone = timezones.zone_label(timezones.current_zone())
     form.best_hour_start.label.text = f"Send at each recipient's best hour from ({zone} time)"
     form.best_hour_end.label.text = f"until ({zone} time)"
     form.list_ids.choices = list(subscriber_queries.list_choices(account_id))
@@ -169,7 +169,7 @@ def _contact_choices(account_id: int) -> list[tuple[int, str]]:
 
 def _schedule_form() -> ScheduleForm:
     form = ScheduleForm()
-    form.send_at.label.text = f"Send at ({timezones.current_zone()} time)"
+    form.send_at.label.text = f"Send at ({timezones.zone_label(timezones.current_zone())} time)"
     return form
 
 
@@ -267,12 +267,11 @@ def schedule(campaign_id: int) -> Any:
     form = _schedule_form()
     if form.validate_on_submit() and form.send_at.data is not None:
         try:
-            scheduled, note = services.schedule_local(me.account_id, campaign_id, form.send_at.data)
+            _, note = services.schedule_local(me.account_id, campaign_id, form.send_at.data)
         except ValidationError as exc:
             show_error(form, exc)
         else:
-            when = timezones.format_datetime(scheduled.scheduled_at, timezones.current_zone())
-            flash(f"Scheduled for {when}.", "success")
+            flash("Campaign scheduled.", "success")
             if note:
                 flash(note, "info")
             return redirect(url_for("campaigns.detail", campaign_id=campaign_id))

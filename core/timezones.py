@@ -42,6 +42,11 @@ def is_valid_zone(name: str | None) -> bool:
     return bool(name) and name in _zone_set()
 
 
+def zone_label(name: str) -> str:
+    """A zone name as people read it: "America/New York" for ``America/New_York``."""
+    return name.replace("_", " ")
+
+
 def clean_zone(name: str | None) -> str:
     """``name`` if it is a valid zone, else UTC (for input that may be absent or forged)."""
     name = (name or "").strip()
@@ -108,7 +113,8 @@ class NonexistentLocalTimeError(ValueError):
     def __init__(self, wall: datetime, zone: str, gap_start: datetime, gap_end: datetime) -> None:
         self.wall, self.zone, self.gap_start, self.gap_end = wall, zone, gap_start, gap_end
         super().__init__(
-            f"{format_day(wall.date())}, {wall:%H:%M} does not exist in {zone}: the clocks "
+            f"{format_day(wall.date())}, {wall:%H:%M} does not exist in {zone_label(zone)}: "
+            "the clocks "
             f"go forward from {gap_start:%H:%M} to {gap_end:%H:%M} that night. Choose a time "
             f"before {gap_start:%H:%M} or from {gap_end:%H:%M}."
         )
@@ -129,7 +135,8 @@ class ResolvedTime:
             return ""
         return (
             f"{format_day(self.local.date())}, {self.local:%H:%M} happens twice in "
-            f"{getattr(self.local.tzinfo, 'key', 'this zone')} (the clocks go back that night); "
+            f"{zone_label(getattr(self.local.tzinfo, 'key', 'this zone'))} "
+            "(the clocks go back that night); "
             f"the first one was taken: {self.local:%H:%M} {abbreviation(self.local)} "
             f"({self.utc:%H:%M} UTC), not {self.second:%H:%M} {abbreviation(self.second)}."
         )
@@ -211,7 +218,8 @@ def _localdate(value: datetime | None, zone: str | None = None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    """Register ``|localtime``, ``|localdate`` and ``time_zone()`` for the templates."""
+    """Register ``|localtime``, ``|localdate``, ``|zone_label`` and ``time_zone()``."""
     app.add_template_filter(_localtime, "localtime")
     app.add_template_filter(_localdate, "localdate")
     app.add_template_global(current_zone, "time_zone")
+    app.add_template_filter(zone_label, "zone_label")
