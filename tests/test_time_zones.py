@@ -159,3 +159,43 @@ def test_the_deletion_email_and_pages_use_the_account_zone(
     assert "scheduled for deletion on 10 Feb 2027, 13:15 UTC+13:45" in body
     assert "10 Feb 2027, 13:15 UTC+13:45" in done
     assert "10 Feb 2027, 13:15 UTC+13:45" in delete_page
+
+
+def test_a_segment_date_is_a_day_of_the_account_zone(
+    app: Flask, client: FlaskClient, smtp_sink: SMTPSink
+) -> None:
+    """ "Added on or after 3 Dec" in Kolkata starts at 2 Dec 18:30 UTC: a contact added at
+    20:00 UTC on 2 Dec (01:30 IST on 3 Dec) is in, one added at 18:00 UTC (23:30 IST) is out;
+    the campaign to the segment reaches exactly the one."""
+    from accounts import services as accounts
+    from campaigns import services as campaigns
+    from tests.conftest import drain
+
+    with app.app_context():
+        tenant = make_tenant()
+        accounts.update_general_settings(tenant.account_id, "Shop", "1 Main St", "Asia/Kolkata")
+        news = subscribers.create_list(tenant.account_id, "समाचार")
+        with time_machine.travel(datetime(2026, 12, 2, 18, 0), tick=False):
+            subscribers.add_contact_to_list(tenant.account_id, news.id, "ravi@mail.example")
+        with time_machine.travel(datetime(2026, 12, 2, 20, 0), tick=False):
+            subscribers.add_contact_to_list(tenant.account_id, news.id, "priya@mail.example")
+        rule = {"field": "created_at", "op": "after", "value": "2026-12-03"}
+        segment = subscribers.save_segment(tenant.account_id, None, "New", "all", [rule])
+        campaign = campaigns.save_campaign(
+            tenant.account_id,
+            campaign_id=None,
+            name="Welcome",
+            subject="Welcome",
+            from_name="Shop",
+            from_email="news@shop.example",
+            html_body="<html><body><p>Namaste</p></body></html>",
+            list_ids=[],
+            segment_ids=[segment.id],
+        )
+        segment_id, campaign_id = segment.id, campaign.id
+    login(client, tenant.email)
+    page = client.get(f"/segments/{segment_id}").get_data(as_text=True)
+    assert "priya@mail.example" in page and "ravi@mail.example" not in page
+    assert client.post(f"/campaigns/{campaign_id}/send").status_code == 302
+    drain(app)
+    assert [m.recipients for m in smtp_sink.wait_for(1)] == [["priya@mail.example"]]
