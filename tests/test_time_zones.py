@@ -199,3 +199,22 @@ def test_a_segment_date_is_a_day_of_the_account_zone(
     assert client.post(f"/campaigns/{campaign_id}/send").status_code == 302
     drain(app)
     assert [m.recipients for m in smtp_sink.wait_for(1)] == [["priya@mail.example"]]
+
+
+def test_the_dashboard_shows_when_campaigns_go_in_the_account_zone(
+    app: Flask, client: FlaskClient
+) -> None:
+    from accounts import services as accounts
+    from campaigns import services as campaigns
+    from tests.factories import make_campaign, make_list_with_contacts
+
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0), tick=False), app.app_context():
+        tenant = make_tenant()
+        accounts.update_general_settings(tenant.account_id, "Shop", "1 Main St", "Europe/Berlin")
+        list_id = make_list_with_contacts(tenant, ["jürgen@post.example"])
+        campaign_id = make_campaign(tenant, list_id, subject="Advent")
+        campaigns.schedule(tenant.account_id, campaign_id, datetime(2026, 12, 6, 23, 30))
+    login(client, tenant.email)
+    for path in ("/dashboard", "/campaigns"):
+        page = client.get(path).get_data(as_text=True)
+        assert "7 Dec 2026, 00:30 CET" in page  # 23:30 UTC on the 6th is the 7th in Berlin
