@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -14,12 +17,16 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange
 
+from core.timezones import zone_names
+
 
 class SignupForm(FlaskForm):
     account_name = StringField("Organisation", validators=[DataRequired(), Length(max=200)])
     name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Email()])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=200)])
+    # Filled by a script from the browser's zone; absent without JS (the account gets UTC).
+    time_zone = HiddenField(default="")
 
 
 class LoginForm(FlaskForm):
@@ -45,6 +52,16 @@ class GeneralSettingsForm(FlaskForm):
         description="Printed in the footer of every campaign, as anti-spam laws require.",
         validators=[Length(max=1000)],
     )
+    # The service checks the name, so a forged value gets its message inline.
+    time_zone = SelectField(
+        "Time zone",
+        description="Dates, schedules, send windows and reports are shown in this zone.",
+        validate_choice=False,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_zone.choices = [(name, name.replace("_", " ")) for name in zone_names()]
 
 
 class PrivacySettingsForm(FlaskForm):

@@ -19,6 +19,8 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(200))
     postal_address: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # IANA zone name (core.timezones): times are shown and entered in it; storage stays UTC.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     # Privacy settings. The default is private: no identified tracking, truncated IPs.
     individual_tracking: Mapped[bool] = mapped_column(Boolean, default=False)
     ip_handling: Mapped[str] = mapped_column(String(16), default="truncate")  # truncate | drop

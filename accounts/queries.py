@@ -46,6 +46,12 @@ def get_account(account_id: int) -> Account:
     return account
 
 
+def account_time_zone(account_id: int) -> str:
+    """The account's IANA zone name (UTC for an unknown account)."""
+    zone = db.session.scalar(select(Account.time_zone).where(Account.id == account_id))
+    return zone or "UTC"
+
+
 def list_members(account_id: int) -> list[tuple[User, str]]:
     """The account's members with their roles, owners first."""
     rows = db.session.execute(

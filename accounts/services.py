@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from accounts.models import Account, Membership, User
-from core import db
+from core import db, timezones
 from core.db import utcnow
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from core.mail import send_system_mail
@@ -38,8 +38,14 @@ def _user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
 
-def sign_up(account_name: str, name: str, email: str, password: str) -> tuple[Account, User]:
-    """Create an account with its first user as owner. Raises ValidationError on bad input."""
+def sign_up(
+    account_name: str, name: str, email: str, password: str, time_zone: str | None = None
+) -> tuple[Account, User]:
+    """Create an account with its first user as owner. Raises ValidationError on bad input.
+
+    ``time_zone`` comes from the browser: anything but a valid IANA name (absent, forged,
+    a zone the database lacks) gives UTC, silently; it can be changed under Settings.
+    """
     account_name = account_name.strip()
     if not account_name:
         raise ValidationError("Give the organisation a name.", field="account_name")
@@ -49,7 +55,7 @@ def sign_up(account_name: str, name: str, email: str, password: str) -> tuple[Ac
         raise ValidationError(
             "An account already uses this address. Log in instead.", field="email"
         )
-    account = Account(name=account_name)
+    account = Account(name=account_name, time_zone=timezones.clean_zone(time_zone))
     user = User(email=email, name=name.strip(), password_hash=_hasher.hash(password))
     db.session.add_all([account, user])
     db.session.flush()
@@ -220,15 +226,25 @@ def remove_member(account_id: int, actor_role: str, user_id: int) -> None:
     db.session.commit()
 
 
-def update_general_settings(account_id: int, name: str, postal_address: str) -> Account:
-    """Rename the account and set the postal address printed in every campaign (CAN-SPAM)."""
+def update_general_settings(
+    account_id: int, name: str, postal_address: str, time_zone: str | None = None
+) -> Account:
+    """Rename the account, set the postal address printed in every campaign (CAN-SPAM) and,
+    when given, its time zone (an IANA name, else ValidationError on ``time_zone``)."""
     account = db.session.get(Account, account_id)
     if account is None:
         raise NotFoundError("account")
     if not name.strip():
         raise ValidationError("Give the organisation a name.", field="name")
+    if time_zone is not None and not timezones.is_valid_zone(time_zone.strip()):
+        raise ValidationError(
+            "Choose a time zone from the list, e.g. Europe/Berlin or America/New_York.",
+            field="time_zone",
+        )
     account.name = name.strip()
     account.postal_address = postal_address.strip()
+    if time_zone is not None:
+        account.time_zone = time_zone.strip()
     db.session.commit()
     return account
 
@@ -345,12 +361,14 @@ def confirm_account_deletion(token: str) -> Account:
     db.session.commit()
     from accounts.queries import owner_emails
 
+    due_day = timezones.format_datetime(account.deletion_due_at, account.time_zone, date_only=True)
+    due_at = timezones.format_datetime(account.deletion_due_at, account.time_zone)
     for owner in owner_emails(account.id):
         send_system_mail(
             owner,
-            f"{account.name} will be deleted on {account.deletion_due_at:%Y-%m-%d}",
+            f"{account.name} will be deleted on {due_day}",
             f"The account {account.name} is scheduled for deletion on "
-            f"{account.deletion_due_at:%Y-%m-%d %H:%M} UTC. Until then, log in and press "
+            f"{due_at}. Until then, log in and press "
             f"Reactivate to keep it:\n{external_url('accounts.login')}",
         )
     return account
@@ -441,12 +459,13 @@ def send_inactivity_warning(account_id: int, deletion_on: Any) -> None:
     account = db.session.get(Account, account_id)
     if account is None:
         return
+    day = timezones.format_datetime(deletion_on, account.time_zone, date_only=True)
     for owner in owner_emails(account_id):
         send_system_mail(
             owner,
-            f"{account.name} will be deleted on {deletion_on:%Y-%m-%d} for inactivity",
+            f"{account.name} will be deleted on {day} for inactivity",
             f"Nobody has logged in to {account.name} or sent a campaign for almost a year. "
             f"Unused accounts are deleted with all their data, so {account.name} will be "
-            f"deleted on {deletion_on:%Y-%m-%d}.\n\n"
+            f"deleted on {day}.\n\n"
             f"To keep it, simply log in before then:\n{external_url('accounts.login')}",
         )

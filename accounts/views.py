@@ -75,6 +75,7 @@ def signup() -> Any:
                 form.name.data or "",
                 form.email.data or "",
                 form.password.data or "",
+                time_zone=form.time_zone.data,
             )
         except ValidationError as exc:
             show_error(form, exc)
@@ -158,7 +159,10 @@ def settings() -> Any:
     try:
         if tab == "general" and general.validate_on_submit():
             services.update_general_settings(
-                me.account_id, general.name.data or "", general.postal_address.data or ""
+                me.account_id,
+                general.name.data or "",
+                general.postal_address.data or "",
+                time_zone=general.time_zone.data or "",
             )
             flash("Settings saved.", "success")
             return redirect(url_for("accounts.settings", tab="general"))

@@ -21,15 +21,16 @@ class CampaignForm(FlaskForm):
     name = StringField("Internal name", validators=[DataRequired(), Length(max=200)])
     list_ids = SelectMultipleField("Send to lists", coerce=int, validators=[Optional()])
     segment_ids = SelectMultipleField("and to segments", coerce=int, validators=[Optional()])
+    # Hours of the account's time zone; the view names the zone in the labels.
     best_hour_start = SelectField(
-        "Send at each recipient's best hour from (UTC)",
+        "Send at each recipient's best hour from",
         choices=[("", "off: send to everyone at once")]
         + [(str(h), f"{h:02d}:00") for h in range(24)],
         default="",
         description="Uses the Delivery Optimization Engine when your account takes part; "
         "recipients it knows too little of get the email when the window opens.",
     )
-    best_hour_end = SelectField("until (UTC)", choices=HOURS, default="12")
+    best_hour_end = SelectField("until", choices=HOURS, default="12")
     subject = StringField(
         "Subject",
         validators=[Length(max=500)],
@@ -68,9 +69,11 @@ class TestSendForm(FlaskForm):
 
 
 class ScheduleForm(FlaskForm):
+    # A wall-clock time in the account's zone (the view names it in the label).
     send_at = DateTimeLocalField(
-        "Send at (UTC)",
+        "Send at",
         format="%Y-%m-%dT%H:%M",
+        description="In your account's time zone (Settings > General).",
         validators=[DataRequired(message="Choose a date and time.")],
     )
 

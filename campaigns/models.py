@@ -59,7 +59,8 @@ class Campaign(Base):
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     # Last time a worker claimed or marked a message: the reconciler re-enqueues when stale.
     last_progress_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    # Send-time optimisation: each recipient at its best hour (UTC) in [start, end), from the
+    # Send-time optimisation: each recipient at its best hour in [start, end), hours of the
+    # account's time zone (converted to the engine's UTC hours at the start), from the
     # Delivery Optimization Engine; recipients it knows too little of go at the window's start.
     best_hour_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
     best_hour_end: Mapped[int | None] = mapped_column(Integer, nullable=True)

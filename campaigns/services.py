@@ -57,7 +57,7 @@ from campaigns.render import (
 )
 from campaigns.settings import setting
 from campaigns.throttle import current_throttle
-from core import db, queue
+from core import db, queue, timezones
 from core.db import utcnow
 from core.errors import NotFoundError, ValidationError
 from core.mail import (
@@ -313,21 +313,36 @@ def _begin_sending(campaign: Campaign) -> None:
     _enqueue_chains(campaign)
 
 
-def _next_at_hour(now: datetime, hour: int) -> datetime:
-    """The next moment at ``hour`` o'clock (UTC): now when we are in that hour already."""
-    if now.hour == hour:
-        return now
-    at = now.replace(hour=hour, minute=0, second=0, microsecond=0)
-    return at if at > now else at + timedelta(days=1)
+def _window_slots(now: datetime, window: tuple[int, int], zone: str) -> dict[int, datetime]:
+    """The send window's hours as the engine sees them: UTC hour -> the next moment (naive
+    UTC) at the start of that local hour, in the window's local order.
+
+    The window (start included, end excluded, wrapping past midnight) is in the account's
+    local hours; the engine learns people's hours in UTC. Each local hour is placed at its
+    next occurrence (now when we are in it), so a DST change or a +05:30 / +12:45 zone moves
+    the UTC hours but never the local ones. A local hour a spring-forward skips lands on the
+    same instant as the next one and is dropped as a duplicate.
+    """
+    start, end = window
+    length = (end - start) % 24 or 24
+    slots: dict[int, datetime] = {}
+    for offset in range(length):
+        at = timezones.next_local_hour(now, (start + offset) % 24, zone)
+        slots.setdefault(at.hour, at)
+    return slots
 
 
 def _spread_over_best_hours(campaign: Campaign, window: tuple[int, int]) -> None:
     """Hold each message until its recipient's best hour in the window (engine, participating
-    accounts only) or, without one, until the window opens. No commit."""
+    accounts only) or, without one, until the window opens. The window's hours are the
+    account's local hours. No commit."""
     now = utcnow()
     start, end = window
-    in_window = start <= now.hour < end if start < end else (now.hour >= start or now.hour < end)
-    default_due = now if in_window else _next_at_hour(now, start)
+    zone = _account(campaign.account_id).time_zone
+    local_hour = timezones.to_local(now, zone).hour
+    in_window = (local_hour - start) % 24 < ((end - start) % 24 or 24)
+    default_due = now if in_window else timezones.next_local_hour(now, start, zone)
+    slots = _window_slots(now, window, zone)
     rows = db.session.execute(
         select(Message.id, Contact.email)
         .join(Contact, Contact.id == Message.contact_id)
@@ -336,9 +351,11 @@ def _spread_over_best_hours(campaign: Campaign, window: tuple[int, int]) -> None
     due_by_message: dict[datetime, list[int]] = {}
     for offset in range(0, len(rows), 1000):
         chunk = rows[offset : offset + 1000]
-        best = engine_gate.best_send_hours(campaign.account_id, [e for _, e in chunk], window)
+        best = engine_gate.best_send_hours_among(
+            campaign.account_id, [e for _, e in chunk], list(slots)
+        )
         for message_id, email in chunk:
-            due = _next_at_hour(now, best[email]) if email in best else default_due
+            due = slots[best[email]] if email in best else default_due
             due_by_message.setdefault(due, []).append(message_id)
     for due, message_ids in due_by_message.items():
         if due > now:
@@ -366,6 +383,21 @@ def schedule(account_id: int, campaign_id: int, when: datetime) -> Campaign:
     queue.enqueue_after_commit(tasks.start_scheduled, campaign.id, delay=delay_ms)
     db.session.commit()
     return campaign
+
+
+def schedule_local(account_id: int, campaign_id: int, wall: datetime) -> tuple[Campaign, str]:
+    """Schedule at ``wall``, a naive wall-clock time in the account's zone, stored as UTC.
+
+    A time a spring-forward skips is refused (ValidationError on ``send_at`` naming the gap);
+    one a fall-back repeats is taken at its first occurrence, and the returned note says so
+    ("" otherwise).
+    """
+    zone = _account(account_id).time_zone
+    try:
+        resolved = timezones.resolve_local(wall, zone)
+    except timezones.NonexistentLocalTimeError as exc:
+        raise ValidationError(str(exc), field="send_at") from exc
+    return schedule(account_id, campaign_id, resolved.utc), resolved.note()
 
 
 def unschedule(account_id: int, campaign_id: int) -> Campaign:

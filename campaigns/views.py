@@ -30,7 +30,7 @@ from campaigns.forms import (
     TemplateForm,
     TestSendForm,
 )
-from core import nav
+from core import nav, timezones
 from core.auth import login_required, member
 from core.errors import ValidationError
 from core.forms import ActionForm, show_error
@@ -89,6 +89,9 @@ def campaigns() -> Any:
 
 def _form(account_id: int, obj: Any = None) -> CampaignForm:
     form = CampaignForm(obj=obj)
+    zone = timezones.zone_label(timezones.current_zone())
+    form.best_hour_start.label.text = f"Send at each recipient's best hour from ({zone} time)"
+    form.best_hour_end.label.text = f"until ({zone} time)"
     form.list_ids.choices = list(subscriber_queries.list_choices(account_id))
     form.segment_ids.choices = [(s.id, s.name) for s in subscriber_queries.segments(account_id)]
     if obj is not None and not form.is_submitted():
@@ -164,6 +167,12 @@ def _contact_choices(account_id: int) -> list[tuple[int, str]]:
     return [(0, "A sample contact"), *queries.preview_contacts(account_id)]
 
 
+def _schedule_form() -> ScheduleForm:
+    form = ScheduleForm()
+    form.send_at.label.text = f"Send at ({timezones.zone_label(timezones.current_zone())} time)"
+    return form
+
+
 def _detail_forms(account_id: int) -> dict[str, Any]:
     test_form = TestSendForm()
     test_form.contact_id.choices = _contact_choices(account_id)
@@ -172,7 +181,7 @@ def _detail_forms(account_id: int) -> dict[str, Any]:
     return {
         "test_form": test_form,
         "preview_form": preview_form,
-        "schedule_form": ScheduleForm(),
+        "schedule_form": _schedule_form(),
         "action": ActionForm(),
     }
 
@@ -255,14 +264,16 @@ def test_send(campaign_id: int) -> Any:
 def schedule(campaign_id: int) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
-    form = ScheduleForm()
+    form = _schedule_form()
     if form.validate_on_submit() and form.send_at.data is not None:
         try:
-            services.schedule(me.account_id, campaign_id, form.send_at.data)
+            _, note = services.schedule_local(me.account_id, campaign_id, form.send_at.data)
         except ValidationError as exc:
             show_error(form, exc)
         else:
-            flash(f"Scheduled for {form.send_at.data:%Y-%m-%d %H:%M} UTC.", "success")
+            flash("Campaign scheduled.", "success")
+            if note:
+                flash(note, "info")
             return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     return _render_detail(campaign, schedule_form=form), 400
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFProtect
 
-from core import db, queue
+from core import db, queue, timezones
 from core.config import load_config
 from core.errors import NotFoundError, PermissionDeniedError
 from core.registry import import_modules
@@ -27,6 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     import_modules("tasks")
     queue.init_app(app)
     csrf.init_app(app)
+    timezones.init_app(app)
 
     for module in import_modules("views"):
         blueprint = module.bp

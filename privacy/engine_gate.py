@@ -256,9 +256,16 @@ def best_send_hours(
     """Each address's best hour (UTC, 0-23) within ``window`` (start, end): start included,
     end excluded, wrapping past midnight. Addresses the engine knows too little of are left
     out (send them at the campaign's time). Empty for an account that does not take part."""
-    hours = queries.window_hours(window)
+    return best_send_hours_among(account_id, emails, queries.window_hours(window))
+
+
+def best_send_hours_among(
+    account_id: int, emails: Iterable[str], hours: Sequence[int]
+) -> dict[str, int]:
+    """Like :func:`best_send_hours` with the window given as its UTC hours (0-23), earliest
+    first: a sender whose window is in local hours passes them converted for the day."""
     wanted = list(emails)
-    if not wanted or not account_participates(account_id):
+    if not wanted or not hours or not account_participates(account_id):
         return {}
     by_hash = {services.engine_hash(email): email for email in wanted}
     best: dict[str, int] = {}

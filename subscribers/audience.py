@@ -18,11 +18,13 @@ from subscribers.segments import segment_condition
 def _segment_members(account_id: int, segment_ids: Sequence[int]) -> list[Select[Any]]:
     """One select per segment of the account: its matches that are subscribed to at least one
     of the account's lists (a segment never reaches someone who consented to nothing)."""
+    from accounts.queries import account_time_zone
     from core import db
 
     segments = db.session.scalars(
         select(Segment).where(Segment.account_id == account_id, Segment.id.in_(list(segment_ids)))
     ).all()
+    zone = account_time_zone(account_id)
     subscribed_somewhere = exists(
         select(Subscription.id)
         .join(MailingList, MailingList.id == Subscription.list_id)
@@ -39,7 +41,7 @@ def _segment_members(account_id: int, segment_ids: Sequence[int]) -> list[Select
             Contact.objected_at.is_(None),
             Contact.consent_withdrawn_at.is_(None),  # privacy: consent withdrawal (art. 7(3))
             subscribed_somewhere,
-            segment_condition(segment.match, segment.rules),
+            segment_condition(segment.match, segment.rules, zone),
         )
         for segment in segments
     ]

@@ -243,12 +243,14 @@ def segments(account_id: int) -> list[Segment]:
 
 def segment_contacts(account_id: int, segment: Segment) -> Select[Any]:
     """A select of the contacts matching a segment of the account (not limited)."""
+    from accounts.queries import account_time_zone
     from subscribers.segments import segment_condition
 
     if segment.account_id != account_id:
         raise NotFoundError("segment")
+    zone = account_time_zone(account_id)
     return select(Contact).where(
-        Contact.account_id == account_id, segment_condition(segment.match, segment.rules)
+        Contact.account_id == account_id, segment_condition(segment.match, segment.rules, zone)
     )
 
 

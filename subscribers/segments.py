@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from core.db import utcnow
 from core.errors import ValidationError
+from core.timezones import get_zone, to_utc
 from subscribers.models import Contact, Subscription
 
 
@@ -200,13 +201,15 @@ def _engagement(kind: str, days: int) -> ColumnElement[bool]:
     )
 
 
-def _rule(rule: dict[str, Any]) -> ColumnElement[bool]:
+def _rule(rule: dict[str, Any], zone: str) -> ColumnElement[bool]:
     field, op = rule["field"], rule["op"]
     value: Any = rule.get("value")
     if field in ("email", "name", "source"):
         return _text(getattr(Contact, field), op, str(value or ""))
     if field == "created_at":
-        day = datetime.combine(date.fromisoformat(str(value)), datetime.min.time())
+        # The date is the account's: its local midnight (the day's first moment), in UTC.
+        local = datetime.combine(date.fromisoformat(str(value)), time(), get_zone(zone))
+        day = to_utc(local)
         return Contact.created_at < day if op == "before" else Contact.created_at >= day
     if field == "attribute":
         item = Contact.attributes[rule["key"]]
@@ -243,9 +246,12 @@ def _rule(rule: dict[str, Any]) -> ColumnElement[bool]:
     raise ValidationError(f"unknown field {field!r}")
 
 
-def segment_condition(match: str, rules: Sequence[dict[str, Any]]) -> ColumnElement[bool]:
-    """The WHERE condition of checked rules over ``Contact`` (all must match, or any)."""
-    parts = [_rule(rule) for rule in rules]
+def segment_condition(
+    match: str, rules: Sequence[dict[str, Any]], zone: str = "UTC"
+) -> ColumnElement[bool]:
+    """The WHERE condition of checked rules over ``Contact`` (all must match, or any).
+    Dates in rules are days of ``zone``, the account's time zone."""
+    parts = [_rule(rule, zone) for rule in rules]
     if not parts:
         return false()
     if match == "any":

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import BigInteger, cast, distinct, func, select
 
 from accounts.models import Account
 from campaigns import queries as campaign_queries
 from campaigns.models import Campaign, Link, Message
-from core import db
+from core import db, timezones
 from core.errors import NotFoundError
 from subscribers.models import Contact
 from tracking.models import (
@@ -147,7 +147,7 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
 
 @dataclass(frozen=True)
 class SeriesPoint:
-    start: datetime
+    start: datetime  # aware, in the report's zone
     opens: int
     clicks: int
     machine_opens: int
@@ -180,6 +180,7 @@ class CampaignReport:
     bounces: BounceCounts
     identified: bool  # the account tracks individually (uniques and domains are meaningful)
     granularity: str  # hour | day
+    zone: str  # the time zone of the series' hours and days
     series: list[SeriesPoint]
     links: list[LinkRow]
     domains: list[DomainRow]
@@ -201,15 +202,78 @@ def _campaign_of(account_id: int, campaign_id: int) -> tuple[Campaign, Account]:
     return row[0], row[1]
 
 
-def _hour_bucket(dialect: str) -> Any:
+#: Events are counted per quarter hour of UTC: every zone's offset is a whole number of
+#: quarter hours, so the counts add up exactly into the local hours and days of any zone.
+_QUARTER = 900
+
+
+def _quarter_bucket(dialect: str) -> Any:
     if dialect == "postgresql":
-        return func.date_trunc("hour", TrackingEvent.occurred_at)
-    return func.strftime("%Y-%m-%d %H:00:00", TrackingEvent.occurred_at)
+        seconds: Any = cast(
+            func.floor(func.extract("epoch", TrackingEvent.occurred_at)), BigInteger
+        )
+    else:
+        seconds = cast(func.strftime("%s", TrackingEvent.occurred_at), BigInteger)
+    return seconds // _QUARTER
 
 
-def _series(campaign_id: int) -> tuple[str, list[SeriesPoint]]:
-    """Per hour while the campaign's figures span three days or less, else per day."""
-    daily: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+def _by_quarter(campaign_id: int) -> dict[datetime, list[int]]:
+    """Opens and clicks (human, machine) of the events still kept, per UTC quarter hour."""
+    bucket = _quarter_bucket(db.session.get_bind().dialect.name)
+    counts: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for quarter, kind, machine, total in db.session.execute(
+        select(bucket, TrackingEvent.kind, TrackingEvent.is_machine, func.count())
+        .where(
+            TrackingEvent.campaign_id == campaign_id,
+            TrackingEvent.kind.in_(("open", "click")),
+        )
+        .group_by(bucket, TrackingEvent.kind, TrackingEvent.is_machine)
+    ):
+        start = _EPOCH + timedelta(seconds=int(quarter) * _QUARTER)
+        counts[start][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
+    return counts
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _local_hours(quarters: dict[datetime, list[int]], zone: str) -> list[SeriesPoint]:
+    """Every local hour from the first to the last with events, each starting at its aware
+    local time (a fall-back's repeated hour appears twice, a skipped one not at all)."""
+    hourly: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for start, values in quarters.items():
+        local = timezones.to_local(start, zone)
+        hour_start = start - timedelta(minutes=local.minute)  # UTC instant of the local hour
+        for index, value in enumerate(values):
+            hourly[hour_start][index] += value
+    points, cursor, last = [], min(hourly), max(hourly)
+    while cursor <= last:
+        points.append(SeriesPoint(timezones.to_local(cursor, zone), *hourly.get(cursor, [0] * 4)))
+        following = cursor + timedelta(hours=1)
+        cursor = following - timedelta(minutes=timezones.to_local(following, zone).minute)
+    return points
+
+
+def _days(daily: dict[date, list[int]], zone: str) -> list[SeriesPoint]:
+    points, day = [], min(daily)
+    tz = timezones.get_zone(zone)
+    while day <= max(daily):
+        start = datetime(day.year, day.month, day.day, tzinfo=tz)
+        points.append(SeriesPoint(start, *daily.get(day, [0, 0, 0, 0])))
+        day += timedelta(days=1)
+    return points
+
+
+def _series(campaign_id: int, zone: str) -> tuple[str, str, list[SeriesPoint]]:
+    """(granularity, zone of the buckets, points): per local hour while the campaign's
+    figures span three local days or less, else per local day.
+
+    The daily aggregates are kept per UTC day and cannot be cut into another zone's days, so
+    the series is built from the events, per quarter hour, whenever the events still hold
+    every counted open and click. Once retention has deleted some, the days are the
+    aggregates' UTC days (and the zone returned says UTC).
+    """
+    aggregated: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for day, kind, machine, total in db.session.execute(
         select(
             DailyCampaignStat.day,
@@ -221,38 +285,27 @@ def _series(campaign_id: int) -> tuple[str, list[SeriesPoint]]:
             DailyCampaignStat.kind.in_(("open", "click")),
         )
     ):
-        daily[day][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
-    if not daily:
-        return "day", []
-    first, last = min(daily), max(daily)
-    if (last - first).days <= 2:
-        dialect = db.session.get_bind().dialect.name
-        bucket = _hour_bucket(dialect)
-        hourly: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for start, kind, machine, total in db.session.execute(
-            select(bucket, TrackingEvent.kind, TrackingEvent.is_machine, func.count())
-            .where(
-                TrackingEvent.campaign_id == campaign_id,
-                TrackingEvent.kind.in_(("open", "click")),
-            )
-            .group_by(bucket, TrackingEvent.kind, TrackingEvent.is_machine)
-        ):
-            when = start if isinstance(start, datetime) else datetime.fromisoformat(str(start))
-            hourly[when][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
-        if hourly:
-            begin, end = min(hourly), max(hourly)
-            points, cursor = [], begin
-            while cursor <= end:
-                values = hourly.get(cursor, [0, 0, 0, 0])
-                points.append(SeriesPoint(cursor, *values))
-                cursor += timedelta(hours=1)
-            return "hour", points
-    points, day = [], first
-    while day <= last:
-        values = daily.get(day, [0, 0, 0, 0])
-        points.append(SeriesPoint(datetime(day.year, day.month, day.day), *values))
-        day += timedelta(days=1)
-    return "day", points
+        aggregated[day][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
+    if not aggregated:
+        return "day", zone, []
+    quarters = _by_quarter(campaign_id)
+    complete = [sum(v) for v in zip(*quarters.values(), strict=False)] == [
+        sum(v) for v in zip(*aggregated.values(), strict=False)
+    ]
+    recent = (max(aggregated) - min(aggregated)).days <= 2
+    if quarters and (complete or recent):
+        hours = _local_hours(quarters, zone)
+        first, last = hours[0].start.date(), hours[-1].start.date()
+        if (last - first).days <= 2:
+            return "hour", zone, hours
+        if complete:
+            local_days: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+            for point in hours:
+                values = (point.opens, point.clicks, point.machine_opens, point.machine_clicks)
+                for index, value in enumerate(values):
+                    local_days[point.start.date()][index] += value
+            return "day", zone, _days(local_days, zone)
+    return "day", timezones.DEFAULT_ZONE, _days(aggregated, timezones.DEFAULT_ZONE)
 
 
 def _links(campaign_id: int) -> list[LinkRow]:
@@ -332,13 +385,14 @@ def _machine_reasons(campaign_id: int) -> list[tuple[str, int]]:
 def campaign_report(account_id: int, campaign_id: int) -> CampaignReport:
     """The full report of one of the account's campaigns; NotFoundError for anyone else's."""
     campaign, account = _campaign_of(account_id, campaign_id)
-    granularity, series = _series(campaign.id)
+    granularity, zone, series = _series(campaign.id, account.time_zone)
     return CampaignReport(
         campaign=campaign,
         stats=campaign_stats(campaign.id),
         bounces=bounce_counts(campaign.id),
         identified=account.individual_tracking,
         granularity=granularity,
+        zone=zone,
         series=series,
         links=_links(campaign.id),
         domains=_domains(campaign.id),

@@ -89,7 +89,7 @@ def test_compose_preview_test_send_schedule_progress_pause_resume(
     page.fill("#send_at", "2031-06-01T09:30")
     page.click("button:has-text('Schedule')")
     page.wait_for_selector("#scheduled-at")
-    assert "2031-06-01 09:30" in page.locator("#scheduled-at").inner_text()
+    assert "1 Jun 2031, 09:30 UTC" in page.locator("#scheduled-at").inner_text()
     assert page.locator("#campaign-status").inner_text() == "scheduled"
     screenshot(page, "sending-scheduled")
     page.click("button:has-text('Unschedule')")

@@ -138,7 +138,7 @@ def test_inactivity_warning_once_at_11_months_and_deletion_at_12(
         run_jobs(app)
     assert _warnings(smtp_sink, tenant.email) == 1
     warning = [m for m in smtp_sink.to(tenant.email) if "inactivity" in str(m.message["Subject"])]
-    assert "2027-01-10" in str(warning[0].message["Subject"])  # the deletion date
+    assert "10 Jan 2027" in str(warning[0].message["Subject"])  # the deletion date (UTC account)
     assert "log in" in warning[0].message.get_body(preferencelist=("plain",)).get_content()
     with _at(364):
         run_jobs(app)
