@@ -99,7 +99,8 @@ def test_the_operator_sees_the_engine_in_aggregate(live_server: LiveServer, page
     base = live_server.url
     _seed(live_server)
     _log_in(page, base, "ops@platform.example")
-    page.click("nav >> text=Engine")
+    page.click(".account > summary")  # operator pages sit in the account menu
+    page.click("nav.operator >> text=Engine")
     page.wait_for_selector("h1:has-text('Delivery Optimization Engine')")
     assert page.locator("svg.chart").count() == 2
     assert "inbox.example" in page.locator("#engine-domains").inner_text()
