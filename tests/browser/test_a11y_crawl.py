@@ -58,9 +58,24 @@ EXCLUDED = {
     "accounts.index": "redirects to the dashboard or the login page",
 }
 
+#: Pages saved as screenshots at both widths, by the key the crawl counts them under.
+SCREENSHOTS = {
+    "subscribers.lists": "lists",
+    "subscribers.list_detail": "list-detail",
+    "campaigns.sending": "sending",
+    "campaigns.detail": "campaign",
+    "tracking.report": "report",
+    "subscribers.preferences": "public-preferences",
+    "privacy.request_form": "public-data-request",
+    "accounts.login": "public-login",
+}
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
-PEOPLE = [("zoe@example.org", "Zoë Ñúñez"), ("li@example.cn", "李小龍"), ("olga@example.ru", "Ольга")]
+PEOPLE = [
+    ("zoe@example.org", "Zoë Ñúñez"),
+    ("li@example.cn", "李小龍"),
+    ("olga@example.ru", "Ольга"),
+]
 
 
 def get_page_endpoints(app: Flask) -> set[str]:
@@ -73,6 +88,10 @@ class Seeded:
     """What the crawl needs besides the dashboard: the pages only a link in an email reaches."""
 
     owner_email: str
+    access_confirm: str
+    signup_form: str
+    signup_confirm: str
+    unsubscribe: str
     public_paths: list[str] = field(default_factory=list)
     member_paths: list[str] = field(default_factory=list)
 
@@ -98,7 +117,9 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
     also a platform operator."""
     app.config["DATA_REQUEST_EMAIL_WINDOW"] = 0
     with app.app_context():
-        tenant = make_tenant("owner@cafe-olga.example", "Café Ольга & Zoë", "Calle Ñandú 1, Sevilla")
+        tenant = make_tenant(
+            "owner@cafe-olga.example", "Café Ольга & Zoë", "Calle Ñandú 1, Sevilla"
+        )
         owner = core_db.session.get(User, tenant.user_id)
         assert owner is not None
         owner.is_platform_admin = True
@@ -129,7 +150,7 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
         sent_id = make_campaign(tenant, news.id, subject="Otoño 🍂 news")
         campaigns.start(account_id, sent_id)
         make_campaign(tenant, news.id, subject="Draft <script>alert(1)</script>")
-        csv = "Email,Name\nana@example.pt,Ana\nnot-an-address,Broken\n".encode()
+        csv = "Email,Name\nana@example.pt,Ana Conceição\nnot-an-address,Broken\n".encode()
         waiting = subscribers.create_import(
             account_id, news.id, io.BytesIO(csv), "Контакты.csv", False
         )
@@ -162,16 +183,23 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
             break
         time.sleep(0.1)
 
+    access_confirm = _link(smtp_sink, "li@example.cn", "/privacy/confirm/")
+    signup_confirm = _link(smtp_sink, "new@example.org", "/subscribe/confirm/")
+    unsubscribe = _link(smtp_sink, "zoe@example.org", "/u/")
     return Seeded(
         owner_email=tenant.email,
+        access_confirm=access_confirm,
+        signup_form=f"/subscribe/{signup_key}",
+        signup_confirm=signup_confirm,
+        unsubscribe=unsubscribe,
         public_paths=[
             "/login",
             "/privacy/request",
             f"/subscribe/{signup_key}",
-            _link(smtp_sink, "new@example.org", "/subscribe/confirm/"),
-            _link(smtp_sink, "zoe@example.org", "/u/"),
+            signup_confirm,
+            unsubscribe,
             _link(smtp_sink, "zoe@example.org", "/preferences/"),
-            _link(smtp_sink, "li@example.cn", "/privacy/confirm/"),
+            access_confirm,
             _link(smtp_sink, tenant.email, "/password/reset/"),
             _link(smtp_sink, "owner@leaving.example", "/account/delete/confirm/"),
             _link(smtp_sink, "hola@cafe-olga.example", "/senders/confirm/"),
@@ -228,6 +256,34 @@ class Crawl:
         tab = parse_qs(parts.query).get("tab", [""])[0]
         return str(endpoint), f"{endpoint}?tab={tab}" if tab else str(endpoint)
 
+    def check(self, what: str = "") -> None:
+        """Check the page as loaded: axe at 1280 px, then the layout at 390 px."""
+        self.page.wait_for_load_state("networkidle")
+        endpoint, key = self.endpoint(self.page.url)
+        self.seen.add(key)
+        if endpoint is not None:
+            self.covered.add(endpoint)
+        label = f"{self.name} {key or self.page.url}{what}"
+        self.page.set_viewport_size(WIDE)
+        shot = SCREENSHOTS.get(key) if not what else None
+        if shot:
+            screenshot(self.page, f"a11y-{shot}-1280")
+        violations = axe_violations(self.page)
+        if violations:
+            self.problems.append(format_violations(label, violations))
+        self.page.set_viewport_size(NARROW)
+        narrow = layout_problems(self.page, NARROW["width"])
+        if narrow:
+            self.problems.append(f"{label} at 390 px: " + "; ".join(narrow))
+        if shot:
+            screenshot(self.page, f"a11y-{shot}-390")
+
+    def submit(self, button: str, what: str) -> None:
+        """Press a form's button on the current page and check the page it leads to."""
+        self.page.set_viewport_size(WIDE)
+        self.page.click(button)
+        self.check(f" ({what})")
+
     def visit(self, path: str) -> None:
         """Load ``path``, check it at both widths, then follow its links to unseen pages."""
         queue = [self.base + path]
@@ -241,19 +297,7 @@ class Crawl:
             self.seen.add(key)
             self.page.set_viewport_size(WIDE)
             self.page.goto(url)
-            self.page.wait_for_load_state("networkidle")
-            final, final_key = self.endpoint(self.page.url)
-            self.seen.add(final_key)
-            if final is not None:
-                self.covered.add(final)
-            label = f"{self.name} {urlsplit(self.page.url).path}"
-            violations = axe_violations(self.page)
-            if violations:
-                self.problems.append(format_violations(label, violations))
-            self.page.set_viewport_size(NARROW)
-            narrow = layout_problems(self.page, NARROW["width"])
-            if narrow:
-                self.problems.append(f"{label} at 390 px: " + "; ".join(narrow))
+            self.check()
             hrefs = self.page.eval_on_selector_all(
                 "a[href]:not([download])", "links => links.map(a => a.href)"
             )
@@ -275,6 +319,23 @@ def test_every_page_is_accessible_and_fits_a_phone(
     public = Crawl(app, live_server.url, visitor.new_page(), "public", covered)
     for path in seeded.public_paths:
         public.visit(path)
+    # The pages that answer a form, as a person reaches them.
+    public.page.goto(live_server.url + "/privacy/request")
+    public.submit("button[type=submit]", "form errors")
+    public.page.fill("#email", "Ольга@example.ru")
+    public.page.check("input[name=kind][value=access]")
+    public.submit("button[type=submit]", "check your inbox")
+    public.page.goto(live_server.url + seeded.access_confirm)
+    public.submit("#confirm-request", "access report")
+    public.page.goto(live_server.url + seeded.signup_form)
+    public.page.fill("#email", "not an address")
+    public.submit("button:has-text('Subscribe')", "form errors")
+    public.page.fill("#email", "小龍@example.cn")
+    public.submit("button:has-text('Subscribe')", "check your inbox")
+    public.page.goto(live_server.url + seeded.signup_confirm)
+    public.submit("button:has-text('Yes, subscribe me')", "subscribed")
+    public.page.goto(live_server.url + seeded.unsubscribe)
+    public.submit("form button[type=submit]", "unsubscribed")
     crawls.append(public)
     visitor.close()
 
