@@ -300,10 +300,13 @@ class Crawl:
             endpoint, key = self.endpoint(url)
             if not forced and (key in self.seen or endpoint in EXCLUDED):
                 continue
-            forced = False
             self.seen.add(key)
             self.page.set_viewport_size(WIDE)
-            self.page.goto(url)
+            response = self.page.goto(url)
+            status = response.status if response is not None else 0
+            if status >= 500 or (status == 404 and not forced):
+                self.problems.append(f"{self.name} {key}: answered {status} (from a link)")
+            forced = False
             self.check()
             hrefs = self.page.eval_on_selector_all(
                 "a[href]:not([download])", "links => links.map(a => a.href)"
