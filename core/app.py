@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, render_template, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 
 from core import db, queue, timezones
@@ -51,6 +51,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(PermissionDeniedError)
     def _forbidden(exc: PermissionDeniedError) -> tuple[str, int]:
         return render_template("core/error.html", code=403, message=str(exc)), 403
+
+    def _favicon() -> Any:
+        # Browsers ask for /favicon.ico whatever the page links to; answer with the SVG icon.
+        return send_from_directory(
+            app.static_folder or "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+        )
+
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
 
     @app.after_request
     def _security_headers(response: Any) -> Any:

@@ -13,6 +13,7 @@ from accounts.models import User
 from core import db as core_db
 from core.db import utcnow
 from privacy import engine_gate
+from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.engine.sending import message_for
 from tests.factories import PASSWORD, make_list_with_contacts, make_tenant
@@ -72,6 +73,7 @@ def test_leave_and_rejoin_the_engine_on_the_advanced_tab(
     assert page.locator("#engine-status").inner_text() == "Taking part"
     assert "contribution records" in page.locator("#engine-holdings").inner_text()
     screenshot(page, "engine-advanced-taking-part")
+    assert_no_axe_violations(page, "engine-advanced-taking-part")
 
     page.uncheck("#advanced-engine_participation")
     page.click("#engine button:has-text('Save')")
@@ -86,6 +88,7 @@ def test_leave_and_rejoin_the_engine_on_the_advanced_tab(
     assert "has been removed" in page.locator("#engine-holdings").inner_text()
     assert "If you take part again, the engine starts from nothing" in page.content()
     screenshot(page, "engine-advanced-opted-out")
+    assert_no_axe_violations(page, "engine-advanced-opted-out")
 
     page.check("#advanced-engine_participation")
     page.click("#engine button:has-text('Save')")
@@ -99,9 +102,11 @@ def test_the_operator_sees_the_engine_in_aggregate(live_server: LiveServer, page
     base = live_server.url
     _seed(live_server)
     _log_in(page, base, "ops@platform.example")
-    page.click("nav >> text=Engine")
+    page.click(".account > summary")  # operator pages sit in the account menu
+    page.click("nav.operator >> text=Engine")
     page.wait_for_selector("h1:has-text('Delivery Optimization Engine')")
     assert page.locator("svg.chart").count() == 2
     assert "inbox.example" in page.locator("#engine-domains").inner_text()
     assert "person1@" not in page.content()
     screenshot(page, "engine-operator")
+    assert_no_axe_violations(page, "engine-operator")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.smtp_sink import SMTPSink
 
@@ -23,11 +24,13 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     assert page.locator(".error").first.is_visible()  # inline error, typed values kept
     assert page.input_value("#email") == "bea@bakery.example"
     screenshot(page, "signup-error")
+    assert_no_axe_violations(page, "signup-error")
     page.fill("#password", "a long enough password")
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/lists")
     assert "No lists yet" in page.content()
     screenshot(page, "lists-empty")
+    assert_no_axe_violations(page, "lists-empty")
 
     page.goto(f"{base}/settings?tab=general")
     page.fill("#general-postal_address", "5 Flour Lane, Breadville")
@@ -46,6 +49,7 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.click("button:has-text('Add contact')")
     page.wait_for_selector("text=carl@customer.example is subscribed.")
     screenshot(page, "list-with-contact")
+    assert_no_axe_violations(page, "list-with-contact")
 
     page.click("nav >> text=Campaigns")
     page.click("text=New campaign")
@@ -66,6 +70,7 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     assert page.locator("#campaign-status").inner_text() == "sent"
     assert page.locator("[data-stat=sent]").inner_text() == "1"
     screenshot(page, "campaign-sent")
+    assert_no_axe_violations(page, "campaign-sent")
     received = smtp_sink.messages[0]
     assert received.recipients == ["carl@customer.example"]
     assert received.message["Subject"] == "Fresh bread today"

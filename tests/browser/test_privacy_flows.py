@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from accounts.models import Account
 from core import db as core_db
+from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.factories import PASSWORD, make_list_with_contacts, make_tenant
 from tests.smtp_sink import SMTPSink
@@ -46,19 +47,23 @@ def test_public_form_to_confirmed_export_download(
     page.click("button[type=submit]")
     assert page.locator(".error").first.is_visible()
     screenshot(page, "privacy-request-errors")
+    assert_no_axe_violations(page, "privacy-request-errors")
     page.fill("#email", "dana@example.org")
     page.check("input[name=kind][value=export]")
     screenshot(page, "privacy-request-form")
     page.click("button[type=submit]")
     page.wait_for_selector("#check-inbox")
     screenshot(page, "privacy-check-inbox")
+    assert_no_axe_violations(page, "privacy-check-inbox")
 
     page.goto(_link(smtp_sink, "dana@example.org", "/privacy/confirm/"))
     page.wait_for_selector("#confirm-request")
     screenshot(page, "privacy-confirm")
+    assert_no_axe_violations(page, "privacy-confirm")
     page.click("#confirm-request")
     page.wait_for_selector("#downloads")
     screenshot(page, "privacy-export-ready")
+    assert_no_axe_violations(page, "privacy-export-ready")
     with page.expect_download() as info:
         page.click("button:has-text('Export (JSON)')")
     saved = tmp_path / "export.json"
@@ -73,6 +78,7 @@ def test_public_form_to_confirmed_export_download(
     page.click("button:has-text('Export (JSON)')")  # a second time: the download is spent
     page.wait_for_selector("#link-problem")
     screenshot(page, "privacy-download-spent")
+    assert_no_axe_violations(page, "privacy-download-spent")
 
     # The access report as a page, covering both accounts.
     page.goto(f"{base}/privacy/request")
@@ -86,6 +92,7 @@ def test_public_form_to_confirmed_export_download(
     assert page.locator(".holding").count() == 2
     assert page.locator("#complaint").is_visible()
     screenshot(page, "privacy-access-report")
+    assert_no_axe_violations(page, "privacy-access-report")
 
 
 def test_account_deletion_and_reactivation(
@@ -102,14 +109,17 @@ def test_account_deletion_and_reactivation(
     page.goto(f"{base}/settings?tab=general")
     page.click("text=Delete the account…")
     screenshot(page, "account-delete")
+    assert_no_axe_violations(page, "account-delete")
     page.click("#request-deletion")
     page.wait_for_selector("text=We emailed a confirmation link")
 
     page.goto(_link(smtp_sink, tenant.email, "/account/delete/confirm/"))
     screenshot(page, "account-delete-confirm")
+    assert_no_axe_violations(page, "account-delete-confirm")
     page.click("#confirm-deletion")
     page.wait_for_selector("#deletion-scheduled")
     screenshot(page, "account-deletion-scheduled")
+    assert_no_axe_violations(page, "account-deletion-scheduled")
     with app.app_context():
         account = core_db.session.scalar(select(Account).where(Account.id == tenant.account_id))
         assert account is not None and account.deletion_due_at is not None
@@ -122,6 +132,7 @@ def test_account_deletion_and_reactivation(
     page.wait_for_selector("#deletion-notice")
     assert "scheduled for deletion" in page.content()
     screenshot(page, "account-reactivate")
+    assert_no_axe_violations(page, "account-reactivate")
     page.click("#reactivate")
     page.wait_for_selector("text=is reactivated")
     screenshot(page, "account-reactivated")
@@ -158,6 +169,7 @@ def test_marketer_applies_a_correction_and_answers_for_one_contact(
     page.goto(_link(smtp_sink, tenant.email, "/privacy/requests"))
     page.wait_for_selector("#account-requests")
     screenshot(page, "privacy-account-requests")
+    assert_no_axe_violations(page, "privacy-account-requests")
     page.click("button:has-text('Apply correction')")
     page.wait_for_selector("text=Correction applied and recorded.")
     assert page.locator("#account-requests .badge:has-text('applied')").count() == 1
@@ -168,6 +180,7 @@ def test_marketer_applies_a_correction_and_answers_for_one_contact(
     page.click("text=Privacy: access, export, erase")
     page.wait_for_selector("#report")
     screenshot(page, "privacy-contact")
+    assert_no_axe_violations(page, "privacy-contact")
     page.click("#restrict")
     page.wait_for_selector("text=Processing restricted")
     page.click("#erase")
@@ -191,6 +204,7 @@ def test_marketer_applies_a_correction_and_answers_for_one_contact(
     assert "delete-inactive-accounts" in page.content()
     assert "jo@example.org" not in page.content()
     screenshot(page, "privacy-operator-log")
+    assert_no_axe_violations(page, "privacy-operator-log")
 
 
 def test_every_member_sees_the_pending_deletion_and_an_owner_reactivates_from_the_banner(

@@ -10,6 +10,7 @@ import pytest
 
 from campaigns import services
 from subscribers import services as subscribers
+from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.factories import PASSWORD, make_tenant
 from tests.smtp_sink import SMTPSink
@@ -62,6 +63,7 @@ def test_compose_preview_test_send_schedule_progress_pause_resume(
     assert "Personalisation error" in page.locator(".error").first.inner_text()
     assert page.input_value("#html_body") == broken  # nothing typed is lost
     screenshot(page, "sending-compose-error")
+    assert_no_axe_violations(page, "sending-compose-error")
     page.fill("#html_body", BODY)
     page.click("button:has-text('Save draft')")
     page.wait_for_selector("text=Campaign saved.")
@@ -92,6 +94,7 @@ def test_compose_preview_test_send_schedule_progress_pause_resume(
     assert "1 Jun 2031, 09:30 UTC" in page.locator("#scheduled-at").inner_text()
     assert page.locator("#campaign-status").inner_text() == "scheduled"
     screenshot(page, "sending-scheduled")
+    assert_no_axe_violations(page, "sending-scheduled")
     page.click("button:has-text('Unschedule')")
     page.wait_for_selector("text=Schedule removed")
     assert page.locator("#campaign-status").inner_text() == "draft"
@@ -118,6 +121,7 @@ def test_compose_preview_test_send_schedule_progress_pause_resume(
     assert _counter(page, "sent") == held  # nothing moves while paused
     assert held < 24
     screenshot(page, "sending-paused")
+    assert_no_axe_violations(page, "sending-paused")
 
     page.click("button:has-text('Resume')")
     page.wait_for_selector("text=Resumed.")
@@ -158,3 +162,4 @@ def test_sending_settings_page(live_server: LiveServer, page: Any, smtp_sink: SM
     page.wait_for_selector("text=envoy._domainkey.shop.example")
     assert "v=DKIM1; k=rsa; p=" in page.content()
     screenshot(page, "sending-settings")
+    assert_no_axe_violations(page, "sending-settings")

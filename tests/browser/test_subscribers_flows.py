@@ -12,6 +12,7 @@ import pytest
 
 from campaigns import services as campaign_services
 from subscribers import services
+from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.factories import make_campaign, make_tenant
 from tests.mail_parsing import path_of
@@ -43,6 +44,7 @@ def test_sign_up_through_the_public_form_and_confirm(
     page.wait_for_selector("#signup-url")
     assert "<form" in page.input_value("#embed-snippet")
     screenshot(page, "subscribers-signup-form-settings")
+    assert_no_axe_violations(page, "subscribers-signup-form-settings")
     form_url = page.get_attribute("#signup-url", "href")
     assert form_url
 
@@ -53,6 +55,7 @@ def test_sign_up_through_the_public_form_and_confirm(
     public.click("button:has-text('Subscribe')")
     assert public.locator(".error").first.is_visible()
     screenshot(public, "subscribers-signup-error")
+    assert_no_axe_violations(public, "subscribers-signup-error")
     public.fill("#email", "reader@example.org")
     public.fill("#name", "Reader")
     public.click("button:has-text('Subscribe')")
@@ -65,9 +68,11 @@ def test_sign_up_through_the_public_form_and_confirm(
     assert link, text
     public.goto(link.group(1))
     screenshot(public, "subscribers-signup-confirm")
+    assert_no_axe_violations(public, "subscribers-signup-confirm")
     public.click("button:has-text('Yes, subscribe me')")
     public.wait_for_selector("h1:has-text('You are subscribed')")
     screenshot(public, "subscribers-signup-confirmed")
+    assert_no_axe_violations(public, "subscribers-signup-confirmed")
     public.goto(link.group(1))  # a second use is refused
     assert "already used" in public.content()
     visitor.close()
@@ -100,6 +105,7 @@ def test_preference_centre_from_a_received_email(
     page.goto(live_server.url + path_of(match.group(1).replace("&amp;", "&")))
     page.wait_for_selector("h1:has-text('Your email preferences')")
     screenshot(page, "subscribers-preferences")
+    assert_no_axe_violations(page, "subscribers-preferences")
     page.uncheck(f"input[value='{news.id}']")
     page.check(f"input[value='{offers.id}']")
     page.click("button:has-text('Save my choices')")
@@ -107,6 +113,7 @@ def test_preference_centre_from_a_received_email(
     assert page.is_checked(f"input[value='{offers.id}']")
     assert not page.is_checked(f"input[value='{news.id}']")
     screenshot(page, "subscribers-preferences-saved")
+    assert_no_axe_violations(page, "subscribers-preferences-saved")
     page.click("button:has-text('Unsubscribe from everything')")
     page.wait_for_selector("text=unsubscribed from everything")
     assert not page.is_checked(f"input[value='{offers.id}']")
@@ -137,6 +144,7 @@ def test_import_a_csv_and_watch_the_progress_bar(
     assert page.input_value("#column-0") == "email"
     assert page.input_value("#column-1") == "name"
     screenshot(page, "subscribers-import-mapping")
+    assert_no_axe_violations(page, "subscribers-import-mapping")
     page.click("button:has-text('Start the import')")
     page.wait_for_selector("#import-progress, #import-result")
     page.wait_for_function(
@@ -151,6 +159,7 @@ def test_import_a_csv_and_watch_the_progress_bar(
     assert page.inner_text("[data-stat=created]") == "19,999"
     assert page.inner_text("[data-stat=errors]") == "2"
     screenshot(page, "subscribers-import-done")
+    assert_no_axe_violations(page, "subscribers-import-done")
     with page.expect_download() as download_info:
         page.click("#error-report")
     report = Path(download_info.value.path()).read_text()
@@ -190,8 +199,10 @@ def test_segment_builder(
     assert not second.locator("[data-value]").is_visible()
     second.locator("[data-op]").select_option("subscribed")
     screenshot(page, "subscribers-segment-builder")
+    assert_no_axe_violations(page, "subscribers-segment-builder")
     page.click("button:has-text('Save segment')")
     page.wait_for_selector("#segment-count")
     assert page.inner_text("#segment-count") == "2"
     assert "cy@example.org" in page.content() and "bo@example.org" not in page.content()
     screenshot(page, "subscribers-segment-detail")
+    assert_no_axe_violations(page, "subscribers-segment-detail")

@@ -14,6 +14,7 @@ from accounts import services as accounts
 from campaigns import services as campaigns
 from core import db as core_db
 from core.db import utcnow
+from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
 from tests.factories import PASSWORD, make_campaign, make_list_with_contacts, make_tenant
 from tests.mail_parsing import path_of, urls_of
@@ -92,6 +93,7 @@ def test_report_with_chart_for_real_events(
     page.click("nav >> text=Reports")
     page.wait_for_selector("#overview")
     screenshot(page, "tracking-reports-overview")
+    assert_no_axe_violations(page, "tracking-reports-overview")
     page.click("text=Autumn loaves")
     page.wait_for_selector("#report-chart")
     assert page.locator("#report-chart polyline").count() == 4
@@ -101,6 +103,7 @@ def test_report_with_chart_for_real_events(
     assert "example.org" in page.inner_text("#domains")
     assert "ua:apple-mpp" in page.inner_text("#machine-reasons")
     screenshot(page, "tracking-campaign-report")
+    assert_no_axe_violations(page, "tracking-campaign-report")
     with page.expect_download() as download:
         page.click("text=Export CSV")
     path = download.value.path()
