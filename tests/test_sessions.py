@@ -303,9 +303,9 @@ def test_sessions_page_lists_ends_one_and_logs_out_everywhere_else(app: Flask) -
         assert "203.0.113.0/24" in page and "2001:db8:1234::/48" in page
         assert "203.0.113.77" not in page and "5678" not in page  # only the network is kept
         this = [sid for sid, row in rows if "this session" in row]
-        assert len(this) == 1 and "Desktop" in dict(rows)[this[0]]
+        assert len(this) == 1 and "Computer" in dict(rows)[this[0]]
         assert "2026-03-02 09:00 UTC" in page
-        phone_id = next(sid for sid, row in rows if "Mobile" in row and "2001:db8" in row)
+        phone_id = next(sid for sid, row in rows if "Phone or tablet" in row and "2001:db8" in row)
         # Another person's session cannot be ended from here.
         with app.app_context():
             strangers = core_db.session.scalars(
