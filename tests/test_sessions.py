@@ -385,3 +385,49 @@ def test_ended_sessions_are_purged_after_thirty_days(app: Flask) -> None:
         run_jobs(app)
         with app.app_context():
             assert len(core_db.session.scalars(select(UserSession)).all()) == 1
+
+
+def test_migration_0307_keeps_every_row_on_an_existing_sqlite_database(
+    db_backend: str, tmp_path: Any
+) -> None:
+    """Rebuilding users, accounts and memberships must not cascade into their children."""
+    if db_backend != "sqlite":
+        pytest.skip("the rebuild happens on SQLite only")
+    import sqlite3
+
+    from core.migrate import upgrade
+
+    path = tmp_path / "existing.sqlite3"
+    upgrade(f"sqlite:///{path}", "0207")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO accounts (id, name, postal_address, created_at, individual_tracking, "
+            "ip_handling, event_retention_days, engine_participation, last_activity_at) "
+            "VALUES (7, 'Zoë Ñúñez SL', '', '2026-01-01', 0, 'truncate', 180, 1, '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO users (id, email, name, password_hash, is_platform_admin, created_at) "
+            "VALUES (9, 'zoe@ejemplo.es', 'Zoë', 'x', 0, '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO memberships (id, account_id, user_id, role, created_at) "
+            "VALUES (3, 7, 9, 'owner', '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO mailing_lists (account_id, name, description, created_at) "
+            "VALUES (7, 'Новости', '', '2026-01-01')"
+        )
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:
+        for table in ("accounts", "users", "memberships", "mailing_lists"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,), table  # noqa: S608
+        for table in ("accounts", "users", "memberships", "user_sessions"):
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+            assert "AUTOINCREMENT" in sql[0], table
+        conn.execute("DELETE FROM accounts WHERE id = 7")
+        conn.execute(
+            "INSERT INTO accounts (name, postal_address, created_at, individual_tracking, "
+            "ip_handling, event_retention_days, engine_participation, last_activity_at) "
+            "VALUES ('Next', '', '2026-01-02', 0, 'truncate', 180, 1, '2026-01-02')"
+        )
+        assert conn.execute("SELECT max(id) FROM accounts").fetchone() == (8,)
