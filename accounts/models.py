@@ -111,7 +111,7 @@ class UserSession(Base):
             "revoked_reason IS NULL OR revoked_reason IN ("
             + ", ".join(f"'{reason.value}'" for reason in RevokeReason)
             + ")",
-            name="ck_user_sessions_revoked_reason",
+            name="revoked_reason",
         ),
         Index("ix_user_sessions_user_active", "user_id", "revoked_at"),
         {"sqlite_autoincrement": True},

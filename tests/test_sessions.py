@@ -18,12 +18,29 @@ from sqlalchemy import select
 
 from accounts import services
 from accounts.models import Account, Membership, User, UserSession
+from campaigns.models import Campaign
 from core import db as core_db
-from tests.factories import PASSWORD, login, make_tenant
+from subscribers.models import Contact
+from tests.factories import PASSWORD, login, make_campaign, make_list_with_contacts, make_tenant
 from tests.privacy.helpers import link_in
 from tests.smtp_sink import SMTPSink
 
 NEW_PASSWORD = "Zoë's ñew pässword 李小龍"
+#: Tables whose ids reach cookies, links or tokens (never reused on SQLite).
+TOKEN_TABLES = (
+    "accounts",
+    "users",
+    "memberships",
+    "user_sessions",
+    "contacts",
+    "signup_confirmations",
+    "campaigns",
+    "links",
+    "messages",
+    "senders",
+    "privacy_requests",
+    "privacy_downloads",
+)
 START = datetime(2026, 3, 2, 9, 0, 0)
 
 
@@ -115,19 +132,23 @@ def test_a_cookie_naming_ids_instead_of_a_session_is_not_trusted(app: Flask) -> 
     assert not _signed_in(forger)
 
 
-@pytest.mark.parametrize("table", [Account, User, Membership, UserSession])
+@pytest.mark.parametrize("table", [Account, User, Membership, UserSession, Contact, Campaign])
 def test_ids_are_not_reused_after_the_highest_row_is_deleted(app: Flask, table: Any) -> None:
+    def populate(email: str, name: str) -> Any:
+        tenant = make_tenant(email, name)
+        list_id = make_list_with_contacts(tenant, [f"ольга@{name.lower()}.example"])
+        make_campaign(tenant, list_id)
+        login(app.test_client(), email)
+        return tenant
+
     with app.app_context():
-        make_tenant("first@shop.example", "First")
-        last = make_tenant("last@shop.example", "Last")
-        client = app.test_client()
-        login(client, "last@shop.example")
+        populate("first@shop.example", "First")
+        last = populate("last@shop.example", "Last")
         highest = core_db.session.scalar(select(table.id).order_by(table.id.desc()).limit(1))
         assert highest is not None
         services.delete_account_permanently(last.account_id, "test")
         assert core_db.session.scalar(select(table.id).where(table.id == highest)) is None
-        make_tenant("next@shop.example", "Next")
-        login(app.test_client(), "next@shop.example")
+        populate("next@shop.example", "Next")
         newest = core_db.session.scalar(select(table.id).order_by(table.id.desc()).limit(1))
         assert newest is not None and newest > highest
 
@@ -417,11 +438,25 @@ def test_migration_0307_keeps_every_row_on_an_existing_sqlite_database(
             "INSERT INTO mailing_lists (account_id, name, description, created_at) "
             "VALUES (7, 'Новости', '', '2026-01-01')"
         )
+        conn.execute(
+            "INSERT INTO contacts (id, account_id, email, name, attributes, source, created_at, "
+            "updated_at) VALUES (5, 7, 'li@例子.cn', '李小龍', '{}', 'manual', '2026-01-01', "
+            "'2026-01-01')"
+        )
+        indexes_before = set(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+        )
     upgrade(f"sqlite:///{path}")
     with sqlite3.connect(path) as conn:
-        for table in ("accounts", "users", "memberships", "mailing_lists"):
+        for table in ("accounts", "users", "memberships", "mailing_lists", "contacts"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,), table  # noqa: S608
-        for table in ("accounts", "users", "memberships", "user_sessions"):
+        # Every index comes back, the expression and partial ones included.
+        indexes_after = set(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+        )
+        assert indexes_before <= indexes_after
+        assert ("ix_contacts_email_lower",) in {(name,) for name, _ in indexes_after}
+        for table in TOKEN_TABLES:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
             assert "AUTOINCREMENT" in sql[0], table
         conn.execute("DELETE FROM accounts WHERE id = 7")
