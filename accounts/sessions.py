@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from accounts.models import RevokeReason, UserSession
 from core import db
@@ -74,11 +74,19 @@ def resolve(token: str) -> UserSession | None:
     return found
 
 
-def _revoke(condition: object, reason: RevokeReason) -> int:
+def _revoke(condition: ColumnElement[bool], reason: RevokeReason) -> int:
+    """Mark the live sessions matching ``condition`` revoked; returns how many (expired ones
+    are already logged out and are neither touched nor counted)."""
+    now = utcnow()
     result = db.session.execute(
         update(UserSession)
-        .where(condition, UserSession.revoked_at.is_(None))  # type: ignore[arg-type]
-        .values(revoked_at=utcnow(), revoked_reason=reason.value)
+        .where(
+            condition,
+            UserSession.revoked_at.is_(None),
+            UserSession.last_seen_at > now - _seconds("SESSION_IDLE_TIMEOUT"),
+            UserSession.created_at > now - _seconds("SESSION_MAX_AGE"),
+        )
+        .values(revoked_at=now, revoked_reason=reason.value)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
