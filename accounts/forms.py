@@ -45,6 +45,15 @@ class ResetPasswordForm(FlaskForm):
     )
 
 
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=200)])
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired(), EqualTo("password", "The two passwords differ.")],
+    )
+
+
 class GeneralSettingsForm(FlaskForm):
     name = StringField("Organisation name", validators=[DataRequired(), Length(max=200)])
     postal_address = TextAreaField(

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utcnow
@@ -14,6 +25,8 @@ class Account(Base):
     """An organisation: owns lists, contacts, campaigns and its privacy settings."""
 
     __tablename__ = "accounts"
+    # Ids are never reused on SQLite: an old cookie or link must never name a newer row.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -42,6 +55,7 @@ class User(Base):
     """A person who signs in to the web UI."""
 
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -60,7 +74,10 @@ class Membership(Base):
     """A user's role in an account: owner, admin or member."""
 
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "user_id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(
@@ -72,3 +89,46 @@ class Membership(Base):
 
     account: Mapped[Account] = relationship(back_populates="memberships")
     user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class RevokeReason(StrEnum):
+    """Why a session ended before its expiry."""
+
+    LOGOUT = "logout"  # the person logged out of this session
+    REVOKED = "revoked"  # ended from the Sessions page (one, or everywhere else)
+    PASSWORD_CHANGED = "password-changed"  # noqa: S105 - the password changed (session rotated)
+    PASSWORD_RESET = "password-reset"  # noqa: S105 - the password was reset by emailed link
+    REMOVED = "removed"  # the user was removed from the session's account
+    ACCOUNT_DELETION = "account-deletion"  # the account's deletion was confirmed
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie carries only a random 256-bit id; this row keeps its
+    SHA-256, so a stolen database does not hold usable cookies. A row that is revoked, expired
+    or missing means logged out."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = (
+        CheckConstraint(
+            "revoked_reason IS NULL OR revoked_reason IN ("
+            + ", ".join(f"'{reason.value}'" for reason in RevokeReason)
+            + ")",
+            name="revoked_reason",
+        ),
+        Index("ix_user_sessions_user_active", "user_id", "revoked_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Privacy: a coarse device class and the network prefix (/24, /48), never the raw values.
+    ua_class: Mapped[str] = mapped_column(String(32), default="other")
+    ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)

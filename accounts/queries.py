@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
-from accounts.models import Account, Membership, User
+from accounts.models import Account, Membership, User, UserSession
 from campaigns.models import Campaign
 from core import db
 from core.auth import CurrentMember
@@ -16,8 +17,9 @@ from core.db import utcnow
 from core.errors import NotFoundError
 
 
-def load_member(user_id: int, account_id: int) -> CurrentMember | None:
-    """The member view of a user in an account, or None if the membership no longer exists."""
+def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMember | None:
+    """The member view of a user in an account, or None if the membership no longer exists.
+    The role is read from the membership on every call (never cached in the session)."""
     row = db.session.execute(
         select(User, Account, Membership.role)
         .join(Membership, Membership.user_id == User.id)
@@ -35,6 +37,8 @@ def load_member(user_id: int, account_id: int) -> CurrentMember | None:
         email=user.email,
         account_name=account.name,
         is_platform_admin=user.is_platform_admin,
+        deletion_pending=account.deletion_due_at is not None,
+        session_id=session_id,
     )
 
 
@@ -110,4 +114,23 @@ def pending_deletion(account_id: int) -> PendingDeletion | None:
         due_at=account.deletion_due_at,
         days_left=max(0, math.ceil(seconds_left / 86400)),
         owners=[name or email for name, email in owners],
+    )
+
+
+def list_sessions(user_id: int) -> list[UserSession]:
+    """The user's live sessions (not revoked, not idle or too old), latest activity first."""
+    now = utcnow()
+    config = current_app.config
+    return list(
+        db.session.scalars(
+            select(UserSession)
+            .where(
+                UserSession.user_id == user_id,
+                UserSession.revoked_at.is_(None),
+                UserSession.last_seen_at
+                > now - timedelta(seconds=int(config["SESSION_IDLE_TIMEOUT"])),
+                UserSession.created_at > now - timedelta(seconds=int(config["SESSION_MAX_AGE"])),
+            )
+            .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+        )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -12,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import func, select
 
-from accounts.models import Account, Membership, User
+from accounts.models import Account, Membership, RevokeReason, User
 from core import db, timezones
 from core.db import utcnow
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -23,6 +24,8 @@ from subscribers.normalise import normalise_email
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
+#: Verified against for unknown addresses, so they cost the same time as known ones.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 10
 ROLES = ("owner", "admin", "member")
 
@@ -71,12 +74,11 @@ def authenticate(email: str, password: str) -> tuple[User, int] | None:
     except ValidationError:
         return None
     user = _user_by_email(email)
-    if user is None:
-        _hasher.hash(password)  # keep the timing of unknown and known addresses alike
-        return None
     try:
-        _hasher.verify(user.password_hash, password)
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
+        return None
+    if user is None:  # the dummy hash matched nothing a person knows; never log in
         return None
     membership = db.session.scalar(
         select(Membership).where(Membership.user_id == user.id).order_by(Membership.id).limit(1)
@@ -89,6 +91,40 @@ def authenticate(email: str, password: str) -> tuple[User, int] | None:
     record_activity(membership.account_id)
     db.session.commit()
     return user, membership.account_id
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What a login attempt gave: a user and account, a wait (throttled), or neither."""
+
+    user_id: int | None = None
+    account_id: int | None = None
+    #: Seconds to wait before the next attempt; the password was not checked.
+    retry_after: int = 0
+    locked: bool = False
+
+
+def log_in(email: str, password: str, raw_ip: str | None) -> LoginResult:
+    """Check a login under the throttle (accounts/throttle.py). Unknown and known addresses
+    get the same results and the same work; the address's owner gets an email (by a job)
+    when the failures lock it."""
+    from accounts import tasks, throttle
+    from core import queue
+
+    verdict = throttle.check(email, raw_ip)
+    if not verdict.allowed:
+        return LoginResult(retry_after=verdict.retry_after, locked=verdict.locked)
+    found = authenticate(email, password)
+    if found is not None:
+        throttle.forget_address(email)
+        return LoginResult(user_id=found[0].id, account_id=found[1])
+    if throttle.record_failure(email, raw_ip):
+        user_id = user_id_for_email(email)
+        if user_id is not None:
+            queue.enqueue_after_commit(tasks.send_lockout_notice, user_id)
+        db.session.commit()
+        log.info("login locked after repeated failures")
+    return LoginResult()
 
 
 def record_activity(account_id: int) -> None:
@@ -138,12 +174,68 @@ def user_for_reset_token(token: str) -> User:
 
 
 def reset_password(token: str, password: str) -> User:
-    """Set a new password through a reset token (single use)."""
+    """Set a new password through a reset token (single use). Ends every session of the user
+    and lifts a login lockout of the address."""
+    from accounts import sessions, throttle
+
     user = user_for_reset_token(token)
     _check_password(password)
     user.password_hash = _hasher.hash(password)
+    sessions.revoke_user(user.id, RevokeReason.PASSWORD_RESET, commit=False)
+    db.session.commit()
+    throttle.forget_address(user.email)
+    return user
+
+
+def change_password(user_id: int, current_password: str, new_password: str) -> User:
+    """Set a new password after checking the current one, with the sign-up rules. Ends every
+    session of the user; the caller opens a fresh one for the browser that asked."""
+    from accounts import sessions
+
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("user")
+    try:
+        _hasher.verify(user.password_hash, current_password)
+    except (VerificationError, InvalidHashError):
+        raise ValidationError(
+            "That is not your current password.", field="current_password"
+        ) from None
+    _check_password(new_password)
+    if new_password == current_password:
+        raise ValidationError("Choose a password different from the current one.", field="password")
+    user.password_hash = _hasher.hash(new_password)
+    sessions.revoke_user(user.id, RevokeReason.PASSWORD_CHANGED, commit=False)
     db.session.commit()
     return user
+
+
+def send_lockout_notice(user_id: int) -> None:
+    """Tell the user their login is locked after repeated failures, with a reset link."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    token = sign_timed(Purpose.PASSWORD_RESET, [user.id, _password_fingerprint(user)])
+    minutes = max(1, int(current_app.config["LOGIN_LOCKOUT_SECONDS"]) // 60)
+    link = external_url("accounts.reset_password", token=token)
+    send_system_mail(
+        user.email,
+        "Your Envoy login is locked for a while",
+        f"Someone entered a wrong password for your account many times in a row, so logging "
+        f"in with your address is blocked for {minutes} minutes.\n\n"
+        f"If it was you, you can choose a new password now; that also lifts the block "
+        f"(the link is valid for one hour, once):\n{link}"
+        f"\n\nIf it was not you, your password held. Consider choosing a longer one.",
+    )
+
+
+def user_id_for_email(email: str) -> int | None:
+    """The id of the user with this address, or None."""
+    try:
+        user = _user_by_email(normalise_email(email))
+    except ValidationError:
+        return None
+    return user.id if user else None
 
 
 def add_member(account_id: int, actor_role: str, email: str, name: str, role: str) -> User:
@@ -222,6 +314,9 @@ def remove_member(account_id: int, actor_role: str, user_id: int) -> None:
         )
         if (owners or 0) <= 1:
             raise ValidationError("An account keeps at least one owner.")
+    from accounts import sessions
+
+    sessions.revoke_membership(user_id, account_id, RevokeReason.REMOVED)
     db.session.delete(membership)
     db.session.commit()
 
@@ -358,6 +453,10 @@ def confirm_account_deletion(token: str) -> Account:
         "owner (emailed link)",
         detail=f"due {account.deletion_due_at:%Y-%m-%d %H:%M} UTC",
     )
+    from accounts import sessions
+
+    # Everyone in the account is logged out; a new login leads only to reactivation.
+    sessions.revoke_account(account.id, RevokeReason.ACCOUNT_DELETION)
     db.session.commit()
     from accounts.queries import owner_emails
 

@@ -17,10 +17,11 @@ from flask import (
     url_for,
 )
 
-from accounts import queries, services
+from accounts import queries, services, sessions
 from accounts.forms import (
     AddMemberForm,
     AdvancedSettingsForm,
+    ChangePasswordForm,
     ForgotPasswordForm,
     GeneralSettingsForm,
     LoginForm,
@@ -28,8 +29,9 @@ from accounts.forms import (
     ResetPasswordForm,
     SignupForm,
 )
+from accounts.models import RevokeReason
 from core import nav
-from core.auth import current_member, login_required, member
+from core.auth import current_member, forget_current_member, login_required, member
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
@@ -50,8 +52,9 @@ def _pending_deletion() -> dict[str, Any]:
 
 def _start_session(user_id: int, account_id: int) -> None:
     session.clear()  # no session fixation
-    session["user_id"] = user_id
-    session["account_id"] = account_id
+    session["sid"] = sessions.start(
+        user_id, account_id, request.remote_addr, request.headers.get("User-Agent")
+    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -92,13 +95,27 @@ def signup() -> Any:
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
-        found = services.authenticate(form.email.data or "", form.password.data or "")
-        if found is None:
+        result = services.log_in(
+            form.email.data or "", form.password.data or "", request.remote_addr
+        )
+        if result.retry_after:
+            minutes = math.ceil(result.retry_after / 60)
+            wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+            form.password.errors = [
+                f"Too many failed attempts. Try again in {wait}."
+                + (
+                    " If this is your account, we emailed you a link to choose a new password."
+                    if result.locked
+                    else ""
+                )
+            ]
+            response = render_template("accounts/login.html", form=form), 429
+            return (*response, {"Retry-After": str(result.retry_after)})
+        if result.user_id is None or result.account_id is None:
             form.password.errors = ["Wrong email or password."]
         else:
-            user, account_id = found
-            _start_session(user.id, account_id)
-            if queries.get_account(account_id).deletion_due_at is not None:
+            _start_session(result.user_id, result.account_id)
+            if queries.get_account(result.account_id).deletion_due_at is not None:
                 # Scheduled for deletion: say so and offer reactivation first.
                 return redirect(url_for("accounts.reactivate"))
             return redirect(_safe_next(request.args.get("next")))
@@ -110,9 +127,79 @@ def login() -> Any:
 def logout() -> Any:
     form = ActionForm()
     if form.validate_on_submit():
-        session.clear()
+        me = current_member()
+        if me is not None:
+            sessions.end(me.session_id, RevokeReason.LOGOUT)
+        forget_current_member()
         flash("You are logged out.", "success")
     return redirect(url_for("accounts.login"))
+
+
+# --- The signed-in person's own security: sessions and password -------------------------------
+
+
+@bp.get("/me/sessions")
+@login_required(during_deletion=True)
+def sessions_page() -> Any:
+    me = member()
+    return render_template(
+        "accounts/sessions.html",
+        sessions=queries.list_sessions(me.user_id),
+        action=ActionForm(),
+    )
+
+
+@bp.post("/me/sessions/<int:session_id>/end")
+@login_required(during_deletion=True)
+def end_session(session_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        if session_id == me.session_id:
+            flash("To end this session, log out.", "info")
+        elif sessions.revoke_one(me.user_id, session_id):
+            flash("That session is logged out.", "success")
+        else:
+            flash("That session had already ended.", "info")
+    return redirect(url_for("accounts.sessions_page"))
+
+
+@bp.post("/me/sessions/end-others")
+@login_required(during_deletion=True)
+def end_other_sessions() -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        count = sessions.revoke_user(
+            me.user_id, RevokeReason.REVOKED, keep_session_id=me.session_id
+        )
+        if count:
+            flash(
+                f"Logged out everywhere else ({count} session{'s' if count != 1 else ''}).",
+                "success",
+            )
+        else:
+            flash("No other session was open.", "info")
+    return redirect(url_for("accounts.sessions_page"))
+
+
+@bp.route("/me/password", methods=["GET", "POST"])
+@login_required(during_deletion=True)
+def change_password() -> Any:
+    me = member()
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(
+                me.user_id, form.current_password.data or "", form.password.data or ""
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            # Every session ended with the old password; this browser gets a fresh one.
+            _start_session(me.user_id, me.account_id)
+            flash("Your password is changed. Every other session was logged out.", "success")
+            return redirect(url_for("accounts.sessions_page"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("accounts/password.html", form=form), status
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -308,7 +395,7 @@ def confirm_deletion(token: str) -> Any:
 
 
 @bp.route("/account/reactivate", methods=["GET", "POST"])
-@login_required()
+@login_required(during_deletion=True)
 def reactivate() -> Any:
     me = member()
     account = queries.get_account(me.account_id)

@@ -29,6 +29,8 @@ class Campaign(Base):
     """
 
     __tablename__ = "campaigns"
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(
@@ -94,7 +96,8 @@ class Link(Base):
     """A link found in a campaign's body; clicks are counted per link."""
 
     __tablename__ = "links"
-    __table_args__ = (UniqueConstraint("campaign_id", "position"),)
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = (UniqueConstraint("campaign_id", "position"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(
@@ -125,6 +128,8 @@ class Message(Base):
             postgresql_where=text("status = 'claimed'"),
             sqlite_where=text("status = 'claimed'"),
         ),
+        # Its id is in tracking and unsubscribe links: never reused on SQLite (migration 0307).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -167,7 +172,8 @@ class Sender(Base):
     """A From address an account may use, once its owner confirmed it by email."""
 
     __tablename__ = "senders"
-    __table_args__ = (UniqueConstraint("account_id", "email"),)
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = (UniqueConstraint("account_id", "email"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(

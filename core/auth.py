@@ -25,26 +25,52 @@ class CurrentMember:
     email: str
     account_name: str
     is_platform_admin: bool
+    #: The account is scheduled for deletion: only reactivation (and the member's own
+    #: security pages) stay open until an owner reactivates it.
+    deletion_pending: bool = False
+    #: The ``user_sessions`` row of this request.
+    session_id: int = 0
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
 def current_member() -> CurrentMember | None:
-    """The member signed in to this request, loaded once per request."""
-    if "member" not in g:
-        from accounts import queries
+    """The member signed in to this request, loaded once per request.
 
-        user_id = session.get("user_id")
-        account_id = session.get("account_id")
+    The cookie names a server-side session only; the user, the account and the role come from
+    that session's row and the current membership, so ending a session, a removal or a role
+    change counts from the next request on.
+    """
+    if "member" not in g:
+        from accounts import queries, sessions
+
+        token = session.get("sid")
+        found = sessions.resolve(token) if isinstance(token, str) else None
         g.member = (
-            queries.load_member(int(user_id), int(account_id)) if user_id and account_id else None
+            queries.load_member(found.user_id, found.account_id, session_id=found.id)
+            if found is not None
+            else None
         )
+        if g.member is None and "sid" in session:
+            session.pop("sid")
     return cast(CurrentMember | None, g.member)
 
 
-def login_required(role: str = "member") -> Callable[[F], F]:
-    """Send anonymous visitors to the login page; refuse members below ``role`` with 403."""
+def forget_current_member() -> None:
+    """Drop this request's member (after its session ended) and the session cookie."""
+    g.pop("member", None)
+    session.clear()
+
+
+def login_required(role: str = "member", during_deletion: bool = False) -> Callable[[F], F]:
+    """Send anonymous visitors to the login page; refuse members below ``role`` with 403.
+
+    While the account is scheduled for deletion its pages stay readable (every page carries
+    the deletion banner), but a change (any request other than GET or HEAD) is sent to the
+    reactivation page unless the view says ``during_deletion=True``: nothing is processed for
+    an account that asked to go until an owner reactivates it.
+    """
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -52,6 +78,13 @@ def login_required(role: str = "member") -> Callable[[F], F]:
             member = current_member()
             if member is None:
                 return redirect(url_for("accounts.login", next=request.full_path))
+            if (
+                member.deletion_pending
+                and not during_deletion
+                and request.method not in ("GET", "HEAD")
+            ):
+                flash("This account is scheduled for deletion: reactivate it to make changes.")
+                return redirect(url_for("accounts.reactivate")), 303
             if not member.has_role(role):
                 flash(f"That needs the {role} role.", "error")
                 return redirect(url_for("campaigns.dashboard")), 303

@@ -95,6 +95,17 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SCHEDULER_INTERVAL_SECONDS": int(env.get("SCHEDULER_INTERVAL_SECONDS", "300")),
         # Run the periodic jobs inside the web process (embedded default, no Redis).
         "SCHEDULER_INPROCESS": _bool(env.get("SCHEDULER_INPROCESS"), True),
+        # Sessions (accounts/sessions.py): idle and absolute lifetime of a login, in seconds.
+        "SESSION_IDLE_TIMEOUT": int(env.get("SESSION_IDLE_TIMEOUT", str(7 * 86400))),
+        "SESSION_MAX_AGE": int(env.get("SESSION_MAX_AGE", str(30 * 86400))),
+        # Login throttling (accounts/throttle.py): failed logins per address and per client
+        # network (/24, /48) in moving windows ("limits" notation, ";" between tiers), then a
+        # lockout of the address with an email to its owner.
+        "LOGIN_LIMITS_PER_ADDRESS": env.get("LOGIN_LIMITS_PER_ADDRESS", "5/minute;8/10 minutes"),
+        "LOGIN_LIMITS_PER_NETWORK": env.get("LOGIN_LIMITS_PER_NETWORK", "30/minute;200/hour"),
+        "LOGIN_LOCKOUT_AFTER": int(env.get("LOGIN_LOCKOUT_AFTER", "10")),
+        "LOGIN_LOCKOUT_WINDOW": int(env.get("LOGIN_LOCKOUT_WINDOW", "900")),
+        "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": base_url.startswith("https://"),

@@ -37,7 +37,11 @@ class DataRequest(Base):
     """One request about an address: received -> confirmed -> fulfilled, or expired."""
 
     __tablename__ = "privacy_requests"
-    __table_args__ = (Index("ix_privacy_requests_status_expires", "status", "expires_at"),)
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = (
+        Index("ix_privacy_requests_status_expires", "status", "expires_at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -106,6 +110,8 @@ class Download(Base):
     """A report or export prepared for one download: expires, and is emptied once fetched."""
 
     __tablename__ = "privacy_downloads"
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[int | None] = mapped_column(

@@ -29,7 +29,8 @@ class Contact(Base):
     __tablename__ = "contacts"
     # The unique (account, email) index also serves every lookup by account: no second index
     # on account_id, which would only slow imports down.
-    __table_args__ = (UniqueConstraint("account_id", "email"),)
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = (UniqueConstraint("account_id", "email"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -152,6 +153,8 @@ class SignupConfirmation(Base):
     """A pending double opt-in; the emailed token names this row, which makes it single use."""
 
     __tablename__ = "signup_confirmations"
+    # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(
