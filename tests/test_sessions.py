@@ -204,7 +204,7 @@ def test_a_cookie_saved_before_removal_from_the_account_stops_working(app: Flask
     assert not _signed_in(_replay(app, saved))
     # Logging in again enters the account she still belongs to, as a member.
     again = _logged_in_client(app, "olga@shop.example")
-    assert "Other · member" in again.get("/dashboard").get_data(as_text=True)
+    assert "Member of Other" in again.get("/dashboard").get_data(as_text=True)
 
 
 def test_a_cookie_saved_before_the_account_deletion_stops_working_and_reactivation_works(

@@ -148,6 +148,7 @@ def test_the_deletion_email_and_pages_use_the_account_zone(
             if "/account/delete/confirm/" in line
         )
         done = client.post(path_of(link)).get_data(as_text=True)
+        login(client, tenant.email)  # confirming the deletion logged every member out
         delete_page = client.get("/account/delete").get_data(as_text=True)
     notice = [
         m for m in smtp_sink.to(tenant.email) if "will be deleted" in str(m.message["Subject"])
