@@ -74,4 +74,19 @@
     };
     window.setTimeout(poll, 300);
   }
+
+  // The mapping step: a new separator or encoding reads the file again at once.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-reread]"), function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+
+  // The upload: a file over the limit is refused before it is sent (the server refuses it too).
+  var file = document.querySelector("input[type=file][data-max-bytes]");
+  if (file) {
+    file.addEventListener("change", function () {
+      var tooBig = file.files.length && file.files[0].size > Number(file.getAttribute("data-max-bytes"));
+      file.setCustomValidity(tooBig ? file.getAttribute("data-too-big") : "");
+      file.reportValidity();
+    });
+  }
 })();
