@@ -55,10 +55,10 @@ class Format:
         return f"{DELIMITERS[self.delimiter]}-separated, {ENCODINGS[self.encoding]}"
 
 
-def detect_encoding(head: bytes) -> str:
-    """The encoding of a file starting with ``head``: its BOM if it has one, UTF-16 when
-    every other byte is NUL (text without BOM), UTF-8 when the bytes are valid UTF-8,
-    otherwise Windows-1252 (which decodes almost any byte)."""
+def detect_encoding(head: bytes, whole: bool = True) -> str:
+    """The encoding of a file starting with ``head`` (``whole``: the file has no more): its
+    BOM if it has one, UTF-16 when every other byte is NUL (text without BOM), UTF-8 when the
+    bytes are valid UTF-8, otherwise Windows-1252 (which decodes almost any byte)."""
     for encoding, bom in _BOMS.items():
         if head.startswith(bom):
             return encoding
@@ -71,8 +71,8 @@ def detect_encoding(head: bytes) -> str:
         if even_nul > 0.3 * half and odd_nul < 0.05 * half:
             return "utf-16-be"
     try:
-        # Incremental, not final: the sample may end in the middle of a character.
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        # Not final unless whole: a sample may end in the middle of a character.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=whole)
     except UnicodeDecodeError:
         return "cp1252"
     return "utf-8"
@@ -107,7 +107,7 @@ def detect(path: str) -> Format:
     """The format of the file at ``path``, from its head (read once, at most 1 MiB)."""
     with open(path, "rb") as binary:
         head = binary.read(ENCODING_SAMPLE_BYTES)
-    encoding = detect_encoding(head)
+    encoding = detect_encoding(head, whole=len(head) < ENCODING_SAMPLE_BYTES)
     bom = _BOMS.get(encoding, b"")
     if head.startswith(bom):
         head = head[len(bom) :]
@@ -209,10 +209,12 @@ def read_head(path: str, fmt: Format, per_column: int = 3, max_rows: int = 500) 
                 continue
             if row is None:
                 break
-            if lines.refused is not None:
+            if lines.refused is OVERLONG:
                 continue
+            # Undecodable rows are shown: replacement characters tell the person to choose
+            # another encoding.
             for index, value in enumerate(row[: len(header)]):
-                value = value.strip()
+                value = value.replace("\x00", "").strip()
                 if value and len(samples[index]) < per_column:
                     samples[index].append(value[:80])
                     missing -= len(samples[index]) == per_column

@@ -464,6 +464,8 @@ def import_format(import_id: int) -> Any:
             flash(exc.message, "error")
         else:
             flash("The file was read again: check the columns below.", "success")
+    else:
+        flash("Choose a separator and an encoding from the lists.", "error")
     return redirect(url_for("subscribers.import_detail", import_id=import_id))
 
 
