@@ -889,16 +889,26 @@ def set_import_format(account_id: int, import_id: int, encoding: str, delimiter:
     return job
 
 
-def import_samples(job: ImportJob) -> list[list[str]]:
-    """Up to three non-empty values of each column of an uploaded file (for the mapping
-    step); empty lists when the file cannot be read any more."""
-    from subscribers.csvformat import Format, read_head
+@dataclass
+class ImportPreview:
+    """What the mapping step shows of an uploaded file."""
 
+    detected: str  # the detected format, described ("" when the file is gone)
+    samples: list[list[str]]  # up to three non-empty values of each column
+
+
+def import_preview(job: ImportJob) -> ImportPreview:
+    """The detected format of an uploaded file and sample values of each column, read with
+    the format chosen for it (empty samples when the file cannot be read any more)."""
+    from subscribers.csvformat import Format, detect, read_head
+
+    empty: list[list[str]] = [[] for _ in job.columns]
     try:
+        detected = detect(job.stored_path).describe()
         head = read_head(job.stored_path, Format(job.encoding, job.delimiter))
     except (OSError, ValueError):
-        return [[] for _ in job.columns]
-    return (head.samples + [[] for _ in job.columns])[: len(job.columns)]
+        return ImportPreview("", empty)
+    return ImportPreview(detected, (head.samples + empty)[: len(job.columns)])
 
 
 def start_import(

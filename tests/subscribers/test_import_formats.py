@@ -170,7 +170,8 @@ def test_the_person_can_override_the_separator_and_encoding(imports_app: Flask) 
     )
     assert response.status_code == 302
     page = client.get(f"/imports/{import_id}").get_data(as_text=True)
-    assert "Detected: comma-separated, UTF-8" in page
+    assert "Read as: comma-separated, UTF-8</strong>" in page
+    assert "(detected: semicolon-separated, Windows-1252)" in page
     assert "<strong>E-Mail;Vorname;Nachname;Stadt</strong>" in page and "column-1" not in page
     assert "Zo\ufffd" in page
     # Back to what the file is: four columns again, the samples read right.
