@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -988,6 +989,41 @@ def run_import(import_id: int) -> ImportJob | None:
     db.session.commit()
     Path(job.stored_path).unlink(missing_ok=True)  # after the commit: a redelivery needs it
     return job
+
+
+DEFAULT_IMPORT_UPLOAD_KEEP_HOURS = 24
+
+
+def remove_abandoned_uploads(now: datetime) -> int:
+    """Scheduled: uploads left at the mapping step for ``IMPORT_UPLOAD_KEEP_HOURS`` are
+    deleted from disk and their import marked failed (saying why), so repeated uploads never
+    pile up. Returns how many were removed; running it twice removes each once."""
+    keep = current_app.config.get("IMPORT_UPLOAD_KEEP_HOURS", DEFAULT_IMPORT_UPLOAD_KEEP_HOURS)
+    hours = int(keep)
+    cutoff = now - timedelta(hours=hours)
+    due = db.session.execute(
+        select(ImportJob.id, ImportJob.stored_path).where(
+            ImportJob.status == "uploaded", ImportJob.created_at <= cutoff
+        )
+    ).all()
+    removed = 0
+    for import_id, stored_path in due:
+        changed = db.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == import_id, ImportJob.status == "uploaded")
+            .values(
+                status="failed",
+                error=f"The columns were not mapped within {hours} hours, so the file was"
+                " deleted. Upload it again.",
+                finished_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            Path(stored_path).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def delete_import(account_id: int, import_id: int) -> None:

@@ -13,6 +13,7 @@ import codecs
 import io
 import time
 import tracemalloc
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -443,4 +444,33 @@ def test_a_batch_the_database_refuses_is_rolled_back_whole_and_reported(
     with app.app_context():
         assert core_db.session.scalar(select(func.count()).select_from(Contact)) == 2000
         assert core_db.session.scalar(select(func.count()).select_from(Subscription)) == 2000
+    assert _uploads_left(app) == []
+
+
+def test_uploads_left_at_the_mapping_step_are_removed_after_a_day(imports_app: Flask) -> None:
+    import time_machine
+
+    from core import scheduler
+
+    app = imports_app
+    tenant, list_id = tenant_with_list(app)
+    start = datetime(2026, 12, 1, 9, 0)
+    with time_machine.travel(start, tick=False):
+        abandoned = _upload(logged_in(app, tenant), list_id, EUROPEAN.encode("cp1252"))
+    with time_machine.travel(start + timedelta(hours=20), tick=False):
+        recent = _upload(logged_in(app, tenant), list_id, EUROPEAN.encode("cp1252"))
+    assert len(_uploads_left(app)) == 2
+    with time_machine.travel(start + timedelta(hours=24, minutes=1), tick=False):
+        # Not before the day is over; the later upload is kept.
+        results = scheduler.run_jobs(app, only=["remove-abandoned-uploads"])
+        again = scheduler.run_jobs(app, only=["remove-abandoned-uploads"])
+    assert results == {"remove-abandoned-uploads": 1}
+    assert again == {"remove-abandoned-uploads": 0}
+    assert len(_uploads_left(app)) == 1
+    client = logged_in(app, tenant)
+    page = client.get(f"/imports/{abandoned}").get_data(as_text=True)
+    assert "The columns were not mapped within 24 hours, so the file was deleted." in page
+    # The recent one is still there to be mapped and imported.
+    status = _start(app, client, recent, {})
+    assert (status["status"], status["created"]) == ("done", 3)
     assert _uploads_left(app) == []
