@@ -798,10 +798,15 @@ def _guess_target(column: str) -> str:
 
 def _guess_mapping(header: list[str]) -> dict[str, str]:
     guessed = {str(i): _guess_target(column) for i, column in enumerate(header)}
+    chosen = list(guessed.values())
+    if "first_name" in chosen and "last_name" not in chosen:
+        # "Vorname;Name": next to a first name, a column called just "name" is the last name.
+        guessed = {
+            k: ("last_name" if header[int(k)].strip().lower() == "name" else v)
+            for k, v in guessed.items()
+        }
     for target in ("email", "name", "first_name", "last_name"):
-        if list(guessed.values()).count(target) > 1 or (
-            target == "email" and "email" not in guessed.values()
-        ):
+        if list(guessed.values()).count(target) > 1:  # ambiguous: the person chooses
             guessed = {k: ("attribute" if v == target else v) for k, v in guessed.items()}
     if "name" in guessed.values():  # a full name wins over first and last names
         guessed = {

@@ -225,6 +225,28 @@ def test_name_mapping_rules(imports_app: Flask) -> None:
     assert _contacts(app, tenant.account_id)["olga@example.org"].name == "Ольга Петрова"
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("Vorname;Name;E-Mail", ["first_name", "last_name", "email"]),
+        ("Prénom;Nom;Courriel", ["first_name", "last_name", "email"]),
+        ("Full name;First name;Email", ["name", "attribute", "email"]),
+        ("Email;Mail", ["attribute", "attribute"]),
+    ],
+)
+def test_the_mapping_is_guessed_from_the_column_names(
+    imports_app: Flask, header: str, expected: list[str]
+) -> None:
+    app = imports_app
+    tenant, list_id = tenant_with_list(app)
+    client = logged_in(app, tenant)
+    import_id = _upload(client, list_id, f"{header}\n".encode("cp1252"))
+    with app.app_context():
+        job = core_db.session.get(ImportJob, import_id)
+        assert job is not None
+        assert [job.mapping[str(i)] for i in range(len(expected))] == expected
+
+
 def test_the_file_size_is_shown_in_decimal_units(imports_app: Flask) -> None:
     app = imports_app
     tenant, list_id = tenant_with_list(app)
