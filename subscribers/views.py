@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import nav
 from core.app import csrf
-from core.auth import login_required, member, operator_required
+from core.auth import current_member, login_required, member, operator_required
 from core.errors import NotFoundError, ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
@@ -360,7 +360,7 @@ def _limit_import_upload(endpoint: str | None, values: dict[str, Any] | None) ->
 
 @bp.errorhandler(RequestEntityTooLarge)
 def _upload_too_large(error: RequestEntityTooLarge) -> Any:
-    if request.endpoint != "subscribers.imports_page":
+    if request.endpoint != "subscribers.imports_page" or current_member() is None:
         return error
     form = ImportUploadForm(formdata=None)
     limit = services.human_size(services.import_max_bytes())

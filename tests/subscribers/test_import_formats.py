@@ -434,9 +434,12 @@ def test_the_limit_applies_before_the_csrf_check_reads_the_form(
     tenant, list_id = tenant_with_list(app)
     client = logged_in(app, tenant)
     app.config["WTF_CSRF_ENABLED"] = True  # CSRFProtect now reads the form of every POST
-    response = _post_file(client, list_id, b"email\n" + b"a@example.org\n" * 20_000, "big.csv")
+    big = b"email\n" + b"a@example.org\n" * 20_000
+    response = _post_file(client, list_id, big, "big.csv")
     assert response.status_code == 413
     assert "The file is larger than 1.0 kB; split it." in response.get_data(as_text=True)
+    # Signed out: refused all the same, before anything else.
+    assert _post_file(app.test_client(), list_id, big, "big.csv").status_code == 413
 
 
 def test_a_batch_the_database_refuses_is_rolled_back_whole_and_reported(
