@@ -81,12 +81,17 @@
   });
 
   // The upload: a file over the limit is refused before it is sent (the server refuses it too).
+  // The form is novalidate (the server's messages show inline), so the submit is stopped here.
   var file = document.querySelector("input[type=file][data-max-bytes]");
   if (file) {
-    file.addEventListener("change", function () {
-      var tooBig = file.files.length && file.files[0].size > Number(file.getAttribute("data-max-bytes"));
-      file.setCustomValidity(tooBig ? file.getAttribute("data-too-big") : "");
-      file.reportValidity();
+    var tooBig = function () {
+      var big = file.files.length > 0 && file.files[0].size > Number(file.getAttribute("data-max-bytes"));
+      file.setCustomValidity(big ? file.getAttribute("data-too-big") : "");
+      return big;
+    };
+    file.addEventListener("change", function () { if (tooBig()) { file.reportValidity(); } });
+    file.form.addEventListener("submit", function (event) {
+      if (tooBig()) { event.preventDefault(); file.reportValidity(); }
     });
   }
 })();

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core import db as core_db
 from subscribers import services
-from subscribers.models import Contact
+from subscribers.models import Contact, ImportJob
 from tests.browser.conftest import LiveServer, screenshot
 from tests.browser.test_subscribers_flows import _log_in
 from tests.factories import make_tenant
@@ -92,3 +92,37 @@ def test_import_a_semicolon_windows_1252_export(
         "francois@example.fr": "François Lefèvre",
     }
     assert kept == {"Stadt": "Sevilla, Triana"}
+
+
+def test_a_file_over_the_limit_is_refused_before_it_is_sent(
+    live_server: LiveServer, page: Any, tmp_path: Path
+) -> None:
+    base = live_server.url
+    live_server.app.config["IMPORT_MAX_BYTES"] = 2000
+    with live_server.app.app_context():
+        tenant = make_tenant("owner@verein.example", "Verein")
+        services.create_list(tenant.account_id, "Mitglieder")
+    upload = tmp_path / "Alle.csv"
+    upload.write_bytes(
+        ("E-Mail;Name\r\n" + "".join(f"p{i}@example.de;Zoë {i}\r\n" for i in range(200))).encode()
+    )
+    _log_in(page, base, tenant.email)
+    page.goto(f"{base}/imports")
+    assert "Up to 2.0 kB." in page.inner_text("form[enctype]")
+    page.set_input_files("#file", str(upload))
+    page.click("button:has-text('Upload and map columns')")
+    message = page.eval_on_selector("#file", "input => input.validationMessage")
+    assert message == "The file is larger than 2.0 kB; split it."
+    assert page.url == f"{base}/imports"  # nothing was sent
+    screenshot(page, "subscribers-import-too-large")
+    # Without the page's script the server refuses it the same way, and keeps nothing
+    # (form.submit() fires no submit event).
+    page.eval_on_selector("form[enctype]", "form => form.submit()")
+    page.wait_for_selector("p.error")
+    assert page.inner_text("p.error") == "The file is larger than 2.0 kB; split it."
+    screenshot(page, "subscribers-import-too-large-server")
+    with live_server.app.app_context():
+        jobs = core_db.session.scalars(
+            select(ImportJob.id).where(ImportJob.account_id == tenant.account_id)
+        ).all()
+    assert jobs == []
