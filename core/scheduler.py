@@ -54,6 +54,7 @@ JOBS: list[Job] = [
     Job("delete-accounts-due", "privacy.retention:delete_accounts_due"),
     Job("warn-inactive-accounts", "privacy.retention:warn_inactive_accounts"),
     Job("delete-inactive-accounts", "privacy.retention:delete_inactive_accounts"),
+    Job("remove-abandoned-uploads", "subscribers.services:remove_abandoned_uploads"),
     # Provided by the tracking and sending work; called when present.
     Job("event-retention", "tracking.services:apply_event_retention", optional=True),
     Job("reconcile-sends", "campaigns.services:reconcile", optional=True),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ValidationError
+from subscribers.csvformat import Format, field_too_long, open_rows
 from subscribers.normalise import normalise_email
 
 BATCH_ROWS = 2000
@@ -26,6 +27,8 @@ class Columns:
     email: int
     name: int | None
     attributes: list[tuple[int, str]]
+    # The first-name and last-name columns (either may be missing), joined into the name.
+    name_parts: tuple[int, ...] = ()
 
 
 @dataclass
@@ -42,8 +45,8 @@ class CheckedBatch:
 
 def columns_of(header: list[str], mapping: dict[str, str]) -> Columns:
     """Where the email, name and attribute columns are, from a mapping of column index to
-    ``email``, ``name``, ``attribute`` or ``ignore``."""
-    email = name = None
+    ``email``, ``name``, ``first_name``, ``last_name``, ``attribute`` or ``ignore``."""
+    email = name = first = last = None
     attributes = []
     for index, column in enumerate(header):
         target = mapping.get(str(index), "ignore")
@@ -51,22 +54,23 @@ def columns_of(header: list[str], mapping: dict[str, str]) -> Columns:
             email = index
         elif target == "name":
             name = index
+        elif target == "first_name":
+            first = index
+        elif target == "last_name":
+            last = index
         elif target == "attribute":
             attributes.append((index, column.strip()[:64] or f"column_{index + 1}"))
     if email is None:
         raise ValidationError("Map one column to the email address.", field="mapping")
-    return Columns(email, name, attributes)
+    parts = tuple(index for index in (first, last) if index is not None)
+    return Columns(email, name, attributes, parts)
 
 
-def open_csv(path: str) -> tuple[io.BufferedReader, Iterator[list[str]]]:
-    """The binary file (its position is the progress) and a row reader over it.
-
-    UTF-8 (with or without BOM); undecodable bytes become U+FFFD so the row is reported, not
-    lost silently.
-    """
-    binary = open(path, "rb")  # noqa: SIM115 - closed by the caller
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
-    return binary, csv.reader(text)
+def open_csv(path: str, fmt: Format | None = None) -> tuple[io.BufferedReader, Iterator[list[str]]]:
+    """The binary file (its position is the progress) and the importer's row reader over it
+    (:func:`subscribers.csvformat.open_rows`; UTF-8 and commas unless told)."""
+    binary, _, reader = open_rows(path, fmt or Format())
+    return binary, reader
 
 
 def blocked_domain(address: str, blocked: frozenset[str]) -> str | None:
@@ -88,6 +92,7 @@ def keyed_hash(key: bytes, address: str) -> str:
 
 def checked_batches(
     path: str,
+    fmt: Format,
     mapping: dict[str, str],
     blocked: frozenset[str],
     hash_key: bytes,
@@ -95,33 +100,60 @@ def checked_batches(
     parts: int = 1,
 ) -> Iterator[CheckedBatch]:
     """Read the file in batches: validate and normalise each address, drop repeats within a
-    batch, refuse blocked domains, hash the rest for the suppression check.
+    batch, refuse blocked domains, hash the rest for the suppression check. Rows that cannot
+    be read (a line or field over the limit, a NUL byte, undecodable bytes) are refused with
+    the reason; reading carries on with the next row.
 
     With ``parts`` > 1 only batches ``part``, ``part + parts``, ... are checked and yielded
     (the others are only read past), so several processes can share the work."""
-    binary, reader = open_csv(path)
+    binary, lines, reader = open_rows(path, fmt)
     with binary:
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error:
+            header = None
         if header is None or not any(cell.strip() for cell in header):
             raise ValidationError("The file is empty or has no header row.")
         columns = columns_of(header, mapping)
         rows = 0
         index = 0
         batch: list[list[str]] = []
-        for row in reader:
+        # Rows that could not be read, by their place in the batch: (email as far as
+        # readable, problem, detail). They enter the batch as empty rows.
+        refused: dict[int, tuple[str, str, str]] = {}
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                refused[len(batch)] = ("", *field_too_long())
+                lines.refused = None
+                row = []
+            else:
+                if lines.refused is not None:
+                    refused[len(batch)] = (_readable_email(row, columns.email), *lines.refused)
+                    lines.refused = None
+                    row = []
             batch.append(row)
             if len(batch) >= BATCH_ROWS:
                 if index % parts == part:
-                    yield _check(batch, rows, columns, blocked, hash_key, binary.tell())
+                    yield _check(batch, refused, rows, columns, blocked, hash_key, binary.tell())
                 rows += len(batch)
                 index += 1
                 batch = []
+                refused = {}
         if batch and index % parts == part:
-            yield _check(batch, rows, columns, blocked, hash_key, binary.tell())
+            yield _check(batch, refused, rows, columns, blocked, hash_key, binary.tell())
+
+
+def _readable_email(row: list[str], index: int) -> str:
+    return row[index].replace("\x00", "").strip()[:320] if len(row) > index else ""
 
 
 def _check(
     batch: list[list[str]],
+    refused: dict[int, tuple[str, str, str]],
     rows_before: int,
     columns: Columns,
     blocked: frozenset[str],
@@ -131,9 +163,13 @@ def _check(
     problems: list[tuple[int, str, str, str]] = []
     valid: dict[str, tuple[int, str, str, str | None, dict[str, str]]] = {}
     email_index = columns.email
+    name_index = columns.name
+    name_parts = columns.name_parts
     for offset, row in enumerate(batch):
         number = rows_before + offset + 2  # the header is row 1
         if not row or (len(row) == 1 and not row[0].strip()):
+            if offset in refused:
+                problems.append((number, *refused[offset]))
             continue  # a blank line is no contact and no error
         raw = row[email_index] if len(row) > email_index else ""
         try:
@@ -149,8 +185,13 @@ def _check(
             problems.append((number, address, "blocked", f"the domain {domain} is blocked"))
             continue
         name = None
-        if columns.name is not None and len(row) > columns.name:
-            name = row[columns.name].strip()[:200]
+        if name_index is not None:
+            if len(row) > name_index:
+                name = row[name_index].strip()[:200]
+        elif name_parts:
+            name = " ".join(
+                part for part in (row[i].strip() for i in name_parts if len(row) > i) if part
+            )[:200]
         attributes = {
             key: row[index].strip()
             for index, key in columns.attributes
@@ -162,6 +203,7 @@ def _check(
 
 def produce(
     path: str,
+    fmt: Format,
     mapping: dict[str, str],
     blocked: frozenset[str],
     hash_key: bytes,
@@ -172,7 +214,7 @@ def produce(
     """Helper-process entry point: put each checked batch on ``out``, then ``("done", peak
     RSS in KiB)`` (or, on a refusal, the message as a string)."""
     try:
-        for checked in checked_batches(path, mapping, blocked, hash_key, part, parts):
+        for checked in checked_batches(path, fmt, mapping, blocked, hash_key, part, parts):
             out.put(checked)
     except ValidationError as exc:
         out.put(exc.message)

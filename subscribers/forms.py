@@ -38,6 +38,24 @@ class ImportUploadForm(FlaskForm):
     update_existing = BooleanField("Update contacts that already exist (otherwise keep them)")
 
 
+class ImportFormatForm(FlaskForm):
+    """How to read an uploaded file, when the detected format is wrong."""
+
+    delimiter = SelectField(
+        "Separator",
+        choices=[("comma", "Comma ,"), ("semicolon", "Semicolon ;"), ("tab", "Tab")],
+    )
+    encoding = SelectField(
+        "Encoding",
+        choices=[
+            ("utf-8", "UTF-8"),
+            ("utf-16-le", "UTF-16 LE (Excel “Unicode text”)"),
+            ("utf-16-be", "UTF-16 BE"),
+            ("cp1252", "Windows-1252 (Western European)"),
+        ],
+    )
+
+
 class SegmentForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=200)])
     match = SelectField(

@@ -9,8 +9,10 @@ hashes), and writes each batch with a few ``executemany`` statements: new contac
 consent records. Each batch commits with the job's progress, so the progress bar moves and a
 crash loses at most one batch (a re-run finds the rest as existing).
 
-Rows refused go to the error report (a CSV the marketer downloads): invalid address,
-duplicate in the file, suppressed (with the reason) or blocked by the platform.
+Rows refused go to the error report (a CSV the marketer downloads): unreadable (a line or field
+over the limit, a NUL byte, bytes not valid in the file's encoding), invalid address, duplicate
+in the file, suppressed (with the reason) or blocked by the platform. A batch the database
+refuses is rolled back whole and stops the import with the rows named: never half a batch.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ import json
 import logging
 import multiprocessing
 import queue
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from flask import current_app
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from core import db
@@ -34,6 +39,7 @@ from core.db import utcnow
 from core.errors import ValidationError
 from subscribers import csvcheck
 from subscribers.csvcheck import CheckedBatch
+from subscribers.csvformat import Format
 from subscribers.models import BlockedDomain, ImportJob
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,16 @@ DEFAULT_HELPER_MIN_BYTES = 4 * 1024 * 1024
 #: Helper processes that check rows while this one writes (``IMPORT_HELPERS``).
 DEFAULT_HELPERS = 1
 SQLITE_CACHE_KIB = 32 * 1024
+#: What the database raises for a value it will not store: the batch is rolled back and the
+#: import stops with the rows named (anything else, such as a lost connection, propagates).
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+)
 #: Peak resident memory of the last import's helper process, in KiB (bench/import_bench.py).
 last_helper_peak_kb = 0
 
@@ -55,8 +71,14 @@ class _Counts:
     errors: int = 0
 
 
+def _format(job: ImportJob) -> Format:
+    return Format(job.encoding, job.delimiter)
+
+
 def _inline(job: ImportJob, blocked: frozenset[str], key: bytes) -> Iterator[CheckedBatch]:
-    yield from csvcheck.checked_batches(job.stored_path, dict(job.mapping), blocked, key)
+    yield from csvcheck.checked_batches(
+        job.stored_path, _format(job), dict(job.mapping), blocked, key
+    )
 
 
 def _from_helper(
@@ -69,7 +91,16 @@ def _from_helper(
     helpers = [
         context.Process(
             target=csvcheck.produce,
-            args=(job.stored_path, dict(job.mapping), blocked, key, queues[part], part, parts),
+            args=(
+                job.stored_path,
+                _format(job),
+                dict(job.mapping),
+                blocked,
+                key,
+                queues[part],
+                part,
+                parts,
+            ),
             daemon=True,
         )
         for part in range(parts)
@@ -137,29 +168,46 @@ def run(job: ImportJob) -> None:
     )
     detail = f"import #{job.id} of {job.filename}"[:200]
     counts = _Counts()
+    rows_before = 0
     assert job.started_at is not None
     with open(job.report_path, "w", encoding="utf-8", newline="") as report_file:
         report = csv.writer(report_file)
         report.writerow(REPORT_HEADER)
         for checked in batches:
-            _write_batch(job, checked, counts, report, detail)
-            job.processed_bytes = checked.position
-            job.rows_read = checked.rows
-            job.created_count = counts.created
-            job.updated_count = counts.updated
-            job.skipped_count = counts.unchanged
-            job.error_count = counts.errors
-            db.session.commit()
+            # Each batch is written whole or not at all; its report lines follow its commit.
+            lines: list[tuple[Any, ...]] = []
+            try:
+                _write_batch(job, checked, counts, lines, detail)
+                job.processed_bytes = checked.position
+                job.rows_read = checked.rows
+                job.created_count = counts.created
+                job.updated_count = counts.updated
+                job.skipped_count = counts.unchanged
+                job.error_count = counts.errors
+                db.session.commit()
+            except DATA_ERRORS as exc:
+                db.session.rollback()
+                raise ValidationError(
+                    f"The database refused rows {rows_before + 2:,} to {checked.rows + 1:,}"
+                    f" ({type(exc).__name__}). None of them was imported, nor any row after"
+                    " them; the rows before them were."
+                ) from exc
+            rows_before = checked.rows
+            report.writerows(lines)
             report_file.flush()
     job.processed_bytes = job.total_bytes
     db.session.commit()
 
 
 def _write_batch(
-    job: ImportJob, checked: CheckedBatch, counts: _Counts, report: Any, detail: str
+    job: ImportJob,
+    checked: CheckedBatch,
+    counts: _Counts,
+    report: list[tuple[Any, ...]],
+    detail: str,
 ) -> None:
     account_id = job.account_id
-    report.writerows(checked.problems)
+    report.extend(checked.problems)
     counts.errors += len(checked.problems)
     valid = {address: (number, name, attrs) for number, address, _, name, attrs in checked.valid}
     if not valid:
@@ -169,7 +217,7 @@ def _write_batch(
     for hashed, reason in writer.suppressed(account_id, list(hashes)).items():
         address = hashes[hashed]
         kind = "blocked" if reason == "blocked" else "suppressed"
-        report.writerow((valid[address][0], address, kind, reason.replace("_", " ")))
+        report.append((valid[address][0], address, kind, reason.replace("_", " ")))
         counts.errors += 1
         del valid[address]
     if not valid:
@@ -189,7 +237,7 @@ def _write_batch(
     existing = writer.existing_contacts(account_id, held, job.started_at) if held else {}
     for address, (_, _, _, created_by_this_import) in list(existing.items()):
         if created_by_this_import:  # an earlier batch of this file had the address
-            report.writerow(
+            report.append(
                 (valid[address][0], address, "duplicate", "the address is earlier in the file")
             )
             counts.errors += 1

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -199,7 +200,14 @@ class ImportJob(Base):
     """A CSV import: the uploaded file, its column mapping, progress and outcome."""
 
     __tablename__ = "import_jobs"
-    __table_args__ = (Index("ix_import_jobs_account_created", "account_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_import_jobs_account_created", "account_id", "created_at"),
+        CheckConstraint(
+            "encoding IN ('utf-8', 'utf-16-le', 'utf-16-be', 'cp1252')",
+            name="ck_import_jobs_encoding",
+        ),
+        CheckConstraint("delimiter IN (',', ';', '\t')", name="ck_import_jobs_delimiter"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -212,6 +220,9 @@ class ImportJob(Base):
     stored_path: Mapped[str] = mapped_column(String(500), default="")
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # How the file is read (subscribers.csvformat): detected at upload, the person may change it.
+    encoding: Mapped[str] = mapped_column(String(16), default="utf-8", server_default="utf-8")
+    delimiter: Mapped[str] = mapped_column(String(1), default=",", server_default=",")
     update_existing: Mapped[bool] = mapped_column(Boolean, default=False)
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     processed_bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -833,8 +834,9 @@ def delete_segment(account_id: int, segment_id: int) -> None:
 
 # --- imports -----------------------------------------------------------------------------
 
-IMPORT_TARGETS = ("email", "name", "attribute", "ignore")
-DEFAULT_IMPORT_MAX_BYTES = 512 * 1024 * 1024
+IMPORT_TARGETS = ("email", "name", "first_name", "last_name", "attribute", "ignore")
+#: 500 MB (decimal units, as every size the pages show).
+DEFAULT_IMPORT_MAX_BYTES = 500 * 1000 * 1000
 
 
 def import_dir() -> Path:
@@ -844,6 +846,18 @@ def import_dir() -> Path:
     path = Path(current_app.config.get("IMPORT_DIR") or VAR_DIR / "imports")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def import_max_bytes() -> int:
+    """The largest upload accepted (``IMPORT_MAX_BYTES``)."""
+    return int(current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_IMPORT_MAX_BYTES))
+
+
+def human_size(size: int) -> str:
+    """A size in decimal units as every page shows it: 1,234,567 bytes is "1.2 MB"."""
+    from jinja2.filters import do_filesizeformat
+
+    return do_filesizeformat(size)
 
 
 def get_import(account_id: int, import_id: int) -> ImportJob:
@@ -856,51 +870,94 @@ def get_import(account_id: int, import_id: int) -> ImportJob:
     return found
 
 
+_GUESSES = {
+    "email": (
+        "email",
+        "email address",
+        "mail",
+        "e mail",
+        "emailaddress",
+        "address",
+        "emailadresse",
+        "courriel",
+        "correo",
+        "correo electrónico",
+    ),
+    "name": ("name", "full name", "fullname", "display name", "nom complet"),
+    "first_name": ("first name", "firstname", "given name", "forename", "vorname", "prénom"),
+    "last_name": ("last name", "lastname", "surname", "family name", "nachname", "nom"),
+}
+
+
 def _guess_target(column: str) -> str:
     lowered = column.strip().lower().replace("-", "").replace("_", " ")
-    if lowered in ("email", "email address", "mail", "e mail", "emailaddress", "address"):
-        return "email"
-    if lowered in ("name", "full name", "fullname", "display name"):
-        return "name"
+    for target, names in _GUESSES.items():
+        if lowered in names:
+            return target
     return "attribute"
+
+
+def _guess_mapping(header: list[str]) -> dict[str, str]:
+    guessed = {str(i): _guess_target(column) for i, column in enumerate(header)}
+    chosen = list(guessed.values())
+    if "first_name" in chosen and "last_name" not in chosen:
+        # "Vorname;Name": next to a first name, a column called just "name" is the last name.
+        guessed = {
+            k: ("last_name" if header[int(k)].strip().lower() == "name" else v)
+            for k, v in guessed.items()
+        }
+    for target in ("email", "name", "first_name", "last_name"):
+        if list(guessed.values()).count(target) > 1:  # ambiguous: the person chooses
+            guessed = {k: ("attribute" if v == target else v) for k, v in guessed.items()}
+    if "name" in guessed.values():  # a full name wins over first and last names
+        guessed = {
+            k: ("attribute" if v in ("first_name", "last_name") else v) for k, v in guessed.items()
+        }
+    return guessed
+
+
+def _read_header(path: Path, fmt: Any) -> list[str]:
+    from subscribers.csvformat import read_head
+
+    try:
+        header = read_head(str(path), fmt, max_rows=0).header
+    except ValueError as exc:
+        raise ValidationError(str(exc), field="file") from exc
+    if len(header) > 200:
+        raise ValidationError("The file has more than 200 columns.", field="file")
+    return header
 
 
 def create_import(
     account_id: int, list_id: int, stream: BinaryIO, filename: str, update_existing: bool
 ) -> ImportJob:
-    """Store an uploaded CSV (copied in chunks, never whole in memory) and read its header.
+    """Store an uploaded CSV (copied in chunks, never whole in memory), detect its encoding
+    and separator and read its header.
 
     The job waits for its column mapping (:func:`start_import`). Empty files, files without a
-    header and files over ``IMPORT_MAX_BYTES`` are refused with a clear message.
+    readable header and files over ``IMPORT_MAX_BYTES`` are refused with a clear message, and
+    then nothing of the upload stays on disk.
     """
-    get_list(account_id, list_id)
-    limit = int(current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_IMPORT_MAX_BYTES))
-    stored = import_dir() / f"{account_id}-{secrets.token_hex(12)}.csv"
-    size = 0
-    with open(stored, "wb") as out:
-        while chunk := stream.read(1024 * 1024):
-            size += len(chunk)
-            if size > limit:
-                out.close()
-                stored.unlink(missing_ok=True)
-                raise ValidationError(
-                    f"The file is larger than {limit // (1024 * 1024)} MB; split it.", field="file"
-                )
-            out.write(chunk)
-    from subscribers.csvcheck import open_csv
+    from subscribers.csvformat import detect
 
-    binary, reader = open_csv(str(stored))
-    with binary:
-        header = next(reader, None)
-    if not header or not any(column.strip() for column in header):
+    get_list(account_id, list_id)
+    limit = import_max_bytes()
+    stored = import_dir() / f"{account_id}-{secrets.token_hex(12)}.csv"
+    try:
+        size = 0
+        with open(stored, "wb") as out:
+            while chunk := stream.read(1024 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise ValidationError(
+                        f"The file is larger than {human_size(limit)}; split it.", field="file"
+                    )
+                out.write(chunk)
+        fmt = detect(str(stored))
+        header = _read_header(stored, fmt)
+    except BaseException:
         stored.unlink(missing_ok=True)
-        raise ValidationError("The file is empty or has no header row.", field="file")
-    if len(header) > 200:
-        stored.unlink(missing_ok=True)
-        raise ValidationError("The file has more than 200 columns.", field="file")
-    guessed = {str(i): _guess_target(column) for i, column in enumerate(header)}
-    if list(guessed.values()).count("email") != 1:
-        guessed = {k: ("attribute" if v == "email" else v) for k, v in guessed.items()}
+        raise
     job = ImportJob(
         account_id=account_id,
         list_id=list_id,
@@ -908,7 +965,9 @@ def create_import(
         filename=(filename or "upload.csv")[:255],
         stored_path=str(stored),
         columns=[column.strip()[:200] for column in header],
-        mapping=guessed,
+        mapping=_guess_mapping(header),
+        encoding=fmt.encoding,
+        delimiter=fmt.delimiter,
         update_existing=update_existing,
         total_bytes=size,
     )
@@ -917,10 +976,53 @@ def create_import(
     return job
 
 
+def set_import_format(account_id: int, import_id: int, encoding: str, delimiter: str) -> ImportJob:
+    """Read an uploaded file again with another encoding or separator (before its import
+    starts): its columns and their guessed mapping follow the new reading."""
+    from subscribers.csvformat import check_format
+
+    job = get_import(account_id, import_id)
+    if job.status != "uploaded":
+        raise ValidationError("This import has already started.")
+    try:
+        fmt = check_format(encoding, delimiter)
+    except ValueError as exc:
+        raise ValidationError("Choose a separator and an encoding from the lists.") from exc
+    header = _read_header(Path(job.stored_path), fmt)
+    job.encoding, job.delimiter = fmt.encoding, fmt.delimiter
+    job.columns = [column.strip()[:200] for column in header]
+    job.mapping = _guess_mapping(header)
+    db.session.commit()
+    return job
+
+
+@dataclass
+class ImportPreview:
+    """What the mapping step shows of an uploaded file."""
+
+    detected: str  # the detected format, described ("" when the file is gone)
+    samples: list[list[str]]  # up to three non-empty values of each column
+
+
+def import_preview(job: ImportJob) -> ImportPreview:
+    """The detected format of an uploaded file and sample values of each column, read with
+    the format chosen for it (empty samples when the file cannot be read any more)."""
+    from subscribers.csvformat import Format, detect, read_head
+
+    empty: list[list[str]] = [[] for _ in job.columns]
+    try:
+        detected = detect(job.stored_path).describe()
+        head = read_head(job.stored_path, Format(job.encoding, job.delimiter))
+    except (OSError, ValueError):
+        return ImportPreview("", empty)
+    return ImportPreview(detected, (head.samples + empty)[: len(job.columns)])
+
+
 def start_import(
     account_id: int, import_id: int, mapping: dict[str, str], update_existing: bool
 ) -> ImportJob:
-    """Fix the column mapping (exactly one email column) and queue the import (after commit)."""
+    """Fix the column mapping (exactly one email column; a name column, or first and last
+    name columns joined into the name) and queue the import (after commit)."""
     from subscribers import tasks
     from subscribers.csvcheck import columns_of
 
@@ -933,10 +1035,18 @@ def start_import(
         if target not in IMPORT_TARGETS:
             raise ValidationError(f"Unknown target {target!r}.", field="mapping")
         clean[str(index)] = target
-    if list(clean.values()).count("email") != 1:
+    chosen = list(clean.values())
+    if chosen.count("email") != 1:
         raise ValidationError("Map exactly one column to the email address.", field="mapping")
-    if list(clean.values()).count("name") > 1:
-        raise ValidationError("Map at most one column to the name.", field="mapping")
+    for target in ("name", "first_name", "last_name"):
+        if chosen.count(target) > 1:
+            label = target.replace("_", " ")
+            raise ValidationError(f"Map at most one column to the {label}.", field="mapping")
+    if "name" in chosen and ("first_name" in chosen or "last_name" in chosen):
+        raise ValidationError(
+            "Map either one name column or first and last name columns, not both.",
+            field="mapping",
+        )
     columns_of(job.columns, clean)
     job.mapping = clean
     job.update_existing = update_existing
@@ -951,8 +1061,8 @@ def start_import(
 
 def run_import(import_id: int) -> ImportJob | None:
     """Run a queued import to the end (the worker calls this). Safe to run again after a
-    crash: rows already imported are found as existing. The uploaded file is deleted when
-    done; the error report stays until the import is deleted."""
+    crash: rows already imported are found as existing. The uploaded file is deleted when the
+    import ends, done or failed; the error report stays until the import is deleted."""
     from subscribers import importer
 
     job = db.session.get(ImportJob, import_id)
@@ -975,6 +1085,8 @@ def run_import(import_id: int) -> ImportJob | None:
         )
         job.finished_at = utcnow()
         db.session.commit()
+        # A failed job is never run again (a redelivery finds it failed): its upload goes.
+        Path(job.stored_path).unlink(missing_ok=True)
         if not isinstance(exc, ValidationError):
             raise
         return job
@@ -983,6 +1095,41 @@ def run_import(import_id: int) -> ImportJob | None:
     db.session.commit()
     Path(job.stored_path).unlink(missing_ok=True)  # after the commit: a redelivery needs it
     return job
+
+
+DEFAULT_IMPORT_UPLOAD_KEEP_HOURS = 24
+
+
+def remove_abandoned_uploads(now: datetime) -> int:
+    """Scheduled: uploads left at the mapping step for ``IMPORT_UPLOAD_KEEP_HOURS`` are
+    deleted from disk and their import marked failed (saying why), so repeated uploads never
+    pile up. Returns how many were removed; running it twice removes each once."""
+    keep = current_app.config.get("IMPORT_UPLOAD_KEEP_HOURS", DEFAULT_IMPORT_UPLOAD_KEEP_HOURS)
+    hours = int(keep)
+    cutoff = now - timedelta(hours=hours)
+    due = db.session.execute(
+        select(ImportJob.id, ImportJob.stored_path).where(
+            ImportJob.status == "uploaded", ImportJob.created_at <= cutoff
+        )
+    ).all()
+    removed = 0
+    for import_id, stored_path in due:
+        changed = db.session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == import_id, ImportJob.status == "uploaded")
+            .values(
+                status="failed",
+                error=f"The columns were not mapped within {hours} hours, so the file was"
+                " deleted. Upload it again.",
+                finished_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            Path(stored_path).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def delete_import(account_id: int, import_id: int) -> None:

@@ -23,19 +23,22 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import nav
 from core.app import csrf
-from core.auth import login_required, member, operator_required
+from core.auth import current_member, login_required, member, operator_required
 from core.errors import NotFoundError, ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
 from subscribers import exports, queries, segments, services
+from subscribers.csvformat import DELIMITER_BY_NAME, DELIMITERS, Format
 from subscribers.forms import (
     BlockAddressForm,
     BlockDomainForm,
     ContactEditForm,
     ContactForm,
+    ImportFormatForm,
     ImportUploadForm,
     ListForm,
     SegmentForm,
@@ -342,13 +345,50 @@ def segment_export(segment_id: int, fmt: str) -> Any:
 # --- imports -----------------------------------------------------------------------------
 
 
+#: Room for the form's other fields and the multipart framing around the file.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+
+
+@bp.url_value_preprocessor
+def _limit_import_upload(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    # Runs before every before_request (CSRFProtect reads the form in one): an upload over the
+    # limit is refused from its Content-Length, or while streaming when it has none, and
+    # Werkzeug's spooled temporary file goes with it.
+    if endpoint == "subscribers.imports_page" and request.method == "POST":
+        request.max_content_length = services.import_max_bytes() + UPLOAD_OVERHEAD_BYTES
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _upload_too_large(error: RequestEntityTooLarge) -> Any:
+    if request.endpoint != "subscribers.imports_page" or current_member() is None:
+        return error
+    form = ImportUploadForm(formdata=None)
+    limit = services.human_size(services.import_max_bytes())
+    form.file.errors = [f"The file is larger than {limit}; split it."]
+    return _imports_page(form, 413)
+
+
+def _imports_page(form: ImportUploadForm, status: int) -> Any:
+    me = member()
+    choices = queries.list_choices(me.account_id)
+    form.list_id.choices = choices
+    return render_template(
+        "subscribers/imports.html",
+        form=form,
+        has_lists=bool(choices),
+        jobs=queries.imports(me.account_id),
+        list_names=dict(choices),
+        max_bytes=services.import_max_bytes(),
+        human_size=services.human_size,
+    ), status
+
+
 @bp.route("/imports", methods=["GET", "POST"])
 @login_required()
 def imports_page() -> Any:
     me = member()
     form = ImportUploadForm()
-    choices = queries.list_choices(me.account_id)
-    form.list_id.choices = choices
+    form.list_id.choices = queries.list_choices(me.account_id)
     preselect = request.args.get("list", "")
     if request.method == "GET" and preselect.isdigit():
         form.list_id.data = int(preselect)
@@ -370,13 +410,7 @@ def imports_page() -> Any:
             return redirect(url_for("subscribers.import_detail", import_id=job.id))
     elif request.method == "POST":
         status = 422
-    return render_template(
-        "subscribers/imports.html",
-        form=form,
-        has_lists=bool(choices),
-        jobs=queries.imports(me.account_id),
-        list_names=dict(choices),
-    ), status
+    return _imports_page(form, status)
 
 
 @bp.route("/imports/<int:import_id>", methods=["GET", "POST"])
@@ -399,13 +433,40 @@ def import_detail(import_id: int) -> Any:
         else:
             flash("Import started. You can leave this page: it carries on.", "success")
         return redirect(url_for("subscribers.import_detail", import_id=import_id))
+    format_form = ImportFormatForm(encoding=job.encoding, delimiter=DELIMITERS[job.delimiter])
     return render_template(
         "subscribers/import_detail.html",
         job=job,
         form=form,
+        format_form=format_form,
+        reading=Format(job.encoding, job.delimiter).describe(),
+        preview=services.import_preview(job) if job.status == "uploaded" else None,
+        size=services.human_size(job.total_bytes),
         list_names=queries.list_names(me.account_id),
         targets=services.IMPORT_TARGETS,
     )
+
+
+@bp.post("/imports/<int:import_id>/format")
+@login_required()
+def import_format(import_id: int) -> Any:
+    me = member()
+    form = ImportFormatForm()
+    if form.validate_on_submit():
+        try:
+            services.set_import_format(
+                me.account_id,
+                import_id,
+                form.encoding.data or "",
+                DELIMITER_BY_NAME.get(form.delimiter.data or "", ""),
+            )
+        except ValidationError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("The file was read again: check the columns below.", "success")
+    else:
+        flash("Choose a separator and an encoding from the lists.", "error")
+    return redirect(url_for("subscribers.import_detail", import_id=import_id))
 
 
 @bp.get("/imports/<int:import_id>/status")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0305"
-down_revision: str | Sequence[str] | None = "0302"
+down_revision: str | Sequence[str] | None = "0303"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -74,4 +74,24 @@
     };
     window.setTimeout(poll, 300);
   }
+
+  // The mapping step: a new separator or encoding reads the file again at once.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-reread]"), function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+
+  // The upload: a file over the limit is refused before it is sent (the server refuses it too).
+  // The form is novalidate (the server's messages show inline), so the submit is stopped here.
+  var file = document.querySelector("input[type=file][data-max-bytes]");
+  if (file) {
+    var tooBig = function () {
+      var big = file.files.length > 0 && file.files[0].size > Number(file.getAttribute("data-max-bytes"));
+      file.setCustomValidity(big ? file.getAttribute("data-too-big") : "");
+      return big;
+    };
+    file.addEventListener("change", function () { if (tooBig()) { file.reportValidity(); } });
+    file.form.addEventListener("submit", function (event) {
+      if (tooBig()) { event.preventDefault(); file.reportValidity(); }
+    });
+  }
 })();
