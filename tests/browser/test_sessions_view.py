@@ -47,6 +47,7 @@ def test_sessions_view_ends_sessions_and_changes_the_password(
     _log_in(page, base)
     _log_in(phone, base)
 
+    page.click(".account > summary")  # the account menu holds "Your login"
     page.click("text=Your login")
     page.wait_for_url(f"{base}/me/sessions")
     rows = page.locator("#sessions tbody tr")
