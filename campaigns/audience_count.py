@@ -1,0 +1,109 @@
+"""How many people a campaign will reach, counted before it is sent.
+
+The count follows the sender's own path: :func:`subscribers.audience.audience_contact_ids`
+(deduplicated; unsubscribed, restricted, objecting and withdrawn contacts left out) gives the
+contacts :func:`campaigns.services.start` makes a message for, and of those the sender skips
+the ones :func:`subscribers.suppression.suppressed_emails` or
+:func:`privacy.engine_gate.engine_suppressed` name. So ``recipients`` is the number of
+messages that will be sent if nothing changes before the send.
+
+On PostgreSQL the suppression rules are applied in the same COUNT (the keyed hashes computed
+by the database, :mod:`core.sqlhash`) for ASCII addresses; the few others, and every address
+on SQLite (the embedded default, for small audiences), go through the Python rules in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, not_, or_, select
+
+from campaigns.models import Campaign
+from core import db
+from privacy import engine_gate
+from subscribers.audience import audience_contact_ids
+from subscribers.models import Contact
+from subscribers.suppression import suppressed_condition, suppressed_emails
+
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class AudienceCount:
+    """``recipients`` will get the message; ``suppressed`` are in the audience but on a
+    suppression list (their messages are skipped at send time)."""
+
+    recipients: int
+    suppressed: int
+
+    @property
+    def audience(self) -> int:
+        """Contacts in the audience: the messages :func:`campaigns.services.start` creates."""
+        return self.recipients + self.suppressed
+
+
+def _count(query: Select[*tuple[Any, ...]]) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _suppressed_in_python(account_id: int, emails: Select[int, str]) -> int:
+    """How many of the ``(id, email)`` rows the sender's own suppression checks would skip."""
+    found = 0
+    last_id = 0
+    while True:
+        rows = db.session.execute(
+            emails.where(Contact.id > last_id).order_by(Contact.id).limit(_CHUNK)
+        ).all()
+        if not rows:
+            return found
+        chunk = [email for _, email in rows]
+        skipped = set(suppressed_emails(account_id, chunk))
+        skipped |= engine_gate.engine_suppressed(account_id, chunk)
+        found += sum(1 for email in chunk if email in skipped)
+        last_id = rows[-1][0]
+
+
+def count_audience(
+    account_id: int, list_ids: Sequence[int], segment_ids: Sequence[int] = ()
+) -> AudienceCount:
+    """The exact number of recipients a campaign to ``list_ids`` and ``segment_ids`` would
+    have now (see the module docstring). Reads only."""
+    if not list_ids and not segment_ids:
+        return AudienceCount(0, 0)
+    if segment_ids:
+        audience = audience_contact_ids(account_id, list_ids, segment_ids=segment_ids)
+    else:
+        audience = audience_contact_ids(account_id, list_ids)
+    ids = audience.subquery()
+    rows = select(Contact.id, Contact.email).join(ids, ids.c.id == Contact.id)
+    total = _count(rows)
+    if not total:
+        return AudienceCount(0, 0)
+    suppressed = 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        ascii_only = func.octet_length(Contact.email) == func.length(Contact.email)
+        excluded = or_(
+            suppressed_condition(account_id, Contact.email),
+            engine_gate.engine_suppressed_condition(account_id, Contact.email),
+        )
+        suppressed += _count(rows.where(ascii_only, excluded))
+        rows = rows.where(not_(ascii_only))
+    suppressed += _suppressed_in_python(account_id, rows)
+    return AudienceCount(total - suppressed, suppressed)
+
+
+def count_for_campaign(campaign: Campaign) -> AudienceCount:
+    """:func:`count_audience` for the lists and segments the campaign is set to."""
+    from campaigns.services import campaign_list_ids, campaign_segment_ids
+
+    return count_audience(
+        campaign.account_id, campaign_list_ids(campaign.id), campaign_segment_ids(campaign.id)
+    )
+
+
+def changed_materially(confirmed: int, now: int) -> bool:
+    """Whether a recipient count moved enough since the person confirmed it that they must
+    look again: by more than 1 % of what they confirmed (any change under 100)."""
+    return abs(now - confirmed) > confirmed // 100
