@@ -124,9 +124,9 @@ def test_the_count_shown_is_the_number_of_messages_received(
 
     response = client.post(f"/campaigns/{campaign_id}/send", data={"expected": shown})
     assert response.status_code == 302
-    assert "Sending started to 6 recipients." in client.get(
-        response.headers["Location"]
-    ).get_data(as_text=True)
+    assert "Sending started to 6 recipients." in client.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
     drain(app)
     received = smtp_sink.wait_for(shown)
     assert len(smtp_sink.messages) == shown
@@ -255,7 +255,7 @@ def test_sql_suppression_rules_equal_the_python_rules(postgres_only: None, app: 
                     ours,
                     ascii_only,
                     suppressed_condition(tenant.account_id, Contact.email)
-                    | engine_gate.engine_suppressed_condition(tenant.account_id, Contact.email)
+                    | engine_gate.engine_suppressed_condition(tenant.account_id, Contact.email),
                 )
             )
         )
