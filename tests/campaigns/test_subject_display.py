@@ -68,7 +68,7 @@ def test_a_personalised_subject_reads_rendered_in_every_list_and_header(
     ):
         page = client.get(path).get_data(as_text=True)
         text = visible(page)
-        assert "Sample, ton offre d'été" in text, path
+        assert "[first_name], ton offre d'été" in text, path
         assert "personalised" in text, path
         assert "{{" not in text, path
         # The template itself is one hover away.
