@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, false, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
@@ -258,10 +258,8 @@ def engine_suppressed_condition(
     does not take part."""
     if not account_participates(account_id):
         return false()
-    return exists(
-        select(EngineAddress.address_hash).where(
-            EngineAddress.address_hash == services.engine_hash_sql(email), queries.is_suppressed()
-        )
+    return services.engine_hash_sql(email).in_(
+        select(EngineAddress.address_hash).where(queries.is_suppressed())
     )
 
 

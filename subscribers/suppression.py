@@ -12,16 +12,7 @@ import hmac
 from collections.abc import Iterable
 
 from flask import current_app
-from sqlalchemy import (
-    ColumnElement,
-    SQLColumnExpression,
-    String,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-)
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, or_, select
 
 from core import db
 from core.sqlhash import hmac_sha256_hex, utf8
@@ -151,10 +142,13 @@ def suppressed_emails(account_id: int, emails: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def suppressed_condition(account_id: int, email: SQLColumnExpression[str]) -> ColumnElement[bool]:
-    """The rule of :func:`suppressed_emails` as a SQL condition on an address column, for
-    counting without hashing every row in Python: suppressed for the account or platform-wide
-    (the keyed hash computed in the database, :mod:`core.sqlhash`), or in a blocked domain.
+def suppressed_hash_condition(
+    account_id: int, email: SQLColumnExpression[str]
+) -> ColumnElement[bool]:
+    """The keyed-hash part of :func:`suppressed_emails` as a SQL condition on an address
+    column: suppressed for the account or platform-wide, the hash computed by the database
+    (:mod:`core.sqlhash`), so a count needs no hashing in Python. Blocked domains are not in
+    it: check the domains with :func:`blocked_domains_of`.
 
     PostgreSQL only, and exact for ASCII addresses (SQL ``lower`` and Python's ``str.lower``
     agree there); callers check other addresses with :func:`suppressed_emails`. A test holds
@@ -162,24 +156,8 @@ def suppressed_condition(account_id: int, email: SQLColumnExpression[str]) -> Co
     """
     key = str(current_app.config["ADDRESS_HASH_KEY"]).encode()
     hashed = hmac_sha256_hex(key, utf8(func.lower(func.btrim(email))))
-    by_hash = exists(
-        select(Suppression.id).where(
-            Suppression.address_hash == hashed,
-            or_(Suppression.account_id == account_id, Suppression.account_id.is_(None)),
+    return hashed.in_(
+        select(Suppression.address_hash).where(
+            or_(Suppression.account_id == account_id, Suppression.account_id.is_(None))
         )
     )
-    # The part after the last "@", as _domain_candidates reads it; a blocked domain covers
-    # itself and every subdomain (compared as text, so "_" in a domain is no wildcard).
-    domain = func.rtrim(
-        func.lower(func.btrim(func.substring(email, "@([^@]*)$"))), ".", type_=String
-    )
-    in_blocked_domain = exists(
-        select(BlockedDomain.id).where(
-            or_(
-                BlockedDomain.domain == domain,
-                func.right(domain, func.length(BlockedDomain.domain) + 1)
-                == literal(".") + BlockedDomain.domain,
-            )
-        )
-    )
-    return or_(by_hash, in_blocked_domain)
