@@ -362,7 +362,11 @@ def send(campaign_id: int) -> Any:
         flash(exc.message, "error")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     noun = "recipient" if count.recipients == 1 else "recipients"
-    flash(f"Sending started to {count.recipients:,} {noun}.", "success")
+    skipped = ""
+    if count.suppressed:  # they have a message row too, marked skipped when its turn comes
+        were = "address is" if count.suppressed == 1 else "addresses are"
+        skipped = f" ({count.suppressed:,} suppressed {were} skipped)"
+    flash(f"Sending started to {count.recipients:,} {noun}{skipped}.", "success")
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 

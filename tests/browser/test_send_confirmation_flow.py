@@ -134,7 +134,9 @@ def test_send_now_shows_the_count_and_asks_for_confirmation(
     screenshot(page, "send-confirm-audience-changed")
 
     page.click("#confirm-send-button")
-    page.wait_for_selector("text=Sending started to 5 recipients.")
+    page.wait_for_selector(
+        "text=Sending started to 5 recipients (1 suppressed address is skipped)."
+    )
     received = smtp_sink.wait_for(5)
     assert sorted(r.recipients[0] for r in received) == sorted([*RECIPIENTS, "late@example.org"])
     assert len(smtp_sink.messages) == 5

@@ -129,9 +129,9 @@ def test_the_count_shown_is_the_number_of_messages_received(
 
     response = client.post(f"/campaigns/{campaign_id}/send", data={"expected": shown})
     assert response.status_code == 302
-    assert "Sending started to 6 recipients." in client.get(response.headers["Location"]).get_data(
-        as_text=True
-    )
+    assert "Sending started to 6 recipients (4 suppressed addresses are skipped)." in client.get(
+        response.headers["Location"]
+    ).get_data(as_text=True)
     drain(app)
     received = smtp_sink.wait_for(shown)
     assert len(smtp_sink.messages) == shown
