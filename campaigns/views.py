@@ -224,7 +224,7 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         bounces=queries.bounce_counts(campaign.id),
         list_names=subscriber_queries.list_choices(me.account_id),
         list_ids=services.campaign_list_ids(campaign.id),
-        audience=audience_count.count_for_campaign(campaign) if before_sending else None,
+        audience=audience_count.recent_count_for_campaign(campaign) if before_sending else None,
         missing_fields=missing,
         **context,
     )
