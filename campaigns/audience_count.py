@@ -82,8 +82,9 @@ def _suppressed_in_sql(account_id: int, emails: Select[int, str]) -> int:
         suppressed_hash_condition(account_id, rows.c.email),
         engine_gate.engine_suppressed_condition(account_id, rows.c.email),
     )
-    # The text after the last "@", as the blocked-domain rule reads it.
-    domain = func.substring(rows.c.email, "@([^@]*)$")
+    # The text after the last "@", as the blocked-domain rule reads it (a negative position
+    # counts from the end: PostgreSQL 14 and later; several times cheaper than a regex).
+    domain = func.split_part(rows.c.email, "@", -1)
     per_domain = db.session.execute(
         select(domain, func.count(), func.count().filter(by_hash)).group_by(domain)
     ).all()
