@@ -316,8 +316,13 @@ def _action(campaign_id: int, do: Any, done: str) -> Any:
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
-def _confirm_page(campaign: Any, form: ConfirmSendForm, changed_from: int | None = None) -> Any:
-    count = audience_count.count_for_campaign(campaign)
+def _confirm_page(
+    campaign: Any,
+    form: ConfirmSendForm,
+    count: audience_count.AudienceCount | None = None,
+    changed_from: int | None = None,
+) -> Any:
+    count = count or audience_count.count_for_campaign(campaign)
     form.expected.data = count.recipients
     return render_template(
         "campaigns/confirm_send.html",
@@ -349,13 +354,17 @@ def send(campaign_id: int) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
     form = ConfirmSendForm()
+    if campaign.status not in ("draft", "scheduled"):
+        flash("This campaign has already been sent or is sending.", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     if not form.validate_on_submit() or form.expected.data is None:
         flash("Confirm the number of recipients first.", "error")
         return redirect(url_for("campaigns.confirm_send", campaign_id=campaign_id))
     confirmed = form.expected.data
     count = audience_count.count_for_campaign(campaign)
     if audience_count.changed_materially(confirmed, count.recipients):
-        return _confirm_page(campaign, ConfirmSendForm(formdata=None), changed_from=confirmed), 409
+        again = ConfirmSendForm(formdata=None)
+        return _confirm_page(campaign, again, count, changed_from=confirmed), 409
     try:
         services.start(me.account_id, campaign_id)
     except ValidationError as exc:

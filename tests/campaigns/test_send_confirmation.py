@@ -137,6 +137,13 @@ def test_the_count_shown_is_the_number_of_messages_received(
     assert len(smtp_sink.messages) == shown
     assert sorted(r.recipients[0] for r in received) == sorted(EXPECTED)
 
+    # Confirming again (a second tab, a resubmitted form) sends nothing more.
+    again = client.post(f"/campaigns/{campaign_id}/send", data={"expected": shown})
+    assert again.headers["Location"].endswith(f"/campaigns/{campaign_id}")
+    assert client.get(f"/campaigns/{campaign_id}/send").status_code == 302
+    drain(app)
+    assert len(smtp_sink.messages) == shown
+
 
 def test_a_changed_audience_is_shown_again_and_nothing_is_sent(
     app: Flask, client: Any, smtp_sink: SMTPSink
