@@ -151,4 +151,16 @@ def test_send_now_shows_the_count_and_asks_for_confirmation(
     page.goto(f"{base}/campaigns")
     assert page.locator("table a").all_inner_texts()[:2] == ["Copy of Rentrée", "Rentrée"]
     screenshot(page, "campaigns-list-390")
-    assert campaign_id
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # The report header and Zoë's access report: the subject rendered, never template code.
+    page.goto(f"{base}/campaigns/{campaign_id}/report")
+    assert "[first_name], la rentrée à [city]" in page.locator("#report-subject").inner_text()
+    screenshot(page, "report-personalised-subject")
+    with live_server.app.app_context():
+        zoe = core_db.session.scalar(select(Contact.id).where(Contact.email == "zoe@example.org"))
+    page.goto(f"{base}/privacy/contacts/{zoe}")
+    sent = page.locator("h3:has-text('Emails sent to you') + .table-wrap")
+    assert "Zoë, la rentrée à Sevilla" in sent.inner_text()
+    assert "{{" not in page.locator("#report").inner_text()
+    screenshot(page, "access-report-subject")
