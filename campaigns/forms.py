@@ -117,3 +117,9 @@ class TemplateForm(FlaskForm):
     subject = StringField("Subject", validators=[Length(max=500)])
     html_body = TextAreaField("HTML body", validators=[Length(max=2_000_000)])
     text_body = TextAreaField("Plain-text body (optional)", validators=[Length(max=2_000_000)])
+
+
+class ConfirmSendForm(FlaskForm):
+    """The "Send now" confirmation: carries the recipient count the person saw."""
+
+    expected = IntegerField("Recipients you confirmed", validators=[NumberRange(min=0)])

@@ -274,6 +274,12 @@ def _account(account_id: int) -> Account:
     return account
 
 
+def send_problems(account_id: int, campaign_id: int) -> list[str]:
+    """What must be fixed before the campaign can be sent (empty when it is ready): the same
+    checks :func:`start` makes, for the confirmation page to show before asking."""
+    return _send_problems(get_campaign(account_id, campaign_id), _account(account_id))
+
+
 def start(account_id: int, campaign_id: int) -> Campaign:
     """Freeze the audience into Message rows and start sending (after the commit)."""
     campaign = get_campaign(account_id, campaign_id)
@@ -720,6 +726,38 @@ def campaign_from_template(account_id: int, template_id: int, name: str) -> Camp
     )
 
 
+def duplicate_campaign(account_id: int, campaign_id: int) -> Campaign:
+    """A new draft "Copy of <name>" with the campaign's content, audience (its lists and the
+    segments that still exist) and settings, whatever the original's status. Commits."""
+    original = get_campaign(account_id, campaign_id)
+    name = f"Copy of {original.name}"
+    copy = Campaign(
+        account_id=account_id,
+        name=name if len(name) <= 200 else name[:199] + "…",
+        subject=original.subject,
+        from_name=original.from_name,
+        from_email=original.from_email,
+        reply_to=original.reply_to,
+        html_body=original.html_body,
+        text_body=original.text_body,
+        track_opens=original.track_opens,
+        track_clicks=original.track_clicks,
+        best_hour_start=original.best_hour_start,
+        best_hour_end=original.best_hour_end,
+        status="draft",
+    )
+    owned_segments = {segment.id for segment in subscriber_queries.segments(account_id)}
+    lists = campaign_list_ids(original.id)
+    segments = [i for i in campaign_segment_ids(original.id) if i in owned_segments]
+    copy.list_id = lists[0] if len(lists) == 1 and not segments else None
+    db.session.add(copy)
+    db.session.flush()
+    db.session.add_all(CampaignList(campaign_id=copy.id, list_id=i) for i in lists)
+    db.session.add_all(CampaignSegment(campaign_id=copy.id, segment_id=i) for i in segments)
+    db.session.commit()
+    return copy
+
+
 # --------------------------------------------------------------------------- rendering
 
 _VIEWS: dict[tuple[int, int, str], CampaignView] = {}
@@ -844,6 +882,17 @@ def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Previe
         html=html_part.get_content() if html_part else "",
         text=text_part.get_content() if text_part else "",
     )
+
+
+def preview_missing_fields(account_id: int, campaign_id: int, contact_id: int | None) -> list[str]:
+    """The personalisation fields the campaign uses that ``contact_id`` (or the sample
+    contact) has no value for: in the real message they render as nothing. Never raises on a
+    broken template (saving refuses those)."""
+    from campaigns.personalisation import missing_fields
+
+    campaign = get_campaign(account_id, campaign_id)
+    recipient = _recipient_for_contact(account_id, contact_id)
+    return missing_fields((campaign.subject, campaign.html_body, campaign.text_body), recipient)
 
 
 def send_test(

@@ -17,9 +17,10 @@ from flask import (
     url_for,
 )
 
-from campaigns import bounces, queries, services
+from campaigns import audience_count, bounces, listing, queries, services, subjects
 from campaigns.forms import (
     CampaignForm,
+    ConfirmSendForm,
     DkimForm,
     LimitsForm,
     NewFromTemplateForm,
@@ -32,7 +33,7 @@ from campaigns.forms import (
 )
 from core import nav, timezones
 from core.auth import login_required, member
-from core.errors import ValidationError
+from core.errors import NotFoundError, ValidationError
 from core.forms import ActionForm, show_error
 from core.mail import TransientMailError
 from core.signing import BadTokenError
@@ -45,10 +46,12 @@ nav.add(
     "Campaigns",
     "campaigns.campaigns",
     20,
-    active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail"),
+    active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail", "campaigns.confirm_send"),
 )
 nav.add("Templates", "campaigns.templates", 25, active=("campaigns.template",))
 nav.add("Sending", "campaigns.sending", 85, role="admin")
+# Every page that shows a subject shows a personalised one rendered (campaigns/_subject.html).
+bp.app_template_global("shown_subject")(subjects.shown_subject)
 
 DEFAULT_BODY = """<html><body>
 <h1>Hello {{ contact.first_name or "there" }}!</h1>
@@ -81,10 +84,35 @@ def dashboard() -> Any:
 @login_required()
 def campaigns() -> Any:
     me = member()
-    rows = [(c, analytics.campaign_stats(c.id)) for c in queries.list_campaigns(me.account_id)]
+    args = request.args
+    status = args.get("status", "")
+    filters = listing.CampaignFilter(
+        q=args.get("q", "")[:200], status=status if status in listing.STATUSES else ""
+    )
+    page = listing.search_campaigns(me.account_id, filters, args.get("page", 1, type=int))
+    rows = [(c, analytics.campaign_stats(c.id)) for c in page.items]
     from_template = NewFromTemplateForm()
     from_template.template_id.choices = [(t.id, t.name) for t in queries.templates(me.account_id)]
-    return render_template("campaigns/campaigns.html", rows=rows, from_template=from_template)
+    return render_template(
+        "campaigns/campaigns.html",
+        rows=rows,
+        page=page,
+        filters=filters,
+        statuses=listing.STATUSES,
+        query_args={k: v for k, v in args.items() if k in ("q", "status") and v},
+        from_template=from_template,
+    )
+
+
+@bp.post("/campaigns/<int:campaign_id>/duplicate")
+@login_required()
+def duplicate(campaign_id: int) -> Any:
+    me = member()
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    copy = services.duplicate_campaign(me.account_id, campaign_id)
+    flash(f"“{copy.name}” is a new draft: check it and send when ready.", "success")
+    return redirect(url_for("campaigns.edit", campaign_id=copy.id))
 
 
 def _form(account_id: int, obj: Any = None) -> CampaignForm:
@@ -190,6 +218,13 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
     me = member()
     context = _detail_forms(me.account_id)
     context.update(forms)
+    before_sending = campaign.status in ("draft", "scheduled")
+    try:
+        missing = services.preview_missing_fields(
+            me.account_id, campaign.id, context["preview_form"].contact_id.data or None
+        )
+    except NotFoundError:
+        missing = []
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
@@ -198,6 +233,8 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         bounces=queries.bounce_counts(campaign.id),
         list_names=subscriber_queries.list_choices(me.account_id),
         list_ids=services.campaign_list_ids(campaign.id),
+        audience=audience_count.recent_count_for_campaign(campaign) if before_sending else None,
+        missing_fields=missing,
         **context,
     )
 
@@ -290,10 +327,67 @@ def _action(campaign_id: int, do: Any, done: str) -> Any:
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
+def _confirm_page(
+    campaign: Any,
+    form: ConfirmSendForm,
+    count: audience_count.AudienceCount | None = None,
+    changed_from: int | None = None,
+) -> Any:
+    count = count or audience_count.count_for_campaign(campaign)
+    form.expected.data = count.recipients
+    return render_template(
+        "campaigns/confirm_send.html",
+        campaign=campaign,
+        count=count,
+        problems=services.send_problems(campaign.account_id, campaign.id),
+        changed_from=changed_from,
+        form=form,
+    )
+
+
+@bp.get("/campaigns/<int:campaign_id>/send")
+@login_required()
+def confirm_send(campaign_id: int) -> Any:
+    """The "Send now" confirmation: the exact recipient count, and a button that POSTs it."""
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    if campaign.status not in ("draft", "scheduled"):
+        flash("This campaign has already been sent or is sending.", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    return _confirm_page(campaign, ConfirmSendForm())
+
+
 @bp.post("/campaigns/<int:campaign_id>/send")
 @login_required()
 def send(campaign_id: int) -> Any:
-    return _action(campaign_id, services.start, "Sending started.")
+    """Start sending what was confirmed; when the audience moved materially since the count
+    was shown, show the new count and ask again instead."""
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    form = ConfirmSendForm()
+    if campaign.status not in ("draft", "scheduled"):
+        flash("This campaign has already been sent or is sending.", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    if not form.validate_on_submit() or form.expected.data is None:
+        flash("Confirm the number of recipients first.", "error")
+        return redirect(url_for("campaigns.confirm_send", campaign_id=campaign_id))
+    confirmed = form.expected.data
+    count = audience_count.count_for_campaign(campaign)
+    if audience_count.changed_materially(confirmed, count.recipients):
+        again = ConfirmSendForm(formdata=None)
+        return _confirm_page(campaign, again, count, changed_from=confirmed), 409
+    try:
+        services.start(me.account_id, campaign_id)
+    except ValidationError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    noun = "recipient" if count.recipients == 1 else "recipients"
+    skipped = ""
+    if count.suppressed:  # they have a message row too, marked skipped when its turn comes
+        were = "address is" if count.suppressed == 1 else "addresses are"
+        skipped = f" ({count.suppressed:,} suppressed {were} skipped)"
+    flash(f"Sending started to {count.recipients:,} {noun}{skipped}.", "success")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/unschedule")

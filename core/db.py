@@ -48,6 +48,10 @@ def _new_session() -> Session:
 session: scoped_session[Session] = scoped_session(_new_session, scopefunc=_app_context_id)  # type: ignore[arg-type]
 
 
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL and foreign keys so it behaves like the server."""
     if url.startswith("sqlite"):
@@ -62,6 +66,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # SQLite's lower() folds ASCII only; searches use this one (core.sqltext.folded).
+            dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)

@@ -14,13 +14,26 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, select, tuple_
+from sqlalchemy import (
+    LargeBinary,
+    SQLColumnExpression,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
 
 from core import db
 from core.db import utcnow
+from core.sqlhash import hmac_sha256_hex, utf8
 from engine.models import (
     ENGAGEMENTS,
     KINDS,
@@ -49,8 +62,18 @@ def engine_hash(email: str) -> str:
     A different key from the suppression hash (``subscribers.suppression.address_hash``), and a
     purpose label inside the message, so engine rows cannot be joined to suppression rows.
     """
-    message = b"envoy-engine-v1\x00" + email.strip().lower().encode()
+    message = _HASH_LABEL + email.strip().lower().encode()
     return hmac.new(hash_key(), message, hashlib.sha256).hexdigest()
+
+
+_HASH_LABEL = b"envoy-engine-v1\x00"
+
+
+def engine_hash_sql(email: SQLColumnExpression[str]) -> ColumnElement[str]:
+    """:func:`engine_hash` of an address column, computed by PostgreSQL (:mod:`core.sqlhash`).
+    Equal to the Python form for ASCII addresses (SQL ``lower`` is Python's there)."""
+    lowered = utf8(func.lower(func.btrim(email)))
+    return hmac_sha256_hex(hash_key(), literal(_HASH_LABEL, LargeBinary).op("||")(lowered))
 
 
 def domain_of(email: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, false, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
@@ -36,7 +36,7 @@ from campaigns.models import Campaign, Message
 from core import db, queue
 from core.db import utcnow
 from engine import queries, services
-from engine.models import ENGAGEMENTS, OUTCOMES
+from engine.models import ENGAGEMENTS, OUTCOMES, EngineAddress
 from privacy import policy, subject_data
 from subscribers.models import Contact
 from subscribers.suppression import address_hash, suppressed_hashes
@@ -248,6 +248,19 @@ def engine_suppressed(account_id: int, emails: Iterable[str]) -> set[str]:
     for email in wanted:
         by_hash.setdefault(services.engine_hash(email), []).append(email)
     return {email for hashed in queries.suppressed_hashes(by_hash) for email in by_hash[hashed]}
+
+
+def engine_suppressed_condition(
+    account_id: int, email: SQLColumnExpression[str]
+) -> ColumnElement[bool]:
+    """:func:`engine_suppressed` as a SQL condition on an address column (PostgreSQL; exact for
+    ASCII addresses, see :func:`engine.services.engine_hash_sql`): false for an account that
+    does not take part."""
+    if not account_participates(account_id):
+        return false()
+    return services.engine_hash_sql(email).in_(
+        select(EngineAddress.address_hash).where(queries.is_suppressed())
+    )
 
 
 def best_send_hours(

@@ -111,16 +111,24 @@ def _erase_subscriptions(contact_ids: list[int]) -> None:
 
 def _export_messages(contact_ids: list[int]) -> Records:
     from campaigns.models import Campaign, Message
+    from campaigns.render import Recipient
+    from campaigns.subjects import shown_subject
+    from subscribers.models import Contact
 
     rows = db.session.execute(
-        select(Message, Campaign.name, Campaign.subject)
+        select(Message, Campaign.name, Campaign.subject, Contact)
         .join(Campaign, Campaign.id == Message.campaign_id)
+        .join(Contact, Contact.id == Message.contact_id)
         .where(Message.contact_id.in_(contact_ids))
         .order_by(Message.id)
     ).all()
     found: Records = {}
-    for message, campaign_name, subject in rows:
+    for message, campaign_name, template, contact in rows:
         assert message.contact_id is not None
+        # The subject as this person got it (their data), not the campaign's template code.
+        recipient = Recipient(message.id, contact.email, contact.name, contact.attributes or {})
+        shown = shown_subject(template, recipient)
+        subject = f"{shown.raw} (template)" if shown.failed else shown.text
         found.setdefault(message.contact_id, []).append(
             {
                 "campaign": campaign_name,

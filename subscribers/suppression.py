@@ -12,9 +12,10 @@ import hmac
 from collections.abc import Iterable
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, or_, select
 
 from core import db
+from core.sqlhash import hmac_sha256_hex, utf8
 from subscribers.models import BlockedDomain, Suppression
 
 REASONS = ("unsubscribed", "hard_bounce", "complaint", "erased", "blocked", "manual")
@@ -142,3 +143,24 @@ def suppressed_emails(account_id: int, emails: Iterable[str]) -> dict[str, str]:
     for email in blocked_domains_of(by_hash.values()):
         found.setdefault(email, BLOCKED_DOMAIN)
     return found
+
+
+def suppressed_hash_condition(
+    account_id: int, email: SQLColumnExpression[str]
+) -> ColumnElement[bool]:
+    """The keyed-hash part of :func:`suppressed_emails` as a SQL condition on an address
+    column: suppressed for the account or platform-wide, the hash computed by the database
+    (:mod:`core.sqlhash`), so a count needs no hashing in Python. Blocked domains are not in
+    it: check the domains with :func:`blocked_domains_of`.
+
+    PostgreSQL only, and exact for ASCII addresses (SQL ``lower`` and Python's ``str.lower``
+    agree there); callers check other addresses with :func:`suppressed_emails`. A test holds
+    the two forms equal.
+    """
+    key = str(current_app.config["ADDRESS_HASH_KEY"]).encode()
+    hashed = hmac_sha256_hex(key, utf8(func.lower(func.btrim(email))))
+    return hashed.in_(
+        select(Suppression.address_hash).where(
+            or_(Suppression.account_id == account_id, Suppression.account_id.is_(None))
+        )
+    )

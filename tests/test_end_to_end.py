@@ -69,7 +69,9 @@ def test_campaign_flows_end_to_end(app_factory: Any, smtp_sink: SMTPSink, broker
         },
     )
     campaign_id = id_from_location(response.headers["Location"], "/campaigns")
-    response = client.post(f"/campaigns/{campaign_id}/send")
+    confirm = client.get(f"/campaigns/{campaign_id}/send").get_data(as_text=True)
+    assert f"Send now to {len(RECIPIENTS)} recipients" in confirm
+    response = client.post(f"/campaigns/{campaign_id}/send", data={"expected": len(RECIPIENTS)})
     assert response.status_code == 302
 
     drain(app)

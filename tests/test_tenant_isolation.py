@@ -41,6 +41,7 @@ def test_every_url_of_another_account_answers_404(app: Flask, two_tenants: dict[
         f"/contacts/{t['contact_id']}",
         f"/campaigns/{t['campaign_id']}",
         f"/campaigns/{t['campaign_id']}/edit",
+        f"/campaigns/{t['campaign_id']}/send",
     ]
     for path in gets:
         response = client.get(path)
@@ -49,7 +50,8 @@ def test_every_url_of_another_account_answers_404(app: Flask, two_tenants: dict[
     posts = [
         (f"/lists/{t['list_id']}", {"email": "intruder@b.example"}),
         (f"/campaigns/{t['campaign_id']}/edit", {"name": "x", "html_body": "x"}),
-        (f"/campaigns/{t['campaign_id']}/send", {}),
+        (f"/campaigns/{t['campaign_id']}/send", {"expected": "1"}),
+        (f"/campaigns/{t['campaign_id']}/duplicate", {}),
     ]
     for path, data in posts:
         assert client.post(path, data=data).status_code == 404, path

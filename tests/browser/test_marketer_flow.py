@@ -59,8 +59,9 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.select_option("#list_ids", label="Regulars")
     page.click("button:has-text('Save draft')")
     page.wait_for_selector("text=Campaign saved.")
-    page.click("button:has-text('Send now')")
-    page.wait_for_selector("text=Sending started.")
+    page.click("#send-now")
+    page.click("#confirm-send-button")
+    page.wait_for_selector("text=Sending started to 1 recipient.")
     smtp_sink.wait_for(1)
     for _ in range(20):
         if page.locator("#campaign-status").inner_text() == "sent":

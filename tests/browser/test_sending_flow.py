@@ -100,8 +100,9 @@ def test_compose_preview_test_send_schedule_progress_pause_resume(
     assert page.locator("#campaign-status").inner_text() == "draft"
 
     # Send (4 messages/s for 24 recipients) and watch the bar move without reloading.
-    page.click("button:has-text('Send now')")
-    page.wait_for_selector("text=Sending started.")
+    page.click("#send-now")
+    page.click("#confirm-send-button")
+    page.wait_for_selector("text=Sending started to 24 recipients.")
     page.wait_for_function(
         "Number(document.querySelector('[data-progress=sent]').textContent) >= 4"
     )

@@ -1,0 +1,162 @@
+"""How many people a campaign will reach, counted before it is sent.
+
+The count follows the sender's own path: :func:`subscribers.audience.audience_contact_ids`
+(deduplicated; unsubscribed, restricted, objecting and withdrawn contacts left out) gives the
+contacts :func:`campaigns.services.start` makes a message for, and of those the sender skips
+the ones :func:`subscribers.suppression.suppressed_emails` or
+:func:`privacy.engine_gate.engine_suppressed` name. So ``recipients`` is the number of
+messages that will be sent if nothing changes before the send.
+
+On PostgreSQL, for ASCII addresses, one aggregate query counts the audience per domain and,
+per domain, the addresses whose keyed hashes are suppressed (the hashes computed by the
+database, :mod:`core.sqlhash`); the blocked-domain rule then runs in Python on the distinct
+domains. The few other addresses, and every address on SQLite (the embedded default, for small
+audiences), go through the sender's Python rules in chunks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, func, not_, or_, select
+
+from campaigns.models import Campaign
+from core import db
+from privacy import engine_gate
+from subscribers.audience import audience_contact_ids
+from subscribers.models import Contact
+from subscribers.suppression import (
+    blocked_domains_of,
+    suppressed_emails,
+    suppressed_hash_condition,
+)
+
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class AudienceCount:
+    """``recipients`` will get the message; ``suppressed`` are in the audience but on a
+    suppression list (their messages are skipped at send time)."""
+
+    recipients: int
+    suppressed: int
+
+    @property
+    def audience(self) -> int:
+        """Contacts in the audience: the messages :func:`campaigns.services.start` creates."""
+        return self.recipients + self.suppressed
+
+
+def _count(query: Select[*tuple[Any, ...]]) -> int:
+    return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _suppressed_in_python(account_id: int, emails: Select[int, str]) -> int:
+    """How many of the ``(id, email)`` rows the sender's own suppression checks would skip."""
+    found = 0
+    last_id = 0
+    while True:
+        rows = db.session.execute(
+            emails.where(Contact.id > last_id).order_by(Contact.id).limit(_CHUNK)
+        ).all()
+        if not rows:
+            return found
+        chunk = [email for _, email in rows]
+        skipped = set(suppressed_emails(account_id, chunk))
+        skipped |= engine_gate.engine_suppressed(account_id, chunk)
+        found += sum(1 for email in chunk if email in skipped)
+        last_id = rows[-1][0]
+
+
+def _suppressed_in_sql(account_id: int, emails: Select[int, str]) -> int:
+    """How many of the ``(id, email)`` rows (ASCII addresses) the sender would skip, in one
+    pass: the keyed hashes are compared in the database, and the blocked-domain rule runs in
+    Python on the distinct domains (far fewer than the addresses)."""
+    rows = emails.subquery()
+    by_hash = or_(
+        suppressed_hash_condition(account_id, rows.c.email),
+        engine_gate.engine_suppressed_condition(account_id, rows.c.email),
+    )
+    # The text after the last "@", as the blocked-domain rule reads it (a negative position
+    # counts from the end: PostgreSQL 14 and later; several times cheaper than a regex).
+    domain = func.split_part(rows.c.email, "@", -1)
+    per_domain = db.session.execute(
+        select(domain, func.count(), func.count().filter(by_hash)).group_by(domain)
+    ).all()
+    blocked = blocked_domains_of(f"x@{name}" for name, _, _ in per_domain)
+    return sum(
+        int(total) if f"x@{name}" in blocked else int(hashed) for name, total, hashed in per_domain
+    )
+
+
+def count_audience(
+    account_id: int, list_ids: Sequence[int], segment_ids: Sequence[int] = ()
+) -> AudienceCount:
+    """The exact number of recipients a campaign to ``list_ids`` and ``segment_ids`` would
+    have now (see the module docstring). Reads only."""
+    if not list_ids and not segment_ids:
+        return AudienceCount(0, 0)
+    if segment_ids:
+        audience = audience_contact_ids(account_id, list_ids, segment_ids=segment_ids)
+    else:
+        audience = audience_contact_ids(account_id, list_ids)
+    ids = audience.subquery()
+    rows = select(Contact.id, Contact.email).join(ids, ids.c.id == Contact.id)
+    total = _count(rows)
+    if not total:
+        return AudienceCount(0, 0)
+    suppressed = 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        ascii_only = func.octet_length(Contact.email) == func.length(Contact.email)
+        suppressed += _suppressed_in_sql(account_id, rows.where(ascii_only))
+        rows = rows.where(not_(ascii_only))
+    suppressed += _suppressed_in_python(account_id, rows)
+    return AudienceCount(total - suppressed, suppressed)
+
+
+def count_for_campaign(campaign: Campaign) -> AudienceCount:
+    """:func:`count_audience` for the lists and segments the campaign is set to."""
+    from campaigns.services import campaign_list_ids, campaign_segment_ids
+
+    return count_audience(
+        campaign.account_id, campaign_list_ids(campaign.id), campaign_segment_ids(campaign.id)
+    )
+
+
+RECENT_SECONDS = 60.0
+
+
+def recent_count_for_campaign(campaign: Campaign) -> AudienceCount:
+    """:func:`count_for_campaign`, reusing this process's count of the same audience from the
+    last :data:`RECENT_SECONDS`: the campaign page is reloaded for each preview, and a count of
+    a million contacts takes seconds. The confirmation always counts afresh."""
+    from campaigns.services import campaign_list_ids, campaign_segment_ids
+
+    # Per app (tests build many), by (account, lists, segments): (when, count).
+    recent: dict[tuple[int, tuple[int, ...], tuple[int, ...]], tuple[float, AudienceCount]]
+    recent = current_app.extensions.setdefault("campaigns.recent_counts", {})
+    key = (
+        campaign.account_id,
+        tuple(campaign_list_ids(campaign.id)),
+        tuple(sorted(campaign_segment_ids(campaign.id))),
+    )
+    now = time.monotonic()
+    found = recent.get(key)
+    if found is not None and now - found[0] < RECENT_SECONDS:
+        return found[1]
+    count = count_audience(*key)
+    if len(recent) > 256:
+        recent.clear()
+    recent[key] = (now, count)
+    return count
+
+
+def changed_materially(confirmed: int, now: int) -> bool:
+    """Whether a recipient count moved enough since the person confirmed it that they must
+    look again: by more than 1 % of what they confirmed (any change under 100)."""
+    return abs(now - confirmed) > confirmed // 100

@@ -1,0 +1,66 @@
+"""The campaign list: search by name and subject, filter by status, one page at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+
+from campaigns.models import Campaign
+from core import db
+from core.sqltext import folded
+
+PAGE_SIZE = 25
+#: The statuses a person can filter on, in the order a campaign goes through them.
+STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+
+
+@dataclass(frozen=True)
+class CampaignFilter:
+    """What the campaign list filters on (every part optional)."""
+
+    q: str = ""  # part of the name or the subject, any case
+    status: str = ""  # one of STATUSES
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is filtered (an empty result then means "no match")."""
+        return bool(self.q.strip() or self.status)
+
+
+@dataclass(frozen=True)
+class CampaignPage:
+    """One page of campaigns, newest first."""
+
+    items: list[Campaign]
+    page: int
+    pages: int
+    total: int
+
+
+def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) -> CampaignPage:
+    """The account's campaigns matching ``filters``, newest first, ``PAGE_SIZE`` a page; a
+    page past the end gives the last one. Name and subject match case-insensitively in every
+    script (``%`` and ``_`` are plain characters)."""
+    query = select(Campaign).where(Campaign.account_id == account_id)
+    needle = filters.q.strip().lower()
+    if needle:
+        query = query.where(
+            or_(
+                folded(Campaign.name).contains(needle, autoescape=True),
+                folded(Campaign.subject).contains(needle, autoescape=True),
+            )
+        )
+    if filters.status in STATUSES:
+        # "starting" is the moment between scheduled and sending: shown as sending.
+        wanted = ("sending", "starting") if filters.status == "sending" else (filters.status,)
+        query = query.where(Campaign.status.in_(wanted))
+    total = int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    items = list(
+        db.session.scalars(
+            query.order_by(Campaign.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        )
+    )
+    return CampaignPage(items, page, pages, total)
