@@ -1338,7 +1338,11 @@ def send_batch(campaign_id: int, chain: int = 0, claims: int = 0) -> int:
         db.session.refresh(campaign)
         if campaign.status != "sending":
             return total
-        sent, outcome = _send_one_claim(campaign, chain)
+        try:
+            sent, outcome = _send_one_claim(campaign, chain)
+        except Exception as exc:  # a platform failure: retried by the queue, shown on the page
+            _record_send_error(campaign_id, _platform_error_text(exc))
+            raise
         total += sent
         done += 1
         if outcome == "over":
@@ -1378,6 +1382,9 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         _release(token)
         pause(campaign.account_id, campaign.id, f"The templates do not render: {exc}")
         return 0, "over"
+    except Exception:
+        _release(token)  # nothing was sent: the rows go back, none is taken for interrupted
+        raise
     sent = 0
     handled = 0
     delivered: list[int] = []
@@ -1451,10 +1458,9 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         if _status_of(campaign_id) == "sending":
             pause(campaign.account_id, campaign_id, stop.reason)
         return sent, "over"
-    except Exception as exc:
+    except Exception:
         _stop(ahead, marker)
         _release(token)
-        _record_send_error(campaign_id, _platform_error_text(exc))
         raise
     _stop(ahead, marker)
     _release(token)  # rows not reached (paused, cancelled, deadline)
