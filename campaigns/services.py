@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from queue import Full, Queue
 from typing import Any
 
@@ -799,7 +798,7 @@ def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Previe
     recipient = _recipient_for_contact(account_id, contact_id)
     try:
         rendered = render_message(view, recipient)
-    except TemplateError as exc:
+    except (TemplateError, RecipientError) as exc:
         raise ValidationError(str(exc)) from exc
     from email import message_from_bytes, policy
     from email.message import EmailMessage
@@ -843,9 +842,14 @@ def send_test(
             recipient = Recipient(0, address, base.name, base.attributes)
             try:
                 rendered = render_message(view, recipient, subject_prefix="[Test] ")
-            except TemplateError as exc:
+                conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient])
+            except (TemplateError, RecipientError) as exc:
                 raise ValidationError(str(exc), field="addresses") from exc
-            conn.send(rendered.wire, parseaddr(campaign.from_email)[1], [address])
+            except PermanentMailError as exc:
+                raise ValidationError(
+                    f"The SMTP server did not take the test for {address}: {exc}",
+                    field="addresses",
+                ) from exc
             sent += 1
     return sent
 

@@ -156,7 +156,8 @@ def display_name(name: str, utf8: bool = False) -> str:
         if _SPECIALS.search(name) is None:
             return name
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return Header(name, "utf-8").encode(linesep="\r\n")
+    # At most 75 characters an encoded word (RFC 2047 2); the words are folded with CRLF.
+    return Header(name, "utf-8", maxlinelen=75).encode(linesep="\r\n")
 
 
 def format_address(name: str, address: WireAddress) -> str:

@@ -23,7 +23,8 @@ _PLACEHOLDER_DOMAIN = "x.io"
 
 
 def _invalid(value: str, reason: str) -> ValidationError:
-    return ValidationError(f"{value!r} is not a valid email address: {reason}", field="email")
+    shown = value if len(value) <= 80 else value[:60] + "…"  # the reason must stay readable
+    return ValidationError(f"{shown!r} is not a valid email address: {reason}", field="email")
 
 
 def normalise_email(raw: str) -> str:

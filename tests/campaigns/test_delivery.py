@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +27,9 @@ from core.mail import NO_SMTPUTF8
 from subscribers import services as subscribers
 from subscribers.models import Contact
 from subscribers.suppression import suppression_reason
-from tests.conftest import drain
+from tests import services_available
+from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env
+from tests.conftest import TEST_KEYS, drain
 from tests.factories import Tenant, login, make_tenant
 from tests.smtp_sink import Received, SMTPSink
 
@@ -432,3 +437,62 @@ def test_waiting_for_a_retry_or_sending_slowly_is_no_stall(
         db.session.commit()
         found = queries.stall(campaign, later)
         assert found is not None and found.cause == queries.SLOW_WORKER
+
+
+# --------------------------------------------------------------------------- real workers
+
+
+@pytest.mark.redis
+def test_bad_recipients_fail_alone_with_real_dramatiq_workers(
+    app_factory: Any, database_url: str, smtp_sink: SMTPSink, tmp_path: Path
+) -> None:
+    """The same audience sent by a ``dramatiq core.worker`` process over its own Redis."""
+    services_available.require("redis")
+    own = OwnRedis().start()
+    namespace = f"delivery-{secrets.token_hex(3)}"
+    timing = {"SEND_BATCH_SIZE": 3, "SEND_CONNECTIONS": 2}
+    app = app_factory(REDIS_URL=own.url, REDIS_NAMESPACE=namespace, **timing)
+    env = worker_env(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": own.url,
+            "REDIS_NAMESPACE": namespace,
+            "SMTP_URL": smtp_sink.url,
+            "SECRET_KEYS": list(TEST_KEYS),
+            "ADDRESS_HASH_KEY": "test-address-hash-key",
+            "BASE_URL": "http://localhost",
+            "REQUIRE_VERIFIED_SENDER": "false",
+            "VAR_DIR": str(tmp_path / "var"),
+            "MAILDIR_PATH": str(tmp_path / "outbox"),
+            "INPROCESS_WORKER": "false",
+            **timing,
+        }
+    )
+    smtp_sink.reply_for(REFUSED.email, "550 5.1.1 no such user", stage="rcpt")
+    log = tmp_path / "worker.log"
+    worker = Worker(env, log).start()
+    try:
+        with app.app_context():
+            from core import db
+
+            audience = international_campaign()
+            services.start(audience.tenant.account_id, audience.campaign_id)
+            deadline = time.monotonic() + 90
+            status = ""
+            while time.monotonic() < deadline:
+                db.session.expire_all()
+                status = str(
+                    db.session.scalar(
+                        select(Campaign.status).where(Campaign.id == audience.campaign_id)
+                    )
+                )
+                if status == "sent":
+                    break
+                time.sleep(0.3)
+            assert status == "sent", log.read_text()[-3000:]
+            time.sleep(0.3)  # the sink's last transaction
+            check_outcome(audience, smtp_sink, smtputf8=True)
+            check_headers(smtp_sink, smtputf8=True)
+    finally:
+        worker.stop()
+        own.kill()
