@@ -605,7 +605,9 @@ def render_message(
     try:
         to = wire_address(_one_line(recipient.email))
     except AddressError as exc:
-        raise RecipientError(f"the address cannot be sent to: {exc}") from exc
+        reason = str(exc)
+        reason = reason[:1].lower() + reason[1:]  # email-validator's sentences start capitalised
+        raise RecipientError(f"the address cannot be sent to: {reason}") from exc
     try:
         return _render(view, recipient, to, verp_key, subject_prefix)
     except RecipientError as exc:

@@ -294,8 +294,8 @@ def test_campaign_page_lists_failed_recipients_with_reasons_and_a_csv(
     for text in (
         "zoë.ñúñez@example.org",
         "用户@例子.广告",
-        NO_SMTPUTF8,
-        "refused by the receiving server (550 5.1.1)",
+        "The server does not support international addresses (SMTPUTF8)",
+        "Refused by the receiving server (550 5.1.1)",
         "ZeroDivisionError",
         "the part before the @ is 250 octets long",
         "=HYPERLINK(&#34;http://evil.example&#34;,&#34;x&#34;)",  # the name, escaped
@@ -349,10 +349,10 @@ def test_a_campaign_no_worker_picks_up_is_flagged_with_the_cause(
     client = app.test_client()
     with app.app_context():
         audience = international_campaign(PLAIN)
-        services.start(audience.tenant.account_id, audience.campaign_id)  # nobody drains
+        started = services.start(audience.tenant.account_id, audience.campaign_id).started_at
+        assert started is not None  # and nobody drains the queue
     login(client, audience.tenant.email)
     assert _progress(client, audience.campaign_id)["stalled"] == ""
-    started = utcnow()
     with time_machine.travel(started + timedelta(seconds=299), tick=False):
         assert _progress(client, audience.campaign_id)["stalled"] == ""
     with time_machine.travel(started + timedelta(seconds=301), tick=False):
@@ -496,3 +496,38 @@ def test_bad_recipients_fail_alone_with_real_dramatiq_workers(
     finally:
         worker.stop()
         own.kill()
+
+
+# --------------------------------------------------------------------------- test send, preview
+
+
+def test_a_test_send_says_why_an_address_cannot_be_sent(
+    app: Flask, client: Any, smtp_sink: SMTPSink
+) -> None:
+    smtp_sink.smtputf8 = False
+    with app.app_context():
+        audience = international_campaign([PLAIN[0], RAISES, EMOJI_DOMAIN])
+        zero = services_contact_id(RAISES.email)
+        legacy = services_contact_id(EMOJI_DOMAIN.stored)
+    login(client, audience.tenant.email)
+    url = f"/campaigns/{audience.campaign_id}/test"
+    refused = client.post(url, data={"addresses": "zoë@example.org", "contact_id": 0})
+    assert refused.status_code == 400
+    assert NO_SMTPUTF8 in refused.get_data(as_text=True)
+    idn = client.post(url, data={"addresses": "me@例子.广告", "contact_id": 0})
+    assert idn.status_code == 302  # an IDN domain needs no SMTPUTF8
+    assert smtp_sink.wait_for(1)[0].recipients == [f"me@{IDN_ASCII}"]
+    raising = client.post(url, data={"addresses": "me@shop.example", "contact_id": zero})
+    assert raising.status_code == 400
+    assert "ZeroDivisionError" in raising.get_data(as_text=True)
+    preview = client.get(f"/campaigns/{audience.campaign_id}/preview?contact_id={legacy}")
+    assert preview.status_code == 200
+    assert "the address cannot be sent to" in preview.get_data(as_text=True)
+
+
+def services_contact_id(email: str) -> int:
+    from core import db
+
+    found = db.session.scalar(select(Contact.id).where(Contact.email == email))
+    assert found is not None
+    return int(found)
