@@ -233,11 +233,6 @@ class SMTPConnection:
             return PermanentMailError(text, code, what)
         return TransientMailError(text, code, what)
 
-    @property
-    def smtputf8(self) -> bool:
-        """True when the server offers SMTPUTF8 (RFC 6531)."""
-        return bool(self.smtp.has_extn("smtputf8"))
-
     def _transaction(
         self, message: bytes, envelope_from: str, recipients: list[str], payload: bytes | None
     ) -> None:
