@@ -214,7 +214,9 @@ def _failed_rows(campaign_id: int) -> Any:
 
 def _failed(row: Any) -> FailedRecipient:
     _id, email, name, error = row
-    return FailedRecipient(email or "", name or "", error or "failed")
+    if email is None:  # erasure clears the row's contact and its reason
+        return FailedRecipient("", "", error or "the reason was erased with the contact")
+    return FailedRecipient(email, name or "", error or "failed")
 
 
 def failed_recipients(campaign_id: int, page: int = 1) -> FailedPage:

@@ -531,3 +531,29 @@ def services_contact_id(email: str) -> int:
     found = db.session.scalar(select(Contact.id).where(Contact.email == email))
     assert found is not None
     return int(found)
+
+
+def test_an_erased_contact_stays_counted_without_its_address(
+    app: Flask, client: Any, smtp_sink: SMTPSink
+) -> None:
+    from privacy import services as privacy
+
+    with app.app_context():
+        audience = international_campaign([PLAIN[0], RAISES])
+        services.start(audience.tenant.account_id, audience.campaign_id)
+    drain(app)
+    with app.app_context():
+        privacy.erase_contact(
+            audience.tenant.account_id, services_contact_id(RAISES.email), audience.tenant.user_id
+        )
+    login(client, audience.tenant.email)
+    page = client.get(f"/campaigns/{audience.campaign_id}").get_data(as_text=True)
+    table = page.split('id="failed-table"')[1].split("</table>")[0]
+    assert "Erased contact" in table and "The reason was erased with the contact" in table
+    assert RAISES.email not in page and RAISES.name not in page
+    rows = list(
+        csv.DictReader(
+            io.StringIO(client.get(f"/campaigns/{audience.campaign_id}/failed.csv").text)
+        )
+    )
+    assert [(row["email"], row["name"]) for row in rows] == [("", "")]
