@@ -36,7 +36,13 @@ from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from core.addresses import AddressError, WireAddress, format_address, wire_address
+from core.addresses import (
+    AddressError,
+    WireAddress,
+    ascii_domain,
+    format_address,
+    wire_address,
+)
 from subscribers.services import preference_url_for_message
 from tracking import urls
 
@@ -647,7 +653,9 @@ def _render(
     unsubscribe = view.url_for_slot("unsubscribe", recipient.message_id)
     html = _fill(view.html_part().pieces(context), view, recipient, True, unsubscribe)
     text = _fill(view.compiled.text.pieces(context), view, recipient, False, unsubscribe)
-    message_id = message_id_for(recipient.message_id, view.message_id_domain, verp_key)
+    message_id = message_id_for(
+        recipient.message_id, ascii_domain(view.message_id_domain), verp_key
+    )
     boundary = f"=_{_boundaries.getrandbits(96):024x}"
     from_header, reply_to_header, sender_envelope = view.sender_headers()
     head = [

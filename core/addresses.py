@@ -79,6 +79,13 @@ def domain_verdict(domain: str) -> tuple[str, str] | str:
     return result.domain.lower(), (result.ascii_domain or result.domain).lower()
 
 
+def ascii_domain(domain: str) -> str:
+    """``domain`` in A-labels (for a Message-ID, which must be ASCII); as it is when it is not
+    a valid domain. Cached."""
+    verdict = domain_verdict(domain)
+    return domain if isinstance(verdict, str) else verdict[1]
+
+
 @functools.lru_cache(maxsize=4096)
 def _international_local_part(local: str) -> str | None:
     """Why a non-ASCII local part is not valid (email-validator's check), or None."""

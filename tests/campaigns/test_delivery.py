@@ -557,3 +557,31 @@ def test_an_erased_contact_stays_counted_without_its_address(
         )
     )
     assert [(row["email"], row["name"]) for row in rows] == [("", "")]
+
+
+def test_an_idn_sender_domain_needs_no_smtputf8(app: Flask, db: Any, smtp_sink: SMTPSink) -> None:
+    smtp_sink.smtputf8 = False
+    audience = international_campaign([PLAIN[0]])
+    services.add_sender(audience.tenant.account_id, "news@münchen.de", "Café", verified=True)
+    campaign = services.get_campaign(audience.tenant.account_id, audience.campaign_id)
+    services.save_campaign(
+        audience.tenant.account_id,
+        campaign_id=campaign.id,
+        name=campaign.name,
+        subject="Grüße",
+        from_name="Café Ñandú",
+        from_email="news@münchen.de",
+        reply_to="hilfe@münchen.de",
+        html_body="<p>Hallo</p>",
+        list_ids=services.campaign_list_ids(campaign.id),
+    )
+    services.start(audience.tenant.account_id, audience.campaign_id)
+    drain(app)
+    got = smtp_sink.wait_for(1)[0]
+    assert got.envelope_from == "news@xn--mnchen-3ya.de" and "SMTPUTF8" not in got.mail_options
+    assert got.data.split(b"\r\n\r\n")[0].isascii()
+    message = got.message
+    assert str(message["Message-ID"]).endswith("@xn--mnchen-3ya.de>")
+    sender = message["From"].addresses[0]
+    assert (sender.display_name, sender.domain) == ("Café Ñandú", "xn--mnchen-3ya.de")
+    assert str(message["Reply-To"]) == "hilfe@xn--mnchen-3ya.de"
