@@ -570,10 +570,11 @@ _boundaries = random.Random(secrets.randbits(64))
 
 
 def verp_address(return_path: str, message_id: int, key: str) -> str:
-    """``bounces+<id>-<mac>@domain`` for ``bounces@domain``: a bounce to it names the message."""
+    """``bounces+<id>-<mac>@domain`` for ``bounces@domain``: a bounce to it names the message.
+    The domain in A-labels (an envelope address)."""
     local, _, domain = return_path.partition("@")
     mac = hmac.new(key.encode(), str(message_id).encode(), hashlib.sha256).hexdigest()[:10]
-    return f"{local}+{message_id}-{mac}@{domain}"
+    return f"{local}+{message_id}-{mac}@{ascii_domain(domain)}"
 
 
 def parse_verp(address: str, key: str) -> int | None:

@@ -585,3 +585,11 @@ def test_an_idn_sender_domain_needs_no_smtputf8(app: Flask, db: Any, smtp_sink: 
     sender = message["From"].addresses[0]
     assert (sender.display_name, sender.domain) == ("Café Ñandú", "xn--mnchen-3ya.de")
     assert str(message["Reply-To"]) == "hilfe@xn--mnchen-3ya.de"
+
+
+def test_a_verp_return_path_on_an_idn_domain_is_an_ascii_envelope() -> None:
+    from campaigns.render import parse_verp, verp_address
+
+    address = verp_address("bounces@münchen.de", 42, "verp-key")
+    assert address.isascii() and address.endswith("@xn--mnchen-3ya.de")
+    assert parse_verp(address, "verp-key") == 42
