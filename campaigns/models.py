@@ -61,6 +61,13 @@ class Campaign(Base):
     consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
     # Last time a worker claimed or marked a message: the reconciler re-enqueues when stale.
     last_progress_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Last time messages reached an outcome (sent, failed, skipped, deferred), written per claim
+    # and every few seconds during one: a sending campaign is flagged as stalled from it.
+    last_outcome_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The last transport or platform error of the send path (never a recipient's), the cause
+    # the stall flag shows; cleared when messages reach an outcome again.
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Send-time optimisation: each recipient at its best hour in [start, end), hours of the
     # account's time zone (converted to the engine's UTC hours at the start), from the
     # Delivery Optimization Engine; recipients it knows too little of go at the window's start.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from campaigns.models import (
     Bounce,
@@ -17,6 +19,7 @@ from campaigns.models import (
     SmtpServer,
     Template,
 )
+from campaigns.settings import setting
 from core import db
 from core.db import utcnow
 from subscribers.models import Contact
@@ -60,6 +63,8 @@ class Progress:
     pending: int
     rate_per_second: float
     pause_reason: str
+    #: "No progress since HH:MM UTC: <cause>" for a stalled campaign (:func:`stall`), else "".
+    stalled: str = ""
 
     @property
     def percent(self) -> int:
@@ -77,6 +82,7 @@ class Progress:
             "percent": self.percent,
             "rate_per_second": round(self.rate_per_second, 1),
             "pause_reason": self.pause_reason,
+            "stalled": self.stalled,
         }
 
 
@@ -107,7 +113,140 @@ def progress(campaign: Campaign) -> Progress:
         pending=int(counts.get("pending", 0)) + int(counts.get("claimed", 0)),
         rate_per_second=(recent or 0) / 10.0,
         pause_reason=campaign.pause_reason,
+        stalled=_stall_text(stall(campaign)),
     )
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A sending campaign without progress: since when, and the likeliest cause."""
+
+    since: datetime
+    cause: str
+
+    def text(self) -> str:
+        return f"No progress since {self.since:%H:%M} UTC: {self.cause}"
+
+
+def _stall_text(found: Stall | None) -> str:
+    return found.text() if found is not None else ""
+
+
+NO_WORKER = "no worker is running (no batch of this campaign is being sent)."
+SLOW_WORKER = (
+    "a worker holds a batch but no message reached an outcome (a slow SMTP server or a low "
+    "rate limit?)."
+)
+
+
+def stall(campaign: Campaign, now: datetime | None = None) -> Stall | None:
+    """The stall of a sending campaign with due work whose messages reached no outcome for
+    ``SEND_STALL_SECONDS``, or None. The cause is the send path's last transport or platform
+    error when there is one, else whether any worker holds a live claim of it. A campaign
+    waiting only for retries that are not due yet is not stalled. Reads at most two rows'
+    worth when not stalled (one comparison, no query)."""
+    if campaign.status != "sending":
+        return None
+    now = now or utcnow()
+    moments = [t for t in (campaign.last_outcome_at, campaign.started_at) if t is not None]
+    if not moments:
+        return None
+    since = max(moments)
+    if (now - since).total_seconds() < float(setting("SEND_STALL_SECONDS")):
+        return None
+    due = db.session.scalar(
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign.id,
+            or_(
+                (Message.status == "pending") & (Message.due_at <= now),
+                Message.status == "claimed",
+            ),
+        )
+        .limit(1)
+    )
+    if due is None:
+        return None
+    if campaign.last_error:
+        return Stall(since, campaign.last_error)
+    live_after = now - timedelta(seconds=float(setting("SEND_CLAIM_TIMEOUT")))
+    live = db.session.scalar(
+        select(Message.id)
+        .where(
+            Message.campaign_id == campaign.id,
+            Message.status == "claimed",
+            Message.claimed_at > live_after,
+        )
+        .limit(1)
+    )
+    return Stall(since, SLOW_WORKER if live is not None else NO_WORKER)
+
+
+@dataclass(frozen=True)
+class FailedRecipient:
+    """A failed message of a campaign: whom it was for (empty once the contact was erased)
+    and the reason stored when it failed."""
+
+    email: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FailedPage:
+    items: list[FailedRecipient]
+    page: int
+    pages: int
+    total: int
+
+
+FAILED_PAGE_SIZE = 25
+
+
+def _failed_rows(campaign_id: int) -> Any:
+    return (
+        select(Message.id, Contact.email, Contact.name, Message.error)
+        .outerjoin(Contact, Contact.id == Message.contact_id)
+        .where(Message.campaign_id == campaign_id, Message.status == "failed")
+        .order_by(Message.id)
+    )
+
+
+def _failed(row: Any) -> FailedRecipient:
+    _id, email, name, error = row
+    if email is None:  # erasure clears the row's contact and its reason
+        return FailedRecipient("", "", error or "the reason was erased with the contact")
+    return FailedRecipient(email, name or "", error or "failed")
+
+
+def failed_recipients(campaign_id: int, page: int = 1) -> FailedPage:
+    """One page of the campaign's failed messages with their reasons, in send order."""
+    total = int(
+        db.session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.campaign_id == campaign_id, Message.status == "failed")
+        )
+        or 0
+    )
+    pages = max(1, -(-total // FAILED_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    rows = db.session.execute(
+        _failed_rows(campaign_id).offset((page - 1) * FAILED_PAGE_SIZE).limit(FAILED_PAGE_SIZE)
+    ).all()
+    return FailedPage([_failed(row) for row in rows], page, pages, total)
+
+
+def iter_failed_recipients(campaign_id: int) -> Iterator[FailedRecipient]:
+    """Every failed message of the campaign, in send order, read 1,000 at a time (keyset)."""
+    last_id = 0
+    query = _failed_rows(campaign_id)
+    while True:
+        rows = db.session.execute(query.where(Message.id > last_id).limit(1000)).all()
+        if not rows:
+            return
+        last_id = rows[-1][0]
+        yield from (_failed(row) for row in rows)
 
 
 def senders(account_id: int) -> list[Sender]:

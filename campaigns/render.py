@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.header import Header
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 from html import escape
 from html.parser import HTMLParser
 from typing import Any
@@ -33,9 +33,16 @@ from typing import Any
 import html2text
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.environment import Template
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from core.addresses import (
+    AddressError,
+    WireAddress,
+    ascii_domain,
+    format_address,
+    wire_address,
+)
 from subscribers.services import preference_test_url, preference_url_for_message
 from tracking import urls
 
@@ -44,6 +51,17 @@ SLOT = "\x1f"  # never valid in HTML or text; marks where per-message values go
 
 class TemplateError(ValueError):
     """A template that does not compile or render; ``str()`` says where and why."""
+
+
+class RecipientError(ValueError):
+    """A failure that belongs to one recipient's message (its personalisation, its address, its
+    data): that message fails and the campaign goes on. ``str()`` is the reason to store and
+    show; it never contains the recipient's address or name."""
+
+
+class PersonalisationError(TemplateError, RecipientError):
+    """The templates raised while being rendered for one contact (any exception: a division
+    by an attribute that is zero, a filter given the wrong type, a missing key...)."""
 
 
 def _sandbox(autoescape: bool) -> ImmutableSandboxedEnvironment:
@@ -225,9 +243,12 @@ class CompiledPart:
         if self.static is not None:
             return self.static
         try:
-            return self._finish(self.template.render(context).split(SLOT))
-        except (SecurityError, UndefinedError, TypeError, ValueError) as exc:
-            raise TemplateError(f"cannot personalise this message: {exc}") from exc
+            rendered = self.template.render(context)
+        except Exception as exc:  # any error of the sandboxed template belongs to this contact
+            raise PersonalisationError(
+                f"the personalisation failed for this contact ({type(exc).__name__}: {exc})"
+            ) from exc
+        return self._finish(rendered.split(SLOT))
 
     def _finish(self, pieces: list[str]) -> list[str]:
         if self.at_body_end:
@@ -365,6 +386,23 @@ class CampaignView:
     _anonymous_urls: dict[str, str] = field(default_factory=dict)
     _escaped: dict[str, str] = field(default_factory=dict)
     _html: CompiledPart | None = None
+    _sender: tuple[bytes, bytes, str] | None = None
+
+    def sender_headers(self) -> tuple[bytes, bytes, str]:
+        """(the From header, the Reply-To header or b"", the envelope sender without VERP),
+        written once per worker: IDN domains in A-labels, the name as :func:`format_address`
+        writes it."""
+        if self._sender is None:
+            sender = _sender_address(self.from_email)
+            reply_to = b""
+            if self.reply_to:
+                reply_to = _raw_header("Reply-To", _sender_address(self.reply_to).header)
+            self._sender = (
+                _raw_header("From", format_address(self.from_name, sender)),
+                reply_to,
+                sender.envelope,
+            )
+        return self._sender
 
     def html_part(self) -> CompiledPart:
         """The HTML part to render. Without ids in URLs, the beacon and every link are the same
@@ -441,16 +479,30 @@ def _one_line(value: str) -> str:
 
 
 def _header(name: str, value: str) -> bytes:
+    """An unstructured header (Subject...): as it is when short ASCII, else RFC 2047 encoded
+    words folded with CRLF."""
     value = _one_line(value)
     if value.isascii() and len(value) + len(name) < 900:
         return f"{name}: {value}\r\n".encode()
-    return f"{name}: {Header(value, 'utf-8', header_name=name).encode()}\r\n".encode()
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}\r\n".encode()
 
 
-def _address(name: str, email: str) -> str:
-    name = _one_line(name)
-    email = _one_line(email)
-    return formataddr((name, email), charset="utf-8") if name else email
+def _raw_header(name: str, value: str) -> bytes:
+    """An address header already written by :func:`format_address` (UTF-8 only when the
+    message goes with SMTPUTF8)."""
+    return f"{name}: {value}\r\n".encode()
+
+
+def _sender_address(address: str) -> WireAddress:
+    """The campaign's own address (checked when the campaign was saved); a preview's
+    placeholder is taken as it is."""
+    address = _one_line(address)
+    try:
+        return wire_address(address)
+    except AddressError:
+        local, _, domain = address.rpartition("@")
+        return WireAddress(local, domain, domain)
 
 
 def _lines_fit(data: bytes, limit: int = 990) -> bool:
@@ -540,10 +592,11 @@ _boundaries = random.Random(secrets.randbits(64))
 
 
 def verp_address(return_path: str, message_id: int, key: str) -> str:
-    """``bounces+<id>-<mac>@domain`` for ``bounces@domain``: a bounce to it names the message."""
+    """``bounces+<id>-<mac>@domain`` for ``bounces@domain``: a bounce to it names the message.
+    The domain in A-labels (an envelope address)."""
     local, _, domain = return_path.partition("@")
     mac = hmac.new(key.encode(), str(message_id).encode(), hashlib.sha256).hexdigest()[:10]
-    return f"{local}+{message_id}-{mac}@{domain}"
+    return f"{local}+{message_id}-{mac}@{ascii_domain(domain)}"
 
 
 def parse_verp(address: str, key: str) -> int | None:
@@ -563,6 +616,7 @@ class RenderedMessage:
     wire: bytes
     message_id_header: str
     envelope_from: str
+    #: The envelope recipient (RCPT TO): the domain in A-labels.
     recipient: str
     #: What the connection writes for ``wire`` (``Connection.payload``), when made ahead.
     payload: bytes | None = None
@@ -573,24 +627,69 @@ def render_message(
 ) -> RenderedMessage:
     """One recipient's message: personalised, tracked links, footer, unsubscribe headers, DKIM.
 
-    Raises TemplateError when the templates cannot be rendered for this contact.
+    Raises RecipientError for anything that belongs to this recipient (the personalisation
+    raised, whatever the exception; the address cannot be sent to; the contact's data is not
+    valid text), with a reason that names neither the address nor the name.
     """
-    context = recipient.context() if view.compiled.uses_contact else {}
+    try:
+        to = wire_address(_one_line(recipient.email))
+    except AddressError as exc:
+        reason = str(exc)
+        reason = reason[:1].lower() + reason[1:]  # email-validator's sentences start capitalised
+        raise RecipientError(f"the address cannot be sent to: {reason}") from exc
+    try:
+        return _render(view, recipient, to, verp_key, subject_prefix)
+    except RecipientError as exc:
+        raise type(exc)(_scrubbed(str(exc), recipient)) from exc
+    except UnicodeError as exc:
+        raise RecipientError(
+            f"the contact's data is not valid text ({type(exc).__name__})"
+        ) from exc
+
+
+def _scrubbed(reason: str, recipient: Recipient) -> str:
+    """``reason`` without the recipient's address, name or text attributes (an exception's
+    text may quote the value it choked on)."""
+    values = [recipient.email, recipient.name]
+    if isinstance(recipient.attributes, dict):
+        values += [v for v in recipient.attributes.values() if isinstance(v, str)]
+    for value in sorted(values, key=len, reverse=True):
+        if len(value.strip()) >= 3:
+            reason = reason.replace(value, "…")
+    return reason[:500]
+
+
+def _context(recipient: Recipient) -> dict[str, Any]:
+    try:
+        return recipient.context()
+    except Exception as exc:  # e.g. attributes that are not a JSON object
+        raise RecipientError(
+            f"the contact's attributes cannot be read ({type(exc).__name__})"
+        ) from exc
+
+
+def _render(
+    view: CampaignView, recipient: Recipient, to: WireAddress, verp_key: str, subject_prefix: str
+) -> RenderedMessage:
+    context = _context(recipient) if view.compiled.uses_contact else {}
     subject = subject_prefix + "".join(view.compiled.subject.pieces(context))
     unsubscribe = view.url_for_slot("unsubscribe", recipient.message_id)
     html = _fill(view.html_part().pieces(context), view, recipient, True, unsubscribe)
     text = _fill(view.compiled.text.pieces(context), view, recipient, False, unsubscribe)
-    message_id = message_id_for(recipient.message_id, view.message_id_domain, verp_key)
+    message_id = message_id_for(
+        recipient.message_id, ascii_domain(view.message_id_domain), verp_key
+    )
     boundary = f"=_{_boundaries.getrandbits(96):024x}"
+    from_header, reply_to_header, sender_envelope = view.sender_headers()
     head = [
-        _header("From", _address(view.from_name, view.from_email)),
-        _header("To", _address(recipient.name, recipient.email)),
+        from_header,
+        _raw_header("To", format_address(recipient.name, to)),
         _header("Subject", subject),
         _header("Date", formatdate(localtime=False)),
         _header("Message-ID", message_id),
     ]
-    if view.reply_to:
-        head.append(_header("Reply-To", view.reply_to))
+    if reply_to_header:
+        head.append(reply_to_header)
     head += [
         _header("List-Unsubscribe", f"<{unsubscribe}>"),
         _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
@@ -618,6 +717,6 @@ def render_message(
     envelope_from = (
         verp_address(view.return_path, recipient.message_id, verp_key)
         if view.return_path and verp_key
-        else view.from_email
+        else sender_envelope
     )
-    return RenderedMessage(wire, message_id, envelope_from, recipient.email)
+    return RenderedMessage(wire, message_id, envelope_from, to.envelope)

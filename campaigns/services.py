@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from queue import Full, Queue
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import DateTime, Integer, and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ColumnElement, Select
 
 from accounts.models import Account
@@ -48,6 +48,7 @@ from campaigns.render import (
     CampaignView,
     CompiledCampaign,
     Recipient,
+    RecipientError,
     RenderedMessage,
     Signing,
     TemplateError,
@@ -67,6 +68,7 @@ from core.mail import (
     SMTPSettings,
     TransientMailError,
     TransportError,
+    UnsupportedByServerError,
     dkim_dns_record,
     generate_dkim_key,
     open_connection,
@@ -476,7 +478,8 @@ def resume(account_id: int, campaign_id: int) -> Campaign:
         _enqueue_chains(campaign)
     campaign.pause_reason = ""
     campaign.consecutive_errors = 0
-    campaign.last_progress_at = utcnow()
+    campaign.last_progress_at = campaign.last_outcome_at = utcnow()
+    campaign.last_error = ""
     db.session.commit()
     return campaign
 
@@ -868,7 +871,7 @@ def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Previe
     recipient = _recipient_for_contact(account_id, contact_id)
     try:
         rendered = render_message(view, recipient)
-    except TemplateError as exc:
+    except (TemplateError, RecipientError) as exc:
         raise ValidationError(str(exc)) from exc
     from email import message_from_bytes, policy
     from email.message import EmailMessage
@@ -926,9 +929,14 @@ def send_test(
             recipient = Recipient(0, address, base.name, base.attributes)
             try:
                 rendered = render_message(view, recipient, subject_prefix="[Test] ")
-            except TemplateError as exc:
+                conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient])
+            except (TemplateError, RecipientError) as exc:
                 raise ValidationError(str(exc), field="addresses") from exc
-            conn.send(rendered.wire, parseaddr(campaign.from_email)[1], [address])
+            except PermanentMailError as exc:
+                raise ValidationError(
+                    f"The SMTP server did not take the test for {address}: {exc}",
+                    field="addresses",
+                ) from exc
             sent += 1
     return sent
 
@@ -1254,15 +1262,69 @@ def _retry_delay(attempts: int) -> float:
     return min(base * (2 ** max(0, attempts - 1)), 6 * 3600.0)
 
 
+#: While a claim is being sent, the campaign's ``last_outcome_at`` is written at most this often
+#: (and at the claim's end): the stall flag sees a slow claim progress without a write per
+#: message on the campaign row every chain shares.
+OUTCOME_EVERY_SECONDS = 10.0
+
+
+class _CampaignStop(Exception):
+    """Raised in the send loop for a problem of the campaign, not of one recipient (its
+    templates, a refused sender): the claim is given back and the campaign paused."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _record_outcome(campaign_id: int) -> None:
+    """Note that messages reached an outcome just now (the stall flag's clock); commit."""
+    db.session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(last_outcome_at=utcnow(), last_error="", last_error_at=None)
+    )
+    db.session.commit()
+
+
+def _platform_error_text(error: BaseException) -> str:
+    """What the campaign page says about a failure of the platform in the send path: the kind
+    of error only (its text may quote data, e.g. a statement's parameters)."""
+    if isinstance(error, SQLAlchemyError):
+        return f"a database error in the worker ({type(error).__name__}); see the worker's log"
+    return f"an error in the worker ({type(error).__name__}); see the worker's log"
+
+
+def _record_send_error(campaign_id: int, text: str) -> None:
+    """Keep the last transport or platform error on the campaign, for its stall flag; commit.
+    Never raises (the database may be the thing that failed)."""
+    try:
+        db.session.rollback()
+        db.session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(last_error=text[:500], last_error_at=utcnow())
+        )
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("campaign %s: could not record a send error (%s)", campaign_id, exc)
+
+
 def _transport_failed(campaign: Campaign, error: Exception, chain: int) -> None:
-    """Count a transport error; pause after ``SEND_MAX_TRANSPORT_ERRORS`` in a row."""
+    """Count a transport error (kept as the campaign's last error); pause after
+    ``SEND_MAX_TRANSPORT_ERRORS`` in a row."""
     from campaigns import tasks
 
     limit = int(setting("SEND_MAX_TRANSPORT_ERRORS"))
     db.session.execute(
         update(Campaign)
         .where(Campaign.id == campaign.id)
-        .values(consecutive_errors=Campaign.consecutive_errors + 1)
+        .values(
+            consecutive_errors=Campaign.consecutive_errors + 1,
+            last_error=f"SMTP transport error: {str(error)[:300]}",
+            last_error_at=utcnow(),
+        )
     )
     errors = db.session.scalar(
         select(Campaign.consecutive_errors).where(Campaign.id == campaign.id)
@@ -1367,7 +1429,11 @@ def send_batch(campaign_id: int, chain: int = 0, claims: int = 0) -> int:
         db.session.refresh(campaign)
         if campaign.status != "sending":
             return total
-        sent, outcome = _send_one_claim(campaign, chain)
+        try:
+            sent, outcome = _send_one_claim(campaign, chain)
+        except Exception as exc:  # a platform failure: retried by the queue, shown on the page
+            _record_send_error(campaign_id, _platform_error_text(exc))
+            raise
         total += sent
         done += 1
         if outcome == "over":
@@ -1407,10 +1473,14 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         _release(token)
         pause(campaign.account_id, campaign.id, f"The templates do not render: {exc}")
         return 0, "over"
+    except Exception:
+        _release(token)  # nothing was sent: the rows go back, none is taken for interrupted
+        raise
     sent = 0
+    handled = 0
     delivered: list[int] = []
     completed = False
-    checked_at = time.monotonic()
+    checked_at = outcome_written_at = time.monotonic()
     account_id = campaign.account_id
     account_key, server_key = f"account:{account_id}", f"server:{server.id}"
     marker = _SentMarker()
@@ -1421,12 +1491,19 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
             for message_id, rendered in ahead:
                 if time.time() > deadline:
                     break
+                now_monotonic = time.monotonic()
+                if handled and now_monotonic - outcome_written_at > OUTCOME_EVERY_SECONDS:
+                    outcome_written_at = now_monotonic
+                    _record_outcome(campaign_id)
+                handled += 1
                 if rendered is None:
                     _mark(message_id, token, status="skipped", error="no longer in the audience")
                     continue
-                if isinstance(rendered, TemplateError):
+                if isinstance(rendered, RecipientError):
                     _mark(message_id, token, status="failed", error=str(rendered)[:500])
                     continue
+                if isinstance(rendered, TemplateError):  # the campaign's, not this contact's
+                    raise _CampaignStop(f"The templates do not render: {rendered}")
                 if isinstance(rendered, BaseException):
                     raise rendered
                 waiting_since = time.monotonic()
@@ -1441,7 +1518,9 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                     checked_at = now_monotonic
                     if _status_of(campaign_id) != "sending":
                         break
-                domain = rendered.recipient.rpartition("@")[2].lower()
+                recipient_of = recipients[message_id]
+                # The domain as stored (U-labels), as the engine's pacing knows it.
+                domain = recipient_of.email.rpartition("@")[2].lower()
                 with throttle.domain_slot(account_id, domain, domain_limit) as free:
                     if not free:
                         _mark(
@@ -1452,7 +1531,9 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                             claimed_at=None,
                         )
                         continue
-                    if _deliver(conn, rendered, message_id, token, marker, account_id):
+                    if _deliver(
+                        conn, rendered, message_id, token, marker, account_id, recipient_of
+                    ):
                         sent += 1
                         delivered.append(message_id)
             else:
@@ -1461,6 +1542,12 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         _stop(ahead, marker)
         _release(token)
         _transport_failed(campaign, exc, chain)
+        return sent, "over"
+    except _CampaignStop as stop:
+        _stop(ahead, marker)
+        _release(token)
+        if _status_of(campaign_id) == "sending":
+            pause(campaign.account_id, campaign_id, stop.reason)
         return sent, "over"
     except Exception:
         _stop(ahead, marker)
@@ -1475,9 +1562,11 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         db.session.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(consecutive_errors=0)
         )
-    db.session.execute(
-        update(Campaign).where(Campaign.id == campaign_id).values(last_progress_at=utcnow())
-    )
+    now = utcnow()
+    values: dict[str, Any] = {"last_progress_at": now}
+    if handled:
+        values.update(last_outcome_at=now, last_error="", last_error_at=None)
+    db.session.execute(update(Campaign).where(Campaign.id == campaign_id).values(**values))
     db.session.commit()
     return sent, "complete" if completed else "stopped"
 
@@ -1489,15 +1578,32 @@ def _deliver(
     token: str,
     marker: _SentMarker,
     account_id: int,
+    recipient: Recipient,
 ) -> bool:
     """Send one message and mark its row by the SMTP outcome; True when accepted.
 
-    TransportError propagates (the row is still ``claimed`` and goes back to pending).
+    A refusal of this recipient or this message fails the row with its reason (a 5xx is a hard
+    bounce); a message the server cannot take (an international address without SMTPUTF8)
+    fails it without a bounce. TransportError propagates (the row is still ``claimed`` and goes
+    back to pending); a 5xx refusal of the sender raises _CampaignStop (no recipient's fault).
     """
     try:
         conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient], rendered.payload)
+    except UnsupportedByServerError as exc:
+        _mark(message_id, token, status="failed", error=str(exc))
+        return False
     except PermanentMailError as exc:
-        _mark(message_id, token, status="failed", error=smtp_status(exc))
+        if exc.stage == "sender":
+            raise _CampaignStop(
+                f"The SMTP server refused the sender address ({smtp_status(exc)}). "
+                "Check the sender and the server, then resume."
+            ) from exc
+        _mark(
+            message_id,
+            token,
+            status="failed",
+            error=f"refused by the receiving server ({smtp_status(exc)})",
+        )
         record_bounce(message_id, "hard", "smtp", smtp_status(exc))
         return False
     except TransportError:
@@ -1519,7 +1625,7 @@ def _deliver(
         else:
             # engine input: a deferral teaches per-domain pacing.
             engine_gate.record_delivery_outcome(
-                account_id, None, rendered.recipient, "deferred", utcnow()
+                account_id, None, recipient.email, "deferred", utcnow()
             )
             _mark(
                 message_id,

@@ -6,7 +6,7 @@
 | ``SEND_CONNECTIONS`` | 2 | parallel batches (SMTP connections) per campaign, platform SMTP |
 | ``SMTP_MAX_PER_SECOND`` | 0 | messages/s over the platform transport (0: no limit) |
 | ``SEND_CLAIM_TIMEOUT`` | 600 | seconds after which a claim is a dead worker's |
-| ``SEND_STALL_SECONDS`` | 120 | seconds without progress before the reconciler re-enqueues |
+| ``SEND_STALL_SECONDS`` | 120 | no progress: the reconciler re-enqueues; no outcome: page flag |
 | ``SEND_RETRY_BASE_SECONDS`` | 60 | first retry delay after a 4xx; doubles per attempt |
 | ``SEND_MAX_ATTEMPTS`` | 5 | deferrals (4xx) before a message fails as a soft bounce |
 | ``SEND_MAX_TRANSPORT_ERRORS`` | 5 | transport errors in a row before the campaign pauses |

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     jsonify,
@@ -14,10 +15,11 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 
-from campaigns import audience_count, bounces, listing, queries, services, subjects
+from campaigns import audience_count, bounces, exports, listing, queries, services, subjects
 from campaigns.forms import (
     CampaignForm,
     ConfirmSendForm,
@@ -225,11 +227,14 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         )
     except NotFoundError:
         missing = []
+    progress = queries.progress(campaign)
+    failed_page = request.args.get("failed_page", 1, type=int) or 1
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
         stats=analytics.campaign_stats(campaign.id),
-        progress=queries.progress(campaign),
+        progress=progress,
+        failed=queries.failed_recipients(campaign.id, failed_page) if progress.failed else None,
         bounces=queries.bounce_counts(campaign.id),
         list_names=subscriber_queries.list_choices(me.account_id),
         list_ids=services.campaign_list_ids(campaign.id),
@@ -269,6 +274,19 @@ def progress(campaign_id: int) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
     response = jsonify(queries.progress(campaign).as_dict())
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/campaigns/<int:campaign_id>/failed.csv")
+@login_required()
+def failed_csv(campaign_id: int) -> Any:
+    """The campaign's failed recipients and their reasons, as a CSV download."""
+    body = exports.failed_csv(member().account_id, campaign_id)
+    response = Response(stream_with_context(body), mimetype="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="campaign-{campaign_id}-failed.csv"'
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -27,13 +27,20 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app
 
+from core.addresses import AddressError, wire_address
+
 
 class TransientMailError(Exception):
-    """The server deferred the message (4xx) or the connection failed: try again later."""
+    """The server deferred the message (4xx) or the connection failed: try again later.
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    ``stage`` says what the server answered to: ``sender`` (MAIL), ``recipient`` (RCPT),
+    ``data`` or ``message`` (the message itself), ``closing``; empty when no reply is involved.
+    """
+
+    def __init__(self, message: str, code: int | None = None, stage: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.stage = stage
 
 
 class TransportError(TransientMailError):
@@ -41,11 +48,21 @@ class TransportError(TransientMailError):
 
 
 class PermanentMailError(Exception):
-    """The server refused the message for good (5xx)."""
+    """The server refused the message for good (5xx); ``stage`` as for TransientMailError."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, stage: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.stage = stage
+
+
+class UnsupportedByServerError(PermanentMailError):
+    """The message needs an extension this server does not offer (SMTPUTF8 for an
+    international address): nothing was sent, and it is no bounce (the address is fine)."""
+
+
+#: The reason an international address fails on a server without SMTPUTF8.
+NO_SMTPUTF8 = "the server does not support international addresses (SMTPUTF8)"
 
 
 _ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
@@ -112,6 +129,16 @@ class SMTPSettings:
             pipelining=query.get("pipelining", ["1"])[0] not in {"0", "false", "no"},
             chunking=query.get("chunking", ["1"])[0] not in {"0", "false", "no"},
         )
+
+
+def _ascii_transaction(message: bytes, envelope_from: str, recipients: Sequence[str]) -> bool:
+    """True when neither the envelope nor the message's headers hold UTF-8, so the transaction
+    needs no SMTPUTF8 (RFC 6531 3.4). The body is not looked at: 8-bit text there is 8BITMIME's
+    business, not SMTPUTF8's."""
+    if not (envelope_from.isascii() and all(r.isascii() for r in recipients)):
+        return False
+    end = message.find(b"\r\n\r\n")
+    return (message[:end] if end >= 0 else message).isascii()
 
 
 def dot_stuffed(message: bytes) -> bytes:
@@ -197,14 +224,14 @@ class SMTPConnection:
         text = f"{code} {enhanced.group(1) if enhanced else ''} ({what})".replace("  ", " ")
         if code == 421 or code < 200:
             self.broken = True
-            return TransportError(text, code)
+            return TransportError(text, code, what)
         try:
             self.smtp.rset()
         except (OSError, smtplib.SMTPException):
             self.broken = True
         if 500 <= code < 600:
-            return PermanentMailError(text, code)
-        return TransientMailError(text, code)
+            return PermanentMailError(text, code, what)
+        return TransientMailError(text, code, what)
 
     def _transaction(
         self, message: bytes, envelope_from: str, recipients: list[str], payload: bytes | None
@@ -214,11 +241,9 @@ class SMTPConnection:
         if smtp.does_esmtp and smtp.has_extn("size"):
             options += f" SIZE={len(message)}"
         encoding = "ascii"
-        if not (envelope_from.isascii() and all(r.isascii() for r in recipients)):
+        if not _ascii_transaction(message, envelope_from, recipients):
             if not smtp.has_extn("smtputf8"):
-                raise PermanentMailError(
-                    "553 an address is not ASCII and the server does not offer SMTPUTF8", 553
-                )
+                raise UnsupportedByServerError(NO_SMTPUTF8)
             options += " SMTPUTF8"
             encoding = "utf-8"
         commands = [f"MAIL FROM:<{envelope_from}>{options}"]
@@ -535,8 +560,17 @@ def dkim_dns_record(private_key_pem: str) -> str:
 
 
 def send_system_mail(to: str, subject: str, text: str, html: str | None = None) -> None:
-    """Send one transactional message (password reset, confirmation) right away."""
-    msg = build_message(to=to, subject=subject, text=text, html=html)
+    """Send one transactional message (password reset, confirmation) right away.
+
+    An IDN domain goes in A-labels; an international local part with SMTPUTF8 and raw UTF-8
+    headers, or, on a server without it, raises UnsupportedByServerError. An address no server
+    can take raises PermanentMailError (its reason names no address)."""
+    try:
+        address = wire_address(to)
+    except AddressError as exc:
+        raise PermanentMailError(f"the address cannot be sent to: {exc}") from exc
+    msg = build_message(to=address.header, subject=subject, text=text, html=html)
     envelope_from = parseaddr(current_app.config["MAIL_FROM"])[1]
+    wire = msg.as_bytes(policy=email_policy.SMTPUTF8) if address.smtputf8 else to_wire(msg)
     with open_connection() as conn:
-        conn.send(to_wire(msg), envelope_from, [to])
+        conn.send(wire, envelope_from, [address.envelope])

@@ -2,36 +2,29 @@
 
 Every address goes through email-validator. Because a file or a form sees the same few domains
 again and again, the domain's verdict (valid and its normalised form, or the error) is cached
-per distinct domain string; the local part of every address is still checked each time.
+per distinct domain string (:func:`core.addresses.domain_verdict`); the local part of every
+address is still checked each time. An address is accepted only when the send path could send
+it (:func:`core.addresses.wire_address`: e.g. at most 64 octets before the @), so nothing is
+accepted here and failed later for its form.
 """
 
 from __future__ import annotations
 
-import functools
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
+from core.addresses import AddressError, domain_verdict, wire_address
 from core.errors import ValidationError
 
 #: A short, valid placeholder domain: with the real domain's verdict cached, only the local
 #: part of an address still needs email-validator's checks.
 _PLACEHOLDER_DOMAIN = "x.io"
-_MAX_ADDRESS_OCTETS = 254
-
-
-@functools.lru_cache(maxsize=65536)
-def _domain_verdict(domain: str) -> tuple[str, str] | str:
-    """(the domain lower-cased in Unicode form, its ASCII form), or email-validator's error."""
-    try:
-        result = validate_email(f"a@{domain}", check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as exc:
-        return str(exc)
-    return result.domain.lower(), (result.ascii_domain or result.domain).lower()
 
 
 def _invalid(value: str, reason: str) -> ValidationError:
-    return ValidationError(f"{value!r} is not a valid email address: {reason}", field="email")
+    shown = value if len(value) <= 80 else value[:60] + "…"  # the reason must stay readable
+    return ValidationError(f"{shown!r} is not a valid email address: {reason}", field="email")
 
 
 def normalise_email(raw: str) -> str:
@@ -51,16 +44,19 @@ def normalise_email(raw: str) -> str:
         except EmailNotValidError as exc:
             raise _invalid(value, str(exc)) from exc
         raise _invalid(value, "it needs one @ between a name and a domain.")
-    verdict = _domain_verdict(domain)
+    verdict = domain_verdict(domain)
     if isinstance(verdict, str):
         raise _invalid(value, verdict)
-    unicode_domain, ascii_domain = verdict
+    unicode_domain = verdict[0]
     try:
         result = validate_email(
             f"{local}@{_PLACEHOLDER_DOMAIN}", check_deliverability=False, allow_smtputf8=True
         )
     except EmailNotValidError as exc:
         raise _invalid(value, str(exc)) from exc
-    if len(f"{result.local_part}@{ascii_domain}".encode()) > _MAX_ADDRESS_OCTETS:
-        raise _invalid(value, "the address is too long.")
-    return f"{result.local_part}@{unicode_domain}"
+    address = f"{result.local_part}@{unicode_domain}"
+    try:
+        wire_address(address)  # the send path's own check (lengths in octets)
+    except AddressError as exc:
+        raise _invalid(value, str(exc)) from exc
+    return address

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from core import db as core_db
 from core.app import create_app
 from core.db import Base
+from core.mail import close_pools
 from core.migrate import upgrade
 from tests import services_available
 from tests.smtp_sink import SMTPSink
@@ -145,7 +146,9 @@ def app_factory(
         return app
 
     smtp_sink.clear()
+    close_pools()  # a pooled session keeps the extensions the sink offered when it opened
     yield build
+    close_pools()
     for app in built:
         app.extensions["queue"].stop()
         with app.app_context():

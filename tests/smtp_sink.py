@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import dataclass
-from email import message_from_bytes, policy
+from dataclasses import dataclass, field
+from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -25,10 +25,19 @@ class Received:
     data: bytes
     #: The command that brought the message: ``DATA`` or ``BDAT``.
     via: str = "DATA"
+    #: The MAIL FROM parameters, e.g. ``["SIZE=1234", "SMTPUTF8"]``.
+    mail_options: list[str] = field(default_factory=list)
 
     @property
     def message(self) -> EmailMessage:
         parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def utf8_message(self) -> EmailMessage:
+        """The message parsed as RFC 6532 text (raw UTF-8 headers read as UTF-8)."""
+        parsed = message_from_string(self.data.decode("utf-8"), policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         return parsed
 
@@ -80,6 +89,7 @@ class _Handler:
                     list(envelope.rcpt_tos),
                     bytes(envelope.original_content),
                     "BDAT" if getattr(envelope, "bdat_chunks", None) is not None else "DATA",
+                    [str(option) for option in envelope.mail_options],
                 )
             )
         return "250 OK"

@@ -1,7 +1,7 @@
 """import_jobs: the file's encoding and separator
 
 Revision ID: 0303
-Revises: 0207
+Revises: 0302
 Create Date: 2026-12-02 12:10:00
 
 Imports read semicolon- and tab-separated files in UTF-16 or Windows-1252 too: the format is

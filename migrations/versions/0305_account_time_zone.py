@@ -1,7 +1,7 @@
 """accounts.time_zone: the IANA zone an account sees and enters times in
 
 Revision ID: 0305
-Revises: 0207
+Revises: 0303
 Create Date: 2026-12-02 12:00:00
 
 Storage stays UTC; the zone only changes how times are shown and read. Existing accounts get

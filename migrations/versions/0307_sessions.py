@@ -1,7 +1,7 @@
 """user_sessions: server-side sessions; ids never reused on SQLite
 
 Revision ID: 0307
-Revises: 0207
+Revises: 0306
 Create Date: 2026-12-02 12:10:00
 
 A session cookie named a user id and an account id only. SQLite reuses the highest row id
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0307"
-down_revision: str | Sequence[str] | None = "0305"
+down_revision: str | Sequence[str] | None = "0306"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
