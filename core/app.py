@@ -23,6 +23,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(
         level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # Werkzeug sets its own logger to INFO unless it has a level: it follows LOG_LEVEL instead.
+    logging.getLogger("werkzeug").setLevel(app.config["LOG_LEVEL"])
     # APScheduler narrates every job it adds and runs; core.scheduler logs what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 

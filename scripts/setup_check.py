@@ -8,7 +8,7 @@
     python scripts/setup_check.py login URL LOG
                                                the app at URL serves /login, and the demo login
                                                printed in LOG (scripts/start's output) reaches
-                                               the dashboard
+                                               the dashboard, and LOG holds no INFO chatter
 
 Run from the project root. The application packages are those pyproject.toml installs
 ([tool.setuptools.packages.find] include), plus wsgi.py.
@@ -176,7 +176,8 @@ class _FormFields(HTMLParser):
 
 def check_login(base_url: str, log_path: str, wait_seconds: float = 300) -> int:
     """Wait for base_url/login to answer 200, then log in with the credentials the start
-    output printed and follow the redirect to the dashboard. Return 0 when all of it worked."""
+    output printed and follow the redirect to the dashboard; the start output has no INFO log
+    lines (those of a quiet start are errors and warnings only). Return 0 when all held."""
     if not base_url.startswith("http://"):
         print(f"not a local http URL: {base_url}", file=sys.stderr)
         return 1
@@ -215,6 +216,15 @@ def check_login(base_url: str, log_path: str, wait_seconds: float = 300) -> int:
         return 1
     if urllib.parse.urlsplit(landed).path != "/dashboard" or "Log out" not in page:
         print(f"logging in landed on {landed}, not on the dashboard", file=sys.stderr)
+        return 1
+    chatter = [
+        line
+        for line in Path(log_path).read_text().splitlines()
+        if re.match(r"\d{4}-\d\d-\d\d [\d:,]+ (INFO|DEBUG) ", line)
+    ]
+    if chatter:
+        print("the start output should be a few lines, it also logs:", file=sys.stderr)
+        print("\n".join(chatter), file=sys.stderr)
         return 1
     print(f"start path: {base_url}/login answers, the printed login reaches the dashboard")
     return 0
