@@ -20,7 +20,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, database, queue, blueprints, CLI."""
     app = Flask(__name__, template_folder="templates", static_folder="static")
     app.config.update(load_config(config))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    # Werkzeug sets its own logger to INFO unless it has a level: it follows LOG_LEVEL instead.
+    logging.getLogger("werkzeug").setLevel(app.config["LOG_LEVEL"])
+    # APScheduler narrates every job it adds and runs; core.scheduler logs what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     db.init_app(app)
     import_modules("models")
