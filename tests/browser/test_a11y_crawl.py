@@ -384,14 +384,14 @@ def test_exclusions_name_real_routes(app: Flask) -> None:
 def test_a_new_page_route_is_reported_until_covered(app: Flask) -> None:
     everything_today = get_page_endpoints(app) - set(EXCLUDED)
     assert uncovered_pages(app, everything_today) == []
-    app.add_url_rule("/campaigns/<int:campaign_id>/confirm", "campaigns.confirm_send", str)
-    app.add_url_rule("/settings/time-zone", "accounts.time_zone", str, methods=["GET", "POST"])
+    app.add_url_rule("/campaigns/<int:campaign_id>/forecast", "campaigns.forecast", str)
+    app.add_url_rule("/settings/holidays", "accounts.holidays", str, methods=["GET", "POST"])
     app.add_url_rule(
         "/campaigns/<int:campaign_id>/archive", "campaigns.archive", str, methods=["POST"]
     )
     assert uncovered_pages(app, everything_today) == [
-        "accounts.time_zone",
-        "campaigns.confirm_send",
+        "accounts.holidays",
+        "campaigns.forecast",
     ]
 
 
