@@ -14,8 +14,17 @@ from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
 from typing import Any
 
+import idna
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP
+
+
+def unicode_address(address: str) -> str:
+    """``address`` with an A-label domain written as U-labels (others unchanged)."""
+    local, at, domain = address.rpartition("@")
+    if not at or "xn--" not in domain.lower():
+        return address
+    return f"{local}@{idna.decode(domain)}"
 
 
 @dataclass
@@ -27,6 +36,12 @@ class Received:
     via: str = "DATA"
     #: The MAIL FROM parameters, e.g. ``["SIZE=1234", "SMTPUTF8"]``.
     mail_options: list[str] = field(default_factory=list)
+
+    @property
+    def unicode_recipients(self) -> list[str]:
+        """The envelope recipients with their domains as U-labels (the sender writes domains
+        in A-labels on the wire), to find a message by the address a contact was stored with."""
+        return [unicode_address(address) for address in self.recipients]
 
     @property
     def message(self) -> EmailMessage:
@@ -185,7 +200,11 @@ class SMTPSink:
 
     def to(self, address: str) -> list[Received]:
         with self.lock:
-            return [m for m in self.messages if address in m.recipients]
+            return [
+                m
+                for m in self.messages
+                if address in m.recipients or address in m.unicode_recipients
+            ]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         deadline = time.monotonic() + timeout

@@ -49,6 +49,7 @@ EXCLUDED = {
     "tracking.click": "a redirect to the link's destination",
     "tracking.honeypot": "a plain-text answer for link scanners",
     "tracking.report_csv": "CSV download",
+    "campaigns.failed_csv": "CSV download of the failed recipients and their reasons",
     "subscribers.list_export": "CSV/JSON download",
     "subscribers.segment_export": "CSV/JSON download",
     "subscribers.import_report": "CSV download of the import's errors",

@@ -111,7 +111,7 @@ def test_a_new_york_marketer_schedules_and_reads_reports_in_new_york_time(
         accounts.update_privacy_settings(account_id, True, "truncate", 180)
         campaigns.start(account_id, campaign_id)
         core_db.session.remove()
-    received = {r.recipients[0]: urls_of(r.message) for r in smtp_sink.wait_for(3)}
+    received = {r.unicode_recipients[0]: urls_of(r.message) for r in smtp_sink.wait_for(3)}
     start = utcnow()
     for hour, address in enumerate(RECIPIENTS, 1):
         beacon = received[address].beacon

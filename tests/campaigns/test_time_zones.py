@@ -152,7 +152,7 @@ def test_a_berlin_schedule_across_the_spring_change_sends_at_the_local_time(
     assert services.reconcile(datetime(2026, 3, 29, 8, 0, 30)).started == 1
     drain(app)
     received = smtp_sink.wait_for(2)
-    assert sorted(r.recipients[0] for r in received) == [
+    assert sorted(r.unicode_recipients[0] for r in received) == [
         "ольга@почта.example",
         "李小龍@郵件.example",
     ]

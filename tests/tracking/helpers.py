@@ -61,7 +61,7 @@ def send_campaign(
         core_db.session.remove()
     drain(app)
     received = smtp_sink.wait_for(len(recipients))
-    by_address = {r.recipients[0]: urls_of(r.message) for r in received}
+    by_address = {r.unicode_recipients[0]: urls_of(r.message) for r in received}
     smtp_sink.clear()
     return Sent(tenant, campaign_id, list_id, by_address)
 
