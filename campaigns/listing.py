@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from campaigns.models import Campaign
-from core import db
+from core.pagination import Page, paginate
 from core.sqltext import folded
 
 PAGE_SIZE = 25
@@ -28,17 +28,7 @@ class CampaignFilter:
         return bool(self.q.strip() or self.status)
 
 
-@dataclass(frozen=True)
-class CampaignPage:
-    """One page of campaigns, newest first."""
-
-    items: list[Campaign]
-    page: int
-    pages: int
-    total: int
-
-
-def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) -> CampaignPage:
+def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) -> Page[Campaign]:
     """The account's campaigns matching ``filters``, newest first, ``PAGE_SIZE`` a page; a
     page past the end gives the last one. Name and subject match case-insensitively in every
     script (``%`` and ``_`` are plain characters)."""
@@ -55,12 +45,5 @@ def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) ->
         # "starting" is the moment between scheduled and sending: shown as sending.
         wanted = ("sending", "starting") if filters.status == "sending" else (filters.status,)
         query = query.where(Campaign.status.in_(wanted))
-    total = int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, page), pages)
-    items = list(
-        db.session.scalars(
-            query.order_by(Campaign.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-        )
-    )
-    return CampaignPage(items, page, pages, total)
+
+    return paginate(query, Campaign.id.desc(), page, PAGE_SIZE)

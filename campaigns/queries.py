@@ -22,6 +22,7 @@ from campaigns.models import (
 from campaigns.settings import setting
 from core import db
 from core.db import utcnow
+from core.pagination import Page, window
 from subscribers.models import Contact
 
 
@@ -192,14 +193,6 @@ class FailedRecipient:
     reason: str
 
 
-@dataclass(frozen=True)
-class FailedPage:
-    items: list[FailedRecipient]
-    page: int
-    pages: int
-    total: int
-
-
 FAILED_PAGE_SIZE = 25
 
 
@@ -219,7 +212,7 @@ def _failed(row: Any) -> FailedRecipient:
     return FailedRecipient(email, name or "", error or "failed")
 
 
-def failed_recipients(campaign_id: int, page: int = 1) -> FailedPage:
+def failed_recipients(campaign_id: int, page: int = 1) -> Page[FailedRecipient]:
     """One page of the campaign's failed messages with their reasons, in send order."""
     total = int(
         db.session.scalar(
@@ -229,12 +222,11 @@ def failed_recipients(campaign_id: int, page: int = 1) -> FailedPage:
         )
         or 0
     )
-    pages = max(1, -(-total // FAILED_PAGE_SIZE))
-    page = min(max(1, page), pages)
+    page, pages, offset = window(total, page, FAILED_PAGE_SIZE)
     rows = db.session.execute(
-        _failed_rows(campaign_id).offset((page - 1) * FAILED_PAGE_SIZE).limit(FAILED_PAGE_SIZE)
+        _failed_rows(campaign_id).offset(offset).limit(FAILED_PAGE_SIZE)
     ).all()
-    return FailedPage([_failed(row) for row in rows], page, pages, total)
+    return Page([_failed(row) for row in rows], page, pages, total)
 
 
 def iter_failed_recipients(campaign_id: int) -> Iterator[FailedRecipient]:

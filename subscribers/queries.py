@@ -10,6 +10,7 @@ from sqlalchemy import Select, exists, func, select
 
 from core import db
 from core.errors import NotFoundError
+from core.pagination import Page, paginate
 from subscribers.models import (
     BlockedDomain,
     ConsentRecord,
@@ -85,15 +86,7 @@ class ContactFilter:
     attribute_value: str = ""  # its value (exact, case-insensitive); empty: the attribute is set
 
 
-@dataclass(frozen=True)
-class Page:
-    items: list[Contact]
-    page: int
-    pages: int
-    total: int
-
-
-def search_contacts(account_id: int, filters: ContactFilter, page: int = 1) -> Page:
+def search_contacts(account_id: int, filters: ContactFilter, page: int = 1) -> Page[Contact]:
     """The account's contacts matching ``filters``, newest first, one page at a time."""
     query = select(Contact).where(Contact.account_id == account_id)
     if filters.q.strip():
@@ -115,15 +108,8 @@ def search_contacts(account_id: int, filters: ContactFilter, page: int = 1) -> P
             query = query.where(func.lower(item) == filters.attribute_value.strip().lower())
         else:
             query = query.where(item.is_not(None))
-    total = int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(1, page), pages)
-    items = list(
-        db.session.scalars(
-            query.order_by(Contact.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-        )
-    )
-    return Page(items, page, pages, total)
+
+    return paginate(query, Contact.id.desc(), page, PAGE_SIZE)
 
 
 @dataclass(frozen=True)
