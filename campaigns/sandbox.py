@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import nodes, pass_context
+from jinja2 import TemplateSyntaxError, nodes, pass_context
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
@@ -117,11 +117,28 @@ def _limits() -> Limits:
     return budget.limits if budget is not None else DEFAULT_LIMITS
 
 
+#: The attribute of a template compiled by :class:`LimitedSandbox` that says whether rendering it
+#: needs a step budget (it has loops, calls, macros or intercepted operators).
+_NEEDS_BUDGET = "_envoy_needs_budget"
+
+#: Nodes that make a template need a step budget.
+_COSTLY = (nodes.For, nodes.Call, nodes.Macro, nodes.CallBlock, nodes.BinExpr, nodes.Concat)
+
+
 def render_limited(
     template: Template, context: dict[str, Any], limits: Limits | None = None
 ) -> str:
     """``template`` rendered with ``context`` within ``limits``; raises TemplateLimitError when
     it goes over one (and whatever else the template raises)."""
+    if not getattr(template, _NEEDS_BUDGET, True):
+        # Nothing in it loops, calls or repeats: it cannot take long, only write too much.
+        rendered = template.render(context)
+        limit = (limits or DEFAULT_LIMITS).output
+        if len(rendered) > limit:
+            raise TemplateLimitError(
+                f"The template writes more than {limit:,} characters; that is the limit."
+            )
+        return rendered
     budget = _Budget(limits or DEFAULT_LIMITS)
     token = _BUDGET.set(budget)
     try:
@@ -471,6 +488,24 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         for name, estimate in _EXPANDING_FILTERS.items():
             self.filters[name] = _guard_filter(name, self.filters[name], estimate)
         self.filters.update(__bounded=_bounded, __counted=_counted, __sized=_sized)
+
+    def from_string(
+        self,
+        source: str | nodes.Template,
+        globals: Any = None,
+        template_class: type[Template] | None = None,
+    ) -> Template:
+        """The compiled template, marked with whether it needs a step budget to render."""
+        if isinstance(source, str):
+            try:
+                tree = self._parse(source, None, None)
+            except TemplateSyntaxError:
+                self.handle_exception(source=source)
+        else:
+            tree = source
+        template = super().from_string(tree, globals, template_class)
+        setattr(template, _NEEDS_BUDGET, any(True for _ in tree.find_all(_COSTLY)))
+        return template
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)

@@ -90,19 +90,19 @@ def test_a_template_that_would_make_too_much_is_refused_before_it_does(
 def test_time_is_bounded_without_signals() -> None:
     source = "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
     limits = Limits(steps=10**9, seconds=0.2)
-    with pytest.raises(TemplateLimitError, match="takes longer than 0.2 seconds to render"):
+    with pytest.raises(TemplateLimitError, match=r"takes longer than 0\.2 seconds to render"):
         _render(source + "{{ f(40) }}", limits)
 
 
 def test_ordinary_templates_render_as_before() -> None:
     source = (
         "{% for word in ['Zoë', 'Ñúñez', '李小龍'] %}{{ loop.index }}. {{ word }} {% endfor %}"
-        "{{ '%5.1f' % 2.25 }}|{{ '★' * 3 }}|{{ 2 ** 10 }}|{{ 'a-b'|replace('-', '–') }}|"
+        "{{ '%5.1f' % 2.25 }}|{{ '★' * 3 }}|{{ 2 ** 10 }}|{{ 'a-b'|replace('-', '·') }}|"
         "{{ contact.name|center(13) }}|{{ [1, 2]|join(', ') }}|{{ '{:>4}'.format(7) }}|"
         "{{ contact.name ~ '!' }}|{{ {'k': 'v'}['k'] }}"
     )
     assert _render(source) == (
-        "1. Zoë 2. Ñúñez 3. 李小龍   2.2|★★★|1024|a–b|  Zoë Ñúñez  |1, 2|   7|Zoë Ñúñez!|v"
+        "1. Zoë 2. Ñúñez 3. 李小龍   2.2|★★★|1024|a·b|  Zoë Ñúñez  |1, 2|   7|Zoë Ñúñez!|v"
     )
     with pytest.raises(TemplateLimitError, match="writes more than 10 characters"):
         render_limited(SANDBOX_TEXT.from_string("{{ contact.name }}" * 3), {"contact": {
@@ -253,7 +253,7 @@ def test_a_worker_under_a_memory_limit_survives_hostile_templates() -> None:
         "{{ 7 ** 999999999 }}",
         '{% set a = "x" * 90000 %}{% set s %}{% for i in a %}{{ a }}{% endfor %}{% endset %}',
     ]
-    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+    done = subprocess.run(
         [sys.executable, "-c", _WORKER, *hostile],
         cwd=ROOT,
         capture_output=True,
@@ -283,7 +283,7 @@ def test_without_the_limits_the_same_worker_dies() -> None:
         ImmutableSandboxedEnvironment().from_string('{{ "x" * 3000000000 }}').render()
         """
     )
-    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+    done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode != 0 and "MemoryError" in done.stderr
