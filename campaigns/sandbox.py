@@ -121,7 +121,7 @@ def _limits() -> Limits:
 #: needs a step budget (it has loops, calls, macros or intercepted operators).
 _NEEDS_BUDGET = "_envoy_needs_budget"
 
-#: Nodes that make a template need a step budget.
+#: Nodes that make a template need a step budget (so do outputs :class:`_Guards` counts).
 _COSTLY = (nodes.For, nodes.Call, nodes.Macro, nodes.CallBlock, nodes.BinExpr, nodes.Concat)
 
 
@@ -504,7 +504,11 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         else:
             tree = source
         template = super().from_string(tree, globals, template_class)
-        setattr(template, _NEEDS_BUDGET, any(True for _ in tree.find_all(_COSTLY)))
+        needs = any(
+            not isinstance(node, nodes.Filter) or node.name == "__counted"
+            for node in tree.find_all((*_COSTLY, nodes.Filter))
+        )
+        setattr(template, _NEEDS_BUDGET, needs)
         return template
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:

@@ -69,6 +69,8 @@ def _render(source: str, limits: Limits | None = None) -> str:
             '{% set a = "x" * 90000 %}{% set s %}{% for i in a %}{{ a }}{% endfor %}{% endset %}',
             "writes more than 2,000,000 characters",
         ),
+        # Many outputs of a value just under the limit, without any loop.
+        ("<p>{{ contact.name|center(99999) }}</p>" * 1000, "writes more than 2,000,000"),
         # 2^40 macro calls without a loop.
         (
             "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
