@@ -145,6 +145,8 @@ def render_limited(
         rendered = template.render(context)
     finally:
         _BUDGET.reset(token)
+    # What loops and blocks made was counted as they went; this is what the render wrote.
+    budget.output = 0
     budget.write(len(rendered))
     if time.monotonic() > budget.deadline:
         budget.timed_out()
@@ -413,6 +415,18 @@ def _filter(node: nodes.Expr, name: str, *args: Any) -> nodes.Filter:
     )
 
 
+def _literal_chars(body: list[nodes.Node]) -> int:
+    """The template text one pass over ``body`` writes, not counting nested loops (they count
+    their own)."""
+    total = 0
+    for node in body:
+        if isinstance(node, nodes.TemplateData):
+            total += len(node.data)
+        elif not isinstance(node, nodes.For):
+            total += _literal_chars(list(node.iter_child_nodes()))
+    return total
+
+
 class _Guards(NodeTransformer):
     """Puts the checks into a parsed template (see the module's docstring)."""
 
@@ -423,9 +437,7 @@ class _Guards(NodeTransformer):
         self.depth = 0  # inside loops and blocks whose output is not yielded as it is made
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        literal = sum(
-            len(data.data) for part in node.body for data in part.find_all(nodes.TemplateData)
-        )
+        literal = _literal_chars(node.body)
         self._inside(node)
         node.iter = _filter(node.iter, "__bounded", literal)  # type: ignore[arg-type]
         return node

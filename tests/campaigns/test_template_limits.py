@@ -111,6 +111,16 @@ def test_ordinary_templates_render_as_before() -> None:
             "name": "Zoë Ñúñez"}}, Limits(output=10))  # fmt: skip
 
 
+def test_output_close_to_the_limit_is_not_counted_twice() -> None:
+    rows = "{% for i in '" + "x" * 1500 + "' %}<tr><td>{{ loop.index }}</td><td>Ольга"
+    rows += "·" * 950 + "</td></tr>"
+    nested = "{% for j in 'ab' %}<i>{{ j }}</i>{% endfor %}{% endfor %}"
+    rendered = _render(rows + nested)  # 1,500 rows of 1,000 characters: 1.5 MB, under 2 MB
+    assert len(rendered) > 1_000_000 and rendered.count("<tr>") == 1500
+    rendered = _render(("<p>" + "z" * 999 + "</p>{{ 'é' * 3 }}") * 1500)
+    assert len(rendered) == 1500 * 1009
+
+
 def test_a_campaign_template_over_a_limit_does_not_compile() -> None:
     with pytest.raises(TemplateError) as refused:
         compile_campaign(
