@@ -283,12 +283,14 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 _WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 
 
-def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Refuse a call of a value's method that would make too much; whether ``method`` is such
+    a method (so its result is to be checked too)."""
     # The sandbox hands out str.format wrapped (functools.update_wrapper keeps the original).
     method = getattr(method, "__wrapped__", method)
     owner = getattr(method, "__self__", None)
     if not isinstance(owner, (str, bytes)):
-        return
+        return isinstance(owner, (list, tuple, dict, set, frozenset))
     name = getattr(method, "__name__", "")
     limit = _limits().value
     if name in _WIDTH_METHODS:
@@ -303,6 +305,7 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
                 raise _refuse_value(size, limit)
     elif name in ("format", "format_map") and isinstance(owner, str):
         _check_spec(owner, _BRACE_SPEC)
+    return True
 
 
 # --------------------------------------------------------------------------- filters
@@ -537,5 +540,7 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         budget = _BUDGET.get()
         if budget is not None:
             budget.step()
-        _check_method(__obj, args, kwargs)
+        if not _check_method(__obj, args, kwargs):
+            # A macro, caller() or a loop's recursion: what it writes is counted as output.
+            return super().call(__context, __obj, *args, **kwargs)
         return _check(super().call(__context, __obj, *args, **kwargs))

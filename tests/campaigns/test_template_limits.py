@@ -119,6 +119,10 @@ def test_output_close_to_the_limit_is_not_counted_twice() -> None:
     assert len(rendered) > 1_000_000 and rendered.count("<tr>") == 1500
     rendered = _render(("<p>" + "z" * 999 + "</p>{{ 'é' * 3 }}") * 1500)
     assert len(rendered) == 1500 * 1009
+    # A macro may write more than one value may hold: it is output, counted as such.
+    table = "{% macro table() %}{% for i in '" + "x" * 1500 + "' %}<tr>" + "ß" * 200
+    rendered = _render(table + "</tr>{% endfor %}{% endmacro %}{{ table() }}")
+    assert len(rendered) == 1500 * 209
 
 
 def test_a_campaign_template_over_a_limit_does_not_compile() -> None:
