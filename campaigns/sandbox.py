@@ -216,6 +216,7 @@ def _check_width(width: Any, what: str) -> None:
 
 # A width or precision in a printf-style (``%10.2f``) or format-style (``{:>10}``) spec.
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?")
+_NESTED_SPEC = re.compile(r"{[^{}]*:[^{}]*{")
 _BRACE_SPEC = re.compile(r"{[^{}:]*:[^{}\d]*(\d+)?(?:[,_]?\.(\d+))?[^{}]*}")
 
 
@@ -305,6 +306,10 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
                 raise _refuse_value(size, limit)
     elif name in ("format", "format_map") and isinstance(owner, str):
         _check_spec(owner, _BRACE_SPEC)
+        if _NESTED_SPEC.search(owner):  # a width given as an argument: "{:>{w}}"
+            values = args[0].values() if name == "format_map" and args else kwargs.values()
+            for arg in (*args, *values):
+                _check_width(arg, "a format")
     return True
 
 

@@ -56,6 +56,8 @@ def _render(source: str, limits: Limits | None = None) -> str:
         ('{{ "%030000000d" % 1 }}', "asks a format for a width of 30,000,000"),
         ('{{ "{:>30000000}".format(1) }}', "asks a format for a width of 30,000,000"),
         ('{{ "x".ljust(30000000) }}', "asks ljust for a width of 30,000,000"),
+        ('{{ "{:>{w}}".format(1, w=30000000) }}', "asks a format for a width of 30,000,000"),
+        ('{{ "%*d" % (30000000, 1) }}', "asks a format for a width of 30,000,000"),
         ('{{ (["y" * 50000] * 2)|join }}', "makes a list of 100,008 characters"),
         # Each [x, x] doubles what it prints as, with no operator at all.
         ('{% set x = "Zoë" %}' + "{% set x = [x, x] %}" * 40 + "{{ x }}", "makes a list of"),
@@ -252,12 +254,15 @@ _WORKER = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_AS, (512 * 2**20, 512 * 2**20))
     from campaigns.render import SANDBOX
     from campaigns.sandbox import TemplateLimitError, render_limited
+    render_limited(SANDBOX.from_string("{{ 'warm' * 2 }}{% for c in 'ab' %}{% endfor %}"), {})
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for source in sys.argv[1:]:
         try:
             render_limited(SANDBOX.from_string(source), {})
         except TemplateLimitError as exc:
             print("refused:", exc)
     print("alive:", render_limited(SANDBOX.from_string("{{ 'Zoë' * 2 }}"), {}))
+    print("peak grew by KiB:", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak)
     """
 )
 
@@ -279,7 +284,9 @@ def test_a_worker_under_a_memory_limit_survives_hostile_templates() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "MemoryError" not in done.stderr
-    lines = done.stdout.splitlines()
+    *lines, peak = done.stdout.splitlines()
+    # The peak, not the memory after: a string made and freed would show here.
+    assert int(peak.removeprefix("peak grew by KiB: ")) < 10 * 1024, peak
     assert lines == [
         f"refused: {REFUSAL}",
         "refused: The template makes a string of 3,000,000,000 characters; the limit is 100,000.",
