@@ -5,6 +5,7 @@ the worker down."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -151,9 +152,10 @@ def test_saving_over_http_is_refused_with_the_limit_and_memory_does_not_jump(
         "best_hour_start": "",
         "best_hour_end": "12",
     }
-    before = _rss_bytes()
+    before, peak = _rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     response = client.post(f"/campaigns/{setup.campaign_id}/edit", data=form)
     grown = _rss_bytes() - before
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 20 * 1024  # KiB
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "The template makes a string of 30,000,000 characters; the limit is 100,000." in page
