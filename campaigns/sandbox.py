@@ -35,7 +35,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, nodes, pass_context
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -545,6 +545,9 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
         budget = _BUDGET.get()
         if budget is not None:
             budget.step()
+        if isinstance(__obj, LoopContext) and len(args) == 1:
+            # A recursive loop's next level: its iterations are steps like the first level's.
+            args = (_bounded(__context, args[0]),)
         if not _check_method(__obj, args, kwargs):
             # A macro, caller() or a loop's recursion: what it writes is counted as output.
             return super().call(__context, __obj, *args, **kwargs)

@@ -92,6 +92,16 @@ def test_a_template_that_would_make_too_much_is_refused_before_it_does(
     assert _rss_bytes() - before < 20 * 2**20
 
 
+def test_a_recursive_loop_counts_the_steps_of_every_level() -> None:
+    source = (
+        "{% set tree = [[1] * 150] * 130 %}{% for node in tree recursive %}"
+        "{% if node is iterable %}{{ loop(node) }}{% endif %}{% endfor %}"
+    )
+    assert _render(source) == ""  # 130 + 130 x 150 iterations, 131 calls
+    with pytest.raises(TemplateLimitError, match="runs more than 5,000 loop steps and calls"):
+        _render(source, Limits(steps=5_000))
+
+
 def test_time_is_bounded_without_signals() -> None:
     source = "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
     limits = Limits(steps=10**9, seconds=0.2)
