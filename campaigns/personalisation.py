@@ -15,6 +15,7 @@ from jinja2 import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.render import SANDBOX_TEXT, Recipient
+from campaigns.sandbox import render_limited
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def missing_fields(templates: Iterable[str], recipient: Recipient) -> list[str]:
         if not source:
             continue
         try:
-            env.from_string(source).render({"contact": contact, "attributes": attributes})
+            render_limited(env.from_string(source), {"contact": contact, "attributes": attributes})
         except Exception:  # noqa: S112 - broken templates are reported when saved
             continue
     return list(names)

@@ -36,6 +36,7 @@ from jinja2.environment import Template
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from campaigns.sandbox import LimitedSandbox, TemplateLimitError, render_limited
 from core.addresses import (
     AddressError,
     WireAddress,
@@ -65,12 +66,13 @@ class PersonalisationError(TemplateError, RecipientError):
 
 
 def _sandbox(autoescape: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(autoescape=autoescape, keep_trailing_newline=True)
+    env = LimitedSandbox(autoescape=autoescape, keep_trailing_newline=True)
     env.globals.clear()  # no range, lipsum, cycler, namespace...: only what we pass
     return env
 
 
-#: Sandboxed environments: HTML autoescaped, subject and text not.
+#: Sandboxed environments, bounded in time, memory and output (:mod:`campaigns.sandbox`):
+#: HTML autoescaped, subject and text not.
 SANDBOX = _sandbox(autoescape=True)
 SANDBOX_TEXT = _sandbox(autoescape=False)
 
@@ -243,7 +245,11 @@ class CompiledPart:
         if self.static is not None:
             return self.static
         try:
-            rendered = self.template.render(context)
+            rendered = render_limited(self.template, context)
+        except TemplateLimitError as exc:
+            raise PersonalisationError(
+                f"the template went over a limit for this contact: {exc}"
+            ) from exc
         except Exception as exc:  # any error of the sandboxed template belongs to this contact
             raise PersonalisationError(
                 f"the personalisation failed for this contact ({type(exc).__name__}: {exc})"
@@ -265,8 +271,10 @@ def _compile(
         template = env.from_string(source)
         part = CompiledPart(template, footer.split(SLOT), html, None, source, env)
         if _is_static(env, source):
-            static = part._finish(template.render({}).split(SLOT))
+            static = part._finish(render_limited(template, {}).split(SLOT))
             part = CompiledPart(template, part.footer, html, static, source, env)
+        else:
+            _probe(template)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{what}, line {exc.lineno}: {exc.message}") from exc
     except SecurityError as exc:
@@ -352,6 +360,22 @@ class Recipient:
             "attributes": dict(self.attributes),
         }
         return {"contact": contact, "attributes": contact["attributes"]}
+
+
+#: The contact a personalised template is tried with when compiled.
+SAMPLE_RECIPIENT = Recipient(0, "sample@example.org", "Sample Person", {})
+
+
+def _probe(template: Template) -> None:
+    """Render ``template`` for :data:`SAMPLE_RECIPIENT`: a limit it goes over for such a plain
+    contact is the template's own (it would for everyone), raised as TemplateLimitError. Any
+    other error may depend on the contact's data and is left to each message."""
+    try:
+        render_limited(template, SAMPLE_RECIPIENT.context())
+    except TemplateLimitError:
+        raise
+    except Exception:  # noqa: S110 - data-dependent: reported per message
+        pass
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from campaigns.models import (
     Template,
 )
 from campaigns.render import (
+    SAMPLE_RECIPIENT,
     CampaignView,
     CompiledCampaign,
     Recipient,
@@ -157,18 +158,11 @@ def _one_line(value: str, field: str, label: str) -> str:
 
 def _check_templates(subject: str, html_body: str, text_body: str) -> None:
     try:
-        compile_campaign(
+        compiled = compile_campaign(
             subject=subject, html=html_body, text=text_body, account_name="", postal_address=""
         )
-    except TemplateError as exc:
-        raise ValidationError(f"Personalisation error: {exc}", field="html_body") from exc
-    sample = Recipient(0, "sample@example.org", "Sample Person", {})
-    compiled = compile_campaign(
-        subject=subject, html=html_body, text=text_body, account_name="", postal_address=""
-    )
-    try:
         for part in (compiled.subject, compiled.html, compiled.text):
-            part.pieces(sample.context())
+            part.pieces(SAMPLE_RECIPIENT.context())
     except TemplateError as exc:
         raise ValidationError(f"Personalisation error: {exc}", field="html_body") from exc
 

@@ -18,6 +18,7 @@ from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from campaigns.render import SANDBOX_TEXT, Recipient
+from campaigns.sandbox import render_limited
 
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 
@@ -59,7 +60,7 @@ def render_subject(subject: str, recipient: Recipient | None) -> str | None:
     if template is None:
         return None
     try:
-        rendered = template.render(recipient.context() if recipient else _NOBODY)
+        rendered = render_limited(template, recipient.context() if recipient else _NOBODY)
     except Exception:  # a page shows the raw template instead
         return None
     return rendered.replace("\r", " ").replace("\n", " ").strip()
