@@ -18,12 +18,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import imaplib
 import json
 import logging
 import mailbox
 import re
+import threading
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -269,7 +272,15 @@ def process_configured_mailboxes() -> int:
 # --------------------------------------------------------------------------- Amazon SES via SNS
 
 _SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
-_CERTS: dict[str, bytes] = {}
+#: Characters that ``urlsplit`` silently drops or that a URL of Amazon's never holds.
+_URL_UNSAFE = re.compile(r"[^\x21-\x7e]|\\")
+
+#: How long one certificate (or subscription confirmation) fetch may take, and how much of it
+#: is read: an SNS certificate is about 2 KB.
+SNS_FETCH_TIMEOUT_SECONDS = 3.0
+SNS_FETCH_MAX_BYTES = 64 * 1024
+#: How many signing certificates are kept (AWS signs with one per region at a time).
+SNS_CERT_CACHE_SIZE = 16
 
 _SIGNED_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
@@ -294,31 +305,128 @@ _SIGNED_FIELDS = {
 }
 
 
+class FetchError(RuntimeError):
+    """Amazon could not be reached for a certificate or a subscription (answer 503)."""
+
+
+class _CertificateCache:
+    """The public keys of the last few signing certificates, least recently used dropped first.
+
+    Only certificates that parse are kept, so a burst of requests cannot grow it past ``size``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def get(self, url: str) -> rsa.RSAPublicKey | None:
+        with self._lock:
+            key = self._keys.get(url)
+            if key is not None:
+                self._keys.move_to_end(url)
+            return key
+
+    def put(self, url: str, key: rsa.RSAPublicKey) -> None:
+        with self._lock:
+            self._keys[url] = key
+            self._keys.move_to_end(url)
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+_CERTS = _CertificateCache(SNS_CERT_CACHE_SIZE)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # The address was checked; a redirect would lead the fetch somewhere that was not.
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def _http_get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - https only, checked
-        body: bytes = response.read()
+    with _OPENER.open(url, timeout=SNS_FETCH_TIMEOUT_SECONDS) as response:  # https only, checked
+        if response.status != 200:
+            raise OSError(f"HTTP {response.status}")
+        body: bytes = response.read(SNS_FETCH_MAX_BYTES + 1)
+        if len(body) > SNS_FETCH_MAX_BYTES:
+            raise OSError("response too large")
         return body
 
 
-def _fetcher() -> Callable[[str], bytes]:
+def _fetch(url: str) -> bytes:
+    """GET an address already checked by :func:`sns_url_allowed`; raise FetchError on failure."""
     injected = current_app.config.get("SNS_HTTP_GET")
-    return injected if callable(injected) else _http_get
+    get: Callable[[str], bytes] = injected if callable(injected) else _http_get
+    try:
+        return get(url)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, timeouts, 4xx/5xx
+        log.warning("SNS fetch failed: %s", type(exc).__name__)
+        raise FetchError("Amazon SNS could not be reached") from exc
 
 
-def _amazon_url(url: str) -> bool:
+def sns_url_allowed(url: str, *, certificate: bool = False) -> bool:
+    """True only for ``https://sns.<region>.amazonaws.com[.cn]/…`` written plainly: no user
+    info, no port, no IP literal, no characters a URL parser might drop or read differently;
+    a certificate address must also be a path ending in ``.pem`` with no query or fragment."""
+    if len(url) > 2048 or _URL_UNSAFE.search(url):
+        return False
     parts = urlsplit(url)
-    return parts.scheme == "https" and bool(_SNS_HOST.match(parts.hostname or ""))
+    # netloc == hostname rules out "user@", ":port", "[::1]" and upper case in one comparison.
+    if parts.scheme != "https" or not parts.hostname or parts.netloc != parts.hostname:
+        return False
+    if not _SNS_HOST.match(parts.hostname):
+        return False
+    if certificate:
+        return parts.path.endswith(".pem") and not parts.query and not parts.fragment
+    return True
+
+
+def _topic_accepted(envelope: dict[str, Any]) -> bool:
+    allowed = [a.strip() for a in str(setting("SES_TOPIC_ARNS")).split(",") if a.strip()]
+    return not allowed or envelope.get("TopicArn") in allowed
+
+
+def _signing_key(cert_url: str) -> rsa.RSAPublicKey:
+    key = _CERTS.get(cert_url)
+    if key is not None:
+        return key
+    try:
+        public_key = x509.load_pem_x509_certificate(_fetch(cert_url)).public_key()
+    except ValueError as exc:
+        raise SignatureError("signing certificate does not parse") from exc
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise SignatureError("unexpected key type")
+    _CERTS.put(cert_url, public_key)
+    return public_key
 
 
 def verify_sns(envelope: dict[str, Any]) -> None:
-    """Raise SignatureError unless the SNS message is signed by the certificate it names, which
-    must be served by an ``sns.<region>.amazonaws.com`` HTTPS address."""
+    """Raise SignatureError unless the SNS message is signed by the certificate it names.
+
+    Everything that can be checked without the network is checked first (message type,
+    topic allow-list, certificate address, signature encoding), so a forged request never
+    makes us fetch anything. Raises FetchError when a genuine-looking certificate cannot be
+    fetched.
+    """
     kind = envelope.get("Type")
     fields = _SIGNED_FIELDS.get(str(kind))
     if fields is None:
         raise SignatureError("unknown SNS message type")
+    if not _topic_accepted(envelope):
+        raise SignatureError("topic not accepted")
     cert_url = str(envelope.get("SigningCertURL", ""))
-    if not _amazon_url(cert_url):
+    if not sns_url_allowed(cert_url, certificate=True):
         raise SignatureError("signing certificate is not on an SNS address")
     lines = []
     for name in fields:
@@ -329,17 +437,13 @@ def verify_sns(envelope: dict[str, Any]) -> None:
         signature = base64.b64decode(str(envelope.get("Signature", "")), validate=True)
     except ValueError as exc:
         raise SignatureError("signature is not base64") from exc
+    if not signature:
+        raise SignatureError("no signature")
     algorithm: hashes.HashAlgorithm = (
         hashes.SHA256() if str(envelope.get("SignatureVersion")) == "2" else hashes.SHA1()  # noqa: S303
     )
-    if cert_url not in _CERTS:
-        _CERTS[cert_url] = _fetcher()(cert_url)
     try:
-        certificate = x509.load_pem_x509_certificate(_CERTS[cert_url])
-        public_key = certificate.public_key()
-        if not isinstance(public_key, rsa.RSAPublicKey):
-            raise SignatureError("unexpected key type")
-        public_key.verify(signature, payload, padding.PKCS1v15(), algorithm)
+        _signing_key(cert_url).verify(signature, payload, padding.PKCS1v15(), algorithm)
     except (InvalidSignature, ValueError) as exc:
         raise SignatureError("SNS signature does not verify") from exc
 
@@ -373,7 +477,8 @@ def _ses_notifications(message: dict[str, Any]) -> list[Notification]:
 def handle_sns(body: bytes) -> str:
     """Handle one SNS POST: verify it, confirm a subscription, or record SES notifications.
 
-    Returns what happened; raises SignatureError (answer 403) or ValueError (answer 400).
+    Returns what happened; raises SignatureError (answer 403), ValueError (answer 400) or
+    FetchError (answer 503, so SNS retries later).
     """
     try:
         envelope = json.loads(body)
@@ -382,14 +487,11 @@ def handle_sns(body: bytes) -> str:
     if not isinstance(envelope, dict):
         raise ValueError("not an SNS message")
     verify_sns(envelope)
-    allowed = [a.strip() for a in str(setting("SES_TOPIC_ARNS")).split(",") if a.strip()]
-    if allowed and envelope.get("TopicArn") not in allowed:
-        raise SignatureError("topic not accepted")
     if envelope["Type"] == "SubscriptionConfirmation":
         subscribe_url = str(envelope.get("SubscribeURL", ""))
-        if not _amazon_url(subscribe_url):
+        if not sns_url_allowed(subscribe_url):
             raise SignatureError("subscribe URL is not on an SNS address")
-        _fetcher()(subscribe_url)
+        _fetch(subscribe_url)
         return "subscribed"
     if envelope["Type"] != "Notification":
         return "ignored"

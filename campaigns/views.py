@@ -640,11 +640,17 @@ def verify_sender(token: str) -> Any:
 
 @bp.post("/webhooks/ses")
 def ses_webhook() -> Any:
-    """Amazon SES bounce and complaint notifications delivered by SNS (signature verified)."""
+    """Amazon SES bounce and complaint notifications delivered by SNS (signature verified).
+
+    403 for a forged or foreign message (nothing fetched), 400 for a malformed one, 503 when
+    Amazon's certificate cannot be fetched (SNS retries).
+    """
     try:
         outcome = bounces.handle_sns(request.get_data())
     except bounces.SignatureError:
         abort(403)
+    except bounces.FetchError:
+        abort(503)
     except ValueError:
         abort(400)
     return jsonify({"result": outcome})

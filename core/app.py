@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, render_template, send_from_directory
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import db, queue, timezones
 from core.config import load_config
@@ -45,6 +46,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from core import cli
 
     cli.register(app)
+    _trust_proxies(app)
 
     @app.errorhandler(NotFoundError)
     def _not_found(_exc: NotFoundError) -> tuple[str, int]:
@@ -88,6 +90,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         scheduler.start_inprocess(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXY_HOPS`` reverse proxies, read the client's address, scheme and host
+    from the headers those proxies add, so rate limits and IP reduction see the client.
+
+    Wrapped last, outside the tracking hot path (installed with its blueprint), so the beacon
+    and click handlers see the corrected ``REMOTE_ADDR`` too.
+    """
+    hops = int(app.config["TRUSTED_PROXY_HOPS"])
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
 
 
 def queue_is_inprocess(app: Flask) -> bool:

@@ -108,6 +108,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_LOCKOUT_AFTER": int(env.get("LOGIN_LOCKOUT_AFTER", "10")),
         "LOGIN_LOCKOUT_WINDOW": int(env.get("LOGIN_LOCKOUT_WINDOW", "900")),
         "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        # Reverse proxies in front of the app that each append to X-Forwarded-For/-Proto/-Host
+        # (core/app.py wires Werkzeug's ProxyFix). 0 trusts no such header: anyone can send one.
+        "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": base_url.startswith("https://"),
@@ -118,6 +121,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config["BASE_URL"] = str(config["BASE_URL"]).rstrip("/")
     if "SESSION_COOKIE_SECURE" not in overrides:
         config["SESSION_COOKIE_SECURE"] = config["BASE_URL"].startswith("https://")
+    if not 0 <= int(config["TRUSTED_PROXY_HOPS"]) <= 10:
+        raise ValueError("TRUSTED_PROXY_HOPS must be between 0 and 10")
     if "SECRET_KEYS" in overrides or "SECRET_KEY" not in overrides:
         config["SECRET_KEY"] = config["SECRET_KEYS"][-1]
     return config
