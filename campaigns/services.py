@@ -10,6 +10,8 @@ messages were lost, and recovers claims of dead workers. In a dead worker's clai
 marked; of the others, only the first in id order can have been in the SMTP exchange when the
 worker died (the window that cannot be closed: accepted but not marked). That row is marked
 ``failed`` ("interrupted", never resent: at most once); the rest go back to ``pending``.
+A worker asked to stop (SIGTERM) finishes the message on the wire, gives back the rest of its
+claim at once and enqueues the chain's next job (see :func:`core.queue.stopping`).
 """
 
 from __future__ import annotations
@@ -1433,8 +1435,10 @@ def send_batch(campaign_id: int, chain: int = 0, claims: int = 0) -> int:
         if outcome == "over":
             return total
         more = claims == 0 or done < claims
-        if outcome == "complete" and more and time.monotonic() < job_deadline:
+        in_time = time.monotonic() < job_deadline and not queue.stopping().is_set()
+        if outcome == "complete" and more and in_time:
             continue
+        # The chain goes on in the next job (after a stop, another worker's: nothing waits).
         queue.enqueue_after_commit(tasks.send_batch, campaign_id, chain)
         db.session.commit()
         return total
@@ -1457,6 +1461,9 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     account_rate = settings.max_per_second if settings else 0.0
     domain_limit = settings.max_per_domain if settings else 0
     throttle = current_throttle()
+    # A worker asked to stop (a deploy's SIGTERM) gives back the rows it has not started, at
+    # once, instead of leaving them claimed for the reconciler (SEND_CLAIM_TIMEOUT).
+    stopping = queue.stopping()
     # A live worker never holds a claim longer than half the reconciler's stale limit.
     deadline = time.time() + float(setting("SEND_CLAIM_TIMEOUT")) / 2
     verp_key = str(current_app.config["SECRET_KEY"])
@@ -1483,7 +1490,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         with _connection(server) as conn:
             ahead = _Prerenderer(view, recipients, message_ids, verp_key, conn.payload)
             for message_id, rendered in ahead:
-                if time.time() > deadline:
+                if time.time() > deadline or stopping.is_set():
                     break
                 now_monotonic = time.monotonic()
                 if handled and now_monotonic - outcome_written_at > OUTCOME_EVERY_SECONDS:
@@ -1502,8 +1509,10 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                     raise rendered
                 waiting_since = time.monotonic()
                 if not throttle.wait_for_rate(
-                    account_key, account_rate, deadline
-                ) or not throttle.wait_for_rate(server_key, server.max_per_second, deadline):
+                    account_key, account_rate, deadline, stopping
+                ) or not throttle.wait_for_rate(
+                    server_key, server.max_per_second, deadline, stopping
+                ):
                     break
                 # A pause or cancel takes effect within a second, and before any send that
                 # had to wait for a rate limit (so a throttled campaign stops at once).
@@ -1548,7 +1557,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
         _release(token)
         raise
     _stop(ahead, marker)
-    _release(token)  # rows not reached (paused, cancelled, deadline)
+    _release(token)  # rows not reached (paused, cancelled, deadline, worker stopping)
     # engine input: the claim's deliveries, recorded by an engine job after this commit, so the
     # send path does no engine work per message and holds no engine row lock across sends.
     engine_gate.record_deliveries_soon(campaign.account_id, delivered)

@@ -88,8 +88,11 @@ class Throttle:
         else:
             self.redis.decr(f"{self.prefix}:{key}")
 
-    def wait_for_rate(self, key: str, per_second: float, deadline: float) -> bool:
-        """Block until one more send under ``key`` fits ``per_second``; False at ``deadline``."""
+    def wait_for_rate(
+        self, key: str, per_second: float, deadline: float, stop: threading.Event | None = None
+    ) -> bool:
+        """Block until one more send under ``key`` fits ``per_second``; False at ``deadline``
+        or as soon as ``stop`` is set."""
         if per_second <= 0:
             return True
         window, allowed = _window(per_second)
@@ -101,7 +104,10 @@ class Throttle:
             wake = (slot + 1) * window
             if wake > deadline:
                 return False
-            time.sleep(max(0.0, wake - now))
+            if stop is None:
+                time.sleep(max(0.0, wake - now))
+            elif stop.wait(max(0.0, wake - now)):
+                return False
 
     @contextmanager
     def domain_slot(

@@ -5,16 +5,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, render_template, send_from_directory
+from flask import Flask, Response, g, render_template, request, send_from_directory
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import db, queue, timezones
 from core.config import load_config
-from core.errors import NotFoundError, PermissionDeniedError
+from core.errors import (
+    DATABASE_RETRY_AFTER,
+    NotFoundError,
+    PermissionDeniedError,
+    database_unavailable,
+)
 from core.registry import import_modules
 
 csrf = CSRFProtect()
+app_log = logging.getLogger(__name__)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -60,6 +68,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def _forbidden(exc: PermissionDeniedError) -> tuple[str, int]:
         return render_template("core/error.html", code=403, message=str(exc)), 403
 
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeoutError)
+    def _database_down(exc: Exception) -> Any:
+        if not database_unavailable(exc):
+            raise exc  # a failing statement is a bug: the usual 500
+        return database_unavailable_response()
+
     def _favicon() -> Any:
         # Browsers ask for /favicon.ico whatever the page links to; answer with the SVG icon.
         return send_from_directory(
@@ -104,6 +119,34 @@ def _trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
+
+
+#: What each public POST did not do when the database was down, said in its answer.
+_NOT_RECORDED = {
+    "tracking.unsubscribe": "Your unsubscribe was not recorded",
+    "tracking.undo_unsubscribe": "Your undo was not recorded",
+    "subscribers.preferences": "Your choices were not saved",
+}
+
+
+def database_unavailable_response() -> Response:
+    """503 with ``Retry-After``: the database could not be reached, so nothing was recorded and
+    the person (or the mail client's RFC 8058 POST) is told to try again. Never touches the
+    database: the page renders as signed out, and an RFC 8058 one-click POST gets plain text."""
+    app_log.warning("database unavailable during %s %s", request.method, request.endpoint)
+    g.member = None  # the layout would otherwise load the member (and the deletion banner)
+    done = _NOT_RECORDED.get(request.endpoint or "", "Nothing was changed")
+    message = f"{done}: our service is briefly unavailable. Please try again in a minute."
+    if request.method == "POST" and request.form.get("List-Unsubscribe") == "One-Click":
+        response = Response(message + "\n", status=503, mimetype="text/plain")
+    else:
+        body = render_template(
+            "core/error.html", code=503, title="Please try again", message=message, home=False
+        )
+        response = Response(body, status=503, mimetype="text/html")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def queue_is_inprocess(app: Flask) -> bool:

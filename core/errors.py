@@ -16,3 +16,17 @@ class ValidationError(ValueError):
 
 class PermissionDeniedError(PermissionError):
     """The member's role does not allow the action."""
+
+
+#: Seconds a client is told to wait (``Retry-After``) when the database cannot be reached.
+DATABASE_RETRY_AFTER = 30
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for a failure of the database itself (refused, dropped, timed out, pool exhausted),
+    not of the statement: an IntegrityError or a ProgrammingError stays a bug and answers 500."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated

@@ -10,6 +10,7 @@ rows it reads exist; if the broker is unreachable the rows remain and a reconcil
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,18 @@ class AppContextMiddleware(Middleware):
         self._pop()
 
 
+class StoppingMiddleware(Middleware):
+    """Set ``stopping`` as soon as the worker is asked to stop (dramatiq's SIGTERM handling
+    calls this before it waits for the running jobs), so long jobs can end early and cleanly."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        log.info("worker stopping: running jobs give back the work they have not started")
+        self.stopping.set()
+
+
 class Queue:
     """The broker of one app, and its in-process worker when there is no Redis."""
 
@@ -126,6 +139,9 @@ class Queue:
             self.broker = StubBroker()
             self.broker.emit_after("process_boot")
         self.broker.add_middleware(AppContextMiddleware(app))
+        #: Set once this process's worker is stopping (a deploy's SIGTERM); see :func:`stopping`.
+        self.stopping = threading.Event()
+        self.broker.add_middleware(StoppingMiddleware(self.stopping))
         dramatiq.set_broker(self.broker)
         for lazy in _REGISTRY.values():
             lazy.bind(self.broker)
@@ -174,6 +190,12 @@ def current_queue() -> Queue:
 
     queue: Queue = current_app.extensions["queue"]
     return queue
+
+
+def stopping() -> threading.Event:
+    """The current app's worker-stopping flag: a job that checks it between units of work
+    (the send loop, per message) gives back what it has not started and returns at once."""
+    return current_queue().stopping
 
 
 def enqueue_after_commit(task: LazyActor, *args: Any, delay: int | None = None) -> None:

@@ -114,6 +114,16 @@ class Worker:
             self.process.wait(timeout=10)
             self.process = None
 
+    def terminate(self, timeout: float = 30) -> tuple[int, float]:
+        """SIGTERM to dramatiq's main process only (as a container runtime does); dramatiq
+        passes it on to its worker process. Returns (exit code, seconds until it exited)."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code, time.monotonic() - started
+
     def stop(self) -> None:
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGTERM)
