@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, render_template, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 
-from core import db, queue, timezones
+from core import db, logsafe, queue, timezones
 from core.config import load_config
 from core.errors import NotFoundError, PermissionDeniedError
 from core.registry import import_modules
@@ -25,6 +25,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     # Werkzeug sets its own logger to INFO unless it has a level: it follows LOG_LEVEL instead.
     logging.getLogger("werkzeug").setLevel(app.config["LOG_LEVEL"])
+    # The embedded server's request lines: no client address, no token, no query string.
+    logsafe.install_access_log_filter()
+    # dramatiq logs a failed task's traceback, whose last line may quote an address.
+    logsafe.install_exception_text_filter("dramatiq.worker.WorkerThread")
     # APScheduler narrates every job it adds and runs; core.scheduler logs what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
