@@ -31,6 +31,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logsafe.install_exception_text_filter("dramatiq.worker.WorkerThread")
     # APScheduler narrates every job it adds and runs; core.scheduler logs what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # At DEBUG the engine would log every statement and result row (addresses): never follow
+    # LOG_LEVEL down; its parameters are hidden anyway (core.db.make_engine).
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
     db.init_app(app)
     import_modules("models")
