@@ -271,3 +271,22 @@ def test_gunicorn_access_lines_hold_no_client_address_token_or_query(
         assert line.startswith("- - - [") and '"GET /o/<token> HTTP/1.1" 200 43 "-" "-"' in line
     for leaked in ("203.0.113.77", "198.51.100.9", token, "Zm9vYmFy", "+logs", "%2Blogs"):
         assert leaked not in line, line
+
+
+def test_a_failed_task_in_dramatiqs_log_keeps_its_frames_and_kind_not_its_text(
+    app: Flask, everything: Any
+) -> None:
+    def deliver() -> None:
+        raise smtplib.SMTPRecipientsRefused({ADDRESS: (550, f"<{ADDRESS}> unknown".encode())})
+
+    try:
+        deliver()
+    except smtplib.SMTPRecipientsRefused:
+        # What dramatiq's worker thread does with an actor's unhandled exception.
+        logging.getLogger("dramatiq.worker.WorkerThread").error(
+            "Failed to process message send_batch(7) with unhandled exception.", exc_info=True
+        )
+    text = everything.text
+    assert "Failed to process message" in text and "in deliver" in text
+    assert "SMTPRecipientsRefused (SMTP 550)" in text
+    assert _forms_in(everything) == []
