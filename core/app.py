@@ -29,6 +29,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logsafe.install_access_log_filter()
     # dramatiq logs a failed task's traceback, whose last line may quote an address.
     logsafe.install_exception_text_filter("dramatiq.worker.WorkerThread")
+    # Flask logs an unhandled error as "Exception on <path>" with its traceback; PostgreSQL's
+    # error text quotes the failing row ("DETAIL: Failing row contains ..."), the path a token.
+    logsafe.install_exception_text_filter(app.logger.name)
+    logsafe.install_access_log_filter(app.logger.name)
     # APScheduler narrates every job it adds and runs; core.scheduler logs what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # At DEBUG the engine would log every statement and result row (addresses): never follow

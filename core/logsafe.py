@@ -61,7 +61,8 @@ def log_failure(log: logging.Logger, exc: BaseException, message: str, *args: ob
 
 class AccessLogFilter(logging.Filter):
     """For the 'werkzeug' logger: drops the client address from each line and replaces tokens
-    and query strings in the request line (the embedded server of ``flask run``)."""
+    and query strings in the request line (the embedded server of ``flask run``); for the app's
+    logger, the path in Flask's "Exception on <path>" line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
@@ -73,9 +74,9 @@ class AccessLogFilter(logging.Filter):
         return True
 
 
-def install_access_log_filter() -> None:
-    """Attach :class:`AccessLogFilter` to the 'werkzeug' logger once."""
-    logger = logging.getLogger("werkzeug")
+def install_access_log_filter(name: str = "werkzeug") -> None:
+    """Attach :class:`AccessLogFilter` to the named logger once (werkzeug's by default)."""
+    logger = logging.getLogger(name)
     if not any(isinstance(f, AccessLogFilter) for f in logger.filters):
         logger.addFilter(AccessLogFilter())
 
