@@ -64,6 +64,7 @@ from campaigns.throttle import current_throttle
 from core import db, queue, timezones
 from core.db import utcnow
 from core.errors import NotFoundError, ValidationError
+from core.logsafe import error_summary
 from core.mail import (
     Connection,
     DkimSigner,
@@ -1173,7 +1174,7 @@ class _SentMarker:
         finally:
             self.connection.close()
         if self.error is not None:
-            log.error("a sent mark failed: %s", self.error)
+            log.error("a sent mark failed: %s", error_summary(self.error))
 
 
 class _Prerenderer:
@@ -1304,7 +1305,9 @@ def _record_send_error(campaign_id: int, text: str) -> None:
         db.session.commit()
     except SQLAlchemyError as exc:
         db.session.rollback()
-        log.warning("campaign %s: could not record a send error (%s)", campaign_id, exc)
+        log.warning(
+            "campaign %s: could not record a send error (%s)", campaign_id, error_summary(exc)
+        )
 
 
 def _transport_failed(campaign: Campaign, error: Exception, chain: int) -> None:
@@ -1325,7 +1328,9 @@ def _transport_failed(campaign: Campaign, error: Exception, chain: int) -> None:
     errors = db.session.scalar(
         select(Campaign.consecutive_errors).where(Campaign.id == campaign.id)
     )
-    log.warning("campaign %s: transport error %s in a row: %s", campaign.id, errors, error)
+    log.warning(
+        "campaign %s: transport error %s in a row: %s", campaign.id, errors, error_summary(error)
+    )
     if (errors or 0) >= limit:
         db.session.execute(
             update(Campaign)

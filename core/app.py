@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import db, queue, timezones
+from core import db, logsafe, queue, timezones
 from core.config import load_config
 from core.errors import (
     DATABASE_RETRY_AFTER,
@@ -34,8 +34,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     # Werkzeug sets its own logger to INFO unless it has a level: it follows LOG_LEVEL instead.
     logging.getLogger("werkzeug").setLevel(app.config["LOG_LEVEL"])
+    # The embedded server's request lines: no client address, no token, no query string.
+    logsafe.install_access_log_filter()
+    # dramatiq logs a failed task's traceback, whose last line may quote an address.
+    logsafe.install_exception_text_filter("dramatiq.worker.WorkerThread")
+    # Flask logs an unhandled error as "Exception on <path>" with its traceback; PostgreSQL's
+    # error text quotes the failing row ("DETAIL: Failing row contains ..."), the path a token.
+    logsafe.install_exception_text_filter(app.logger.name)
+    logsafe.install_access_log_filter(app.logger.name)
     # APScheduler narrates every job it adds and runs; core.scheduler logs what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # At DEBUG the engine would log every statement and result row (addresses): never follow
+    # LOG_LEVEL down; its parameters are hidden anyway (core.db.make_engine).
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
     db.init_app(app)
     import_modules("models")

@@ -53,7 +53,12 @@ def _unicode_lower(value: object) -> object:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL and foreign keys so it behaves like the server."""
+    """Create an engine; SQLite gets WAL and foreign keys so it behaves like the server.
+
+    Statement parameters (addresses, names) never appear in an error's text or in the engine's
+    log: ``hide_parameters`` is always on.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs

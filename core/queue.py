@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from core import db
+from core.logsafe import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +215,11 @@ def _send_pending_tasks(session: Session) -> None:
                 task.send_with_options(args=args, delay=delay)
             else:
                 task.send(*args)
-        except Exception:
+        except Exception as exc:
             # The rows are committed; the reconciler finds unfinished work and re-enqueues it.
-            log.exception("could not enqueue %s; the reconciler will pick it up", task.actor_name)
+            log_failure(
+                log, exc, "could not enqueue %s; the reconciler will pick it up", task.actor_name
+            )
 
 
 @event.listens_for(Session, "after_rollback")

@@ -29,6 +29,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from core.db import utcnow
+from core.logsafe import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def run_jobs(
                     results[job.name] = function(now or utcnow())
                 except Exception as exc:
                     db.session.rollback()
-                    log.exception("scheduled job %s failed", job.name)
+                    log_failure(log, exc, "scheduled job %s failed", job.name)
                     results[job.name] = type(exc).__name__
     return results
 

@@ -42,6 +42,7 @@ from typing import Any
 from flask import Flask
 
 from core.config import VAR_DIR
+from core.logsafe import log_failure
 from tracking.hits import Hit
 
 log = logging.getLogger(__name__)
@@ -472,8 +473,8 @@ def _flush_loop(ref: weakref.ReferenceType[RedisBuffer]) -> None:
         wake.clear()
         try:
             buffer.flush()
-        except Exception:
-            log.exception("could not flush the hit buffer; retrying")
+        except Exception as exc:
+            log_failure(log, exc, "could not flush the hit buffer; retrying")
         del buffer
 
 
@@ -560,8 +561,8 @@ def close(app: Flask) -> None:
             log.warning("could not ingest the last hits at exit; they are spooled")
     try:
         buffer.close()
-    except Exception:
-        log.exception("could not flush the hit buffer at exit")
+    except Exception as exc:
+        log_failure(log, exc, "could not flush the hit buffer at exit")
 
 
 def flush(app: Flask) -> None:

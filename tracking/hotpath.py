@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.urls import iri_to_uri
 
+from core.logsafe import log_failure
 from core.signing import BadTokenError
 from privacy import policy
 from tracking import buffer as hit_buffer
@@ -128,9 +129,9 @@ class Recorder:
                     "HEAD" if environ.get("REQUEST_METHOD") == "HEAD" else "GET",
                 )
             )
-        except Exception:
+        except Exception as exc:
             # Never the raw IP or agent in a log line: only what kind of hit was lost.
-            log.exception("could not buffer a %s hit of campaign %s", kind, campaign_id)
+            log_failure(log, exc, "could not buffer a %s hit of campaign %s", kind, campaign_id)
 
     def beacon(self, token: str, environ: dict[str, Any]) -> None:
         """Record an open for a valid beacon token; ignore anything else."""

@@ -60,6 +60,8 @@ from tracking.models import (
 
 __all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating", "on_engine_signals"]
 
+from core.logsafe import log_failure
+
 log = logging.getLogger(__name__)
 
 #: Distinct links fetched by one source within the window that make a burst.
@@ -89,8 +91,8 @@ def _forward_to_engine(signals: list[policy.EngineSignal]) -> None:
     for consumer in list(_engine_consumers):
         try:
             consumer(signals)
-        except Exception:
-            log.exception("the optimisation engine refused %d signals", len(signals))
+        except Exception as exc:
+            log_failure(log, exc, "the optimisation engine refused %d signals", len(signals))
 
 
 @dataclass(frozen=True)
@@ -460,10 +462,12 @@ def ingest_isolating(hits: list[Hit]) -> int:
     """
     try:
         return ingest(hits)
-    except (IntegrityError, DataError, ValueError, TypeError):
+    except (IntegrityError, DataError, ValueError, TypeError) as exc:
         db.session.rollback()
         if len(hits) == 1:
-            log.exception(
+            log_failure(
+                log,
+                exc,
                 "dropped a %s hit of campaign %s the store refuses",
                 hits[0].kind,
                 hits[0].campaign_id,
