@@ -144,6 +144,31 @@ def worker_env(config: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+def worker_env_like_tests(
+    database_url: str, redis_url: str, namespace: str, smtp_url: str, tmp_path: Path, **timing: Any
+) -> dict[str, str]:
+    """:func:`worker_env` for a ``dramatiq core.worker`` that acts like the tests' apps (their
+    keys, sink and database, its own Redis namespace and data dir) with ``timing`` settings."""
+    from tests.conftest import TEST_KEYS
+
+    return worker_env(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "REDIS_NAMESPACE": namespace,
+            "SMTP_URL": smtp_url,
+            "SECRET_KEYS": list(TEST_KEYS),
+            "ADDRESS_HASH_KEY": "test-address-hash-key",
+            "BASE_URL": "http://localhost",
+            "REQUIRE_VERIFIED_SENDER": "false",
+            "VAR_DIR": str(tmp_path / "var"),
+            "MAILDIR_PATH": str(tmp_path / "outbox"),
+            "INPROCESS_WORKER": "false",
+            **timing,
+        }
+    )
+
+
 @dataclass
 class Outcome:
     """What the sink received against what the database says."""

@@ -28,8 +28,8 @@ from subscribers import services as subscribers
 from subscribers.models import Contact
 from subscribers.suppression import suppression_reason
 from tests import services_available
-from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env
-from tests.conftest import TEST_KEYS, drain
+from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env_like_tests
+from tests.conftest import drain
 from tests.factories import Tenant, login, make_tenant
 from tests.smtp_sink import Received, SMTPSink
 
@@ -452,22 +452,7 @@ def test_bad_recipients_fail_alone_with_real_dramatiq_workers(
     namespace = f"delivery-{secrets.token_hex(3)}"
     timing = {"SEND_BATCH_SIZE": 3, "SEND_CONNECTIONS": 2}
     app = app_factory(REDIS_URL=own.url, REDIS_NAMESPACE=namespace, **timing)
-    env = worker_env(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": own.url,
-            "REDIS_NAMESPACE": namespace,
-            "SMTP_URL": smtp_sink.url,
-            "SECRET_KEYS": list(TEST_KEYS),
-            "ADDRESS_HASH_KEY": "test-address-hash-key",
-            "BASE_URL": "http://localhost",
-            "REQUIRE_VERIFIED_SENDER": "false",
-            "VAR_DIR": str(tmp_path / "var"),
-            "MAILDIR_PATH": str(tmp_path / "outbox"),
-            "INPROCESS_WORKER": "false",
-            **timing,
-        }
-    )
+    env = worker_env_like_tests(database_url, own.url, namespace, smtp_sink.url, tmp_path, **timing)
     smtp_sink.reply_for(REFUSED.email, "550 5.1.1 no such user", stage="rcpt")
     log = tmp_path / "worker.log"
     worker = Worker(env, log).start()

@@ -17,9 +17,8 @@ from campaigns import services
 from campaigns.models import Campaign, Message
 from core import db
 from tests import services_available
-from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env
+from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env_like_tests
 from tests.campaigns.helpers import campaign_with
-from tests.conftest import TEST_KEYS
 from tests.smtp_sink import SMTPSink
 
 PEOPLE = [
@@ -56,22 +55,7 @@ def test_sigterm_mid_campaign_gives_the_claims_back_at_once(
         "SEND_CONNECTIONS": 2,
     }
     app = app_factory(REDIS_URL=own.url, REDIS_NAMESPACE=namespace, **timing)
-    env = worker_env(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": own.url,
-            "REDIS_NAMESPACE": namespace,
-            "SMTP_URL": smtp_sink.url,
-            "SECRET_KEYS": list(TEST_KEYS),
-            "ADDRESS_HASH_KEY": "test-address-hash-key",
-            "BASE_URL": "http://localhost",
-            "REQUIRE_VERIFIED_SENDER": "false",
-            "VAR_DIR": str(tmp_path / "var"),
-            "MAILDIR_PATH": str(tmp_path / "outbox"),
-            "INPROCESS_WORKER": "false",
-            **timing,
-        }
-    )
+    env = worker_env_like_tests(database_url, own.url, namespace, smtp_sink.url, tmp_path, **timing)
     log = tmp_path / "worker.log"
     worker = Worker(env, log).start()
     try:
