@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flask import current_app
 
 from core.addresses import AddressError, wire_address
+from core.logsafe import error_summary
 
 
 class TransientMailError(Exception):
@@ -213,9 +214,14 @@ class SMTPConnection:
             self._transaction(message, envelope_from, list(recipients), payload)
         except (PermanentMailError, TransientMailError):
             raise
-        except (OSError, smtplib.SMTPException) as exc:
+        except OSError as exc:
             self.broken = True
             raise TransportError(str(exc) or type(exc).__name__) from exc
+        except smtplib.SMTPException as exc:
+            # smtplib's texts may quote the envelope (SMTPSenderRefused, SMTPRecipientsRefused),
+            # and this text is kept as the campaign's last error: its kind and code only.
+            self.broken = True
+            raise TransportError(error_summary(exc)) from exc
 
     def _refused(self, code: int, reply: bytes, what: str) -> Exception:
         """The error for a refusal (its code and enhanced status only: a server's reply text
