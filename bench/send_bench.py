@@ -189,14 +189,14 @@ def worker_pids(main_pid: int) -> list[int]:
 
 def prebuilt_messages(campaign_id: int, count: int = 50) -> list[bytes]:
     """Wire messages rendered like the campaign's (same size), built before timing."""
-    from campaigns import services
     from campaigns.models import Campaign
     from campaigns.render import Recipient, render_message
+    from campaigns.sending import rendering
     from core import db
 
     campaign = db.session.get(Campaign, campaign_id)
     assert campaign is not None
-    view = services._campaign_view(campaign)
+    view = rendering.campaign_view(campaign)
     return [
         render_message(
             view, Recipient(n + 1, f"user{n:07d}@example.org", f"User{n} Person", {"city": "Oslo"})

@@ -1,6 +1,7 @@
 """Bounces and complaints that come back after sending, mapped to their Message row.
 
-Three ways in, one way down to :func:`campaigns.services.record_bounce`:
+Three ways in, one way down to :func:`record_bounce` (which the send loop also calls for a
+refusal or a final deferral during the SMTP exchange):
 
 * RFC 3464 delivery-status notifications and RFC 5965 (ARF) feedback reports read from a
   Maildir or an IMAP mailbox (:func:`process_maildir`, :func:`process_imap`);
@@ -40,18 +41,87 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from campaigns.models import Bounce, Campaign
 from campaigns.models import Message as MessageRow
 from campaigns.render import parse_verp
-from campaigns.services import record_bounce
 from campaigns.settings import setting
 from core import db
+from core.db import utcnow
+from privacy import engine_gate
+from subscribers.models import Contact
+from subscribers.suppression import suppress
 
 log = logging.getLogger(__name__)
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _CODE = re.compile(r"\b([245]\d\d)\b")
+
+
+def record_bounce(
+    message_id: int,
+    kind: str,
+    source: str,
+    diagnostic: str = "",
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Record a bounce or complaint for a message and suppress as the rules say; commit.
+
+    Hard bounces and complaints suppress the address at once; soft bounces once the contact
+    has ``SOFT_BOUNCE_LIMIT`` of them. Idempotent per (message, kind, source). False when the
+    message is unknown.
+    """
+    if kind not in ("hard", "soft", "complaint"):
+        raise ValueError(f"unknown bounce kind {kind!r}")
+    message = db.session.get(MessageRow, message_id)
+    if message is None:
+        return False
+    exists = db.session.scalar(
+        select(Bounce.id).where(
+            Bounce.message_id == message_id, Bounce.kind == kind, Bounce.source == source
+        )
+    )
+    if exists is None:
+        db.session.add(
+            Bounce(
+                message_id=message_id,
+                kind=kind,
+                source=source,
+                diagnostic=diagnostic[:64],
+                occurred_at=occurred_at or utcnow(),
+            )
+        )
+    if message.bounce_kind != "complaint":
+        message.bounce_kind = (
+            kind if message.bounce_kind != "hard" or kind == "complaint" else "hard"
+        )
+    db.session.flush()
+    campaign = db.session.get(Campaign, message.campaign_id)
+    contact = db.session.get(Contact, message.contact_id) if message.contact_id else None
+    if campaign is not None and contact is not None:
+        # engine input: hard bounce, complaint or soft bounce (a deferral for pacing).
+        engine_gate.record_delivery_outcome(
+            campaign.account_id,
+            contact.id,
+            contact.email,
+            {"hard": "bounced", "complaint": "complained", "soft": "deferred"}[kind],
+            occurred_at or utcnow(),
+        )
+        if kind == "complaint":
+            suppress(campaign.account_id, contact.email, "complaint")
+        elif kind == "hard":
+            suppress(campaign.account_id, contact.email, "hard_bounce")
+        else:
+            soft = db.session.scalar(
+                select(func.count(func.distinct(Bounce.message_id)))
+                .join(MessageRow, MessageRow.id == Bounce.message_id)
+                .where(MessageRow.contact_id == contact.id, Bounce.kind == "soft")
+            )
+            if (soft or 0) >= int(setting("SOFT_BOUNCE_LIMIT")):
+                suppress(campaign.account_id, contact.email, "hard_bounce")
+    db.session.commit()
+    return True
 
 
 class SignatureError(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from campaigns import bounces, services
+from campaigns.sending import delivery, reconciler
 from core.db import utcnow
 from core.queue import actor
 
@@ -10,7 +11,7 @@ from core.queue import actor
 @actor(queue_name="send", max_retries=10, min_backoff=5_000, max_backoff=300_000)
 def send_batch(campaign_id: int, chain: int = 0) -> None:
     """Send the next batch of a campaign's due messages (one chain per SMTP connection)."""
-    services.send_batch(campaign_id, chain)
+    delivery.send_batch(campaign_id, chain)
 
 
 @actor(queue_name="send", max_retries=3)
@@ -22,7 +23,7 @@ def start_scheduled(campaign_id: int) -> None:
 @actor(queue_name="default", max_retries=0)
 def reconcile_sending() -> None:
     """Periodic: start due scheduled campaigns, recover dead claims and lost queue messages."""
-    services.reconcile(utcnow())
+    reconciler.reconcile(utcnow())
 
 
 @actor(queue_name="default", max_retries=0)

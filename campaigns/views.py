@@ -19,7 +19,18 @@ from flask import (
     url_for,
 )
 
-from campaigns import audience_count, bounces, exports, listing, queries, services, subjects
+from campaigns import (
+    audience_count,
+    bounces,
+    exports,
+    listing,
+    previews,
+    queries,
+    senders,
+    services,
+    subjects,
+    template_library,
+)
 from campaigns.forms import (
     CampaignForm,
     ConfirmSendForm,
@@ -33,6 +44,7 @@ from campaigns.forms import (
     TemplateForm,
     TestSendForm,
 )
+from campaigns.sending import reconciler
 from core import nav, timezones
 from core.auth import login_required, member
 from core.errors import NotFoundError, ValidationError
@@ -143,9 +155,9 @@ def edit(campaign_id: int | None = None) -> Any:
     if campaign is None and not form.is_submitted():
         form.html_body.data = DEFAULT_BODY
         form.from_name.data = me.account_name
-        senders = queries.verified_sender_choices(me.account_id)
-        if senders:
-            form.from_email.data = senders[0][0]
+        verified = queries.verified_sender_choices(me.account_id)
+        if verified:
+            form.from_email.data = verified[0][0]
     if form.validate_on_submit():
         try:
             saved = services.save_campaign(
@@ -222,7 +234,7 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
     context.update(forms)
     before_sending = campaign.status in ("draft", "scheduled")
     try:
-        missing = services.preview_missing_fields(
+        missing = previews.preview_missing_fields(
             me.account_id, campaign.id, context["preview_form"].contact_id.data or None
         )
     except NotFoundError:
@@ -258,7 +270,7 @@ def preview(campaign_id: int) -> Any:
     me = member()
     contact_id = request.args.get("contact_id", type=int) or None
     try:
-        shown = services.preview(me.account_id, campaign_id, contact_id)
+        shown = previews.preview(me.account_id, campaign_id, contact_id)
         body = shown.html
     except ValidationError as exc:
         body = f"<p style='color:#c92a2a;font-family:sans-serif'>{exc.message}</p>"
@@ -301,7 +313,7 @@ def test_send(campaign_id: int) -> Any:
     if form.validate_on_submit():
         addresses = [a.strip() for a in (form.addresses.data or "").replace(";", ",").split(",")]
         try:
-            sent = services.send_test(
+            sent = previews.send_test(
                 me.account_id, campaign_id, addresses, form.contact_id.data or None
             )
         except ValidationError as exc:
@@ -449,13 +461,13 @@ def templates() -> Any:
 @login_required()
 def template(template_id: int | None = None) -> Any:
     me = member()
-    existing = services.get_template(me.account_id, template_id) if template_id else None
+    existing = template_library.get_template(me.account_id, template_id) if template_id else None
     form = TemplateForm(obj=existing)
     if existing is None and not form.is_submitted():
         form.html_body.data = DEFAULT_BODY
     if form.validate_on_submit():
         try:
-            services.save_template(
+            template_library.save_template(
                 me.account_id,
                 template_id=template_id,
                 name=form.name.data or "",
@@ -476,7 +488,7 @@ def template(template_id: int | None = None) -> Any:
 def delete_template(template_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
-        services.delete_template(me.account_id, template_id)
+        template_library.delete_template(me.account_id, template_id)
         flash("Template deleted.", "success")
     return redirect(url_for("campaigns.templates"))
 
@@ -496,7 +508,7 @@ def _sending_page(**forms: Any) -> Any:
         ),
     }
     context.update(forms)
-    keys = [(key, services.dkim_record(key)) for key in queries.dkim_keys(me.account_id)]
+    keys = [(key, senders.dkim_record(key)) for key in queries.dkim_keys(me.account_id)]
     return render_template(
         "campaigns/sending.html",
         senders=queries.senders(me.account_id),
@@ -520,7 +532,7 @@ def add_sender() -> Any:
     form = SenderForm()
     if form.validate_on_submit():
         try:
-            services.add_sender(me.account_id, form.email.data or "", form.name.data or "")
+            senders.add_sender(me.account_id, form.email.data or "", form.name.data or "")
         except ValidationError as exc:
             show_error(form, exc)
         else:
@@ -534,7 +546,7 @@ def add_sender() -> Any:
 def delete_sender(sender_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
-        services.delete_sender(me.account_id, sender_id)
+        senders.delete_sender(me.account_id, sender_id)
         flash("Sender removed.", "success")
     return redirect(url_for("campaigns.sending"))
 
@@ -546,7 +558,7 @@ def add_server() -> Any:
     form = SmtpServerForm()
     if form.validate_on_submit():
         try:
-            services.save_smtp_server(
+            senders.save_smtp_server(
                 me.account_id,
                 name=form.name.data or "",
                 url=form.url.data or "",
@@ -566,7 +578,7 @@ def add_server() -> Any:
 def delete_server(server_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
-        services.delete_smtp_server(me.account_id, server_id)
+        senders.delete_smtp_server(me.account_id, server_id)
         flash("SMTP server removed.", "success")
     return redirect(url_for("campaigns.sending"))
 
@@ -578,9 +590,7 @@ def add_dkim() -> Any:
     form = DkimForm()
     if form.validate_on_submit():
         try:
-            services.create_dkim_key(
-                me.account_id, form.domain.data or "", form.selector.data or ""
-            )
+            senders.create_dkim_key(me.account_id, form.domain.data or "", form.selector.data or "")
         except ValidationError as exc:
             show_error(form, exc)
         else:
@@ -594,7 +604,7 @@ def add_dkim() -> Any:
 def delete_dkim(key_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
-        services.delete_dkim_key(me.account_id, key_id)
+        senders.delete_dkim_key(me.account_id, key_id)
         flash("DKIM key removed.", "success")
     return redirect(url_for("campaigns.sending"))
 
@@ -606,7 +616,7 @@ def limits() -> Any:
     form = LimitsForm()
     if form.validate_on_submit():
         try:
-            services.update_sending_settings(
+            senders.update_sending_settings(
                 me.account_id,
                 float(form.max_per_second.data or 0),
                 int(form.max_per_domain.data or 0),
@@ -623,14 +633,14 @@ def limits() -> Any:
 def verify_sender(token: str) -> Any:
     """GET shows a button (link scanners fetch links); POST confirms the address."""
     try:
-        sender = services.sender_for_token(token)
+        sender = senders.sender_for_token(token)
     except BadTokenError:
         return render_template(
             "core/error.html", code=400, message="This link is invalid or expired."
         ), 400
     form = ActionForm()
     if request.method == "POST" and form.validate_on_submit():
-        services.confirm_sender(token)
+        senders.confirm_sender(token)
         return render_template("campaigns/sender_confirm.html", sender=sender, done=True, form=form)
     return render_template("campaigns/sender_confirm.html", sender=sender, done=False, form=form)
 
@@ -688,7 +698,7 @@ def reconcile_command() -> None:
     """Start due scheduled campaigns, recover dead claims, re-enqueue lost work."""
     import click
 
-    report = services.reconcile()
+    report = reconciler.reconcile()
     click.echo(
         f"started {report.started} scheduled, recovered {report.recovered_claims} claims "
         f"({report.interrupted} interrupted), re-enqueued {report.requeued_campaigns} "

@@ -103,3 +103,9 @@ def transaction() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+def rowcount(result: Any) -> int:
+    """How many rows an UPDATE or DELETE touched (``Session.execute`` is typed as a plain
+    ``Result``, which does not declare ``rowcount``)."""
+    return int(result.rowcount)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from accounts import services as accounts
 from accounts.models import User
+from campaigns import senders
 from campaigns import services as campaigns
 from core import db
 from subscribers import services as subscribers
@@ -24,7 +25,7 @@ def create_demo(email: str, password: str) -> bool:
         ("linus@example.com", "Linus"),
     ]:
         subscribers.add_contact_to_list(account.id, newsletter.id, address, name)
-    campaigns.add_sender(account.id, "news@example.com", "Demo Organisation", verified=True)
+    senders.add_sender(account.id, "news@example.com", "Demo Organisation", verified=True)
     campaigns.save_campaign(
         account.id,
         campaign_id=None,

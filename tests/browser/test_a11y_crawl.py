@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from accounts import services as accounts
 from accounts.models import User
+from campaigns import senders, template_library
 from campaigns import services as campaigns
 from core import db as core_db
 from privacy import services as privacy
@@ -55,7 +56,7 @@ EXCLUDED = {
     "subscribers.import_report": "CSV download of the import's errors",
     "subscribers.import_status": "JSON polled by the import progress bar",
     "campaigns.progress": "JSON polled by the sending progress bar",
-    "campaigns.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
+    "previews.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
     "accounts.index": "redirects to the dashboard or the login page",
 }
 
@@ -131,8 +132,8 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
         owner.is_platform_admin = True
         core_db.session.commit()
         account_id = tenant.account_id
-        campaigns.add_sender(account_id, "news@cafe-olga.example", "Café Ольга", verified=True)
-        campaigns.add_sender(account_id, "hola@cafe-olga.example", "Zoë")  # awaits confirmation
+        senders.add_sender(account_id, "news@cafe-olga.example", "Café Ольга", verified=True)
+        senders.add_sender(account_id, "hola@cafe-olga.example", "Zoë")  # awaits confirmation
 
         news = subscribers.create_list(account_id, "Новости <b>& offers</b>", "Weekly, 每周")
         subscribers.set_signup_form(account_id, news.id, True)
@@ -146,7 +147,7 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
             "all",
             [{"field": "attribute", "key": "city", "op": "equals", "value": "Zürich"}],
         )
-        campaigns.save_template(
+        template_library.save_template(
             account_id,
             template_id=None,
             name="Monthly letter",

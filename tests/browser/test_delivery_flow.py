@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from campaigns import queries, services
+from campaigns import queries, senders, services
 from campaigns.models import Campaign
 from core.mail import NO_SMTPUTF8
 from tests.browser.conftest import LiveServer, screenshot
@@ -101,7 +101,7 @@ def test_failed_recipients_and_a_stalled_campaign(
     app.config["SEND_STALL_SECONDS"] = 1
     app.config["SEND_MAX_TRANSPORT_ERRORS"] = 50
     with app.app_context():
-        services.save_smtp_server(
+        senders.save_smtp_server(
             audience.tenant.account_id,
             name="Office relay",
             url="smtp://127.0.0.1:1?starttls=0&timeout=2",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from campaigns import services
+from campaigns import senders, services
 from core import db as core_db
 from privacy import services as privacy
 from subscribers import services as subscribers
@@ -28,7 +28,7 @@ RECIPIENTS = ["zoe@example.org", "li@example.cn", "olga@example.ru", "ada@exampl
 def _setup(server: LiveServer) -> tuple[int, int]:
     with server.app.app_context():
         tenant = make_tenant(email="ann@shop.example")
-        services.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
+        senders.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
         first = subscribers.create_list(tenant.account_id, "Clients").id
         second = subscribers.create_list(tenant.account_id, "Подписчики").id
         people = {

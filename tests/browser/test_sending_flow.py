@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from campaigns import services
+from campaigns import senders
 from subscribers import services as subscribers
 from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, screenshot
@@ -34,8 +34,8 @@ def test_compose_preview_test_send_schedule_progress_pause_resume(
     base = live_server.url
     with live_server.app.app_context():
         tenant = make_tenant(email="ann@shop.example")
-        services.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
-        services.update_sending_settings(tenant.account_id, max_per_second=4, max_per_domain=0)
+        senders.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
+        senders.update_sending_settings(tenant.account_id, max_per_second=4, max_per_domain=0)
         customers = subscribers.create_list(tenant.account_id, "Customers")
         subscribers.add_contact_to_list(
             tenant.account_id, customers.id, "ada@example.org", "Ada Lovelace"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from campaigns import services
+from campaigns import senders, services
 from subscribers import services as subscribers
 from tests.browser.conftest import LiveServer, screenshot
 from tests.factories import PASSWORD, make_tenant
@@ -24,7 +24,7 @@ def test_saving_a_template_over_a_limit_shows_the_limit_inline(
 ) -> None:
     with live_server.app.app_context():
         tenant = make_tenant(email="zoe@shop.example")
-        services.add_sender(tenant.account_id, "news@shop.example", "Tienda", verified=True)
+        senders.add_sender(tenant.account_id, "news@shop.example", "Tienda", verified=True)
         list_id = subscribers.create_list(tenant.account_id, "Clientes").id
         subscribers.add_contact_to_list(tenant.account_id, list_id, "li@example.cn", name="李小龍")
         campaign = services.save_campaign(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import time_machine
 
+from campaigns import previews
 from campaigns import services as campaigns
 from core import db as core_db
 from core.db import utcnow
@@ -104,7 +105,7 @@ def test_a_marketer_checks_the_footer_of_a_test_message(
             html_body="<html><body><p>Frisch!</p></body></html>",
             list_ids=[weekly.id],
         )
-        campaigns.send_test(tenant.account_id, campaign.id, ["marketer@baeckerei.example"])
+        previews.send_test(tenant.account_id, campaign.id, ["marketer@baeckerei.example"])
         core_db.session.remove()
     (received,) = smtp_sink.wait_for(1, timeout=20)
     assert str(received.message["Subject"]).startswith("[Test] ")

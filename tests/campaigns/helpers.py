@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import select
 
-from campaigns import services
+from campaigns import senders, services
 from campaigns.models import Campaign, Message
 from core import db
 from subscribers.models import Contact
@@ -38,7 +38,7 @@ def campaign_with(
     email: str = "owner@shop.example",
 ) -> Setup:
     tenant = make_tenant(email=email)
-    services.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
+    senders.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
     list_id = make_list_with_contacts(tenant, addresses)
     campaign = services.save_campaign(
         tenant.account_id,

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from campaigns import services
+from campaigns import previews, services, template_library
 from campaigns.models import Campaign
 from core.errors import ValidationError
 from subscribers import services as subscribers
@@ -73,7 +73,7 @@ def test_sandbox_escapes_are_refused_or_render_nothing(app: Any, db: Any, body: 
     except ValidationError as exc:
         assert "Personalisation error" in exc.message
         return
-    shown = services.preview(setup.tenant.account_id, setup.campaign_id, None)
+    shown = previews.preview(setup.tenant.account_id, setup.campaign_id, None)
     secret = app.config["SECRET_KEY"]
     assert secret not in shown.html
     for leak in ("<class", "function", "module", "os.py", "Config", "environ"):
@@ -244,7 +244,7 @@ def test_templates_are_reusable_per_account(app: Any, client: Any, db: Any) -> N
         },
     )
     assert response.status_code == 302
-    template = services.get_template(
+    template = template_library.get_template(
         setup.tenant.account_id,
         next(
             t.id for t in __import__("campaigns.queries").queries.templates(setup.tenant.account_id)

@@ -20,8 +20,9 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from campaigns import queries, services
+from campaigns import queries, senders, services
 from campaigns.models import Bounce, Campaign, Message
+from campaigns.sending import delivery
 from core.db import utcnow
 from core.mail import NO_SMTPUTF8
 from subscribers import services as subscribers
@@ -91,7 +92,7 @@ def international_campaign(people: list[Person] = EVERYONE) -> Audience:
     from core import db
 
     tenant = make_tenant()
-    services.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
+    senders.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
     mailing_list = subscribers.create_list(tenant.account_id, "Everyone")
     for person in people:
         contact = subscribers.add_contact_to_list(
@@ -373,7 +374,7 @@ def test_a_transport_error_is_the_stall_cause(app_factory: Any, smtp_sink: SMTPS
     client = app.test_client()
     with app.app_context():
         audience = international_campaign(PLAIN)
-        services.save_smtp_server(
+        senders.save_smtp_server(
             audience.tenant.account_id,
             name="down",
             url="smtp://127.0.0.1:1?starttls=0&timeout=2",
@@ -381,7 +382,7 @@ def test_a_transport_error_is_the_stall_cause(app_factory: Any, smtp_sink: SMTPS
             max_connections=1,
         )
         services.start(audience.tenant.account_id, audience.campaign_id)
-        assert services.send_batch(audience.campaign_id, claims=1) == 0
+        assert delivery.send_batch(audience.campaign_id, claims=1) == 0
     login(client, audience.tenant.email)
     with time_machine.travel(utcnow() + timedelta(minutes=3), tick=False):
         stalled = _progress(client, audience.campaign_id)["stalled"]
@@ -401,9 +402,9 @@ def test_a_platform_error_is_the_stall_cause_without_its_text(
         def broken(*args: Any) -> Any:
             raise OperationalError("SELECT ... WHERE email = 'ada@example.org'", {}, Exception())
 
-        monkeypatch.setattr(services, "_eligible_recipients", broken)
+        monkeypatch.setattr(delivery, "eligible_recipients", broken)
         with pytest.raises(OperationalError):
-            services.send_batch(audience.campaign_id, claims=1)
+            delivery.send_batch(audience.campaign_id, claims=1)
     login(client, audience.tenant.email)
     with time_machine.travel(utcnow() + timedelta(minutes=3), tick=False):
         stalled = _progress(client, audience.campaign_id)["stalled"]
@@ -423,7 +424,7 @@ def test_waiting_for_a_retry_or_sending_slowly_is_no_stall(
 
         audience = international_campaign(PLAIN)
         services.start(audience.tenant.account_id, audience.campaign_id)
-        services.send_batch(audience.campaign_id, claims=1)
+        delivery.send_batch(audience.campaign_id, claims=1)
         campaign = db.session.get(Campaign, audience.campaign_id)
         assert campaign is not None and campaign.status == "sending"
         later = utcnow() + timedelta(minutes=30)
@@ -547,7 +548,7 @@ def test_an_erased_contact_stays_counted_without_its_address(
 def test_an_idn_sender_domain_needs_no_smtputf8(app: Flask, db: Any, smtp_sink: SMTPSink) -> None:
     smtp_sink.smtputf8 = False
     audience = international_campaign([PLAIN[0]])
-    services.add_sender(audience.tenant.account_id, "news@münchen.de", "Café", verified=True)
+    senders.add_sender(audience.tenant.account_id, "news@münchen.de", "Café", verified=True)
     campaign = services.get_campaign(audience.tenant.account_id, audience.campaign_id)
     services.save_campaign(
         audience.tenant.account_id,

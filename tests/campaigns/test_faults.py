@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from campaigns import services
 from campaigns.models import Campaign, Message
+from campaigns.sending import delivery, reconciler
 from subscribers.models import Contact
 from tests import services_available
 from tests.campaigns.fault_harness import OwnRedis, Worker, outcome, worker_env_like_tests
@@ -72,7 +73,7 @@ def run_fault_scenario(
             deadline = time.monotonic() + 180
             status = ""
             while time.monotonic() < deadline:
-                services.reconcile()
+                reconciler.reconcile()
                 db.session.expire_all()
                 status = str(
                     db.session.scalar(
@@ -115,7 +116,7 @@ def test_worker_killed_with_sigkill_mid_campaign(
     assert result.duplicates == 0
     assert result.received + len(result.missing) == RECIPIENTS
     # At most the window of each claim in flight: one claim per worker thread (4).
-    assert result.interrupted <= 4 * services.UNCERTAIN_PER_CLAIM
+    assert result.interrupted <= 4 * delivery.UNCERTAIN_PER_CLAIM
 
 
 @pytest.mark.redis

@@ -11,8 +11,9 @@ import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
-from campaigns import queries, services, throttle
+from campaigns import queries, senders, services, throttle
 from campaigns.models import Campaign, Message
+from campaigns.sending import delivery, reconciler
 from core.db import utcnow
 from core.errors import ValidationError
 from subscribers import services as subscribers
@@ -44,8 +45,8 @@ def test_dkim_signature_verifies_on_the_received_message(
     app: Any, db: Any, smtp_sink: SMTPSink
 ) -> None:
     setup = campaign_with(["ada@example.org"])
-    key = services.create_dkim_key(setup.tenant.account_id, "shop.example", "s2026")
-    record = services.dkim_record(key).encode()
+    key = senders.create_dkim_key(setup.tenant.account_id, "shop.example", "s2026")
+    record = senders.dkim_record(key).encode()
     services.start(setup.tenant.account_id, setup.campaign_id)
     drain(app)
     received = smtp_sink.wait_for(1)[0]
@@ -131,7 +132,7 @@ def test_unsubscribe_arriving_mid_send_stops_that_message(
 
         setup = campaign_with(["a@example.org", "b@example.org", "c@example.org"])
         services.start(setup.tenant.account_id, setup.campaign_id)
-        assert services.send_batch(setup.campaign_id, claims=1) == 1  # a worker sent the first one
+        assert delivery.send_batch(setup.campaign_id, claims=1) == 1  # a worker sent the first one
         later = db.session.scalar(
             select(Message.id)
             .where(Message.status == "pending")
@@ -235,7 +236,7 @@ def test_transport_errors_pause_the_campaign_with_the_reason(
         from core import db
 
         setup = campaign_with(["a@example.org", "b@example.org"])
-        server = services.save_smtp_server(
+        server = senders.save_smtp_server(
             setup.tenant.account_id,
             name="broken",
             url="smtp://127.0.0.1:1?starttls=0&timeout=2",
@@ -257,7 +258,7 @@ def test_transport_errors_pause_the_campaign_with_the_reason(
     assert "3 transport errors in a row" in page
     # Fix the server, resume: everything goes out once.
     with app.app_context():
-        services.delete_smtp_server(setup.tenant.account_id, server.id)
+        senders.delete_smtp_server(setup.tenant.account_id, server.id)
     assert client.post(f"/campaigns/{setup.campaign_id}/resume").status_code == 302
     drain(app)
     assert sorted(r.recipients[0] for r in smtp_sink.wait_for(2)) == [
@@ -272,7 +273,7 @@ def test_several_smtp_servers_share_the_campaign(app: Any, db: Any, smtp_sink: S
         addresses = [f"r{n}@example.org" for n in range(40)]
         setup = campaign_with(addresses)
         for sink in (smtp_sink, other):
-            services.save_smtp_server(
+            senders.save_smtp_server(
                 setup.tenant.account_id,
                 name="s",
                 url=sink.url,
@@ -359,10 +360,10 @@ def test_schedule_starts_at_its_time_from_database_state(
             services.schedule(setup.tenant.account_id, setup.campaign_id, utcnow())
         services.schedule(setup.tenant.account_id, setup.campaign_id, when)
         assert _status(db, setup.campaign_id) == "scheduled"
-    assert services.reconcile(datetime(2026, 5, 1, 10, 29)).started == 0
+    assert reconciler.reconcile(datetime(2026, 5, 1, 10, 29)).started == 0
     assert _status(db, setup.campaign_id) == "scheduled"
-    assert services.reconcile(datetime(2026, 5, 1, 10, 31)).started == 1
-    assert services.reconcile(datetime(2026, 5, 1, 10, 32)).started == 0  # once only
+    assert reconciler.reconcile(datetime(2026, 5, 1, 10, 31)).started == 1
+    assert reconciler.reconcile(datetime(2026, 5, 1, 10, 32)).started == 0  # once only
     drain(app)
     assert [r.recipients[0] for r in smtp_sink.wait_for(1)] == ["ada@example.org"]
     assert _status(db, setup.campaign_id) == "sent"
@@ -373,7 +374,7 @@ def test_unschedule_returns_to_draft(app: Any, db: Any) -> None:
     services.schedule(setup.tenant.account_id, setup.campaign_id, utcnow() + timedelta(days=1))
     services.unschedule(setup.tenant.account_id, setup.campaign_id)
     assert _status(db, setup.campaign_id) == "draft"
-    assert services.reconcile(utcnow() + timedelta(days=2)).started == 0
+    assert reconciler.reconcile(utcnow() + timedelta(days=2)).started == 0
 
 
 def test_pause_then_resume(app_factory: Any, smtp_sink: SMTPSink) -> None:
@@ -382,9 +383,9 @@ def test_pause_then_resume(app_factory: Any, smtp_sink: SMTPSink) -> None:
         addresses = [f"p{n}@example.org" for n in range(6)]
         setup = campaign_with(addresses)
         services.start(setup.tenant.account_id, setup.campaign_id)
-        assert services.send_batch(setup.campaign_id, claims=1) == 2
+        assert delivery.send_batch(setup.campaign_id, claims=1) == 2
         services.pause(setup.tenant.account_id, setup.campaign_id)
-        assert services.send_batch(setup.campaign_id, claims=1) == 0  # a queued batch does nothing
+        assert delivery.send_batch(setup.campaign_id, claims=1) == 0  # a queued batch does nothing
     drain(app)
     assert len(smtp_sink.messages) == 2
     with app.app_context():
@@ -404,7 +405,7 @@ def test_cancel_stops_for_good(app_factory: Any, smtp_sink: SMTPSink) -> None:
 
         setup = campaign_with([f"c{n}@example.org" for n in range(6)])
         services.start(setup.tenant.account_id, setup.campaign_id)
-        assert services.send_batch(setup.campaign_id, claims=1) == 2
+        assert delivery.send_batch(setup.campaign_id, claims=1) == 2
         services.cancel(setup.tenant.account_id, setup.campaign_id)
         with pytest.raises(ValidationError):
             services.resume(setup.tenant.account_id, setup.campaign_id)
@@ -413,7 +414,7 @@ def test_cancel_stops_for_good(app_factory: Any, smtp_sink: SMTPSink) -> None:
         from core import db
 
         assert _status(db.session, setup.campaign_id) == "cancelled"
-        assert services.reconcile(utcnow() + timedelta(hours=1)).requeued_campaigns == 0
+        assert reconciler.reconcile(utcnow() + timedelta(hours=1)).requeued_campaigns == 0
         assert _message_statuses(db.session, setup.campaign_id) == {"sent": 2, "pending": 4}
     assert len(smtp_sink.messages) == 2
 
@@ -444,8 +445,8 @@ def test_reconciler_recovers_a_dead_workers_claim_without_duplicates(
         )
         db.session.execute(update(Campaign).values(last_progress_at=claimed_at))
         db.session.commit()
-        report = services.reconcile(utcnow())
-        window = services.UNCERTAIN_PER_CLAIM
+        report = reconciler.reconcile(utcnow())
+        window = delivery.UNCERTAIN_PER_CLAIM
         assert (report.recovered_claims, report.interrupted, report.requeued_campaigns) == (
             1,
             window,
@@ -497,10 +498,10 @@ def test_verified_sender_required_and_confirmed_by_post(
     path = link.strip().removeprefix("http://localhost")
     assert client.get(path).status_code == 200  # a link scanner's GET confirms nothing
     with app.app_context():
-        assert not services.is_verified_sender(tenant.account_id, "promo@shop.example")
+        assert not senders.is_verified_sender(tenant.account_id, "promo@shop.example")
     assert client.post(path).status_code == 200
     with app.app_context():
-        assert services.is_verified_sender(tenant.account_id, "promo@shop.example")
+        assert senders.is_verified_sender(tenant.account_id, "promo@shop.example")
         services.start(tenant.account_id, campaign.id)
     drain(app)
     assert smtp_sink.wait_for(2)[-1].recipients == ["ada@example.org"]

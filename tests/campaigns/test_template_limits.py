@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from campaigns import services
+from campaigns import senders, services, template_library
 from campaigns.models import Campaign, Message
 from campaigns.render import SANDBOX, SANDBOX_TEXT, TemplateError, compile_campaign
 from campaigns.sandbox import Limits, TemplateLimitError, render_limited
@@ -184,7 +184,7 @@ def test_saving_over_http_is_refused_with_the_limit_and_memory_does_not_jump(
 def test_saving_through_the_service_names_the_limit(app: Any, db: Any) -> None:
     setup = campaign_with([])
     with pytest.raises(ValidationError) as refused:
-        services.save_template(
+        template_library.save_template(
             setup.tenant.account_id,
             template_id=None,
             name="Big",
@@ -198,7 +198,7 @@ def test_a_contact_whose_data_goes_over_a_limit_fails_alone(
     app: Any, db: Any, smtp_sink: Any
 ) -> None:
     tenant = make_tenant()
-    services.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
+    senders.add_sender(tenant.account_id, "news@shop.example", "Shop", verified=True)
     news = subscribers.create_list(tenant.account_id, "Fans")
     stars = {"zoe@example.org": 3, "olga@example.org": 5, "greedy@example.org": 30_000_000}
     for address, count in stars.items():

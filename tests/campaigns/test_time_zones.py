@@ -20,6 +20,7 @@ from sqlalchemy import select
 from accounts import services as accounts
 from campaigns import services
 from campaigns.models import Campaign, Message
+from campaigns.sending import reconciler
 from privacy import engine_gate
 from subscribers.models import Contact
 from tests.campaigns.helpers import Setup, campaign_with
@@ -148,8 +149,8 @@ def test_a_berlin_schedule_across_the_spring_change_sends_at_the_local_time(
         setup = _in_zone("Europe/Berlin", ["李小龍@郵件.example", "ольга@почта.example"])
         login(client, setup.tenant.email)
         assert _schedule(client, setup.campaign_id, "2026-03-29T10:00").status_code == 302
-    assert services.reconcile(datetime(2026, 3, 29, 7, 59)).started == 0
-    assert services.reconcile(datetime(2026, 3, 29, 8, 0, 30)).started == 1
+    assert reconciler.reconcile(datetime(2026, 3, 29, 7, 59)).started == 0
+    assert reconciler.reconcile(datetime(2026, 3, 29, 8, 0, 30)).started == 1
     drain(app)
     received = smtp_sink.wait_for(2)
     assert sorted(r.unicode_recipients[0] for r in received) == [

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from campaigns import services as campaigns
 from campaigns.models import Campaign, Message
+from campaigns.sending import delivery
 from core import db
 from subscribers.models import Contact, MailingList
 from tests.factories import Tenant, make_campaign
@@ -30,9 +31,9 @@ def message_for(tenant: Tenant, email: str) -> int:
     assert list_id is not None
     campaign_id = make_campaign(tenant, list_id)
     campaigns.start(tenant.account_id, campaign_id)
-    while campaigns.send_batch(campaign_id):
+    while delivery.send_batch(campaign_id):
         pass
-    campaigns.send_batch(campaign_id)
+    delivery.send_batch(campaign_id)
     message_id = db.session.scalar(
         select(Message.id)
         .join(Contact, Contact.id == Message.contact_id)

@@ -1,0 +1,119 @@
+"""Seeing a campaign before it goes out: the preview as one contact (or a sample contact) would
+get it, the personalisation fields that contact lacks, and a test send to a few addresses. Both
+use the draft view of :mod:`campaigns.sending.rendering`: no tracking, and links that work and
+record nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from campaigns.render import Recipient, RecipientError, TemplateError, render_message
+from campaigns.sending.rendering import draft_view
+from campaigns.sending.servers import account_servers, server_connection
+from campaigns.services import get_campaign
+from core import db
+from core.errors import NotFoundError, ValidationError
+from core.mail import PermanentMailError
+from subscribers.models import Contact
+from subscribers.normalise import normalise_email
+
+
+def _recipient_for_contact(account_id: int, contact_id: int | None) -> Recipient:
+    if contact_id is None:
+        return Recipient(0, "preview@example.org", "Sample Contact", {})
+    contact = db.session.scalar(
+        select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id)
+    )
+    if contact is None:
+        raise NotFoundError("contact")
+    return Recipient(0, contact.email, contact.name, dict(contact.attributes or {}))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A rendered preview: the subject, the HTML part and the text part."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Preview:
+    """The campaign as ``contact_id`` (or a sample contact) would get it, without tracking (its
+    links are a test message's: they work and record nothing)."""
+    campaign = get_campaign(account_id, campaign_id)
+    view = draft_view(campaign, test=True)  # its links work like a test message's
+    recipient = _recipient_for_contact(account_id, contact_id)
+    try:
+        rendered = render_message(view, recipient)
+    except (TemplateError, RecipientError) as exc:
+        raise ValidationError(str(exc)) from exc
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    parsed = message_from_bytes(rendered.wire, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    html_part = parsed.get_body(preferencelist=("html",))
+    text_part = parsed.get_body(preferencelist=("plain",))
+    return Preview(
+        subject=str(parsed["Subject"]),
+        html=html_part.get_content() if html_part else "",
+        text=text_part.get_content() if text_part else "",
+    )
+
+
+def preview_missing_fields(account_id: int, campaign_id: int, contact_id: int | None) -> list[str]:
+    """The personalisation fields the campaign uses that ``contact_id`` (or the sample
+    contact) has no value for: in the real message they render as nothing. Never raises on a
+    broken template (saving refuses those)."""
+    from campaigns.personalisation import missing_fields
+
+    campaign = get_campaign(account_id, campaign_id)
+    recipient = _recipient_for_contact(account_id, contact_id)
+    return missing_fields((campaign.subject, campaign.html_body, campaign.text_body), recipient)
+
+
+def send_test(
+    account_id: int, campaign_id: int, addresses: Sequence[str], contact_id: int | None = None
+) -> int:
+    """Send the campaign now to up to 10 addresses, personalised for ``contact_id`` (or a
+    sample), with "[Test]" before the subject. Its links work but record nothing: clicks go
+    through the redirect marked as a test, the unsubscribe and preference links open pages
+    that say it is a test and change nothing, and there is no beacon. Returns how many were
+    sent."""
+    campaign = get_campaign(account_id, campaign_id)
+    cleaned = []
+    for address in addresses:
+        if address.strip():
+            try:
+                cleaned.append(normalise_email(address))
+            except ValidationError as exc:
+                raise ValidationError(exc.message, field="addresses") from exc
+    if not cleaned:
+        raise ValidationError("Give at least one address.", field="addresses")
+    if len(cleaned) > 10:
+        raise ValidationError("At most 10 addresses per test.", field="addresses")
+    if not campaign.from_email:
+        raise ValidationError("Give a sender address first.", field="addresses")
+    view = draft_view(campaign, test=True)
+    base = _recipient_for_contact(account_id, contact_id)
+    sent = 0
+    servers = account_servers(account_id)
+    with server_connection(servers[0]) as conn:
+        for address in cleaned:
+            recipient = Recipient(0, address, base.name, base.attributes)
+            try:
+                rendered = render_message(view, recipient, subject_prefix="[Test] ")
+                conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient])
+            except (TemplateError, RecipientError) as exc:
+                raise ValidationError(str(exc), field="addresses") from exc
+            except PermanentMailError as exc:
+                raise ValidationError(
+                    f"The SMTP server did not take the test for {address}: {exc}",
+                    field="addresses",
+                ) from exc
+            sent += 1
+    return sent
