@@ -56,7 +56,7 @@ EXCLUDED = {
     "subscribers.import_report": "CSV download of the import's errors",
     "subscribers.import_status": "JSON polled by the import progress bar",
     "campaigns.progress": "JSON polled by the sending progress bar",
-    "previews.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
+    "campaigns.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
     "accounts.index": "redirects to the dashboard or the login page",
 }
 
