@@ -4,6 +4,7 @@ needs per account: verified senders, SMTP servers, DKIM keys, reusable templates
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -19,7 +20,32 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, utcnow
+from core.db import Base, status_type, utcnow
+
+
+class CampaignStatus(StrEnum):
+    """Where a campaign is: draft -> scheduled -> starting -> sending <-> paused -> sent, or
+    cancelled. ``starting`` is the moment the scheduler has taken a scheduled campaign and is
+    writing its messages (shown as sending)."""
+
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    STARTING = "starting"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class MessageStatus(StrEnum):
+    """One recipient's message: pending -> claimed (a worker holds it) -> sent | failed, or
+    skipped (no longer in the audience when its turn came)."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 class Campaign(Base):
@@ -49,7 +75,9 @@ class Campaign(Base):
     list_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    status: Mapped[CampaignStatus] = mapped_column(
+        status_type(CampaignStatus), default=CampaignStatus.DRAFT, index=True
+    )
     track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -145,7 +173,9 @@ class Message(Base):
     contact_id: Mapped[int | None] = mapped_column(
         ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[MessageStatus] = mapped_column(
+        status_type(MessageStatus), default=MessageStatus.PENDING
+    )
     # Not before this time: the start, a 4xx retry's backoff, or a per-recipient send time.
     due_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

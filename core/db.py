@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from flask import Flask, current_app
 from flask.globals import app_ctx
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
 NAMING_CONVENTION = {
@@ -29,6 +31,22 @@ class Base(DeclarativeBase):
     """Declarative base for every table, with a constraint naming convention for Alembic."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def status_type(enum_type: type[StrEnum]) -> SqlEnum:
+    """A column type for one of ``enum_type``'s values: stored as its text value (VARCHAR(16),
+    no native enum, so a new value needs no ALTER TYPE) and checked by the database with a CHECK
+    constraint named ``ck_<table>_status``. Rows read back as enum members; binding a value that
+    is not a member raises ``LookupError`` before anything reaches the database."""
+    return SqlEnum(
+        enum_type,
+        native_enum=False,
+        length=16,
+        create_constraint=True,
+        name="status",
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
 
 
 def utcnow() -> datetime:

@@ -9,12 +9,13 @@ fulfilment and expiry set it to NULL. Everything else names a person only by the
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, utcnow
+from core.db import Base, status_type, utcnow
 from subscribers.models import Contact
 
 # Requests find every account's contact by address, case-insensitively, across all accounts:
@@ -33,6 +34,15 @@ REQUEST_KINDS = {
 }
 
 
+class DataRequestStatus(StrEnum):
+    """A data-subject request: received -> confirmed -> fulfilled, or expired."""
+
+    RECEIVED = "received"
+    CONFIRMED = "confirmed"
+    FULFILLED = "fulfilled"
+    EXPIRED = "expired"
+
+
 class DataRequest(Base):
     """One request about an address: received -> confirmed -> fulfilled, or expired."""
 
@@ -45,8 +55,9 @@ class DataRequest(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    # received | confirmed | fulfilled | expired
-    status: Mapped[str] = mapped_column(String(16), default="received")
+    status: Mapped[DataRequestStatus] = mapped_column(
+        status_type(DataRequestStatus), default=DataRequestStatus.RECEIVED
+    )
     address_hash: Mapped[str] = mapped_column(String(64), index=True)
     # The normalised address, only until fulfilment or expiry (needed to find and mail it).
     pending_address: Mapped[str | None] = mapped_column(String(320), nullable=True)

@@ -42,7 +42,7 @@ from privacy.models import (
     SpentToken,
 )
 from privacy.policy import reduce_ip
-from subscribers.models import Contact, Subscription
+from subscribers.models import Contact, Subscription, SubscriptionStatus
 from subscribers.normalise import normalise_email
 from subscribers.suppression import address_hash, suppress
 
@@ -469,13 +469,14 @@ def _set_flag(contacts: list[Contact], column: str) -> None:
 def _unsubscribe_everywhere(contacts: list[Contact]) -> None:
     if not contacts:
         return
+    now = utcnow()
     db.session.execute(
         update(Subscription)
         .where(
             Subscription.contact_id.in_([c.id for c in contacts]),
-            Subscription.status != "unsubscribed",
+            Subscription.status != SubscriptionStatus.UNSUBSCRIBED,
         )
-        .values(status="unsubscribed", updated_at=utcnow())
+        .values(status=SubscriptionStatus.UNSUBSCRIBED, updated_at=now, unsubscribed_at=now)
         .execution_options(synchronize_session=False)
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,7 +22,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import Base, utcnow
+from core.db import Base, status_type, utcnow
+
+
+class SubscriptionStatus(StrEnum):
+    """A contact on one list. An unsubscribed subscription always has its ``unsubscribed_at``
+    (a database constraint)."""
+
+    UNCONFIRMED = "unconfirmed"
+    SUBSCRIBED = "subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class ImportStatus(StrEnum):
+    """A CSV import: uploaded -> queued -> running -> done | failed."""
+
+    UPLOADED = "uploaded"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class Contact(Base):
@@ -75,14 +95,22 @@ class Subscription(Base):
 
     __tablename__ = "subscriptions"
     # The unique (list, contact) index also serves lookups by list.
-    __table_args__ = (UniqueConstraint("list_id", "contact_id"),)
+    __table_args__ = (
+        UniqueConstraint("list_id", "contact_id"),
+        CheckConstraint(
+            "status <> 'unsubscribed' OR unsubscribed_at IS NOT NULL",
+            name="unsubscribed_has_time",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="subscribed")
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        status_type(SubscriptionStatus), default=SubscriptionStatus.SUBSCRIBED
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -214,8 +242,9 @@ class ImportJob(Base):
     list_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
     )
-    # uploaded -> queued -> running -> done | failed
-    status: Mapped[str] = mapped_column(String(16), default="uploaded")
+    status: Mapped[ImportStatus] = mapped_column(
+        status_type(ImportStatus), default=ImportStatus.UPLOADED
+    )
     filename: Mapped[str] = mapped_column(String(255), default="")
     stored_path: Mapped[str] = mapped_column(String(500), default="")
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
