@@ -14,6 +14,7 @@ from campaigns.models import (
     Campaign,
     DkimKey,
     Message,
+    MessageStatus,
     Sender,
     SendingSettings,
     SmtpServer,
@@ -108,10 +109,11 @@ def progress(campaign: Campaign) -> Progress:
     return Progress(
         status=campaign.status,
         total=sum(int(v) for v in counts.values()),
-        sent=int(counts.get("sent", 0)),
-        failed=int(counts.get("failed", 0)),
-        skipped=int(counts.get("skipped", 0)),
-        pending=int(counts.get("pending", 0)) + int(counts.get("claimed", 0)),
+        sent=int(counts.get(MessageStatus.SENT, 0)),
+        failed=int(counts.get(MessageStatus.FAILED, 0)),
+        skipped=int(counts.get(MessageStatus.SKIPPED, 0)),
+        pending=int(counts.get(MessageStatus.PENDING, 0))
+        + int(counts.get(MessageStatus.CLAIMED, 0)),
         rate_per_second=(recent or 0) / 10.0,
         pause_reason=campaign.pause_reason,
         stalled=_stall_text(stall(campaign)),

@@ -37,6 +37,7 @@ from privacy.models import (
     AuditEntry,
     ConfirmationMail,
     DataRequest,
+    DataRequestStatus,
     Download,
     RequestAccount,
     SpentToken,
@@ -178,7 +179,7 @@ def submit_request(
     if not may_mail:
         # One confirmation email per address per window. The earlier link works only if it
         # was not used yet, which the answer must not reveal: it says so conditionally.
-        request.status = "expired"
+        request.status = DataRequestStatus.EXPIRED
         request.pending_address = None
         request.proposed = None
         _audit(
@@ -396,7 +397,7 @@ def _fulfil(request: DataRequest) -> Outcome:
         _set_flag(contacts, "consent_withdrawn_at")
         _unsubscribe_everywhere(contacts)
     # rectify: the accounts are linked (above) and notified (below); each applies it.
-    request.status = "fulfilled"
+    request.status = DataRequestStatus.FULFILLED
     request.fulfilled_at = utcnow()
     request.pending_address = None
     account_ids: list[int | None] = [*sorted({c.account_id for c in contacts})] or [None]

@@ -37,11 +37,13 @@ from subscribers.models import (
     ConsentRecord,
     Contact,
     ImportJob,
+    ImportStatus,
     MailingList,
     Segment,
     SignupConfirmation,
     SubscriberSettings,
     Subscription,
+    SubscriptionStatus,
 )
 from subscribers.normalise import normalise_email
 
@@ -261,7 +263,7 @@ def _set_status(
         return False
     now = utcnow()
     previous = subscription.status
-    subscription.status = status
+    subscription.status = SubscriptionStatus(status)
     subscription.updated_at = now
     if status == "subscribed":
         subscription.confirmed_at = now
@@ -1050,7 +1052,7 @@ def start_import(
     columns_of(job.columns, clean)
     job.mapping = clean
     job.update_existing = update_existing
-    job.status = "queued"
+    job.status = ImportStatus.QUEUED
     job.report_path = str(Path(job.stored_path).with_suffix(".errors.csv"))
     from core.queue import enqueue_after_commit
 
@@ -1070,7 +1072,7 @@ def run_import(import_id: int) -> ImportJob | None:
         return job
     # A redelivered job (worker killed mid-way) starts again from the top: the contacts it
     # already wrote predate this start, so they count as existing, not as duplicates.
-    job.status = "running"
+    job.status = ImportStatus.RUNNING
     job.started_at = utcnow()
     db.session.commit()
     try:
@@ -1079,7 +1081,7 @@ def run_import(import_id: int) -> ImportJob | None:
         db.session.rollback()
         job = db.session.get(ImportJob, import_id)
         assert job is not None
-        job.status = "failed"
+        job.status = ImportStatus.FAILED
         job.error = (
             exc.message if isinstance(exc, ValidationError) else "The import stopped on an error."
         )
@@ -1090,7 +1092,7 @@ def run_import(import_id: int) -> ImportJob | None:
         if not isinstance(exc, ValidationError):
             raise
         return job
-    job.status = "done"
+    job.status = ImportStatus.DONE
     job.finished_at = utcnow()
     db.session.commit()
     Path(job.stored_path).unlink(missing_ok=True)  # after the commit: a redelivery needs it

@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, cast, distinct, func, select
 
 from accounts.models import Account
 from campaigns import queries as campaign_queries
-from campaigns.models import Campaign, Link, Message
+from campaigns.models import Campaign, Link, Message, MessageStatus
 from core import db, timezones
 from core.errors import NotFoundError
 from subscribers.models import Contact
@@ -127,10 +127,11 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
     ).all()
     return CampaignStats(
         total=sum(int(v) for v in status_counts.values()),
-        sent=int(status_counts.get("sent", 0)),
-        pending=int(status_counts.get("pending", 0)) + int(status_counts.get("claimed", 0)),
-        failed=int(status_counts.get("failed", 0)),
-        skipped=int(status_counts.get("skipped", 0)),
+        sent=int(status_counts.get(MessageStatus.SENT, 0)),
+        pending=int(status_counts.get(MessageStatus.PENDING, 0))
+        + int(status_counts.get(MessageStatus.CLAIMED, 0)),
+        failed=int(status_counts.get(MessageStatus.FAILED, 0)),
+        skipped=int(status_counts.get(MessageStatus.SKIPPED, 0)),
         opens=total("open"),
         unique_opens=unique("open"),
         clicks=total("click"),
