@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignStatus
 from core.pagination import Page, paginate
 from core.sqltext import folded
 
 PAGE_SIZE = 25
 #: The statuses a person can filter on, in the order a campaign goes through them.
-STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+# The filter offers every status but the moment between scheduled and sending.
+STATUSES = tuple(status for status in CampaignStatus if status is not CampaignStatus.STARTING)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,11 @@ def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) ->
         )
     if filters.status in STATUSES:
         # "starting" is the moment between scheduled and sending: shown as sending.
-        wanted = ("sending", "starting") if filters.status == "sending" else (filters.status,)
+        wanted = (
+            (CampaignStatus.SENDING, CampaignStatus.STARTING)
+            if filters.status == CampaignStatus.SENDING
+            else (filters.status,)
+        )
         query = query.where(Campaign.status.in_(wanted))
 
     return paginate(query, Campaign.id.desc(), page, PAGE_SIZE)

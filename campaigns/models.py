@@ -70,11 +70,6 @@ class Campaign(Base):
     html_body: Mapped[str] = mapped_column(Text, default="")
     # Empty: generated from the HTML when the campaign is compiled.
     text_body: Mapped[str] = mapped_column(Text, default="")
-    # The one list an unsubscribe applies to when the campaign goes to a single list; NULL when
-    # it goes to several lists or segments (an unsubscribe then leaves every list).
-    list_id: Mapped[int | None] = mapped_column(
-        ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
-    )
     status: Mapped[CampaignStatus] = mapped_column(
         status_type(CampaignStatus), default=CampaignStatus.DRAFT, index=True
     )

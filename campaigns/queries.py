@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Subquery, exists, func, or_, select
 
 from campaigns.models import (
     Bounce,
     Campaign,
+    CampaignList,
+    CampaignSegment,
     DkimKey,
     Message,
     MessageStatus,
@@ -37,6 +39,29 @@ def list_campaigns(account_id: int, limit: int = 100) -> list[Campaign]:
             .limit(limit)
         )
     )
+
+
+def single_list_audiences() -> Subquery:
+    """(campaign_id, list_id) for every campaign whose audience is exactly one list and no
+    segment: the list its unsubscribe leaves. A campaign to several lists or to segments has no
+    row (its unsubscribe leaves every list). The audience itself is only ``campaign_lists``."""
+    has_segment = exists().where(CampaignSegment.campaign_id == CampaignList.campaign_id)
+    return (
+        select(CampaignList.campaign_id, func.min(CampaignList.list_id).label("list_id"))
+        .where(~has_segment)
+        .group_by(CampaignList.campaign_id)
+        .having(func.count() == 1)
+        .subquery("single_list_audiences")
+    )
+
+
+def unsubscribe_list_id(campaign_id: int) -> int | None:
+    """The one list an unsubscribe from this campaign leaves, or None for every list."""
+    single = single_list_audiences()
+    found: int | None = db.session.scalar(
+        select(single.c.list_id).where(single.c.campaign_id == campaign_id)
+    )
+    return found
 
 
 def bounce_counts(campaign_id: int) -> dict[str, int]:

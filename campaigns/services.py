@@ -20,7 +20,14 @@ from sqlalchemy import DateTime, Integer, delete, insert, literal, select, updat
 from accounts.models import Account
 from accounts.queries import get_account
 from campaigns.input_checks import check_templates, one_line
-from campaigns.models import Campaign, CampaignList, CampaignSegment, Link, Message
+from campaigns.models import (
+    Campaign,
+    CampaignList,
+    CampaignSegment,
+    CampaignStatus,
+    Link,
+    Message,
+)
 from campaigns.render import find_links
 from campaigns.senders import is_verified_sender
 from campaigns.sending.servers import enqueue_chains
@@ -35,7 +42,7 @@ from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList
 from subscribers.normalise import normalise_email
 
-EDITABLE_STATUSES = ("draft",)
+EDITABLE_STATUSES = (CampaignStatus.DRAFT,)
 
 
 def get_campaign(account_id: int, campaign_id: int) -> Campaign:
@@ -151,7 +158,6 @@ def save_campaign(
                 "Choose two different hours between 0 and 23.", field="best_hour_start"
             )
     campaign.best_hour_start, campaign.best_hour_end = best_hour_window or (None, None)
-    campaign.list_id = chosen[0] if len(chosen) == 1 and not segments else None
     db.session.execute(delete(CampaignList).where(CampaignList.campaign_id == campaign.id))
     db.session.execute(delete(CampaignSegment).where(CampaignSegment.campaign_id == campaign.id))
     db.session.add_all(CampaignList(campaign_id=campaign.id, list_id=i) for i in chosen)
@@ -198,7 +204,7 @@ def send_problems(account_id: int, campaign_id: int) -> list[str]:
 def start(account_id: int, campaign_id: int) -> Campaign:
     """Freeze the audience into Message rows and start sending (after the commit)."""
     campaign = get_campaign(account_id, campaign_id)
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise ValidationError("This campaign has already been sent or is sending.")
     problems = _send_problems(campaign, get_account(account_id))
     if problems:
@@ -224,7 +230,7 @@ def _begin_sending(campaign: Campaign) -> None:
     )
     if campaign.best_hour_start is not None and campaign.best_hour_end is not None:
         _spread_over_best_hours(campaign, (campaign.best_hour_start, campaign.best_hour_end))
-    campaign.status = "sending"
+    campaign.status = CampaignStatus.SENDING
     campaign.started_at = utcnow()
     campaign.last_progress_at = utcnow()
     campaign.scheduled_at = None
@@ -288,14 +294,14 @@ def schedule(account_id: int, campaign_id: int, when: datetime) -> Campaign:
     from campaigns import tasks
 
     campaign = get_campaign(account_id, campaign_id)
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise ValidationError("Only drafts can be scheduled.")
     if when <= utcnow():
         raise ValidationError("Choose a time in the future.", field="send_at")
     problems = _send_problems(campaign, get_account(account_id))
     if problems:
         raise ValidationError("Before scheduling, " + ", ".join(problems) + ".")
-    campaign.status = "scheduled"
+    campaign.status = CampaignStatus.SCHEDULED
     campaign.scheduled_at = when
     delay_ms = int((when - utcnow()).total_seconds() * 1000) + 500
     # The delayed job is a shortcut; the reconciler starts it from the database anyway.
@@ -322,9 +328,9 @@ def schedule_local(account_id: int, campaign_id: int, wall: datetime) -> tuple[C
 def unschedule(account_id: int, campaign_id: int) -> Campaign:
     """Turn a scheduled campaign back into a draft."""
     campaign = get_campaign(account_id, campaign_id)
-    if campaign.status != "scheduled":
+    if campaign.status != CampaignStatus.SCHEDULED:
         raise ValidationError("This campaign is not scheduled.")
-    campaign.status = "draft"
+    campaign.status = CampaignStatus.DRAFT
     campaign.scheduled_at = None
     db.session.commit()
     return campaign
@@ -341,10 +347,10 @@ def start_scheduled(campaign_id: int, now: datetime | None = None) -> bool:
             update(Campaign)
             .where(
                 Campaign.id == campaign_id,
-                Campaign.status == "scheduled",
+                Campaign.status == CampaignStatus.SCHEDULED,
                 Campaign.scheduled_at <= now,
             )
-            .values(status="starting")
+            .values(status=CampaignStatus.STARTING)
         )
     )
     if not moved:
@@ -355,7 +361,7 @@ def start_scheduled(campaign_id: int, now: datetime | None = None) -> bool:
     db.session.refresh(campaign)
     problems = _send_problems(campaign, get_account(campaign.account_id))
     if problems:
-        campaign.status = "paused"
+        campaign.status = CampaignStatus.PAUSED
         campaign.pause_reason = "Could not start as scheduled: " + ", ".join(problems) + "."
     else:
         _begin_sending(campaign)
@@ -366,9 +372,9 @@ def start_scheduled(campaign_id: int, now: datetime | None = None) -> bool:
 def pause(account_id: int, campaign_id: int, reason: str = "") -> Campaign:
     """Stop sending after the messages in flight; :func:`resume` continues."""
     campaign = get_campaign(account_id, campaign_id)
-    if campaign.status != "sending":
+    if campaign.status != CampaignStatus.SENDING:
         raise ValidationError("Only a sending campaign can be paused.")
-    campaign.status = "paused"
+    campaign.status = CampaignStatus.PAUSED
     campaign.pause_reason = reason
     db.session.commit()
     return campaign
@@ -377,7 +383,7 @@ def pause(account_id: int, campaign_id: int, reason: str = "") -> Campaign:
 def resume(account_id: int, campaign_id: int) -> Campaign:
     """Continue a paused campaign; clears the reason and the transport-error count."""
     campaign = get_campaign(account_id, campaign_id)
-    if campaign.status != "paused":
+    if campaign.status != CampaignStatus.PAUSED:
         raise ValidationError("Only a paused campaign can be resumed.")
     if campaign.started_at is None:  # paused before it could start (scheduled with problems)
         problems = _send_problems(campaign, get_account(account_id))
@@ -385,7 +391,7 @@ def resume(account_id: int, campaign_id: int) -> Campaign:
             raise ValidationError("Before sending, " + ", ".join(problems) + ".")
         _begin_sending(campaign)
     else:
-        campaign.status = "sending"
+        campaign.status = CampaignStatus.SENDING
         enqueue_chains(campaign)
     campaign.pause_reason = ""
     campaign.consecutive_errors = 0
@@ -398,9 +404,13 @@ def resume(account_id: int, campaign_id: int) -> Campaign:
 def cancel(account_id: int, campaign_id: int) -> Campaign:
     """Stop for good: messages not yet sent are never sent."""
     campaign = get_campaign(account_id, campaign_id)
-    if campaign.status not in ("scheduled", "sending", "paused"):
+    if campaign.status not in (
+        CampaignStatus.SCHEDULED,
+        CampaignStatus.SENDING,
+        CampaignStatus.PAUSED,
+    ):
         raise ValidationError("This campaign cannot be cancelled now.")
-    campaign.status = "cancelled"
+    campaign.status = CampaignStatus.CANCELLED
     campaign.finished_at = utcnow()
     db.session.commit()
     return campaign
@@ -441,12 +451,11 @@ def duplicate_campaign(account_id: int, campaign_id: int) -> Campaign:
         track_clicks=original.track_clicks,
         best_hour_start=original.best_hour_start,
         best_hour_end=original.best_hour_end,
-        status="draft",
+        status=CampaignStatus.DRAFT,
     )
     owned_segments = {segment.id for segment in subscriber_queries.segments(account_id)}
     lists = campaign_list_ids(original.id)
     segments = [i for i in campaign_segment_ids(original.id) if i in owned_segments]
-    copy.list_id = lists[0] if len(lists) == 1 and not segments else None
     db.session.add(copy)
     db.session.flush()
     db.session.add_all(CampaignList(campaign_id=copy.id, list_id=i) for i in lists)

@@ -44,6 +44,7 @@ from campaigns.forms import (
     TemplateForm,
     TestSendForm,
 )
+from campaigns.models import CampaignStatus
 from campaigns.sending import reconciler
 from core import nav, timezones
 from core.auth import login_required, member
@@ -232,7 +233,7 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
     me = member()
     context = _detail_forms(me.account_id)
     context.update(forms)
-    before_sending = campaign.status in ("draft", "scheduled")
+    before_sending = campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
     try:
         missing = previews.preview_missing_fields(
             me.account_id, campaign.id, context["preview_form"].contact_id.data or None
@@ -381,7 +382,7 @@ def confirm_send(campaign_id: int) -> Any:
     """The "Send now" confirmation: the exact recipient count, and a button that POSTs it."""
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         flash("This campaign has already been sent or is sending.", "error")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     return _confirm_page(campaign, ConfirmSendForm())
@@ -395,7 +396,7 @@ def send(campaign_id: int) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
     form = ConfirmSendForm()
-    if campaign.status not in ("draft", "scheduled"):
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         flash("This campaign has already been sent or is sending.", "error")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     if not form.validate_on_submit() or form.expected.data is None:

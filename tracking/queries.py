@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from accounts.models import Account
+from campaigns import queries as campaign_queries
 from campaigns.models import Campaign, CampaignList, Message
 from core import db
 from subscribers import services as subscriber_services
@@ -66,9 +67,10 @@ def unsubscribe_page(message_id: int) -> UnsubscribePage | None:
             )
         ).all()
     )
-    if campaign.list_id is not None:
-        lists = _names([campaign.list_id])
-        unsubscribed = statuses.get(campaign.list_id, "unsubscribed") == "unsubscribed"
+    single_list = campaign_queries.unsubscribe_list_id(campaign.id)
+    if single_list is not None:
+        lists = _names([single_list])
+        unsubscribed = statuses.get(single_list, "unsubscribed") == "unsubscribed"
     else:
         on = [list_id for list_id, status in statuses.items() if status != "unsubscribed"]
         unsubscribed = not on
@@ -79,7 +81,7 @@ def unsubscribe_page(message_id: int) -> UnsubscribePage | None:
     return UnsubscribePage(
         account_name=account_name,
         sender=_sender(campaign),
-        all_lists=campaign.list_id is None,
+        all_lists=single_list is None,
         lists=lists,
         unsubscribed=unsubscribed,
         preference_url=subscriber_services.preference_url_for_message(message_id),
@@ -102,12 +104,10 @@ def test_unsubscribe_page(campaign_id: int) -> UnsubscribePage | None:
             select(CampaignList.list_id).where(CampaignList.campaign_id == campaign_id)
         )
     )
-    if campaign.list_id is not None and campaign.list_id not in list_ids:
-        list_ids.append(campaign.list_id)
     return UnsubscribePage(
         account_name=account_name,
         sender=_sender(campaign),
-        all_lists=campaign.list_id is None,
+        all_lists=campaign_queries.unsubscribe_list_id(campaign_id) is None,
         lists=_names(list_ids),
         unsubscribed=False,
         preference_url=subscriber_services.preference_test_url(campaign_id),

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
 from accounts.models import Account
+from campaigns import queries as campaign_queries
 from campaigns.models import Campaign, Message
 from core import db
 from core.db import utcnow
@@ -121,6 +122,7 @@ def _load_messages(message_ids: set[int]) -> dict[int, _MessageInfo]:
     # Columns, not Contact entities: a batch names hundreds of messages, and loading each
     # contact into the session cost more than the rest of the ingest.
     state_columns = [getattr(Contact, name) for name in policy.CONTACT_STATE_COLUMNS]
+    single_list = campaign_queries.single_list_audiences()
     for matching in _members(Message.id, ids):
         rows = db.session.execute(
             select(
@@ -132,13 +134,13 @@ def _load_messages(message_ids: set[int]) -> dict[int, _MessageInfo]:
                 Contact.email,
                 *state_columns,
             )
-            .join(Campaign, Campaign.id == Message.campaign_id)
+            .outerjoin(single_list, single_list.c.campaign_id == Message.campaign_id)
             .outerjoin(Contact, Contact.id == Message.contact_id)
             .outerjoin(
                 Subscription,
                 and_(
                     Subscription.contact_id == Message.contact_id,
-                    Subscription.list_id == Campaign.list_id,
+                    Subscription.list_id == single_list.c.list_id,
                 ),
             )
             .where(matching)
@@ -801,7 +803,7 @@ def unsubscribe_message_recipient(message_id: int, method: str) -> UnsubscribeOu
     changed = subscriber_services.unsubscribe_lists(
         account_id=campaign.account_id,
         contact_id=message.contact_id,
-        list_id=campaign.list_id,
+        list_id=campaign_queries.unsubscribe_list_id(campaign.id),
         source=f"unsubscribe:{method}",
     )
     if changed is None:

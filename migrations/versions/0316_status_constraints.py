@@ -1,4 +1,4 @@
-"""statuses checked by the database; an unsubscribed subscription has its time
+"""statuses checked by the database; an unsubscribed subscription has its time; one audience
 
 Revision ID: 0316
 Revises: 0307
@@ -15,11 +15,20 @@ rebuilding the table, and dropping ``campaigns`` to rebuild it would cascade to 
 while foreign keys are enforced (they are, inside Alembic's transaction); on SQLite the same
 rules are triggers that abort the statement with the constraint's name. A row that breaks a
 rule stops the migration with the values found, before anything changes.
+
+``campaigns.list_id`` repeated the audience that ``campaign_lists`` holds (it named the one list
+of a single-list campaign, which an unsubscribe leaves). The list an unsubscribe leaves is now
+derived from ``campaign_lists``; a campaign whose list was only in ``list_id`` gets its row
+there, and the column is dropped. SQLite cannot drop a column that has a foreign key, so the
+table is rebuilt; dropping the old ``campaigns`` table while foreign keys are enforced would
+delete every message through their ON DELETE CASCADE, so the rebuild runs outside Alembic's
+transaction with enforcement off, in a transaction of its own, and checks the keys after.
 """
 
 import re
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0316"
@@ -48,7 +57,38 @@ def _rules() -> list[tuple[str, str, str]]:
     return rules
 
 
+def _one_audience() -> None:
+    bind = op.get_bind()
+    bind.exec_driver_sql(
+        "INSERT INTO campaign_lists (campaign_id, list_id) "
+        "SELECT id, list_id FROM campaigns WHERE list_id IS NOT NULL AND NOT EXISTS ("
+        "SELECT 1 FROM campaign_lists WHERE campaign_lists.campaign_id = campaigns.id "
+        "AND campaign_lists.list_id = campaigns.list_id)"
+    )
+    if bind.dialect.name != "sqlite":
+        op.drop_column("campaigns", "list_id")
+        return
+    with op.get_context().autocommit_block():
+        bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        bind.exec_driver_sql("BEGIN")
+        try:
+            with op.batch_alter_table(
+                "campaigns", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+            ) as batch:
+                batch.drop_column("list_id")
+            problems = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if problems:
+                raise RuntimeError(f"foreign key check failed after the rebuild: {problems[:5]}")
+            bind.exec_driver_sql("COMMIT")
+        except BaseException:
+            bind.exec_driver_sql("ROLLBACK")
+            raise
+        finally:
+            bind.exec_driver_sql("PRAGMA foreign_keys=ON")
+
+
 def upgrade() -> None:
+    _one_audience()
     bind = op.get_bind()
     bind.exec_driver_sql(
         "UPDATE subscriptions SET unsubscribed_at = COALESCE(updated_at, created_at) "
@@ -94,3 +134,28 @@ def downgrade() -> None:
         else:
             for event in ("insert", "update"):
                 bind.exec_driver_sql(f"DROP TRIGGER {name}_{event}")
+    if bind.dialect.name == "sqlite":
+        # ADD COLUMN with a REFERENCES clause and a NULL default is allowed on SQLite.
+        bind.exec_driver_sql(
+            "ALTER TABLE campaigns ADD COLUMN list_id INTEGER "
+            "CONSTRAINT fk_campaigns_list_id_mailing_lists "
+            "REFERENCES mailing_lists (id) ON DELETE SET NULL"
+        )
+    else:
+        op.add_column("campaigns", sa.Column("list_id", sa.Integer(), nullable=True))
+        op.create_foreign_key(
+            "fk_campaigns_list_id_mailing_lists",
+            "campaigns",
+            "mailing_lists",
+            ["list_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+    bind.exec_driver_sql(
+        "UPDATE campaigns SET list_id = (SELECT MIN(list_id) FROM campaign_lists "
+        "WHERE campaign_lists.campaign_id = campaigns.id) "
+        "WHERE (SELECT COUNT(*) FROM campaign_lists "
+        "WHERE campaign_lists.campaign_id = campaigns.id) = 1 "
+        "AND NOT EXISTS (SELECT 1 FROM campaign_segments "
+        "WHERE campaign_segments.campaign_id = campaigns.id)"
+    )
