@@ -124,9 +124,10 @@ def test_operator_records_notifies_and_reports_and_owners_read_it(
     assert "Contacts of this account concerned:</strong> 3" in notices.text
 
     assert ops.post(f"/admin/breaches/{incident_id}/report", data={"report": ""}).status_code == 422
-    assert ops.post(
-        f"/admin/breaches/{incident_id}/report", data={"report": REPORT}
-    ).status_code == 302
+    assert (
+        ops.post(f"/admin/breaches/{incident_id}/report", data={"report": REPORT}).status_code
+        == 302
+    )
     drain(app)
     report = _body(smtp_sink, "olga@cafe.example", "Report on the security incident")
     assert REPORT in report
