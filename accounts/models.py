@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -132,3 +134,49 @@ class UserSession(Base):
     ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class SecurityEventKind(StrEnum):
+    """What a security-log entry records (accounts/audit.py; docs/readme/security.md)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login-failed"
+    LOCKOUT = "lockout"
+    PASSWORD_CHANGED = "password-changed"  # noqa: S105 - an event name, not a secret
+    PASSWORD_RESET = "password-reset"  # noqa: S105 - an event name, not a secret
+    SESSIONS_REVOKED = "sessions-revoked"
+    ROLE_CHANGED = "role-changed"
+    MEMBER_ADDED = "member-added"
+    MEMBER_REMOVED = "member-removed"
+    CONTACTS_EXPORTED = "contacts-exported"
+    DELETION_REQUESTED = "deletion-requested"
+    DELETION_CONFIRMED = "deletion-confirmed"
+    DELETION_CANCELLED = "deletion-cancelled"
+    SETTINGS_CHANGED = "settings-changed"
+    DATA_REQUEST_FULFILLED = "data-request-fulfilled"
+    BREACH_NOTICE = "breach-notice"
+
+
+class SecurityEvent(Base):
+    """One entry of an account's security log: who did what, when.
+
+    ``details`` holds ids, counts, roles, setting values, a network prefix and the account's
+    own members' addresses (account data the owners may see); never a contact's address or
+    name. Kept ``SECURITY_LOG_RETENTION_DAYS`` (accounts.audit.apply_retention)."""
+
+    __tablename__ = "security_events"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{kind.value}'" for kind in SecurityEventKind) + ")",
+            name="kind",
+        ),
+        Index("ix_security_events_account_at", "account_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    # Kept as a plain number (no foreign key): the entry outlives the person's user row.
+    actor_user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

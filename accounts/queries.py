@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from accounts.models import Account, Membership, User, UserSession
+from accounts.models import Account, Membership, SecurityEvent, SecurityEventKind, User, UserSession
 from campaigns.models import Campaign
 from core import db
 from core.auth import CurrentMember
 from core.db import utcnow
 from core.errors import NotFoundError
+from core.pagination import Page, paginate
 
 
 def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMember | None:
@@ -134,3 +135,33 @@ def list_sessions(user_id: int) -> list[UserSession]:
             .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
         )
     )
+
+
+#: Entries per page of the security log.
+SECURITY_LOG_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class SecurityLogPage:
+    """One page of an account's security log and the names of the members who acted."""
+
+    page: Page[SecurityEvent]
+    #: user id -> the member's address (account data), for the actors on this page.
+    actors: dict[int, str]
+
+
+def security_log(account_id: int, kind: str | None = None, page: int = 1) -> SecurityLogPage:
+    """The account's security log, newest first, optionally of one kind (an unknown kind
+    gives every kind), one page of :data:`SECURITY_LOG_PAGE_SIZE`."""
+    query = select(SecurityEvent).where(SecurityEvent.account_id == account_id)
+    if kind in {k.value for k in SecurityEventKind}:
+        query = query.where(SecurityEvent.kind == kind)
+    # Ids grow with time: newest first by id (the (account, at) index serves the filter).
+    found = paginate(query, SecurityEvent.id.desc(), page, SECURITY_LOG_PAGE_SIZE)
+    actor_ids = {e.actor_user_id for e in found.items if e.actor_user_id is not None}
+    actors = (
+        dict(db.session.execute(select(User.id, User.email).where(User.id.in_(actor_ids))).all())
+        if actor_ids
+        else {}
+    )
+    return SecurityLogPage(found, {int(k): str(v) for k, v in actors.items()})

@@ -13,7 +13,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import func, select
 
-from accounts.models import Account, Membership, RevokeReason, User
+from accounts.audit import record_for_user, record_security_event
+from accounts.models import Account, Membership, RevokeReason, SecurityEventKind, User
 from core import db, timezones
 from core.db import utcnow
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -110,20 +111,32 @@ def log_in(email: str, password: str, raw_ip: str | None) -> LoginResult:
     when the failures lock it."""
     from accounts import tasks, throttle
     from core import queue
+    from privacy.policy import reduce_ip
 
     verdict = throttle.check(email, raw_ip)
     if not verdict.allowed:
         return LoginResult(retry_after=verdict.retry_after, locked=verdict.locked)
+    network = {"network": reduce_ip(raw_ip)}
     found = authenticate(email, password)
     if found is not None:
         throttle.forget_address(email)
-        return LoginResult(user_id=found[0].id, account_id=found[1])
-    if throttle.record_failure(email, raw_ip):
-        user_id = user_id_for_email(email)
-        if user_id is not None:
-            queue.enqueue_after_commit(tasks.send_lockout_notice, user_id)
+        record_security_event(found[1], found[0].id, SecurityEventKind.LOGIN, network)
         db.session.commit()
+        return LoginResult(user_id=found[0].id, account_id=found[1])
+    # Recorded only in the logs of the accounts the address belongs to (their owners see
+    # it); the answer to the visitor is the same for unknown and known addresses.
+    user_id = user_id_for_email(email)
+    about = dict(network)
+    if user_id is not None:
+        known = db.session.get(User, user_id)
+        about["member"] = known.email if known else None
+        record_for_user(user_id, None, SecurityEventKind.LOGIN_FAILED, about)
+    if throttle.record_failure(email, raw_ip):
+        if user_id is not None:
+            record_for_user(user_id, None, SecurityEventKind.LOCKOUT, about)
+            queue.enqueue_after_commit(tasks.send_lockout_notice, user_id)
         log.info("login locked after repeated failures")
+    db.session.commit()
     return LoginResult()
 
 
@@ -182,6 +195,7 @@ def reset_password(token: str, password: str) -> User:
     _check_password(password)
     user.password_hash = _hasher.hash(password)
     sessions.revoke_user(user.id, RevokeReason.PASSWORD_RESET, commit=False)
+    record_for_user(user.id, user.id, SecurityEventKind.PASSWORD_RESET)
     db.session.commit()
     throttle.forget_address(user.email)
     return user
@@ -206,6 +220,7 @@ def change_password(user_id: int, current_password: str, new_password: str) -> U
         raise ValidationError("Choose a password different from the current one.", field="password")
     user.password_hash = _hasher.hash(new_password)
     sessions.revoke_user(user.id, RevokeReason.PASSWORD_CHANGED, commit=False)
+    record_for_user(user.id, user.id, SecurityEventKind.PASSWORD_CHANGED)
     db.session.commit()
     return user
 
@@ -238,8 +253,17 @@ def user_id_for_email(email: str) -> int | None:
     return user.id if user else None
 
 
-def add_member(account_id: int, actor_role: str, email: str, name: str, role: str) -> User:
-    """Add a person to the account; a new user gets an email to set a password."""
+def add_member(
+    account_id: int,
+    actor_role: str,
+    email: str,
+    name: str,
+    role: str,
+    *,
+    actor_user_id: int | None = None,
+) -> User:
+    """Add a person to the account; a new user gets an email to set a password. Recorded in
+    the security log (with ``actor_user_id``)."""
     if role not in ROLES:
         raise ValidationError("Unknown role.", field="role")
     if role == "owner" and actor_role != "owner":
@@ -260,6 +284,12 @@ def add_member(account_id: int, actor_role: str, email: str, name: str, role: st
     if exists is not None:
         raise ValidationError("That person is already a member.", field="email")
     db.session.add(Membership(account_id=account_id, user_id=user.id, role=role))
+    record_security_event(
+        account_id,
+        actor_user_id,
+        SecurityEventKind.MEMBER_ADDED,
+        {"user_id": user.id, "member": user.email, "role": role},
+    )
     db.session.commit()
     if is_new:
         token = sign_timed(Purpose.PASSWORD_RESET, [user.id, _password_fingerprint(user)])
@@ -274,8 +304,11 @@ def add_member(account_id: int, actor_role: str, email: str, name: str, role: st
     return user
 
 
-def change_role(account_id: int, actor_role: str, user_id: int, role: str) -> None:
-    """Change a member's role; only owners grant or remove ownership; one owner always stays."""
+def change_role(
+    account_id: int, actor_role: str, user_id: int, role: str, *, actor_user_id: int | None = None
+) -> None:
+    """Change a member's role; only owners grant or remove ownership; one owner always stays.
+    A change is recorded in the security log (with ``actor_user_id``)."""
     if role not in ROLES:
         raise ValidationError("Unknown role.", field="role")
     membership = db.session.scalar(
@@ -293,12 +326,26 @@ def change_role(account_id: int, actor_role: str, user_id: int, role: str) -> No
         )
         if (owners or 0) <= 1:
             raise ValidationError("An account keeps at least one owner.", field="role")
+    if membership.role != role:
+        record_security_event(
+            account_id,
+            actor_user_id,
+            SecurityEventKind.ROLE_CHANGED,
+            {
+                "user_id": user_id,
+                "member": membership.user.email,
+                "from": membership.role,
+                "to": role,
+            },
+        )
     membership.role = role
     db.session.commit()
 
 
-def remove_member(account_id: int, actor_role: str, user_id: int) -> None:
-    """Remove a member (never the last owner)."""
+def remove_member(
+    account_id: int, actor_role: str, user_id: int, *, actor_user_id: int | None = None
+) -> None:
+    """Remove a member (never the last owner); recorded in the security log."""
     membership = db.session.scalar(
         select(Membership).where(Membership.account_id == account_id, Membership.user_id == user_id)
     )
@@ -317,6 +364,12 @@ def remove_member(account_id: int, actor_role: str, user_id: int) -> None:
     from accounts import sessions
 
     sessions.revoke_membership(user_id, account_id, RevokeReason.REMOVED)
+    record_security_event(
+        account_id,
+        actor_user_id,
+        SecurityEventKind.MEMBER_REMOVED,
+        {"user_id": user_id, "member": membership.user.email, "role": membership.role},
+    )
     db.session.delete(membership)
     db.session.commit()
 
@@ -345,9 +398,15 @@ def update_general_settings(
 
 
 def update_privacy_settings(
-    account_id: int, individual_tracking: bool, ip_handling: str, event_retention_days: int
+    account_id: int,
+    individual_tracking: bool,
+    ip_handling: str,
+    event_retention_days: int,
+    *,
+    actor_user_id: int | None = None,
 ) -> Account:
-    """Set how tracking treats this account's recipients."""
+    """Set how tracking treats this account's recipients. What changed (old and new values)
+    is recorded in the security log."""
     account = db.session.get(Account, account_id)
     if account is None:
         raise NotFoundError("account")
@@ -355,6 +414,16 @@ def update_privacy_settings(
         raise ValidationError("Choose how IP addresses are handled.", field="ip_handling")
     if not 1 <= event_retention_days <= 3650:
         raise ValidationError("Keep events between 1 and 3650 days.", field="event_retention_days")
+    _record_settings_change(
+        account,
+        actor_user_id,
+        "privacy",
+        {
+            "individual_tracking": individual_tracking,
+            "ip_handling": ip_handling,
+            "event_retention_days": event_retention_days,
+        },
+    )
     account.individual_tracking = individual_tracking
     account.ip_handling = ip_handling
     account.event_retention_days = event_retention_days
@@ -362,7 +431,24 @@ def update_privacy_settings(
     return account
 
 
-def set_engine_participation(account_id: int, participate: bool) -> Account:
+def _record_settings_change(
+    account: Account, actor_user_id: int | None, tab: str, wanted: dict[str, Any]
+) -> None:
+    """Record in the security log which of ``wanted``'s settings change, old and new."""
+    changed = [name for name, value in wanted.items() if getattr(account, name) != value]
+    if changed:
+        details: dict[str, Any] = {"tab": tab, "changed": changed}
+        for name in changed:
+            details[f"{name}.from"] = getattr(account, name)
+            details[f"{name}.to"] = wanted[name]
+        record_security_event(
+            account.id, actor_user_id, SecurityEventKind.SETTINGS_CHANGED, details
+        )
+
+
+def set_engine_participation(
+    account_id: int, participate: bool, *, actor_user_id: int | None = None
+) -> Account:
     """Join or leave the Delivery Optimization Engine (Settings > Advanced).
 
     Leaving: from the commit on nothing of the account's contacts enters the engine and its
@@ -375,6 +461,9 @@ def set_engine_participation(account_id: int, participate: bool) -> Account:
     if account is None:
         raise NotFoundError("account")
     if account.engine_participation != participate:
+        _record_settings_change(
+            account, actor_user_id, "advanced", {"engine_participation": participate}
+        )
         account.engine_participation = participate
         engine_gate.participation_changed(account_id, participate)
     db.session.commit()
@@ -403,6 +492,7 @@ def request_account_deletion(account_id: int, user_id: int, actor_role: str) -> 
     from privacy.services import record_lifecycle
 
     record_lifecycle("deletion-requested", account.id, f"member:{user.id}")
+    record_security_event(account.id, user.id, SecurityEventKind.DELETION_REQUESTED)
     db.session.commit()
     send_system_mail(
         user.email,
@@ -453,6 +543,12 @@ def confirm_account_deletion(token: str) -> Account:
         "owner (emailed link)",
         detail=f"due {account.deletion_due_at:%Y-%m-%d %H:%M} UTC",
     )
+    record_security_event(
+        account.id,
+        None,
+        SecurityEventKind.DELETION_CONFIRMED,
+        {"due": f"{account.deletion_due_at:%Y-%m-%dT%H:%M}"},
+    )
     from accounts import sessions
 
     # Everyone in the account is logged out; a new login leads only to reactivation.
@@ -490,6 +586,7 @@ def reactivate_account(account_id: int, user_id: int, actor_role: str) -> Accoun
     from privacy.services import record_lifecycle
 
     record_lifecycle("reactivated", account.id, f"member:{user_id}")
+    record_security_event(account.id, user_id, SecurityEventKind.DELETION_CANCELLED)
     db.session.commit()
     return account
 

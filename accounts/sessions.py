@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import ColumnElement, delete, or_, select, update
 
-from accounts.models import RevokeReason, UserSession
+from accounts.audit import record_for_user
+from accounts.models import RevokeReason, SecurityEventKind, UserSession
 from core import db
 from core.db import utcnow
 from privacy import policy
@@ -100,10 +101,12 @@ def end(session_id: int, reason: RevokeReason = RevokeReason.LOGOUT) -> None:
 
 def revoke_one(user_id: int, session_id: int) -> bool:
     """End one of the user's own sessions (Sessions page). False when it is not theirs or
-    already ended. Commits."""
+    already ended. Recorded in the security log of the user's accounts. Commits."""
     count = _revoke(
         (UserSession.id == session_id) & (UserSession.user_id == user_id), RevokeReason.REVOKED
     )
+    if count:
+        record_for_user(user_id, user_id, SecurityEventKind.SESSIONS_REVOKED, {"sessions": count})
     db.session.commit()
     return count == 1
 
@@ -111,11 +114,20 @@ def revoke_one(user_id: int, session_id: int) -> bool:
 def revoke_user(
     user_id: int, reason: RevokeReason, keep_session_id: int | None = None, *, commit: bool = True
 ) -> int:
-    """End every session of the user (but ``keep_session_id``); returns how many ended."""
+    """End every session of the user (but ``keep_session_id``); returns how many ended.
+    The person's own "log out everywhere" (``REVOKED``) is recorded in the security log of
+    their accounts (other reasons are recorded by the change that caused them)."""
     condition = UserSession.user_id == user_id
     if keep_session_id is not None:
         condition = condition & (UserSession.id != keep_session_id)
     count = _revoke(condition, reason)
+    if reason is RevokeReason.REVOKED:
+        record_for_user(
+            user_id,
+            user_id,
+            SecurityEventKind.SESSIONS_REVOKED,
+            {"sessions": count, "everywhere": True},
+        )
     if commit:
         db.session.commit()
     return count

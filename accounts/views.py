@@ -17,7 +17,7 @@ from flask import (
     url_for,
 )
 
-from accounts import queries, services, sessions
+from accounts import audit, queries, services, sessions
 from accounts.forms import (
     AddMemberForm,
     AdvancedSettingsForm,
@@ -259,13 +259,14 @@ def settings() -> Any:
                 bool(privacy.individual_tracking.data),
                 privacy.ip_handling.data or "truncate",
                 int(privacy.event_retention_days.data or 180),
+                actor_user_id=me.user_id,
             )
             flash("Privacy settings saved.", "success")
             return redirect(url_for("accounts.settings", tab="privacy"))
         if tab == "advanced" and advanced.validate_on_submit():
             participate = bool(advanced.engine_participation.data)
             was_participating = account.engine_participation
-            services.set_engine_participation(me.account_id, participate)
+            services.set_engine_participation(me.account_id, participate, actor_user_id=me.user_id)
             if participate == was_participating:
                 flash("Nothing changed.", "info")
             elif participate:
@@ -296,6 +297,23 @@ def settings() -> Any:
     )
 
 
+@bp.get("/settings/security-log")
+@login_required("owner")
+def security_log() -> Any:
+    """Settings > Security log (owners): the account's security events, filtered and paged."""
+    me = member()
+    kind = request.args.get("kind", "")
+    found = queries.security_log(me.account_id, kind or None, request.args.get("page", 1, type=int))
+    return render_template(
+        "accounts/security_log.html",
+        tab="security-log",
+        log=found,
+        kind=kind if kind in audit.KIND_LABELS else "",
+        kinds=audit.KIND_LABELS,
+        describe=audit.describe,
+    )
+
+
 @bp.route("/team", methods=["GET", "POST"])
 @login_required("admin")
 def team() -> Any:
@@ -309,6 +327,7 @@ def team() -> Any:
                 form.email.data or "",
                 form.name.data or "",
                 form.role.data or "member",
+                actor_user_id=me.user_id,
             )
         except ValidationError as exc:
             show_error(form, exc)
@@ -331,7 +350,13 @@ def change_role(user_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
         try:
-            services.change_role(me.account_id, me.role, user_id, request.form.get("role", ""))
+            services.change_role(
+                me.account_id,
+                me.role,
+                user_id,
+                request.form.get("role", ""),
+                actor_user_id=me.user_id,
+            )
             flash("Role changed.", "success")
         except (ValidationError, PermissionDeniedError) as exc:
             flash(str(exc), "error")
@@ -344,7 +369,7 @@ def remove_member(user_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
         try:
-            services.remove_member(me.account_id, me.role, user_id)
+            services.remove_member(me.account_id, me.role, user_id, actor_user_id=me.user_id)
             flash("Member removed.", "success")
         except (ValidationError, PermissionDeniedError) as exc:
             flash(str(exc), "error")

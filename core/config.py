@@ -92,6 +92,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "ACCOUNT_DELETION_GRACE_DAYS": int(env.get("ACCOUNT_DELETION_GRACE_DAYS", "30")),
         "ACCOUNT_INACTIVITY_DAYS": int(env.get("ACCOUNT_INACTIVITY_DAYS", "365")),
         "ACCOUNT_INACTIVITY_WARNING_DAYS": int(env.get("ACCOUNT_INACTIVITY_WARNING_DAYS", "30")),
+        # Entries of an account's security log (accounts/audit.py) are deleted after this.
+        "SECURITY_LOG_RETENTION_DAYS": int(env.get("SECURITY_LOG_RETENTION_DAYS", "365")),
         # Level of the process's log lines (the start script keeps its one-off commands quiet).
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         "SCHEDULER_INTERVAL_SECONDS": int(env.get("SCHEDULER_INTERVAL_SECONDS", "300")),

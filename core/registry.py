@@ -7,7 +7,15 @@ import importlib.util
 from types import ModuleType
 
 #: Each package may have models.py (tables), tasks.py (actors) and views.py (a ``bp`` blueprint).
-DOMAIN_PACKAGES = ("accounts", "subscribers", "campaigns", "tracking", "privacy", "engine")
+DOMAIN_PACKAGES = (
+    "accounts",
+    "subscribers",
+    "campaigns",
+    "tracking",
+    "privacy",
+    "engine",
+    "breaches",
+)
 
 
 def import_modules(kind: str) -> list[ModuleType]:

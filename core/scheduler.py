@@ -59,6 +59,7 @@ JOBS: list[Job] = [
     # Provided by the tracking and sending work; called when present.
     Job("event-retention", "tracking.services:apply_event_retention", optional=True),
     Job("reconcile-sends", "campaigns.sending.reconciler:reconcile", optional=True),
+    Job("security-log-retention", "accounts.audit:apply_retention", every_seconds=3_600),
     Job("purge-ended-sessions", "accounts.sessions:purge_ended", every_seconds=3_600),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
 ]

@@ -402,6 +402,8 @@ def _fulfil(request: DataRequest) -> Outcome:
     request.pending_address = None
     account_ids: list[int | None] = [*sorted({c.account_id for c in contacts})] or [None]
     for account_id in account_ids:
+        if account_id is not None:
+            _security_event(account_id, None, request.id, kind)
         _audit(
             "fulfilled",
             kind,
@@ -562,7 +564,30 @@ def _account_request(account_id: int, contact: Contact, kind: str, user_id: int)
             account_id=account_id,
             hashed=request.address_hash,
         )
+    _security_event(account_id, user_id, request.id, kind, contact.id)
     return request
+
+
+def _security_event(
+    account_id: int,
+    user_id: int | None,
+    request_id: int,
+    kind: str,
+    contact_id: int | None = None,
+) -> None:
+    """Record a fulfilled request (a member's export of a contact as an export) in the
+    account's security log: ids only, never the address. No commit."""
+    from accounts.audit import record_security_event
+    from accounts.models import SecurityEventKind
+
+    details: dict[str, Any] = {"request_id": request_id, "request": kind}
+    if contact_id is not None and kind != "erase":
+        details["contact_id"] = contact_id
+    event = SecurityEventKind.DATA_REQUEST_FULFILLED
+    if kind == "export" and user_id is not None:
+        event = SecurityEventKind.CONTACTS_EXPORTED
+        details["rows"] = 1
+    record_security_event(account_id, user_id, event, details)
 
 
 def _account_contact(account_id: int, contact_id: int) -> Contact:
@@ -648,6 +673,7 @@ def apply_rectification(account_id: int, request_account_id: int, user_id: int) 
         hashed=request.address_hash,
         detail="name corrected" if new_name else "reviewed",
     )
+    _security_event(account_id, user_id, request.id, "rectify", contact.id)
     db.session.commit()
 
 

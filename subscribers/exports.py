@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core import db
 from subscribers import queries, services
@@ -75,12 +75,39 @@ def _record(contact: Contact, status: str, kind: str) -> dict[str, Any]:
     }
 
 
-def export_csv(account_id: int, kind: str, object_id: int) -> Iterator[str]:
+def _record_export(
+    account_id: int, kind: str, object_id: int, fmt: str, actor_user_id: int | None
+) -> None:
+    """Record the export in the account's security log: which list or segment, the format
+    and how many rows; never the addresses. Commits."""
+    from accounts.audit import record_security_event
+    from accounts.models import SecurityEventKind
+
+    query = (
+        _list_rows(account_id, object_id)
+        if kind == "list"
+        else _segment_rows(account_id, object_id)
+    )
+    rows = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    record_security_event(
+        account_id,
+        actor_user_id,
+        SecurityEventKind.CONTACTS_EXPORTED,
+        {f"{kind}_id": object_id, "format": fmt, "rows": int(rows or 0)},
+    )
+    db.session.commit()
+
+
+def export_csv(
+    account_id: int, kind: str, object_id: int, actor_user_id: int | None = None
+) -> Iterator[str]:
     """CSV text of a list (``kind="list"``) or segment, in chunks; formulas neutralised.
 
-    The account's ownership is checked before the first chunk (NotFoundError otherwise)."""
+    The account's ownership is checked before the first chunk (NotFoundError otherwise), and
+    the export is recorded in the security log (list or segment id, row count; no address)."""
     records = _records(account_id, kind, object_id)
     first = next(records, None)
+    _record_export(account_id, kind, object_id, "csv", actor_user_id)
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
@@ -105,10 +132,14 @@ def _cells(record: dict[str, Any]) -> list[str]:
     return [neutralise(str(v)) for v in values]
 
 
-def export_json(account_id: int, kind: str, object_id: int) -> Iterator[str]:
-    """A JSON array of the list's or segment's contacts, in chunks (ownership checked first)."""
+def export_json(
+    account_id: int, kind: str, object_id: int, actor_user_id: int | None = None
+) -> Iterator[str]:
+    """A JSON array of the list's or segment's contacts, in chunks (ownership checked first;
+    recorded in the security log like :func:`export_csv`)."""
     records = _records(account_id, kind, object_id)
     first = next(records, None)
+    _record_export(account_id, kind, object_id, "json", actor_user_id)
 
     def generate() -> Iterator[str]:
         if first is None:

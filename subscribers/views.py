@@ -145,10 +145,10 @@ def list_signup_form(list_id: int) -> Any:
 def _export(kind: str, object_id: int, fmt: str, name: str) -> Response:
     me = member()
     if fmt == "csv":
-        body = exports.export_csv(me.account_id, kind, object_id)
+        body = exports.export_csv(me.account_id, kind, object_id, me.user_id)
         mimetype = "text/csv; charset=utf-8"
     elif fmt == "json":
-        body = exports.export_json(me.account_id, kind, object_id)
+        body = exports.export_json(me.account_id, kind, object_id, me.user_id)
         mimetype = "application/json"
     else:
         abort(404)

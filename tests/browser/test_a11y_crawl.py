@@ -173,6 +173,22 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
         # access and has not confirmed yet.
         privacy.submit_request("olga@example.ru", "rectify", None, {"new_name": "Ольга Петрова"})
         privacy.submit_request("li@example.cn", "access", None)
+        # A security incident the owner's account was notified of (operator and owner pages).
+        from datetime import datetime
+
+        from breaches import services as breaches
+
+        incident = breaches.record_incident(
+            tenant.user_id,
+            title="Leaked replica credential <b>",
+            what_happened="A replica credential leaked; contacts were read.",
+            discovered_at=datetime(2026, 11, 19, 22, 15),
+            data_categories="Contact addresses and names (Zoë, 李小龍).",
+            consequences="Phishing of contacts is possible.",
+            measures="The credential was revoked.",
+        )
+        breaches.select_accounts(tenant.user_id, incident.id, [account_id])
+        breaches.send_notices(tenant.user_id, incident.id)
         other = make_tenant("owner@leaving.example", "Leaving Ltd")
         accounts.request_account_deletion(other.account_id, other.user_id, "owner")
         core_db.session.remove()
