@@ -116,7 +116,12 @@ def log_in(email: str, password: str, raw_ip: str | None) -> LoginResult:
         return LoginResult(retry_after=verdict.retry_after, locked=verdict.locked)
     found = authenticate(email, password)
     if found is not None:
-        throttle.forget_address(email)
+        from accounts import twofactor
+
+        # With a second factor the failures are forgotten only once the code is right too:
+        # otherwise the right password would reset the count between rounds of guessed codes.
+        if not twofactor.is_enabled(found[0].id):
+            throttle.forget_address(email)
         return LoginResult(user_id=found[0].id, account_id=found[1])
     if throttle.record_failure(email, raw_ip):
         user_id = user_id_for_email(email)
@@ -185,6 +190,16 @@ def reset_password(token: str, password: str) -> User:
     db.session.commit()
     throttle.forget_address(user.email)
     return user
+
+
+def verify_password(user_id: int, password: str) -> bool:
+    """Whether ``password`` is the user's current password (False for an unknown user)."""
+    user = db.session.get(User, user_id)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return user is not None
 
 
 def change_password(user_id: int, current_password: str, new_password: str) -> User:
