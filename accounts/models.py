@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -188,3 +189,22 @@ class LoginChallenge(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The WebAuthn challenge (base64url) handed to the browser for a passkey, if one was asked.
+    passkey_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (a passkey or security key) usable as the second factor, next to
+    the authenticator app. Only the public key is kept."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # base64url of the authenticator's credential id (at most 1023 bytes, WebAuthn level 3).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

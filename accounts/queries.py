@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from accounts.models import (
     Account,
     Membership,
+    Passkey,
     RecoveryCode,
     TotpCredential,
     User,
@@ -195,4 +196,11 @@ def members_without_two_factor(account_id: int) -> list[User]:
             .where(Membership.account_id == account_id, TotpCredential.confirmed_at.is_(None))
             .order_by(User.email)
         )
+    )
+
+
+def list_passkeys(user_id: int) -> list[Passkey]:
+    """The user's passkeys, oldest first."""
+    return list(
+        db.session.scalars(select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.id))
     )

@@ -25,6 +25,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pyotp
 import segno
@@ -35,6 +36,7 @@ from sqlalchemy import delete, func, select, update
 
 from accounts.models import (
     LoginChallenge,
+    Passkey,
     RecoveryCode,
     RevokeReason,
     TotpCredential,
@@ -62,6 +64,7 @@ class SecondFactor:
 
     TOTP = "totp"
     RECOVERY_CODE = "recovery-code"
+    PASSKEY = "passkey"
 
 
 # --- Enrolment ---------------------------------------------------------------------------------
@@ -177,14 +180,15 @@ def confirm_enrolment(user_id: int, code: str, keep_session_id: int | None) -> l
 
 def disable(user_id: int, password: str) -> None:
     """Turn the second factor off after checking the password: the authenticator, the
-    recovery codes and any half-done login of the user are deleted. ValidationError on a
-    wrong password. Commits."""
+    passkeys, the recovery codes and any half-done login of the user are deleted.
+    ValidationError on a wrong password. Commits."""
     from accounts.services import verify_password
 
     if not verify_password(user_id, password):
         raise ValidationError("That is not your password.", field="password")
     db.session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+    db.session.execute(delete(Passkey).where(Passkey.user_id == user_id))
     drop_challenges(user_id)
     db.session.commit()
 
@@ -331,12 +335,17 @@ class CodeResult:
 
 
 def complete_login(
-    challenge: LoginChallenge, code: str, raw_ip: str | None, user_agent: str | None
+    challenge: LoginChallenge,
+    code: str,
+    raw_ip: str | None,
+    user_agent: str | None,
+    passkey: dict[str, Any] | None = None,
 ) -> CodeResult:
-    """Check a TOTP or recovery code for a half-done login under the login throttle. A right
-    code deletes the challenge and opens a session (after a recovery code: every other session
-    of the user ends). A wrong one counts as a failed login for the address and the network;
-    the ``MAX_CHALLENGE_FAILURES``-th drops the challenge. Commits."""
+    """Check a TOTP or recovery code (or, given ``passkey``, a WebAuthn assertion) for a
+    half-done login under the login throttle. A right one deletes the challenge and opens a
+    session (after a recovery code: every other session of the user ends). A wrong one counts
+    as a failed login for the address and the network; the ``MAX_CHALLENGE_FAILURES``-th
+    drops the challenge. Commits."""
     from accounts import sessions, tasks, throttle
     from core import queue
 
@@ -351,7 +360,12 @@ def complete_login(
         return CodeResult(retry_after=verdict.retry_after, locked=verdict.locked)
     factor: str | None = None
     spent: RecoveryCode | None = None
-    if _accept_code(credential, code):
+    if passkey is not None:
+        from accounts import passkeys
+
+        if passkeys.verify_assertion(challenge, passkey):
+            factor = SecondFactor.PASSKEY
+    elif _accept_code(credential, code):
         factor = SecondFactor.TOTP
     else:
         spent = _spend_recovery_code(user.id, code)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import Response, flash, jsonify, redirect, render_template, request, session, url_for
 
-from accounts import queries, twofactor
+from accounts import passkeys, queries, twofactor
 from accounts.forms import (
     LoginCodeForm,
     PasswordCheckForm,
@@ -56,27 +56,82 @@ def login_code() -> Any:
             ]
             page = render_template("accounts/login_code.html", form=form)
             return page, 429, {"Retry-After": str(result.retry_after)}
-        if result.restart:
-            session.clear()
-            flash("Too many wrong codes. Log in again.", "error")
-            return redirect(url_for("accounts.login"))
-        if result.session_token is None:
-            form.code.errors = ["That code is not right. Enter the newest code from your app."]
-        else:
-            session.clear()
-            session["sid"] = result.session_token
-            if result.factor == twofactor.SecondFactor.RECOVERY_CODE:
-                flash(
-                    f"You logged in with a recovery code; {result.recovery_codes_left} left. "
-                    "Every other session was logged out. If you lost your phone, set up "
-                    "two-factor again under Your login > Two-factor.",
-                    "info",
-                )
-            if queries.get_account(account_id).deletion_due_at is not None:
-                return redirect(url_for("accounts.reactivate"))
-            return redirect(safe_next(request.args.get("next")))
+        target = _after_second_factor(result, account_id)
+        if target is not None:
+            return redirect(target)
+        form.code.errors = ["That code is not right. Enter the newest code from your app."]
     status = 200 if request.method == "GET" else 422
-    return render_template("accounts/login_code.html", form=form), status
+    return render_template(
+        "accounts/login_code.html",
+        form=form,
+        has_passkey=passkeys.has_passkey(challenge.user_id),
+    ), status
+
+
+def _after_second_factor(result: twofactor.CodeResult, account_id: int) -> str | None:
+    """Where the browser goes after a checked second factor (a fresh session cookie when it
+    was right), or None to answer "not right" on the same page."""
+    if result.restart:
+        session.clear()
+        flash("Too many wrong codes. Log in again.", "error")
+        return url_for("accounts.login")
+    if result.session_token is None:
+        return None
+    session.clear()
+    session["sid"] = result.session_token
+    if result.factor == twofactor.SecondFactor.RECOVERY_CODE:
+        flash(
+            f"You logged in with a recovery code; {result.recovery_codes_left} left. "
+            "Every other session was logged out. If you lost your phone, set up "
+            "two-factor again under Your login > Two-factor.",
+            "info",
+        )
+    if queries.get_account(account_id).deletion_due_at is not None:
+        return url_for("accounts.reactivate")
+    return safe_next(request.args.get("next"))
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+@bp.post("/login/passkey/options")
+def login_passkey_options() -> Any:
+    challenge = twofactor.find_challenge(session.get(CHALLENGE_KEY))
+    if challenge is None or not passkeys.has_passkey(challenge.user_id):
+        return jsonify(error="Log in with your password first."), 409
+    return Response(passkeys.authentication_options(challenge), mimetype="application/json")
+
+
+@bp.post("/login/passkey")
+def login_passkey() -> Any:
+    challenge = twofactor.find_challenge(session.get(CHALLENGE_KEY))
+    if challenge is None:
+        return jsonify(redirect=url_for("accounts.login")), 409
+    credential = _json_body().get("credential")
+    account_id = challenge.account_id
+    result = twofactor.complete_login(
+        challenge,
+        "",
+        request.remote_addr,
+        request.headers.get("User-Agent"),
+        passkey=credential if isinstance(credential, dict) else {},
+    )
+    if result.retry_after:
+        minutes = math.ceil(result.retry_after / 60)
+        return (
+            jsonify(
+                error=f"Too many failed attempts. Try again in {minutes} minute"
+                f"{'s' if minutes != 1 else ''}."
+            ),
+            429,
+            {"Retry-After": str(result.retry_after)},
+        )
+    target = _after_second_factor(result, account_id)
+    if target is None:
+        return jsonify(error="That passkey did not work. Try again or enter a code."), 422
+    return jsonify(redirect=target)
 
 
 @bp.get("/me/two-factor")
@@ -86,6 +141,7 @@ def two_factor() -> Any:
     return render_template(
         "accounts/two_factor.html",
         status=queries.two_factor_status(me.user_id),
+        passkeys=queries.list_passkeys(me.user_id),
         password_form=PasswordCheckForm(),
         codes_form=PasswordCheckForm(prefix="codes"),
         action=ActionForm(),
@@ -147,6 +203,7 @@ def two_factor_disable() -> Any:
     return render_template(
         "accounts/two_factor.html",
         status=queries.two_factor_status(me.user_id),
+        passkeys=queries.list_passkeys(me.user_id),
         password_form=form,
         codes_form=PasswordCheckForm(prefix="codes"),
         action=ActionForm(),
@@ -169,6 +226,7 @@ def recovery_codes() -> Any:
     return render_template(
         "accounts/two_factor.html",
         status=queries.two_factor_status(me.user_id),
+        passkeys=queries.list_passkeys(me.user_id),
         password_form=PasswordCheckForm(),
         codes_form=form,
         action=ActionForm(),
@@ -212,3 +270,47 @@ def security_settings() -> Any:
         without=queries.members_without_two_factor(me.account_id),
         tab="security",
     ), status
+
+
+#: The signed-session key of a passkey being added (its WebAuthn challenge, used once).
+REGISTRATION_KEY = "passkey_registration"
+
+
+@bp.post("/me/two-factor/passkeys/options")
+@login_required(during_deletion=True)
+def passkey_options() -> Any:
+    try:
+        options, challenge = passkeys.registration_options(member().user_id)
+    except ValidationError as exc:
+        return jsonify(error=str(exc)), 409
+    session[REGISTRATION_KEY] = challenge
+    return Response(options, mimetype="application/json")
+
+
+@bp.post("/me/two-factor/passkeys")
+@login_required(during_deletion=True)
+def passkey_add() -> Any:
+    challenge = session.pop(REGISTRATION_KEY, None)
+    body = _json_body()
+    credential = body.get("credential")
+    if not isinstance(challenge, str) or not isinstance(credential, dict):
+        return jsonify(error="Start again: press Add a passkey."), 409
+    try:
+        added = passkeys.register(
+            member().user_id, credential, challenge, str(body.get("name", ""))
+        )
+    except ValidationError as exc:
+        return jsonify(error=str(exc)), 422
+    flash(f"Passkey “{added.name}” added. Logins can use it instead of a code.", "success")
+    return jsonify(redirect=url_for("accounts.two_factor"))
+
+
+@bp.post("/me/two-factor/passkeys/<int:passkey_id>/remove")
+@login_required(during_deletion=True)
+def passkey_remove(passkey_id: int) -> Any:
+    if ActionForm().validate_on_submit():
+        if passkeys.remove(member().user_id, passkey_id):
+            flash("Passkey removed.", "success")
+        else:
+            flash("That passkey was already removed.", "info")
+    return redirect(url_for("accounts.two_factor"))

@@ -366,3 +366,41 @@ def test_the_right_password_does_not_reset_the_count_of_wrong_codes(
     owner_again = app.test_client()
     _password_step(owner_again)
     assert owner_again.post("/login/code", data={"code": _code(secret)}).status_code == 302
+
+
+def test_a_forged_passkey_answer_is_refused_and_counted(app: Flask, owner: int, clock: Any) -> None:
+    """The passkey path (its happy path runs in Chromium, tests/browser/test_two_factor_flow.py)
+    refuses what does not verify, counts it as a wrong code, and needs the half-done login."""
+    client = _log_in_plain(app)
+    no_app_yet = client.post("/me/two-factor/passkeys/options", json={})
+    assert no_app_yet.status_code == 409
+    assert "authenticator app first" in no_app_yet.get_json()["error"]
+    _enrol(client)
+    options = client.post("/me/two-factor/passkeys/options", json={})
+    assert options.status_code == 200 and options.get_json()["rp"]["id"] == "localhost"
+    bogus = {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+    refused = client.post("/me/two-factor/passkeys", json={"credential": bogus, "name": "x"})
+    assert refused.status_code == 422
+    assert "could not be added" in refused.get_json()["error"]
+
+    stranger = app.test_client()
+    assert stranger.post("/login/passkey/options", json={}).status_code == 409
+    assert stranger.post("/login/passkey", json={"credential": bogus}).status_code == 409
+    with app.app_context():
+        from accounts.models import Passkey
+
+        user_id = core_db.session.scalar(select(User.id).where(User.email == EMAIL))
+        core_db.session.add(
+            Passkey(user_id=user_id, credential_id="AAAA", public_key=b"\x00", name="Forged")
+        )
+        core_db.session.commit()
+    _password_step(stranger)
+    assert stranger.post("/login/passkey/options", json={}).status_code == 200
+    answer = stranger.post("/login/passkey", json={"credential": bogus})
+    assert answer.status_code == 422
+    assert not _signed_in(stranger)
+    # The challenge was spent: the same answer again has nothing to match.
+    assert stranger.post("/login/passkey", json={"credential": bogus}).status_code == 422
+    with app.app_context():
+        challenge = core_db.session.scalar(select(LoginChallenge))
+        assert challenge is not None and challenge.failures == 2

@@ -1,4 +1,4 @@
-"""two factor: authenticator apps (TOTP), recovery codes, half-done logins, required setting
+"""two factor: authenticator apps (TOTP), passkeys, recovery codes, half-done logins, setting
 
 Revision ID: 0314
 Revises: 0307
@@ -146,6 +146,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("passkey_challenge", sa.String(length=128), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],
@@ -162,9 +163,28 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_login_challenges_token_hash")),
     )
     op.create_index(op.f("ix_login_challenges_user_id"), "login_challenges", ["user_id"])
+    op.create_table(
+        "passkeys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("credential_id", sa.String(length=1400), nullable=False),
+        sa.Column("public_key", sa.LargeBinary(), nullable=False),
+        sa.Column("sign_count", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_passkeys_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_passkeys")),
+        sa.UniqueConstraint("credential_id", name=op.f("uq_passkeys_credential_id")),
+    )
+    op.create_index(op.f("ix_passkeys_user_id"), "passkeys", ["user_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_passkeys_user_id"), table_name="passkeys")
+    op.drop_table("passkeys")
     op.execute(
         "UPDATE user_sessions SET revoked_reason = 'revoked' "
         "WHERE revoked_reason IN ('two-factor-enabled', 'recovery-code-used')"

@@ -82,3 +82,59 @@ def test_enrolment_then_login_with_a_code(live_server: LiveServer, page: Any, ph
     page.click("main form button:has-text('Save')")
     assert "now required" in page.inner_text(".flash")
     screenshot(page, "two-factor-required-setting")
+
+
+def test_a_passkey_stands_in_for_the_code(live_server: LiveServer, page: Any) -> None:
+    """Chromium's virtual authenticator (CTAP2, internal, user verified) adds a passkey under
+    Your login > Two-factor, then logs in with it instead of a code. WebAuthn refuses IP
+    addresses as relying party, so this browser uses http://localhost (still loopback)."""
+    from accounts import twofactor
+
+    base = live_server.url.replace("127.0.0.1", "localhost")
+    live_server.app.config["BASE_URL"] = base
+    with live_server.app.app_context():
+        tenant = make_tenant(EMAIL, "Zoë Ñúñez SL")
+        secret = twofactor.begin_enrolment(tenant.user_id).secret
+        twofactor.confirm_enrolment(tenant.user_id, pyotp.TOTP(secret).now(), None)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    authenticator = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+            }
+        },
+    )
+    _password(page, base)
+    page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard")
+
+    page.goto(f"{base}/me/two-factor")
+    assert "No passkey yet." in page.inner_text("#passkeys")
+    page.fill("#passkey-name", "Laptop Touch ID")
+    page.click("button[data-passkey=register]")
+    page.wait_for_selector(".flash-success")
+    assert "Passkey “Laptop Touch ID” added." in page.inner_text(".flash")
+    assert "Laptop Touch ID" in page.inner_text("#passkeys")
+    credentials = cdp.send(
+        "WebAuthn.getCredentials", {"authenticatorId": authenticator["authenticatorId"]}
+    )
+    assert len(credentials["credentials"]) == 1
+    screenshot(page, "two-factor-passkey-added")
+
+    page.click(".account > summary")
+    page.click(".account-panel button:has-text('Log out')")
+    page.wait_for_url(f"{base}/login")
+    _password(page, base)
+    page.wait_for_url(re.compile(r".*/login/code.*"))
+    screenshot(page, "two-factor-login-passkey-offer")
+    page.click("button[data-passkey=login]")
+    page.wait_for_url(f"{base}/dashboard")
+    page.goto(f"{base}/me/two-factor")
+    assert "last used" in page.inner_text("#passkeys")
