@@ -100,3 +100,29 @@ class AddMemberForm(FlaskForm):
     role = SelectField(
         "Role", choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")]
     )
+
+
+class TotpConfirmForm(FlaskForm):
+    code = StringField(
+        "Code from the app", validators=[DataRequired("Enter the 6-digit code."), Length(max=20)]
+    )
+
+
+class LoginCodeForm(FlaskForm):
+    code = StringField(
+        "Code",
+        validators=[
+            DataRequired("Enter the code from your app or a recovery code."),
+            Length(max=40),
+        ],
+    )
+
+
+class PasswordCheckForm(FlaskForm):
+    """Turning the second factor off or new recovery codes: the password again."""
+
+    password = PasswordField("Your password", validators=[DataRequired("Enter your password.")])
+
+
+class SecuritySettingsForm(FlaskForm):
+    require_two_factor = BooleanField("Require two-factor authentication for every member")

@@ -14,10 +14,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utcnow
@@ -47,6 +49,10 @@ class Account(Base):
     deletion_requested_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     deletion_due_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     inactivity_warning_sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Settings > Security (owners): every member must use a second factor (accounts/twofactor.py).
+    require_two_factor: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="account", cascade="all, delete-orphan"
@@ -102,6 +108,8 @@ class RevokeReason(StrEnum):
     PASSWORD_RESET = "password-reset"  # noqa: S105 - the password was reset by emailed link
     REMOVED = "removed"  # the user was removed from the session's account
     ACCOUNT_DELETION = "account-deletion"  # the account's deletion was confirmed
+    TWO_FACTOR_ENABLED = "two-factor-enabled"  # the user turned a second factor on elsewhere
+    RECOVERY_CODE_USED = "recovery-code-used"  # a login with a recovery code (device lost)
 
 
 class UserSession(Base):
@@ -180,3 +188,69 @@ class SecurityEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+class TotpCredential(Base):
+    """A user's authenticator app (RFC 6238). A row without ``confirmed_at`` is an enrolment
+    in progress (the secret was shown, no code confirmed it yet) and protects nothing."""
+
+    __tablename__ = "totp_credentials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    # The base32 shared secret, in clear text: its own column so that a secrets-at-rest helper
+    # can encrypt it later without touching anything else.
+    secret_base32: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The RFC 6238 time step of the last accepted code: a code is accepted once (no replay).
+    last_used_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class RecoveryCode(Base):
+    """A one-time recovery code (argon2 hash only); ``used_at`` set means spent."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The session that logging in with this code opened (shown on the Sessions page).
+    used_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_sessions.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class LoginChallenge(Base):
+    """A login half done: the password was right and the second factor is awaited. The
+    cookie carries a random id whose SHA-256 is kept here (as for sessions); the row expires
+    after ``LOGIN_CHALLENGE_SECONDS`` and is deleted when used, after too many wrong codes, or
+    when the user's sessions are ended (password change or reset)."""
+
+    __tablename__ = "login_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The WebAuthn challenge (base64url) handed to the browser for a passkey, if one was asked.
+    passkey_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Passkey(Base):
+    """A WebAuthn credential (a passkey or security key) usable as the second factor, next to
+    the authenticator app. Only the public key is kept."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # base64url of the authenticator's credential id (at most 1023 bytes, WebAuthn level 3).
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

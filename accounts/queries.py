@@ -7,9 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from accounts.models import Account, Membership, SecurityEvent, SecurityEventKind, User, UserSession
+from accounts.models import (
+    Account,
+    Membership,
+    Passkey,
+    RecoveryCode,
+    SecurityEvent,
+    SecurityEventKind,
+    TotpCredential,
+    User,
+    UserSession,
+)
 from campaigns.models import Campaign
 from core import db
 from core.auth import CurrentMember
@@ -20,16 +30,18 @@ from core.pagination import Page, paginate
 
 def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMember | None:
     """The member view of a user in an account, or None if the membership no longer exists.
-    The role is read from the membership on every call (never cached in the session)."""
+    The role is read from the membership on every call (never cached in the session), and
+    so is whether the account requires a second factor this user has not set up."""
     row = db.session.execute(
-        select(User, Account, Membership.role)
+        select(User, Account, Membership.role, TotpCredential.confirmed_at)
         .join(Membership, Membership.user_id == User.id)
         .join(Account, Account.id == Membership.account_id)
+        .outerjoin(TotpCredential, TotpCredential.user_id == User.id)
         .where(User.id == user_id, Account.id == account_id)
     ).first()
     if row is None:
         return None
-    user, account, role = row
+    user, account, role, two_factor_since = row
     return CurrentMember(
         user_id=user.id,
         account_id=account.id,
@@ -40,6 +52,7 @@ def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMe
         is_platform_admin=user.is_platform_admin,
         deletion_pending=account.deletion_due_at is not None,
         session_id=session_id,
+        must_enrol_two_factor=account.require_two_factor and two_factor_since is None,
     )
 
 
@@ -165,3 +178,60 @@ def security_log(account_id: int, kind: str | None = None, page: int = 1) -> Sec
         else {}
     )
     return SecurityLogPage(found, {int(k): str(v) for k, v in actors.items()})
+@dataclass(frozen=True)
+class TwoFactorStatus:
+    """What *Your login > Two-factor* shows."""
+
+    enabled_at: datetime | None
+    pending: bool  # an enrolment was started and not confirmed
+    codes_left: int
+    codes_used: list[datetime]  # when each spent recovery code was used, newest first
+
+
+def two_factor_status(user_id: int) -> TwoFactorStatus:
+    """The user's second factor: on since when, recovery codes left and used."""
+    credential = db.session.scalar(select(TotpCredential).where(TotpCredential.user_id == user_id))
+    used_at = list(
+        db.session.scalars(
+            select(RecoveryCode.used_at)
+            .where(RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_not(None))
+            .order_by(RecoveryCode.used_at.desc())
+        )
+    )
+    total = db.session.scalar(select(func.count()).where(RecoveryCode.user_id == user_id))
+    return TwoFactorStatus(
+        enabled_at=credential.confirmed_at if credential else None,
+        pending=credential is not None and credential.confirmed_at is None,
+        codes_left=int(total or 0) - len(used_at),
+        codes_used=[at for at in used_at if at is not None],
+    )
+
+
+def recovery_logins(user_id: int) -> dict[int, datetime]:
+    """The user's sessions opened with a recovery code: session id -> when the code was used."""
+    rows = db.session.execute(
+        select(RecoveryCode.used_session_id, RecoveryCode.used_at).where(
+            RecoveryCode.user_id == user_id, RecoveryCode.used_session_id.is_not(None)
+        )
+    ).all()
+    return {int(sid): at for sid, at in rows if sid is not None and at is not None}
+
+
+def members_without_two_factor(account_id: int) -> list[User]:
+    """The account's members who have no confirmed second factor (Settings > Security)."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .outerjoin(TotpCredential, TotpCredential.user_id == User.id)
+            .where(Membership.account_id == account_id, TotpCredential.confirmed_at.is_(None))
+            .order_by(User.email)
+        )
+    )
+
+
+def list_passkeys(user_id: int) -> list[Passkey]:
+    """The user's passkeys, oldest first."""
+    return list(
+        db.session.scalars(select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.id))
+    )

@@ -119,8 +119,14 @@ def log_in(email: str, password: str, raw_ip: str | None) -> LoginResult:
     network = {"network": reduce_ip(raw_ip)}
     found = authenticate(email, password)
     if found is not None:
-        throttle.forget_address(email)
-        record_security_event(found[1], found[0].id, SecurityEventKind.LOGIN, network)
+        from accounts import twofactor
+
+        # With a second factor the failures are forgotten, and the login recorded, only once
+        # the code is right too: otherwise the right password would reset the count between
+        # rounds of guessed codes.
+        if not twofactor.is_enabled(found[0].id):
+            throttle.forget_address(email)
+            record_security_event(found[1], found[0].id, SecurityEventKind.LOGIN, network)
         db.session.commit()
         return LoginResult(user_id=found[0].id, account_id=found[1])
     # Recorded only in the logs of the accounts the address belongs to (their owners see
@@ -199,6 +205,16 @@ def reset_password(token: str, password: str) -> User:
     db.session.commit()
     throttle.forget_address(user.email)
     return user
+
+
+def verify_password(user_id: int, password: str) -> bool:
+    """Whether ``password`` is the user's current password (False for an unknown user)."""
+    user = db.session.get(User, user_id)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return user is not None
 
 
 def change_password(user_id: int, current_password: str, new_password: str) -> User:

@@ -54,6 +54,11 @@ def start(user_id: int, account_id: int, raw_ip: str | None, user_agent: str | N
     return token
 
 
+def session_id(token: str) -> int | None:
+    """The id of the session row the token names (live or not), or None."""
+    return db.session.scalar(select(UserSession.id).where(UserSession.token_hash == _hash(token)))
+
+
 def resolve(token: str) -> UserSession | None:
     """The live session the token names, or None when it is unknown, revoked, idle longer
     than ``SESSION_IDLE_TIMEOUT`` or older than ``SESSION_MAX_AGE``. Records the visit at most
@@ -114,9 +119,14 @@ def revoke_one(user_id: int, session_id: int) -> bool:
 def revoke_user(
     user_id: int, reason: RevokeReason, keep_session_id: int | None = None, *, commit: bool = True
 ) -> int:
-    """End every session of the user (but ``keep_session_id``); returns how many ended.
-    The person's own "log out everywhere" (``REVOKED``) is recorded in the security log of
-    their accounts (other reasons are recorded by the change that caused them)."""
+    """End every session of the user (but ``keep_session_id``) and drop their half-done
+    logins (a password given before a change must not complete one); returns how many
+    sessions ended. The person's own "log out everywhere" (``REVOKED``) is recorded in the
+    security log of their accounts (other reasons are recorded by the change that caused
+    them)."""
+    from accounts.twofactor import drop_challenges
+
+    drop_challenges(user_id)
     condition = UserSession.user_id == user_id
     if keep_session_id is not None:
         condition = condition & (UserSession.id != keep_session_id)
@@ -150,7 +160,8 @@ KEEP_ENDED_DAYS = 30
 
 
 def purge_ended(now: datetime) -> int:
-    """Periodic: delete sessions that ended or expired more than :data:`KEEP_ENDED_DAYS` ago."""
+    """Periodic: delete sessions that ended or expired more than :data:`KEEP_ENDED_DAYS` ago,
+    and half-done logins (second factor awaited) that expired. Commits."""
     cutoff = now - timedelta(days=KEEP_ENDED_DAYS)
     result = db.session.execute(
         delete(UserSession)
@@ -163,5 +174,7 @@ def purge_ended(now: datetime) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    from accounts.twofactor import purge_challenges
+
+    purge_challenges(now)  # commits
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

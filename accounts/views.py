@@ -17,7 +17,7 @@ from flask import (
     url_for,
 )
 
-from accounts import audit, queries, services, sessions
+from accounts import audit, queries, services, sessions, twofactor
 from accounts.forms import (
     AddMemberForm,
     AdvancedSettingsForm,
@@ -57,7 +57,8 @@ def _start_session(user_id: int, account_id: int) -> None:
     )
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
+    """``target`` when it is a path on this site, else the dashboard (no open redirect)."""
     if (
         target
         and target.startswith("/")
@@ -113,12 +114,15 @@ def login() -> Any:
             return (*response, {"Retry-After": str(result.retry_after)})
         if result.user_id is None or result.account_id is None:
             form.password.errors = ["Wrong email or password."]
+        elif twofactor.is_enabled(result.user_id):
+            # Second step: the cookie names a server-side half-done login, not a session.
+            return twofactor_views.begin_second_step(result.user_id, result.account_id)
         else:
             _start_session(result.user_id, result.account_id)
             if queries.get_account(result.account_id).deletion_due_at is not None:
                 # Scheduled for deletion: say so and offer reactivation first.
                 return redirect(url_for("accounts.reactivate"))
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(safe_next(request.args.get("next")))
     status = 200 if request.method == "GET" else 422
     return render_template("accounts/login.html", form=form), status
 
@@ -145,6 +149,7 @@ def sessions_page() -> Any:
     return render_template(
         "accounts/sessions.html",
         sessions=queries.list_sessions(me.user_id),
+        recovery_logins=queries.recovery_logins(me.user_id),
         action=ActionForm(),
     )
 
@@ -448,3 +453,7 @@ def reactivate() -> Any:
         days_left=days_left,
         elapsed_percent=0 if days_left is None else round(100 * (grace - days_left) / grace),
     )
+
+
+# The second-factor pages register on this blueprint (kept in their own module).
+from accounts import twofactor_views  # noqa: E402

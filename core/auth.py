@@ -30,6 +30,9 @@ class CurrentMember:
     deletion_pending: bool = False
     #: The ``user_sessions`` row of this request.
     session_id: int = 0
+    #: The account requires a second factor and this person has none yet: every page but the
+    #: enrolment (views marked :func:`allowed_before_two_factor`) leads to the enrolment.
+    must_enrol_two_factor: bool = False
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -78,6 +81,10 @@ def login_required(role: str = "member", during_deletion: bool = False) -> Calla
             member = current_member()
             if member is None:
                 return redirect(url_for("accounts.login", next=request.full_path))
+            if member.must_enrol_two_factor and not getattr(
+                view, "allowed_before_two_factor", False
+            ):
+                return redirect(url_for("accounts.two_factor_setup")), 303
             if (
                 member.deletion_pending
                 and not during_deletion
@@ -95,6 +102,13 @@ def login_required(role: str = "member", during_deletion: bool = False) -> Calla
     return decorate
 
 
+def allowed_before_two_factor(view: F) -> F:
+    """Mark a view as open to a member whose account requires a second factor they have not
+    set up yet (the enrolment pages). Put it below :func:`login_required` (closer to the view)."""
+    view.allowed_before_two_factor = True  # type: ignore[attr-defined]
+    return view
+
+
 def operator_required(view: F) -> F:
     """Only platform operators (users with ``is_platform_admin``); others get 404."""
 
@@ -105,6 +119,8 @@ def operator_required(view: F) -> F:
             return redirect(url_for("accounts.login", next=request.full_path))
         if not found.is_platform_admin:
             abort(404)
+        if found.must_enrol_two_factor:
+            return redirect(url_for("accounts.two_factor_setup")), 303
         return view(*args, **kwargs)
 
     return cast(F, wrapped)

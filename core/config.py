@@ -110,6 +110,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LOGIN_LOCKOUT_AFTER": int(env.get("LOGIN_LOCKOUT_AFTER", "10")),
         "LOGIN_LOCKOUT_WINDOW": int(env.get("LOGIN_LOCKOUT_WINDOW", "900")),
         "LOGIN_LOCKOUT_SECONDS": int(env.get("LOGIN_LOCKOUT_SECONDS", "900")),
+        # Seconds between the right password and the second-factor code (accounts/twofactor.py).
+        "LOGIN_CHALLENGE_SECONDS": int(env.get("LOGIN_CHALLENGE_SECONDS", "300")),
+        # The name authenticator apps show next to the code.
+        "TOTP_ISSUER": env.get("TOTP_ISSUER", "Envoy"),
         # Reverse proxies in front of the app that each append to X-Forwarded-For/-Proto/-Host
         # (core/app.py wires Werkzeug's ProxyFix). 0 trusts no such header: anyone can send one.
         "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0316"
-down_revision: str | Sequence[str] | None = "0313"
+down_revision: str | Sequence[str] | None = "0314"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

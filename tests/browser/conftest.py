@@ -57,13 +57,24 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _browser_window(browser: Any, width: int, height: int) -> Iterator[Any]:
+    """A page in its own browser context (its own cookies), closed afterwards."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     opened = context.new_page()
     opened.set_default_timeout(15_000)
     yield opened
     context.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    yield from _browser_window(browser, 1280, 900)
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    """A second browser (its own cookies) with a phone-sized window, 390 x 844."""
+    yield from _browser_window(browser, 390, 844)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from accounts import services as accounts
+from accounts import twofactor
 from accounts.models import User
 from campaigns import senders, template_library
 from campaigns import services as campaigns
@@ -73,6 +75,7 @@ SCREENSHOTS = {
 }
 WIDE = {"width": 1280, "height": 900}
 NARROW = {"width": 390, "height": 844}
+TWO_FACTOR_EMAIL = "guard@example.tr"
 PEOPLE = [
     ("zoe@example.org", "Zoë Ñúñez"),
     ("li@example.cn", "李小龍"),
@@ -189,6 +192,10 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
         )
         breaches.select_accounts(tenant.user_id, incident.id, [account_id])
         breaches.send_notices(tenant.user_id, incident.id)
+        # A person with two-factor on: the public crawl meets the login's second step.
+        guarded = make_tenant(TWO_FACTOR_EMAIL, "Ölçü Güvenli A.Ş.")
+        secret = twofactor.begin_enrolment(guarded.user_id).secret
+        twofactor.confirm_enrolment(guarded.user_id, pyotp.TOTP(secret).now(), None)
         other = make_tenant("owner@leaving.example", "Leaving Ltd")
         accounts.request_account_deletion(other.account_id, other.user_id, "owner")
         core_db.session.remove()
@@ -364,6 +371,12 @@ def test_every_page_is_accessible_and_fits_a_phone(
     public.submit("button:has-text('Yes, subscribe me')", "subscribed")
     public.page.goto(live_server.url + seeded.unsubscribe)
     public.submit("form button[type=submit]", "unsubscribed")
+    public.page.goto(live_server.url + "/login")
+    public.page.fill("#email", TWO_FACTOR_EMAIL)
+    public.page.fill("#password", PASSWORD)
+    public.submit("button[type=submit]", "second step")
+    public.page.fill("#code", "000000")
+    public.submit("button[type=submit]", "wrong code")
     crawls.append(public)
     visitor.close()
 
