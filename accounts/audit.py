@@ -112,6 +112,14 @@ KIND_LABELS: dict[str, str] = {
     SecurityEventKind.SETTINGS_CHANGED: "Settings changed",
     SecurityEventKind.DATA_REQUEST_FULFILLED: "Data request fulfilled",
     SecurityEventKind.BREACH_NOTICE: "Breach notice",
+    SecurityEventKind.TWO_FACTOR_ENABLED: "Two-factor turned on",
+    SecurityEventKind.TWO_FACTOR_DISABLED: "Two-factor turned off",
+    SecurityEventKind.RECOVERY_CODES_REGENERATED: "Recovery codes renewed",
+    SecurityEventKind.RECOVERY_CODE_USED: "Recovery code used",
+    SecurityEventKind.SECOND_FACTOR_FAILED: "Wrong second factor",
+    SecurityEventKind.TWO_FACTOR_REQUIREMENT_CHANGED: "Two-factor requirement changed",
+    SecurityEventKind.PASSKEY_ADDED: "Passkey added",
+    SecurityEventKind.PASSKEY_REMOVED: "Passkey removed",
 }
 
 
@@ -119,8 +127,17 @@ def describe(kind: str, details: dict[str, Any]) -> str:
     """One line saying what an entry's details hold, for the Security log page."""
     d = details or {}
     network = f" from network {d['network']}" if d.get("network") else ""
-    if kind in (SecurityEventKind.LOGIN, SecurityEventKind.LOGIN_FAILED, SecurityEventKind.LOCKOUT):
-        return f"{d.get('member', '')}{network}".strip()
+    if kind in (
+        SecurityEventKind.LOGIN,
+        SecurityEventKind.LOGIN_FAILED,
+        SecurityEventKind.LOCKOUT,
+        SecurityEventKind.SECOND_FACTOR_FAILED,
+    ):
+        how = f" with {d['second factor']}" if d.get("second factor") else ""
+        how += f" through {d['method']}" if d.get("method") else ""
+        return f"{d.get('member', '')}{network}{how}".strip()
+    if kind == SecurityEventKind.TWO_FACTOR_REQUIREMENT_CHANGED:
+        return "required of every member" if d.get("required") else "no longer required"
     if kind == SecurityEventKind.ROLE_CHANGED:
         return f"{d.get('member')}: {d.get('from')} → {d.get('to')}"
     if kind in (SecurityEventKind.MEMBER_ADDED, SecurityEventKind.MEMBER_REMOVED):

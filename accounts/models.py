@@ -163,6 +163,14 @@ class SecurityEventKind(StrEnum):
     SETTINGS_CHANGED = "settings-changed"
     DATA_REQUEST_FULFILLED = "data-request-fulfilled"
     BREACH_NOTICE = "breach-notice"
+    TWO_FACTOR_ENABLED = "two-factor-enabled"
+    TWO_FACTOR_DISABLED = "two-factor-disabled"
+    RECOVERY_CODES_REGENERATED = "recovery-codes-renewed"
+    RECOVERY_CODE_USED = "recovery-code-used"
+    SECOND_FACTOR_FAILED = "second-factor-failed"
+    TWO_FACTOR_REQUIREMENT_CHANGED = "two-factor-required"
+    PASSKEY_ADDED = "passkey-added"
+    PASSKEY_REMOVED = "passkey-removed"
 
 
 class SecurityEvent(Base):
@@ -188,6 +196,8 @@ class SecurityEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
 class TotpCredential(Base):
     """A user's authenticator app (RFC 6238). A row without ``confirmed_at`` is an enrolment
     in progress (the secret was shown, no code confirmed it yet) and protects nothing."""

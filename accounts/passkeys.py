@@ -31,7 +31,8 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from accounts.models import LoginChallenge, Passkey, User
+from accounts.audit import record_for_user
+from accounts.models import LoginChallenge, Passkey, SecurityEventKind, User
 from core import db
 from core.db import utcnow
 from core.errors import NotFoundError, ValidationError
@@ -105,6 +106,7 @@ def register(user_id: int, credential: dict[str, Any], challenge: str, name: str
         name=(name.strip() or "Passkey")[:100],
     )
     db.session.add(passkey)
+    record_for_user(user_id, user_id, SecurityEventKind.PASSKEY_ADDED, {"name": passkey.name})
     db.session.commit()
     return passkey
 
@@ -116,8 +118,11 @@ def remove(user_id: int, passkey_id: int) -> bool:
         .where(Passkey.id == passkey_id, Passkey.user_id == user_id)
         .execution_options(synchronize_session=False)
     )
+    removed = int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    if removed:
+        record_for_user(user_id, user_id, SecurityEventKind.PASSKEY_REMOVED)
     db.session.commit()
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return removed
 
 
 def authentication_options(challenge: LoginChallenge) -> str:

@@ -178,6 +178,8 @@ def security_log(account_id: int, kind: str | None = None, page: int = 1) -> Sec
         else {}
     )
     return SecurityLogPage(found, {int(k): str(v) for k, v in actors.items()})
+
+
 @dataclass(frozen=True)
 class TwoFactorStatus:
     """What *Your login > Two-factor* shows."""

@@ -34,17 +34,20 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 
+from accounts.audit import record_for_user, record_security_event
 from accounts.models import (
     LoginChallenge,
     Passkey,
     RecoveryCode,
     RevokeReason,
+    SecurityEventKind,
     TotpCredential,
     User,
 )
 from core import db
 from core.db import utcnow
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from privacy.policy import reduce_ip
 
 #: How many recovery codes a user gets at enrolment and on regeneration.
 RECOVERY_CODE_COUNT = 10
@@ -171,6 +174,7 @@ def confirm_enrolment(user_id: int, code: str, keep_session_id: int | None) -> l
         )
     found.confirmed_at = utcnow()
     codes = _replace_recovery_codes(user_id)
+    record_for_user(user_id, user_id, SecurityEventKind.TWO_FACTOR_ENABLED)
     sessions.revoke_user(
         user_id, RevokeReason.TWO_FACTOR_ENABLED, keep_session_id=keep_session_id, commit=False
     )
@@ -190,6 +194,7 @@ def disable(user_id: int, password: str) -> None:
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
     db.session.execute(delete(Passkey).where(Passkey.user_id == user_id))
     drop_challenges(user_id)
+    record_for_user(user_id, user_id, SecurityEventKind.TWO_FACTOR_DISABLED)
     db.session.commit()
 
 
@@ -235,6 +240,7 @@ def regenerate_recovery_codes(user_id: int, password: str) -> list[str]:
     if not verify_password(user_id, password):
         raise ValidationError("That is not your password.", field="password")
     codes = _replace_recovery_codes(user_id)
+    record_for_user(user_id, user_id, SecurityEventKind.RECOVERY_CODES_REGENERATED)
     db.session.commit()
     return codes
 
@@ -376,7 +382,10 @@ def complete_login(
         restart = challenge.failures >= MAX_CHALLENGE_FAILURES
         if restart:
             db.session.delete(challenge)
+        about = {"network": reduce_ip(raw_ip), "member": user.email}
+        record_for_user(user.id, None, SecurityEventKind.SECOND_FACTOR_FAILED, about)
         if throttle.record_failure(user.email, raw_ip):
+            record_for_user(user.id, None, SecurityEventKind.LOCKOUT, about)
             queue.enqueue_after_commit(tasks.send_lockout_notice, user.id)
         db.session.commit()
         return CodeResult(restart=restart)
@@ -385,6 +394,13 @@ def complete_login(
     ended = 0
     if factor == SecondFactor.RECOVERY_CODE:
         ended = sessions.revoke_user(user_id, RevokeReason.RECOVERY_CODE_USED, commit=False)
+        record_for_user(user_id, user_id, SecurityEventKind.RECOVERY_CODE_USED)
+    record_security_event(
+        account_id,
+        user_id,
+        SecurityEventKind.LOGIN,
+        {"network": reduce_ip(raw_ip), "second factor": str(factor)},
+    )
     db.session.commit()
     throttle.forget_address(user.email)
     token = sessions.start(user_id, account_id, raw_ip, user_agent)
@@ -438,5 +454,12 @@ def set_required(account_id: int, actor_user_id: int, actor_role: str, required:
         )
     changed = account.require_two_factor != required
     account.require_two_factor = required
+    if changed:
+        record_security_event(
+            account_id,
+            actor_user_id,
+            SecurityEventKind.TWO_FACTOR_REQUIREMENT_CHANGED,
+            {"required": required},
+        )
     db.session.commit()
     return changed

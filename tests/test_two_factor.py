@@ -404,3 +404,39 @@ def test_a_forged_passkey_answer_is_refused_and_counted(app: Flask, owner: int, 
     with app.app_context():
         challenge = core_db.session.scalar(select(LoginChallenge))
         assert challenge is not None and challenge.failures == 2
+
+
+def test_second_factor_changes_are_in_the_owners_security_log(app: Flask, owner: int) -> None:
+    """Turning two-factor on, a wrong code, a login with a recovery code, and turning it off
+    are recorded in the account's security log, which the owner reads."""
+    from accounts.models import SecurityEvent
+
+    client = _log_in_plain(app)
+    _key, codes = _enrol(client)
+    other = app.test_client()
+    _password_step(other)
+    other.post("/login/code", data={"code": "000000"})
+    other.post("/login/code", data={"code": codes[0]})
+    assert _signed_in(other)
+    with app.app_context():
+        user_id = core_db.session.scalar(select(User.id).where(User.email == EMAIL))
+        assert user_id is not None
+        from accounts import twofactor
+
+        twofactor.disable(user_id, PASSWORD)
+        kinds = list(
+            core_db.session.scalars(
+                select(SecurityEvent.kind)
+                .where(SecurityEvent.account_id == owner)
+                .order_by(SecurityEvent.id)
+            )
+        )
+    assert kinds[-5:] == [
+        "two-factor-enabled",
+        "second-factor-failed",
+        "recovery-code-used",
+        "login",
+        "two-factor-disabled",
+    ], kinds
+    page = other.get("/settings/security-log").get_data(as_text=True)
+    assert "Recovery code used" in page and "with recovery-code" in page

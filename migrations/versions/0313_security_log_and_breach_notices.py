@@ -38,6 +38,14 @@ SECURITY_EVENT_KINDS = (
     "settings-changed",
     "data-request-fulfilled",
     "breach-notice",
+    "two-factor-enabled",
+    "two-factor-disabled",
+    "recovery-codes-renewed",
+    "recovery-code-used",
+    "second-factor-failed",
+    "two-factor-required",
+    "passkey-added",
+    "passkey-removed",
 )
 INCIDENT_STATUSES = ("recorded", "notified", "reported")
 INCIDENT_STEPS = (
