@@ -173,7 +173,6 @@ def _export_events(contact_ids: list[int]) -> Records:
                 "campaign": campaign_name,
                 "link": url,
                 "at": _iso(event.occurred_at),
-                "network_prefix": event.ip_prefix,
                 "device_class": event.ua_class,
                 "automated": event.is_machine,
             }
@@ -191,7 +190,7 @@ def _erase_events(contact_ids: list[int]) -> None:
     db.session.execute(
         update(TrackingEvent)
         .where(TrackingEvent.message_id.in_(message_ids))
-        .values(message_id=None, ip_prefix=None)
+        .values(message_id=None)
         .execution_options(synchronize_session=False)
     )
 
