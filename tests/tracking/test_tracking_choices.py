@@ -23,7 +23,7 @@ from core.errors import ValidationError
 from subscribers.models import ConsentRecord, Contact, Subscription
 from tests.conftest import drain
 from tests.factories import login, make_list_with_contacts, make_tenant
-from tests.mail_parsing import path_of, urls_of
+from tests.mail_parsing import MessageUrls, path_of, urls_of
 from tests.smtp_sink import SMTPSink
 from tests.tracking.helpers import BODY, BROWSER_UA, events, send_campaign
 
@@ -96,9 +96,11 @@ def test_a_recipient_who_turns_tracking_off_stays_subscribed_and_records_nothing
     assert len(events(app)) > before
 
 
-def test_the_campaign_switches_on_the_compose_form_remove_pixel_and_rewriting(
-    app: Flask, client: Any, smtp_sink: SMTPSink
-) -> None:
+def _compose_and_send(
+    app: Flask, client: Any, smtp_sink: SMTPSink, **switches: str
+) -> tuple[str, MessageUrls]:
+    """Compose a campaign through the form with the given boxes ticked, send it to one
+    recipient; the campaign page's text and the received message's URLs."""
     with app.app_context():
         tenant = make_tenant(email="owner@shop.example")
         accounts.update_privacy_settings(tenant.account_id, True, "truncate", 180)
@@ -106,26 +108,39 @@ def test_the_campaign_switches_on_the_compose_form_remove_pixel_and_rewriting(
     login(client, "owner@shop.example")
     form = {
         "name": "Quiet",
-        "subject": "No tracking",
+        "subject": "Tracking",
         "from_name": "Shop",
         "from_email": "news@shop.example",
         "list_ids": list_id,
         "html_body": BODY,
+        **switches,
     }
-    new = client.get("/campaigns/new").get_data(as_text=True)
-    assert re.search(r'id="track_opens"[^>]*checked|checked[^>]*id="track_opens"', new)
-    saved = client.post("/campaigns/new", data=form)  # both boxes unticked
+    saved = client.post("/campaigns/new", data=form)
     assert saved.status_code == 302
     detail = client.get(saved.headers["Location"]).get_data(as_text=True)
-    assert re.search(r"opens <strong>off</strong>.*clicks <strong>off</strong>", detail)
     with app.app_context():
         campaign = core_db.session.scalars(select(Campaign)).one()
-        assert (campaign.track_opens, campaign.track_clicks) == (False, False)
         campaigns.start(tenant.account_id, campaign.id)
         core_db.session.remove()
     drain(app)
     (received,) = smtp_sink.wait_for(1)
-    urls = urls_of(received.message)
+    return detail, urls_of(received.message)
+
+
+def test_the_compose_form_offers_both_switches_ticked(app: Flask, client: Any) -> None:
+    with app.app_context():
+        make_tenant(email="owner@shop.example")
+    login(client, "owner@shop.example")
+    new = client.get("/campaigns/new").get_data(as_text=True)
+    for name in ("track_opens", "track_clicks"):
+        assert re.search(rf'checked[^>]*id="{name}"|id="{name}"[^>]*checked', new), name
+
+
+def test_with_both_switches_off_no_pixel_and_links_not_rewritten(
+    app: Flask, client: Any, smtp_sink: SMTPSink
+) -> None:
+    detail, urls = _compose_and_send(app, client, smtp_sink)  # both boxes unticked
+    assert re.search(r"opens <strong>off</strong>.*clicks <strong>off</strong>", detail)
     assert urls.beacon is None  # no pixel
     assert urls.clicks == []  # links not rewritten
     assert 'href="https://shop.example/b"' in urls.html
@@ -133,31 +148,20 @@ def test_the_campaign_switches_on_the_compose_form_remove_pixel_and_rewriting(
     assert "/h/" not in urls.html  # no honeypot link either
 
 
-def test_opens_off_clicks_on(app: Flask, client: Any, smtp_sink: SMTPSink) -> None:
-    with app.app_context():
-        tenant = make_tenant(email="owner@shop.example")
-        list_id = make_list_with_contacts(tenant, RECIPIENTS[:1])
-    login(client, "owner@shop.example")
-    form = {
-        "name": "Clicks only",
-        "subject": "Clicks",
-        "from_name": "Shop",
-        "from_email": "news@shop.example",
-        "list_ids": list_id,
-        "html_body": BODY,
-        "track_clicks": "y",
-    }
-    saved = client.post("/campaigns/new", data=form)
-    detail = client.get(saved.headers["Location"]).get_data(as_text=True)
+def test_with_opens_off_and_clicks_on_links_are_tracked_without_a_pixel(
+    app: Flask, client: Any, smtp_sink: SMTPSink
+) -> None:
+    detail, urls = _compose_and_send(app, client, smtp_sink, track_clicks="y")
     assert re.search(r"opens <strong>off</strong>.*clicks <strong>on</strong>", detail)
-    with app.app_context():
-        campaign = core_db.session.scalars(select(Campaign)).one()
-        campaigns.start(tenant.account_id, campaign.id)
-        core_db.session.remove()
-    drain(app)
-    (received,) = smtp_sink.wait_for(1)
-    urls = urls_of(received.message)
     assert urls.beacon is None and len(urls.clicks) == 3
+
+
+def test_with_both_switches_on_pixel_and_tracked_links(
+    app: Flask, client: Any, smtp_sink: SMTPSink
+) -> None:
+    detail, urls = _compose_and_send(app, client, smtp_sink, track_opens="y", track_clicks="y")
+    assert re.search(r"opens <strong>on</strong>.*clicks <strong>on</strong>", detail)
+    assert urls.beacon is not None and len(urls.clicks) == 3
 
 
 def test_the_service_refuses_a_switch_that_is_not_on_or_off(app: Flask) -> None:
