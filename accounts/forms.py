@@ -89,8 +89,11 @@ class PrivacySettingsForm(FlaskForm):
     ip_handling = SelectField(
         "IP addresses",
         choices=[
-            ("truncate", "Keep only the network prefix (/24 or /48)"),
-            ("drop", "Keep nothing"),
+            (
+                "truncate",
+                "Use the network (/24 or /48) to spot mail proxies and scanners, then drop it",
+            ),
+            ("drop", "Do not use them at all"),
         ],
     )
     event_retention_days = IntegerField(

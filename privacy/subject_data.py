@@ -185,7 +185,7 @@ def _erase_events(contact_ids: list[int]) -> None:
     from tracking.models import TrackingEvent
 
     # Identified events become anonymous ones: the link to the message (and so the person)
-    # goes, and the network prefix with it.
+    # goes (events keep no network prefix at all since migration 0312).
     message_ids = select(Message.id).where(Message.contact_id.in_(contact_ids))
     db.session.execute(
         update(TrackingEvent)
