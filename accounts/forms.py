@@ -17,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange
 
+from accounts.services import OF_AGE_REQUIRED
 from core.timezones import zone_names
 
 
@@ -25,6 +26,13 @@ class SignupForm(FlaskForm):
     name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
     email = EmailField("Email", validators=[DataRequired(), Email()])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=200)])
+    # accounts.services.sign_up refuses (and records nothing) without it too.
+    of_age = BooleanField(
+        "I am of the age of majority where I live",
+        validators=[DataRequired(message=OF_AGE_REQUIRED)],
+        description="Envoy is not for minors: a minor may use it only with an adult, who "
+        "creates the account.",
+    )
     # Filled by a script from the browser's zone; absent without JS (the account gets UTC).
     time_zone = HiddenField(default="")
 
@@ -81,8 +89,11 @@ class PrivacySettingsForm(FlaskForm):
     ip_handling = SelectField(
         "IP addresses",
         choices=[
-            ("truncate", "Keep only the network prefix (/24 or /48)"),
-            ("drop", "Keep nothing"),
+            (
+                "truncate",
+                "Use the network (/24 or /48) to spot mail proxies and scanners, then drop it",
+            ),
+            ("drop", "Do not use them at all"),
         ],
     )
     event_retention_days = IntegerField(

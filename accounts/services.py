@@ -42,14 +42,28 @@ def _user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
 
+#: The inline error of a sign-up without the age confirmation.
+OF_AGE_REQUIRED = "Confirm that you are of age: Envoy is not for minors."
+
+
 def sign_up(
-    account_name: str, name: str, email: str, password: str, time_zone: str | None = None
+    account_name: str,
+    name: str,
+    email: str,
+    password: str,
+    time_zone: str | None = None,
+    *,
+    of_age: bool,
 ) -> tuple[Account, User]:
     """Create an account with its first user as owner. Raises ValidationError on bad input.
 
-    ``time_zone`` comes from the browser: anything but a valid IANA name (absent, forged,
-    a zone the database lacks) gives UTC, silently; it can be changed under Settings.
+    The person must confirm being of the age of majority where they live (``of_age``, privacy
+    policy s.10); without it nothing is recorded. ``time_zone`` comes from the browser:
+    anything but a valid IANA name (absent, forged, a zone the database lacks) gives UTC,
+    silently; it can be changed under Settings.
     """
+    if not of_age:
+        raise ValidationError(OF_AGE_REQUIRED, field="of_age")
     account_name = account_name.strip()
     if not account_name:
         raise ValidationError("Give the organisation a name.", field="account_name")

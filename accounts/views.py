@@ -80,6 +80,7 @@ def signup() -> Any:
                 form.email.data or "",
                 form.password.data or "",
                 time_zone=form.time_zone.data,
+                of_age=bool(form.of_age.data),
             )
         except ValidationError as exc:
             show_error(form, exc)

@@ -66,7 +66,9 @@ def main() -> None:
             }
         )
         with app.app_context():
-            account, _ = accounts.sign_up("Bench", "Bench", "bench@bench.example", "pw-bench-123")
+            account, _ = accounts.sign_up(
+                "Bench", "Bench", "bench@bench.example", "pw-bench-123", of_age=True
+            )
             list_a = subscribers.create_list(account.id, "A").id
             list_b = subscribers.create_list(account.id, "B").id
             n = args.contacts

@@ -169,7 +169,7 @@ def build_world(
     with app.app_context():
         for n, members in enumerate(lists):
             account, _user = accounts.sign_up(
-                f"Account {n}", "Owner", f"owner{n}@acct.example", "bench password"
+                f"Account {n}", "Owner", f"owner{n}@acct.example", "bench password", of_age=True
             )
             accounts.update_general_settings(account.id, f"Account {n}", "1 Bench Street")
             accounts.update_privacy_settings(account.id, True, "truncate", 180)

@@ -103,7 +103,9 @@ def populate(recipients: int) -> tuple[int, int]:
     from subscribers import services as subscribers
     from subscribers.models import Contact, Subscription
 
-    account, _user = accounts.sign_up("Bench Shop", "Owner", "owner@bench.example", "x" * 12)
+    account, _user = accounts.sign_up(
+        "Bench Shop", "Owner", "owner@bench.example", "x" * 12, of_age=True
+    )
     accounts.update_general_settings(account.id, "Bench Shop", "1 Bench Street\n1000 Loadtown")
     mailing_list = subscribers.create_list(account.id, "Everyone")
     cities = ["Paris", "Lyon", "Berlin", "Oslo", "Rome"]

@@ -471,7 +471,7 @@ def prepare(database_url: str, recipients: int, workdir: Path) -> tuple[list[str
     )
     with app.app_context():
         account, _user = accounts.sign_up(
-            "Bench", "Bench", "bench@bench.example", "bench password 123"
+            "Bench", "Bench", "bench@bench.example", "bench password 123", of_age=True
         )
         accounts.update_general_settings(account.id, "Bench", "1 Bench Street")
         accounts.update_privacy_settings(account.id, True, "truncate", 180)

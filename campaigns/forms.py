@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import (
+    BooleanField,
     DateTimeLocalField,
     FloatField,
     IntegerField,
@@ -44,6 +45,16 @@ class CampaignForm(FlaskForm):
         "Plain-text body (optional)",
         validators=[Length(max=2_000_000)],
         description="Left empty, it is generated from the HTML.",
+    )
+    track_opens = BooleanField(
+        "Track opens",
+        default=True,
+        description="Off: the emails carry no tracking image and no open is recorded.",
+    )
+    track_clicks = BooleanField(
+        "Track clicks",
+        default=True,
+        description="Off: links go straight to their destination and no click is recorded.",
     )
 
 

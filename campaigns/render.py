@@ -44,6 +44,7 @@ from core.addresses import (
     format_address,
     wire_address,
 )
+from privacy import reach
 from subscribers.services import preference_test_url, preference_url_for_message
 from tracking import urls
 
@@ -324,6 +325,7 @@ def compile_campaign(
     text_source = text if text.strip() else text_from_html(html)
     text_footer = (
         f"\n\n--\n{account_name}\n{postal_address}\n\nUnsubscribe: {SLOT}unsubscribe{SLOT}\n"
+        f"{SLOT}extras{SLOT}"
     )
     compiled_html = _compile(
         SANDBOX, slotted, "HTML body", _footer_html(account_name, postal_address), html=True
@@ -479,22 +481,42 @@ class CampaignView:
         return found
 
 
-def footer_extras(view: CampaignView, recipient: Recipient) -> str:
-    """HTML added at the end of every message's footer (the one place for footer extras):
-    the link to the recipient's preference centre, and the hidden honeypot link that only
-    machines follow (tracking's machine detection)."""
+def footer_extras(view: CampaignView, recipient: Recipient, html: bool = True) -> str:
+    """What is added at the end of every message's footer (the one place for footer extras),
+    in HTML or (``html=False``) plain text: the link to the recipient's preference centre, the
+    link to the public data-request form, and, when the campaign tracks clicks, the hidden
+    honeypot link that only machines follow (tracking's machine detection; HTML only)."""
     if view.test:
         preferences = preference_test_url(view.campaign_id)
-        return f'<p><a href="{escape(preferences, quote=True)}">Manage your preferences</a></p>'
-    preferences = preference_url_for_message(recipient.message_id)
+    else:
+        preferences = preference_url_for_message(recipient.message_id)
+    rights = _rights_footer(view, html)
+    if not html:
+        return f"\nManage your preferences: {preferences}\n{rights}\n"
+    extras = f'<p><a href="{escape(preferences, quote=True)}">Manage your preferences</a></p>'
+    extras += rights
+    if view.test or not view.track_clicks:
+        return extras
     if view.identify_in_urls:
         honeypot = urls.honeypot_html(view.campaign_id, recipient.message_id)
     else:  # the campaign's one anonymous honeypot
         honeypot = view._escaped.get("honeypot") or urls.honeypot_html(view.campaign_id, None)
         view._escaped["honeypot"] = honeypot
-    return (
-        f'<p><a href="{escape(preferences, quote=True)}">Manage your preferences</a></p>' + honeypot
-    )
+    return extras + honeypot
+
+
+def _rights_footer(view: CampaignView, html: bool) -> str:
+    """The data-request form's link as the footer shows it (the same in every message)."""
+    key = "rights-html" if html else "rights-text"
+    found = view._escaped.get(key)
+    if found is None:
+        if html:
+            url = escape(reach.request_form_url(), quote=True)
+            found = f'<p><a href="{url}">{escape(reach.RIGHTS_LINK_TEXT)}</a></p>'
+        else:
+            found = reach.rights_footer_text()
+        view._escaped[key] = found
+    return found
 
 
 def _one_line(value: str) -> str:
@@ -566,7 +588,7 @@ def _fill(
             out.append(piece)
             continue
         if piece == "extras":
-            out.append(footer_extras(view, recipient))
+            out.append(footer_extras(view, recipient, html))
             continue
         if piece == "unsubscribe":
             out.append(escape(unsubscribe, quote=True) if html else unsubscribe)

@@ -112,11 +112,15 @@ def save_campaign(
     reply_to: str = "",
     text_body: str = "",
     best_hour_window: tuple[int, int] | None = None,
+    track_opens: bool | None = None,
+    track_clicks: bool | None = None,
 ) -> Campaign:
     """Create a draft or update one. Only drafts can be edited.
 
     Header values must be one line (no header injection); templates must compile in the
-    sandbox; lists must be the account's own.
+    sandbox; lists must be the account's own. ``track_opens`` / ``track_clicks`` switch the
+    campaign's open and click tracking (None: unchanged; a new campaign tracks both); what a
+    hit records is still decided by privacy.policy.
     """
     if not name.strip():
         raise ValidationError("Give the campaign a name.", field="name")
@@ -134,6 +138,9 @@ def save_campaign(
     chosen = list(dict.fromkeys(list_ids if list_ids is not None else [list_id] if list_id else []))
     _check_lists(account_id, chosen)
     check_templates(subject, html_body, text_body)
+    for switch, field in ((track_opens, "track_opens"), (track_clicks, "track_clicks")):
+        if switch is not None and not isinstance(switch, bool):
+            raise ValidationError("Choose on or off.", field=field)
     if campaign_id is None:
         campaign = Campaign(account_id=account_id, name=name.strip())
         db.session.add(campaign)
@@ -158,6 +165,10 @@ def save_campaign(
                 "Choose two different hours between 0 and 23.", field="best_hour_start"
             )
     campaign.best_hour_start, campaign.best_hour_end = best_hour_window or (None, None)
+    if track_opens is not None:
+        campaign.track_opens = track_opens
+    if track_clicks is not None:
+        campaign.track_clicks = track_clicks
     db.session.execute(delete(CampaignList).where(CampaignList.campaign_id == campaign.id))
     db.session.execute(delete(CampaignSegment).where(CampaignSegment.campaign_id == campaign.id))
     db.session.add_all(CampaignList(campaign_id=campaign.id, list_id=i) for i in chosen)

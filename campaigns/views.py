@@ -176,6 +176,8 @@ def edit(campaign_id: int | None = None) -> Any:
                 best_hour_window=(int(form.best_hour_start.data), int(form.best_hour_end.data))
                 if form.best_hour_start.data
                 else None,
+                track_opens=bool(form.track_opens.data),
+                track_clicks=bool(form.track_clicks.data),
             )
         except ValidationError as exc:
             show_error(form, exc)

@@ -16,7 +16,9 @@ def create_demo(email: str, password: str) -> bool:
     """Create a demo account with a list, three contacts and a draft; False if it exists."""
     if db.session.scalar(select(User).where(User.email == email)) is not None:
         return False
-    account, _user = accounts.sign_up("Demo Organisation", "Demo Marketer", email, password)
+    account, _user = accounts.sign_up(
+        "Demo Organisation", "Demo Marketer", email, password, of_age=True
+    )
     accounts.update_general_settings(account.id, account.name, "1 Example Street\n1000 Sampletown")
     newsletter = subscribers.create_list(account.id, "Newsletter", "Monthly news")
     for address, name in [

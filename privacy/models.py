@@ -63,7 +63,8 @@ class DataRequest(Base):
     pending_address: Mapped[str | None] = mapped_column(String(320), nullable=True)
     # Rectification: the corrections proposed by the person ({"name": ..., "note": ...}).
     proposed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    # The client's reduced IP prefix (privacy.policy.reduce_ip), for the per-client rate limit.
+    # The client's reduced IP prefix (privacy.policy.reduce_ip), for the per-client rate limit
+    # only: the retention sweep clears it once older than DATA_REQUEST_LIMIT_WINDOW.
     client_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # Who asked: "data-subject" (public form) or "member:<user id>" (a marketer, one contact).
     actor: Mapped[str] = mapped_column(String(64), default="data-subject")

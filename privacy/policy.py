@@ -247,6 +247,7 @@ class ContactState:
     restricted: bool = False
     objected: bool = False
     consent_withdrawn: bool = False
+    refused_tracking: bool = False  # turned off tracking of their opens and clicks
 
     @property
     def excluded_from_processing(self) -> bool:
@@ -256,7 +257,12 @@ class ContactState:
 
 #: The contact columns :func:`contact_state` reads: a reader that loads only these columns
 #: (the hit ingest) takes them from here, so a new state cannot be left out of its query.
-CONTACT_STATE_COLUMNS = ("restricted_at", "objected_at", "consent_withdrawn_at")
+CONTACT_STATE_COLUMNS = (
+    "restricted_at",
+    "objected_at",
+    "consent_withdrawn_at",
+    "tracking_refused_at",
+)
 
 
 def contact_state(contact: Any | None, subscription_status: str | None) -> ContactState:
@@ -265,7 +271,7 @@ def contact_state(contact: Any | None, subscription_status: str | None) -> Conta
     """
     if contact is None:
         return ContactState(exists=False)
-    restricted_at, objected_at, consent_withdrawn_at = (
+    restricted_at, objected_at, consent_withdrawn_at, tracking_refused_at = (
         getattr(contact, name, None) for name in CONTACT_STATE_COLUMNS
     )
     return ContactState(
@@ -273,6 +279,7 @@ def contact_state(contact: Any | None, subscription_status: str | None) -> Conta
         restricted=restricted_at is not None,
         objected=objected_at is not None,
         consent_withdrawn=consent_withdrawn_at is not None,
+        refused_tracking=tracking_refused_at is not None,
     )
 
 
@@ -291,7 +298,10 @@ class TrackingContext:
 def decide(ctx: TrackingContext) -> Decision:
     """Decide what a hit records. Pure: the same inputs always give the same answer.
 
-    - opens (clicks) of a campaign that does not track them: nothing;
+    - opens (clicks) of a campaign that does not track them: nothing (nor honeypot fetches,
+      when clicks are not tracked);
+    - a hit naming a contact who turned off tracking of their opens and clicks:
+      :func:`recipient_tracking_choice`;
     - a hit naming a contact who is erased, restricted, objecting or withdrew consent: nothing,
       not even a count;
     - identified only when the account tracks individually and the contact is subscribed;
@@ -299,24 +309,41 @@ def decide(ctx: TrackingContext) -> Decision:
     """
     if ctx.kind == "open" and not ctx.track_opens:
         return Decision.DROP
-    if ctx.kind == "click" and not ctx.track_clicks:
+    if ctx.kind in ("click", "honeypot") and not ctx.track_clicks:
         return Decision.DROP
     if ctx.identified_token:
         if ctx.contact is None or ctx.contact.excluded_from_processing:
             return Decision.DROP
+        choice = recipient_tracking_choice(ctx)
+        if choice is not None:
+            return choice
         if ctx.individual_tracking and not ctx.contact.unsubscribed:
             return Decision.IDENTIFIED
     return Decision.ANONYMOUS
 
 
+#: The hits a recipient's "do not track my opens and clicks" covers (the honeypot is a link).
+RECIPIENT_TRACKED_KINDS = frozenset({"open", "click", "honeypot"})
+
+
+def recipient_tracking_choice(ctx: TrackingContext) -> Decision | None:
+    """What the recipient's own tracking choice (the preference centre) makes of a hit, or None
+    when it does not apply.
+
+    A hit naming a contact who turned tracking off records nothing when it is an open, a click
+    or a honeypot fetch: not an identified event, and not an anonymous count either (the
+    person said no; no account setting can override that). Their unsubscribe is still
+    honoured elsewhere and counts only anonymously here. Hits of tokens that name no message
+    (accounts without individual tracking) cannot be told apart and stay anonymous counts.
+    """
+    if not ctx.identified_token or ctx.contact is None or not ctx.contact.refused_tracking:
+        return None
+    return Decision.DROP if ctx.kind in RECIPIENT_TRACKED_KINDS else Decision.ANONYMOUS
+
+
 def may_identify_in_urls(individual_tracking: bool) -> bool:
     """Whether beacon and click URLs may carry a message id at all."""
     return individual_tracking
-
-
-def may_keep_ip_prefix(decision: Decision, ip_mode: str) -> bool:
-    """Whether a stored event keeps the reduced prefix: identified events of truncating accounts."""
-    return decision is Decision.IDENTIFIED and ip_mode == "truncate"
 
 
 @dataclass(frozen=True)

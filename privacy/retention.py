@@ -28,8 +28,9 @@ def _days(name: str) -> timedelta:
 
 def expire_requests(now: datetime) -> int:
     """Unconfirmed (or never fulfilled) requests past their expiry become ``expired`` and lose
-    the address they held; requests older than ``DATA_REQUEST_KEEP_DAYS`` are removed (their
-    audit entries stay)."""
+    the address they held; requests lose their client prefix once older than the rate limit's
+    window (``DATA_REQUEST_LIMIT_WINDOW``); requests older than ``DATA_REQUEST_KEEP_DAYS`` are
+    removed (their audit entries stay)."""
     due = list(
         db.session.execute(
             select(DataRequest.id, DataRequest.kind, DataRequest.address_hash).where(
@@ -66,6 +67,14 @@ def expire_requests(now: datetime) -> int:
     removed = db.session.execute(
         delete(DataRequest)
         .where(DataRequest.created_at <= now - _days("DATA_REQUEST_KEEP_DAYS"))
+        .execution_options(synchronize_session=False)
+    )
+    # The client prefix serves the per-client rate limit only: gone once out of its window.
+    window = timedelta(seconds=int(current_app.config["DATA_REQUEST_LIMIT_WINDOW"]))
+    db.session.execute(
+        update(DataRequest)
+        .where(DataRequest.client_prefix.is_not(None), DataRequest.created_at < now - window)
+        .values(client_prefix=None)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

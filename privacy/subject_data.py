@@ -173,7 +173,6 @@ def _export_events(contact_ids: list[int]) -> Records:
                 "campaign": campaign_name,
                 "link": url,
                 "at": _iso(event.occurred_at),
-                "network_prefix": event.ip_prefix,
                 "device_class": event.ua_class,
                 "automated": event.is_machine,
             }
@@ -186,12 +185,12 @@ def _erase_events(contact_ids: list[int]) -> None:
     from tracking.models import TrackingEvent
 
     # Identified events become anonymous ones: the link to the message (and so the person)
-    # goes, and the network prefix with it.
+    # goes (events keep no network prefix at all since migration 0312).
     message_ids = select(Message.id).where(Message.contact_id.in_(contact_ids))
     db.session.execute(
         update(TrackingEvent)
         .where(TrackingEvent.message_id.in_(message_ids))
-        .values(message_id=None, ip_prefix=None)
+        .values(message_id=None)
         .execution_options(synchronize_session=False)
     )
 

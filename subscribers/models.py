@@ -67,6 +67,9 @@ class Contact(Base):
     objected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Added by privacy (migration 0106): the person withdrew consent (GDPR art. 7(3)).
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The person turned off tracking of their opens and clicks in the preference centre and
+    # stays subscribed: their hits record nothing (privacy.policy.recipient_tracking_choice).
+    tracking_refused_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="contact", cascade="all, delete-orphan"
@@ -158,6 +161,7 @@ class ConsentRecord(Base):
         ForeignKey("mailing_lists.id", ondelete="SET NULL"), nullable=True
     )
     # signup_requested | subscribed | unsubscribed | unsubscribed_all | resubscribed | imported
+    # | tracking_refused | tracking_allowed
     action: Mapped[str] = mapped_column(String(32))
     # form | import | preference-centre | unsubscribe | manual
     source: Mapped[str] = mapped_column(String(32))

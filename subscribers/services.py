@@ -30,6 +30,7 @@ from core.errors import NotFoundError, ValidationError
 from core.mail import send_system_mail
 from core.signing import BadTokenError, Purpose, sign, sign_timed, unsign, unsign_timed
 from core.urls import external_url
+from privacy import reach
 from privacy.policy import reduce_ip
 from subscribers import suppression
 from subscribers.models import (
@@ -480,7 +481,7 @@ def send_signup_confirmation(confirmation_id: int) -> bool:
         f"Hello,\n\nSomeone (we hope you) asked to receive “{mailing_list.name}” from {sender} "
         f"at this address.\n\nTo confirm, open this link and press the button:\n{url}\n\n"
         f"The link works once and for {hours} hours. If this was not you, ignore this email: "
-        "you will receive nothing else.\n"
+        f"you will receive nothing else.\n\n--\n{reach.rights_footer_text()}\n"
     )
     send_system_mail(contact.email, f"Confirm your subscription to {mailing_list.name}", text)
     return True
@@ -727,6 +728,33 @@ def unsubscribe_everything(token: str, client_ip: str | None) -> Contact:
         contact.account_id, contact.id, None, "preference-centre:everything", client_ip
     )
     return contact
+
+
+def set_tracking_choice(token: str, allow: bool, client_ip: str | None) -> bool:
+    """The recipient's own tracking choice from the preference centre; True when it changed.
+
+    ``allow=False`` turns off tracking of the person's opens and clicks: from then on their
+    hits record nothing (``privacy.policy.recipient_tracking_choice``), whichever campaign or
+    account setting says otherwise; ``allow=True`` turns it back on. Subscriptions are not
+    touched: the person stays on their lists. Each change is a consent record (source
+    ``preference-centre``). Commits.
+    """
+    contact = contact_for_preference_token(token)
+    refused = contact.tracking_refused_at is not None
+    if refused == (not allow):
+        return False
+    contact.tracking_refused_at = None if allow else utcnow()
+    _consent(
+        contact.account_id,
+        contact.id,
+        None,
+        "tracking_allowed" if allow else "tracking_refused",
+        "preference-centre",
+        "opens and clicks",
+        client_ip,
+    )
+    db.session.commit()
+    return True
 
 
 # --- platform-wide blocks (operators) ----------------------------------------------------

@@ -669,6 +669,7 @@ def preferences(token: str) -> Any:
                 done="This is a test message: nothing was changed."
                 if request.method == "POST"
                 else "",
+                tracking_refused=False,
                 test=True,
             )
         contact = services.contact_for_preference_token(token)
@@ -678,9 +679,18 @@ def preferences(token: str) -> Any:
     form = ActionForm()
     done = ""
     if form.validate_on_submit():
-        if request.form.get("action") == "everything":
+        action = request.form.get("action")
+        if action == "everything":
             services.unsubscribe_everything(token, _client_ip())
             done = "You are unsubscribed from everything. You will get no more emails from us."
+        elif action == "tracking":
+            allow = request.form.get("tracking") == "on"
+            services.set_tracking_choice(token, allow, _client_ip())
+            done = (
+                "Tracking of your opens and clicks is on."
+                if allow
+                else "Your opens and clicks are no longer recorded. You stay subscribed."
+            )
         else:
             wanted = [int(v) for v in request.form.getlist("list_id") if v.isdigit()]
             changed = services.update_preferences(token, wanted, _client_ip())
@@ -691,5 +701,6 @@ def preferences(token: str) -> Any:
         masked_email=services.masked_email(contact.email),
         account=get_account(contact.account_id),
         choices=services.preference_choices(contact),
+        tracking_refused=contact.tracking_refused_at is not None,
         done=done,
     )

@@ -24,7 +24,7 @@ class Tenant:
 def make_tenant(
     email: str = "owner@shop.example", name: str = "Shop", postal: str = "1 Main St"
 ) -> Tenant:
-    account, user = accounts.sign_up(name, "Owner", email, PASSWORD)
+    account, user = accounts.sign_up(name, "Owner", email, PASSWORD, of_age=True)
     if postal:
         accounts.update_general_settings(account.id, name, postal)
     return Tenant(account.id, user.id, user.email)

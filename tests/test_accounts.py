@@ -22,7 +22,13 @@ def test_signup_logs_in_and_rejects_bad_input_inline(client: Any) -> None:
     assert 'class="error"' in page and "nope" in page  # the typed value is kept
     ok = client.post(
         "/signup",
-        data={"account_name": "Acme", "name": "A", "email": "a@acme.example", "password": PASSWORD},
+        data={
+            "account_name": "Acme",
+            "name": "A",
+            "email": "a@acme.example",
+            "password": PASSWORD,
+            "of_age": "y",
+        },
     )
     assert ok.status_code == 302
     assert client.get("/dashboard").status_code == 200
@@ -33,6 +39,7 @@ def test_signup_logs_in_and_rejects_bad_input_inline(client: Any) -> None:
             "name": "A",
             "email": "A@ACME.example",
             "password": PASSWORD,
+            "of_age": "y",
         },
     )
     assert again.status_code == 422
@@ -85,7 +92,7 @@ def test_session_cookie_flags(app_factory: Any) -> None:
         app = app_factory(BASE_URL=base_url)
         client = app.test_client()
         with app.app_context():
-            services.sign_up("Co", "N", f"n{int(secure)}@co.example", PASSWORD)
+            services.sign_up("Co", "N", f"n{int(secure)}@co.example", PASSWORD, of_age=True)
         response = client.post(
             "/login", data={"email": f"n{int(secure)}@co.example", "password": PASSWORD}
         )

@@ -44,6 +44,7 @@ def test_campaign_flows_end_to_end(app_factory: Any, smtp_sink: SMTPSink, broker
             "name": "Ann",
             "email": "ann@shop.example",
             "password": PASSWORD,
+            "of_age": "y",
         },
     )
     assert response.status_code == 302
@@ -66,6 +67,8 @@ def test_campaign_flows_end_to_end(app_factory: Any, smtp_sink: SMTPSink, broker
             "from_email": "news@shop.example",
             "list_ids": list_id,
             "html_body": BODY,
+            "track_opens": "y",
+            "track_clicks": "y",
         },
     )
     campaign_id = id_from_location(response.headers["Location"], "/campaigns")

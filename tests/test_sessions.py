@@ -81,7 +81,13 @@ def _logged_in_client(app: Flask, email: str, password: str = PASSWORD) -> Flask
 def _signup(client: FlaskClient, email: str, account: str) -> None:
     response = client.post(
         "/signup",
-        data={"account_name": account, "name": "Ольга", "email": email, "password": PASSWORD},
+        data={
+            "account_name": account,
+            "name": "Ольга",
+            "email": email,
+            "password": PASSWORD,
+            "of_age": "y",
+        },
     )
     assert response.status_code == 302, response.get_data(as_text=True)
 

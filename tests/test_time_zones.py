@@ -30,6 +30,7 @@ def _zone_of(db: Any, email_domain: str) -> str:
 def _sign_up(client: FlaskClient, name: str, zone: str | None) -> Any:
     data = {"account_name": name, "name": "Zoë Ñúñez", "email": f"zoe@{name}.example"}
     data["password"] = PASSWORD
+    data["of_age"] = "y"
     if zone is not None:
         data["time_zone"] = zone
     return client.post("/signup", data=data)

@@ -33,9 +33,11 @@ class TrackingEvent(Base):
     """An open, click, unsubscribe or honeypot fetch.
 
     ``message_id`` is set only for identified events (the account tracks individually and the
-    contact allows it). ``ip_prefix`` and ``ua_class`` are already reduced: raw values never
-    reach this table. ``hit_uid`` is a random id given to the hit in the request, so a batch
-    ingested twice (a worker killed after its commit) is stored once.
+    contact allows it). No IP address or prefix reaches this table (migration 0312): the prefix
+    serves machine classification at ingest and is dropped there; ``machine_reason`` names the
+    network (``network:google``) when that decided. ``ua_class`` is already reduced.
+    ``hit_uid`` is a random id given to the hit in the request, so a batch ingested twice (a
+    worker killed after its commit) is stored once.
     """
 
     __tablename__ = "tracking_events"
@@ -77,7 +79,6 @@ class TrackingEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     is_machine: Mapped[bool] = mapped_column(Boolean, default=False)
     machine_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ua_class: Mapped[str] = mapped_column(String(32), default="unknown")
     hit_uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
 

@@ -284,7 +284,6 @@ _EVENT_COLUMNS = (
     "occurred_at",
     "is_machine",
     "machine_reason",
-    "ip_prefix",
     "ua_class",
     "hit_uid",
 )
@@ -400,9 +399,6 @@ def ingest(hits: Iterable[Hit]) -> int:
                 "occurred_at": hit.occurred_at,
                 "is_machine": reason is not None,
                 "machine_reason": reason,
-                "ip_prefix": hit.ip_prefix
-                if policy.may_keep_ip_prefix(decision, account.ip_handling)
-                else None,
                 "ua_class": hit.ua_class,
                 "hit_uid": hit.uid,
             }

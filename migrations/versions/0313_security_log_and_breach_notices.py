@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0313"
-down_revision: str | Sequence[str] | None = "0307"
+down_revision: str | Sequence[str] | None = "0312"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -23,9 +23,13 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.click("button[type=submit]")
     assert page.locator(".error").first.is_visible()  # inline error, typed values kept
     assert page.input_value("#email") == "bea@bakery.example"
+    # Minors: the age confirmation is required, with its own inline error.
+    assert page.locator(".has-error #of_age").count() == 1
+    assert "Envoy is not for minors" in page.content()
     screenshot(page, "signup-error")
     assert_no_axe_violations(page, "signup-error")
     page.fill("#password", "a long enough password")
+    page.check("#of_age")
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/lists")
     assert "No lists yet" in page.content()

@@ -48,6 +48,7 @@ def _sign_up(page: Any, base: str) -> None:
     page.fill("#name", "Zoë Ñúñez")
     page.fill("#email", "zoe@bodega.example")
     page.fill("#password", PASSWORD)
+    page.check("#of_age")
     page.click("button:has-text('Create account')")
     page.wait_for_url(re.compile(r".*/lists"))
 

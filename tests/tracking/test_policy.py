@@ -108,6 +108,28 @@ def _ctx(**overrides: object) -> TrackingContext:
         ({"contact": None}, Decision.DROP),
         ({"individual_tracking": False, "contact": ContactState(restricted=True)}, Decision.DROP),
         ({"kind": "unsubscribe", "track_opens": False, "track_clicks": False}, Decision.IDENTIFIED),
+        # Honeypot fetches are click-tracking evidence: nothing when clicks are not tracked.
+        ({"kind": "honeypot"}, Decision.IDENTIFIED),
+        ({"kind": "honeypot", "track_clicks": False}, Decision.DROP),
+        # The recipient turned tracking of their opens and clicks off (preference centre).
+        ({"contact": ContactState(refused_tracking=True)}, Decision.DROP),
+        ({"kind": "click", "contact": ContactState(refused_tracking=True)}, Decision.DROP),
+        ({"kind": "honeypot", "contact": ContactState(refused_tracking=True)}, Decision.DROP),
+        (
+            {"individual_tracking": False, "contact": ContactState(refused_tracking=True)},
+            Decision.DROP,
+        ),
+        (
+            {"kind": "unsubscribe", "contact": ContactState(refused_tracking=True)},
+            Decision.ANONYMOUS,
+        ),
+        (
+            {
+                "kind": "unsubscribe",
+                "contact": ContactState(refused_tracking=True, restricted=True),
+            },
+            Decision.DROP,
+        ),
     ],
 )
 def test_every_decision_path(overrides: dict[str, object], expected: Decision) -> None:
@@ -124,6 +146,10 @@ def test_contact_state_reads_whatever_timestamps_the_contact_has() -> None:
     class RowWithConsent(Row):
         consent_withdrawn_at: datetime | None = None
 
+    @dataclass
+    class RowWithTrackingChoice(RowWithConsent):
+        tracking_refused_at: datetime | None = None
+
     now = datetime(2026, 1, 1)
     assert policy.contact_state(None, "subscribed") == ContactState(exists=False)
     assert policy.contact_state(Row(), "subscribed") == ContactState()
@@ -131,6 +157,9 @@ def test_contact_state_reads_whatever_timestamps_the_contact_has() -> None:
     assert policy.contact_state(Row(restricted_at=now), None).excluded_from_processing
     assert policy.contact_state(Row(objected_at=now), None).excluded_from_processing
     assert policy.contact_state(RowWithConsent(consent_withdrawn_at=now), None).consent_withdrawn
+    refused = policy.contact_state(RowWithTrackingChoice(tracking_refused_at=now), "subscribed")
+    assert refused.refused_tracking and not refused.excluded_from_processing
+    assert not policy.contact_state(RowWithTrackingChoice(), "subscribed").refused_tracking
 
 
 @pytest.mark.parametrize(
@@ -202,6 +231,7 @@ def test_engine_signal_carries_only_ids_and_the_hour() -> None:
         {"tracking": _ctx(contact=ContactState(exists=False))},
         {"tracking": _ctx(contact=ContactState(unsubscribed=True))},
         {"tracking": _ctx(track_opens=False)},
+        {"tracking": _ctx(contact=ContactState(refused_tracking=True))},
     ],
 )
 def test_engine_gets_nothing_otherwise(overrides: dict[str, object]) -> None:
@@ -211,6 +241,3 @@ def test_engine_gets_nothing_otherwise(overrides: dict[str, object]) -> None:
 def test_urls_identify_only_with_individual_tracking() -> None:
     assert policy.may_identify_in_urls(True) is True
     assert policy.may_identify_in_urls(False) is False
-    assert policy.may_keep_ip_prefix(Decision.IDENTIFIED, "truncate")
-    assert not policy.may_keep_ip_prefix(Decision.IDENTIFIED, "drop")
-    assert not policy.may_keep_ip_prefix(Decision.ANONYMOUS, "truncate")
