@@ -137,3 +137,22 @@ class PasswordCheckForm(FlaskForm):
 
 class SecuritySettingsForm(FlaskForm):
     require_two_factor = BooleanField("Require two-factor authentication for every member")
+
+
+class SsoSettingsForm(FlaskForm):
+    issuer = StringField(
+        "Issuer URL", validators=[DataRequired(), Length(max=500)], render_kw={"inputmode": "url"}
+    )
+    client_id = StringField("Client id", validators=[DataRequired(), Length(max=255)])
+    # Empty on an existing set-up: the stored secret is kept.
+    client_secret = PasswordField("Client secret", validators=[Length(max=2000)])
+    email_domain = StringField("Email domain", validators=[DataRequired(), Length(max=255)])
+    default_role = SelectField(
+        "Role of people who sign in for the first time",
+        choices=[("member", "Member"), ("admin", "Admin")],
+    )
+    enabled = BooleanField("Let people of this domain sign in through the provider")
+
+
+class SsoLoginForm(FlaskForm):
+    email = EmailField("Work email", validators=[DataRequired(), Email()])

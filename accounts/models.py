@@ -264,3 +264,31 @@ class Passkey(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class SsoProvider(Base):
+    """An account's OpenID Connect identity provider: people whose verified address is in
+    ``email_domain`` log in through it and join the account in ``default_role`` the first
+    time (just-in-time membership). One per account."""
+
+    __tablename__ = "sso_providers"
+    __table_args__ = (
+        CheckConstraint("default_role IN ('admin', 'member')", name="default_role"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(255))
+    # The client secret the provider issued; never shown again after it is saved.
+    client_secret: Mapped[str] = mapped_column(Text)
+    # Lower-case domain (e.g. "shop.example"): only verified addresses there may log in, and a
+    # login address names the provider to use.
+    email_domain: Mapped[str] = mapped_column(String(255), unique=True)
+    default_role: Mapped[str] = mapped_column(String(16), default="member")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

@@ -46,6 +46,13 @@ def _user_by_email(email: str) -> User | None:
 OF_AGE_REQUIRED = "Confirm that you are of age: Envoy is not for minors."
 
 
+def unusable_password_hash() -> str:
+    """A password hash of a random secret nobody knows, for a user who has not chosen a
+    password (an invitee, a person who joined through single sign-on): only the emailed
+    reset link can give them one."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
 def sign_up(
     account_name: str,
     name: str,
@@ -303,9 +310,7 @@ def add_member(
     is_new = user is None
     if user is None:
         # Unusable until the invitee chooses a password through the emailed link.
-        user = User(
-            email=email, name=name.strip(), password_hash=_hasher.hash(secrets.token_urlsafe(32))
-        )
+        user = User(email=email, name=name.strip(), password_hash=unusable_password_hash())
         db.session.add(user)
         db.session.flush()
     exists = db.session.scalar(

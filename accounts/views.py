@@ -17,7 +17,7 @@ from flask import (
     url_for,
 )
 
-from accounts import audit, queries, services, sessions, twofactor
+from accounts import audit, queries, services, sessions, sso, twofactor
 from accounts.forms import (
     AddMemberForm,
     AdvancedSettingsForm,
@@ -28,6 +28,8 @@ from accounts.forms import (
     PrivacySettingsForm,
     ResetPasswordForm,
     SignupForm,
+    SsoLoginForm,
+    SsoSettingsForm,
 )
 from accounts.models import RevokeReason
 from core import nav
@@ -35,6 +37,7 @@ from core.auth import current_member, forget_current_member, login_required, mem
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
 from core.signing import BadTokenError
+from core.urls import external_url
 from privacy import engine_gate
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
@@ -454,6 +457,86 @@ def reactivate() -> Any:
         days_left=days_left,
         elapsed_percent=0 if days_left is None else round(100 * (grace - days_left) / grace),
     )
+
+
+SSO_PENDING = "sso_pending"
+
+
+@bp.route("/settings/sso", methods=["GET", "POST"])
+@login_required("owner")
+def sso_settings() -> Any:
+    """Owners set up the account's OpenID Connect provider (accounts/sso.py)."""
+    me = member()
+    provider = sso.provider_for_account(me.account_id)
+    form = SsoSettingsForm(obj=provider)
+    if request.method == "GET" and provider is None:
+        form.enabled.data = True
+    delete_form = ActionForm(prefix="delete")
+    if request.method == "POST" and request.form.get("delete-submit") is not None:
+        if delete_form.validate_on_submit() and provider is not None:
+            sso.delete_provider(me.account_id, me.user_id)
+            flash("Single sign-on removed. Members log in with their passwords.", "success")
+        return redirect(url_for("accounts.sso_settings"))
+    if form.validate_on_submit():
+        try:
+            sso.save_provider(
+                me.account_id,
+                me.user_id,
+                issuer=form.issuer.data or "",
+                client_id=form.client_id.data or "",
+                client_secret=form.client_secret.data or "",
+                email_domain=form.email_domain.data or "",
+                default_role=form.default_role.data or "member",
+                enabled=bool(form.enabled.data),
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("Single sign-on saved.", "success")
+            return redirect(url_for("accounts.sso_settings"))
+    status = 200 if request.method == "GET" else 422
+    return render_template(
+        "accounts/sso_settings.html",
+        form=form,
+        delete_form=delete_form,
+        provider=provider,
+        callback_url=external_url("accounts.sso_callback"),
+        tab="sso",
+    ), status
+
+
+@bp.route("/login/sso", methods=["GET", "POST"])
+def sso_login() -> Any:
+    """Log in through the identity provider of the address's domain."""
+    form = SsoLoginForm()
+    if form.validate_on_submit():
+        try:
+            url, pending = sso.begin_login(form.email.data or "")
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            session[SSO_PENDING] = pending
+            return redirect(url)
+    status = 200 if request.method == "GET" else 422
+    return render_template("accounts/sso_login.html", form=form), status
+
+
+@bp.get("/login/sso/callback")
+def sso_callback() -> Any:
+    """Where the provider sends the person back: the login is finished or refused here."""
+    pending = session.pop(SSO_PENDING, None)
+    try:
+        user_id, account_id = sso.finish_login(pending, request.args.to_dict())
+    except sso.SsoError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("accounts.sso_login")), 303
+    if twofactor.is_enabled(user_id):
+        # A second factor set up here is asked for after the provider's login too.
+        return twofactor_views.begin_second_step(user_id, account_id)
+    _start_session(user_id, account_id)
+    if queries.get_account(account_id).deletion_due_at is not None:
+        return redirect(url_for("accounts.reactivate"))
+    return redirect(url_for("campaigns.dashboard"))
 
 
 # The second-factor pages register on this blueprint (kept in their own module).

@@ -117,6 +117,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Reverse proxies in front of the app that each append to X-Forwarded-For/-Proto/-Host
         # (core/app.py wires Werkzeug's ProxyFix). 0 trusts no such header: anyone can send one.
         "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
+        # Single sign-on (accounts/sso.py): let owners name an identity provider on http or on
+        # a loopback/private address. Only for development and tests: the server fetches it.
+        "SSO_ALLOW_LOCAL_ISSUERS": _bool(env.get("SSO_ALLOW_LOCAL_ISSUERS"), False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": base_url.startswith("https://"),

@@ -50,6 +50,7 @@ EXCLUDED = {
     "favicon": "the icon itself (the crawl checks it is served to every page)",
     "tracking.beacon": "the open-tracking pixel, an image",
     "tracking.click": "a redirect to the link's destination",
+    "accounts.sso_callback": "a redirect from the identity provider (test_sso_flow.py)",
     "tracking.honeypot": "a plain-text answer for link scanners",
     "tracking.report_csv": "CSV download",
     "campaigns.failed_csv": "CSV download of the failed recipients and their reasons",
