@@ -329,8 +329,10 @@ def process_imap(url: str) -> int:
     return recorded
 
 
-def process_configured_mailboxes() -> int:
-    """Read ``BOUNCE_MAILDIR`` and ``BOUNCE_IMAP_URL`` when set; return what was recorded."""
+def process_configured_mailboxes(now: datetime | None = None) -> int:
+    """Read ``BOUNCE_MAILDIR`` and ``BOUNCE_IMAP_URL`` when set; return what was recorded.
+    Nothing is read when neither is set. A scheduler job (``now`` is unused: what is read is
+    what the mailboxes hold)."""
     recorded = 0
     if setting("BOUNCE_MAILDIR"):
         recorded += process_maildir(str(setting("BOUNCE_MAILDIR")))

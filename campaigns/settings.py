@@ -5,7 +5,7 @@
 | ``REQUIRE_VERIFIED_SENDER`` | true | campaigns may only use confirmed sender addresses |
 | ``SEND_CONNECTIONS`` | 2 | parallel batches (SMTP connections) per campaign, platform SMTP |
 | ``SMTP_MAX_PER_SECOND`` | 0 | messages/s over the platform transport (0: no limit) |
-| ``SEND_CLAIM_TIMEOUT`` | 600 | seconds after which a claim is a dead worker's |
+| ``SEND_CLAIM_TIMEOUT`` | 20 | lease of a claim: not renewed for this long, it is a dead worker's |
 | ``SEND_STALL_SECONDS`` | 120 | no progress: the reconciler re-enqueues; no outcome: page flag |
 | ``SEND_RETRY_BASE_SECONDS`` | 60 | first retry delay after a 4xx; doubles per attempt |
 | ``SEND_MAX_ATTEMPTS`` | 5 | deferrals (4xx) before a message fails as a soft bounce |
@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "REQUIRE_VERIFIED_SENDER": True,
     "SEND_CONNECTIONS": 2,
     "SMTP_MAX_PER_SECOND": 0.0,
-    "SEND_CLAIM_TIMEOUT": 600.0,
+    "SEND_CLAIM_TIMEOUT": 20.0,
     "SEND_STALL_SECONDS": 120.0,
     "SEND_RETRY_BASE_SECONDS": 60.0,
     "SEND_MAX_ATTEMPTS": 5,

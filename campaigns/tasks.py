@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from campaigns import bounces, services
-from campaigns.sending import delivery, reconciler
-from core.db import utcnow
+from campaigns import services
+from campaigns.sending import delivery
 from core.queue import actor
 
 
@@ -18,15 +17,3 @@ def send_batch(campaign_id: int, chain: int = 0) -> None:
 def start_scheduled(campaign_id: int) -> None:
     """Start a scheduled campaign when its time has come (the reconciler is the safety net)."""
     services.start_scheduled(campaign_id)
-
-
-@actor(queue_name="default", max_retries=0)
-def reconcile_sending() -> None:
-    """Periodic: start due scheduled campaigns, recover dead claims and lost queue messages."""
-    reconciler.reconcile(utcnow())
-
-
-@actor(queue_name="default", max_retries=0)
-def read_bounce_mailbox() -> None:
-    """Periodic: read DSN and ARF reports from the configured Maildir and IMAP mailbox."""
-    bounces.process_configured_mailboxes()

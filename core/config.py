@@ -97,6 +97,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Level of the process's log lines (the start script keeps its one-off commands quiet).
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         "SCHEDULER_INTERVAL_SECONDS": int(env.get("SCHEDULER_INTERVAL_SECONDS", "300")),
+        # How often the scheduler runs the send reconciler (recovery of dead workers' claims).
+        "RECONCILE_INTERVAL_SECONDS": int(env.get("RECONCILE_INTERVAL_SECONDS", "10")),
         # Run the periodic jobs inside the web process (embedded default, no Redis).
         "SCHEDULER_INPROCESS": _bool(env.get("SCHEDULER_INPROCESS"), True),
         # Sessions (accounts/sessions.py): idle and absolute lifetime of a login, in seconds.

@@ -48,6 +48,13 @@ class TransportError(TransientMailError):
     """The connection could not be opened or broke: the message was not accepted."""
 
 
+class OutcomeUnknownError(TransportError):
+    """The connection broke after the end of the message had been written (the final "." of
+    DATA, or the last BDAT chunk) and before the server's reply: the server may have accepted
+    and delivered it (RFC 1047). Resending could make a duplicate; the send path fails the
+    message as interrupted instead (at most once)."""
+
+
 class PermanentMailError(Exception):
     """The server refused the message for good (5xx); ``stage`` as for TransientMailError."""
 
@@ -159,6 +166,8 @@ class SMTPConnection:
     def __init__(self, settings: SMTPSettings) -> None:
         self.settings = settings
         self.broken = False
+        #: Set once the current transaction's message has been written up to its end.
+        self.message_ended = False
         self.pipelining = False
         self.chunking = False
         self.last_used = time.monotonic()
@@ -206,22 +215,30 @@ class SMTPConnection:
         PIPELINING (RFC 2920) the envelope goes in one write; with CHUNKING as well, the
         message follows it in the same write as ``BDAT <size> LAST`` (RFC 3030), otherwise
         DATA waits for its 354. Raises PermanentMailError (5xx), TransientMailError (4xx) or
-        TransportError (the session is broken: 421, I/O). ``payload``: ``self.payload(message)``
-        made ahead (by a rendering thread)."""
+        TransportError (the session is broken: 421, I/O), OutcomeUnknownError (a TransportError)
+        when it broke after the end of the message was written, before the server's reply
+        (RFC 1047: it may have been accepted). ``payload``: ``self.payload(message)`` made
+        ahead (by a rendering thread)."""
         if not recipients:
             raise ValueError("a mail transaction needs at least one recipient")
+        self.message_ended = False
         try:
             self._transaction(message, envelope_from, list(recipients), payload)
         except (PermanentMailError, TransientMailError):
             raise
-        except OSError as exc:
+        except (OSError, smtplib.SMTPException) as exc:
             self.broken = True
-            raise TransportError(str(exc) or type(exc).__name__) from exc
-        except smtplib.SMTPException as exc:
             # smtplib's texts may quote the envelope (SMTPSenderRefused, SMTPRecipientsRefused),
             # and this text is kept as the campaign's last error: its kind and code only.
-            self.broken = True
-            raise TransportError(error_summary(exc)) from exc
+            text = (
+                str(exc) or type(exc).__name__ if isinstance(exc, OSError) else error_summary(exc)
+            )
+            if self.message_ended:
+                # RFC 1047: the end of the message left, its reply did not come back.
+                raise OutcomeUnknownError(
+                    f"connection lost after the end of the message, before the reply: {text}"
+                ) from exc
+            raise TransportError(text) from exc
 
     def _refused(self, code: int, reply: bytes, what: str) -> Exception:
         """The error for a refusal (its code and enhanced status only: a server's reply text
@@ -259,6 +276,7 @@ class SMTPConnection:
             commands.append(f"BDAT {len(message)} LAST")
             envelope = "".join(f"{command}\r\n" for command in commands).encode(encoding)
             smtp.send(envelope + (message if payload is None else payload))
+            self.message_ended = True
             replies = [smtp.getreply() for _ in commands]
             refused = self._check_envelope(replies, len(recipients))
             self._check_final(*replies[-1], refused)
@@ -289,6 +307,7 @@ class SMTPConnection:
         if data_code != 354:
             raise self._refused(data_code or 0, replies[-1][1], "data")
         smtp.send(payload if payload is not None else dot_stuffed(message))
+        self.message_ended = True
         self._check_final(*smtp.getreply(), refused)
 
     def _check_envelope(

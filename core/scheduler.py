@@ -3,8 +3,10 @@
 Every job is a function ``job(now: datetime) -> int`` computed from database state (safe to
 run twice, late, or in two processes). :func:`run_jobs` runs them all once, each in its own
 app context, under a PostgreSQL advisory lock per job (a second process skips a job that is
-running elsewhere). The scheduler runs :func:`run_jobs` every ``SCHEDULER_INTERVAL_SECONDS``,
-starting shortly after it starts, so work that fell due during downtime is caught up at once.
+running elsewhere). The scheduler runs the jobs every ``SCHEDULER_INTERVAL_SECONDS``, except
+those with an interval setting of their own (the send reconciler: ``RECONCILE_INTERVAL_SECONDS``,
+10 s), starting shortly after it starts, so work that fell due during downtime is caught up at
+once (:func:`intervals` says which jobs run how often).
 
 Where it runs:
 
@@ -42,6 +44,8 @@ class Job:
     # Run at most this often in one process (0: every tick). The first tick after a start
     # always runs it, so a missed day is caught up on restart.
     every_seconds: int = 0
+    # The app setting of this job's own tick, in seconds (empty: SCHEDULER_INTERVAL_SECONDS).
+    interval_setting: str = ""
 
 
 _LAST_RUN: dict[str, datetime] = {}
@@ -58,7 +62,14 @@ JOBS: list[Job] = [
     Job("remove-abandoned-uploads", "subscribers.services:remove_abandoned_uploads"),
     # Provided by the tracking and sending work; called when present.
     Job("event-retention", "tracking.services:apply_event_retention", optional=True),
-    Job("reconcile-sends", "campaigns.sending.reconciler:reconcile", optional=True),
+    # Recovers dead workers' claims within SEND_CLAIM_TIMEOUT + this interval.
+    Job(
+        "reconcile-sends",
+        "campaigns.sending.reconciler:reconcile",
+        interval_setting="RECONCILE_INTERVAL_SECONDS",
+    ),
+    # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
+    Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
     Job("security-log-retention", "accounts.audit:apply_retention", every_seconds=3_600),
     Job("purge-ended-sessions", "accounts.sessions:purge_ended", every_seconds=3_600),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
@@ -135,9 +146,36 @@ def run_jobs(
     return results
 
 
-def _scheduled_run(app: Flask) -> None:
-    results = run_jobs(app)
+def _scheduled_run(app: Flask, names: list[str]) -> None:
+    results = run_jobs(app, only=names)
     log.info("scheduled jobs ran: %s", results)
+
+
+def intervals(app: Flask) -> dict[int, list[str]]:
+    """The jobs' names by their tick in seconds: ``SCHEDULER_INTERVAL_SECONDS``, or the app
+    setting a job names (``interval_setting``). Every job is in exactly one tick."""
+    ticks: dict[int, list[str]] = {}
+    default = int(app.config["SCHEDULER_INTERVAL_SECONDS"])
+    for job in JOBS:
+        seconds = int(app.config[job.interval_setting]) if job.interval_setting else default
+        ticks.setdefault(max(1, seconds), []).append(job.name)
+    return ticks
+
+
+def add_jobs(app: Flask, scheduler: Any, first_run: datetime) -> None:
+    """Add one APScheduler interval job per tick of :func:`intervals`, first run at
+    ``first_run``; a run that is late or still running is not doubled."""
+    for seconds, names in sorted(intervals(app).items()):
+        scheduler.add_job(
+            _scheduled_run,
+            "interval",
+            args=[app, names],
+            seconds=seconds,
+            next_run_time=first_run,
+            coalesce=True,
+            max_instances=1,
+            id=f"envoy-jobs-{seconds}s",
+        )
 
 
 def start_inprocess(app: Flask) -> Any:
@@ -147,41 +185,24 @@ def start_inprocess(app: Flask) -> Any:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
-    scheduler.add_job(
-        _scheduled_run,
-        "interval",
-        args=[app],
-        seconds=int(app.config["SCHEDULER_INTERVAL_SECONDS"]),
-        next_run_time=datetime.now().astimezone() + timedelta(seconds=30),
-        coalesce=True,
-        max_instances=1,
-        id="envoy-jobs",
-    )
+    add_jobs(app, scheduler, datetime.now().astimezone() + timedelta(seconds=30))
     scheduler.start()
     app.extensions["scheduler"] = scheduler
     return scheduler
 
 
 def run_forever(app: Flask) -> None:
-    """Run the jobs now, then every ``SCHEDULER_INTERVAL_SECONDS``, until interrupted."""
+    """Run the jobs now, then each on its tick (:func:`intervals`), until interrupted."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     existing = app.extensions.pop("scheduler", None)
     if existing is not None:
         existing.shutdown(wait=False)
     scheduler = BlockingScheduler(timezone="UTC")
-    scheduler.add_job(
-        _scheduled_run,
-        "interval",
-        args=[app],
-        seconds=int(app.config["SCHEDULER_INTERVAL_SECONDS"]),
-        next_run_time=datetime.now().astimezone(),
-        coalesce=True,
-        max_instances=1,
-        id="envoy-jobs",
-    )
+    add_jobs(app, scheduler, datetime.now().astimezone())
     log.info(
-        "scheduler started: %d jobs every %ss", len(JOBS), app.config["SCHEDULER_INTERVAL_SECONDS"]
+        "scheduler started: %s",
+        ", ".join(f"{len(names)} jobs every {s}s" for s, names in sorted(intervals(app).items())),
     )
     try:
         scheduler.start()
@@ -196,7 +217,7 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("scheduler")
     @click.option("--once", is_flag=True, help="Run every job once and exit.")
     def scheduler_command(once: bool) -> None:
-        """Run the periodic jobs (retention, deletions, inactivity, reconciler)."""
+        """Run the periodic jobs (retention, deletions, inactivity, reconciler, bounces)."""
         from flask import current_app
 
         real_app = current_app._get_current_object()  # type: ignore[attr-defined]

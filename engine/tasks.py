@@ -24,15 +24,10 @@ def remove_account_contributions(account_id: int) -> None:
     db.session.commit()
 
 
-@actor(queue_name="engine", max_retries=3)
-def maintain() -> None:
-    """Daily: drop contributions of accounts that left or are past retention, rebuild the
-    learned tables from the ledger. Safe to run twice, late or concurrently with sends."""
-    run_maintenance()
-
-
 def run_maintenance() -> None:
-    """The body of :func:`maintain`, also run by ``flask engine maintain``."""
+    """``flask engine maintain``: drop contributions of accounts that left or are past
+    retention, rebuild the learned tables from the ledger (the scheduler runs the same daily:
+    :func:`privacy.engine_gate.run_maintenance`). Safe to run twice, late or concurrently."""
     services.maintain()
     db.session.commit()
 

@@ -1,11 +1,13 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
 
 It offers PIPELINING and CHUNKING (BDAT, RFC 3030, which aiosmtpd lacks and this module adds)
-as production MTAs such as Postfix do; a test can turn either off.
+as production MTAs such as Postfix do; a test can turn either off. A test can also have it cut
+the connection at a point of a recipient's transaction (:meth:`SMTPSink.drop_for`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -97,6 +99,7 @@ class _Handler:
         code = self.sink.next_reply(envelope.rcpt_tos)
         if code:
             return code
+        cut = self.sink.next_drop(envelope.rcpt_tos, "after-end")
         with self.sink.lock:
             self.sink.messages.append(
                 Received(
@@ -107,6 +110,8 @@ class _Handler:
                     [str(option) for option in envelope.mail_options],
                 )
             )
+        if cut:  # taken (and delivered, as far as anyone knows), but the reply never leaves
+            server.transport.abort()
         return "250 OK"
 
 
@@ -114,7 +119,24 @@ class _ChunkingSMTP(SMTP):
     """aiosmtpd's server plus BDAT: the chunks of a transaction are kept on its envelope and
     handed to the handler's DATA hook at ``LAST``, as DATA would hand the message over."""
 
+    def _cut_before_end(self) -> bool:
+        """Cut the connection here (before the end of the message) when a test asked."""
+        sink: SMTPSink = self.event_handler.sink
+        envelope = self.envelope
+        if envelope is not None and sink.next_drop(envelope.rcpt_tos, "before-end"):
+            assert isinstance(self.transport, asyncio.Transport)
+            self.transport.abort()
+            return True
+        return False
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if self._cut_before_end():
+            return
+        await super().smtp_DATA(arg)
+
     async def smtp_BDAT(self, arg: str) -> None:
+        if self._cut_before_end():
+            return
         parts = arg.upper().split()
         if not (1 <= len(parts) <= 2 and parts[0].isdigit()) or parts[1:] not in ([], ["LAST"]):
             await self.push("501 5.5.4 Syntax: BDAT <size> [LAST]")
@@ -157,6 +179,7 @@ class SMTPSink:
         self.messages: list[Received] = []
         self.lock = threading.Lock()
         self.scripted_replies: dict[tuple[str, str], list[str]] = {}
+        self.drops: dict[str, list[str]] = {}
         #: Offer PIPELINING in the EHLO answer.
         self.pipelining = True
         #: Offer CHUNKING (BDAT, RFC 3030) in the EHLO answer.
@@ -181,6 +204,7 @@ class SMTPSink:
         with self.lock:
             self.messages.clear()
             self.scripted_replies.clear()
+            self.drops.clear()
             self.pipelining = True
             self.chunking = True
             self.smtputf8 = True
@@ -197,6 +221,22 @@ class SMTPSink:
                 if queued:
                     return queued.pop(0)
         return None
+
+    def drop_for(self, address: str, *points: str) -> None:
+        """Cut the connection (no reply) in ``address``'s next transactions, one point each:
+        ``before-end`` on its DATA or BDAT command (the message never ends), ``after-end``
+        once the whole message arrived (kept in ``messages``) and before the reply to it."""
+        with self.lock:
+            self.drops.setdefault(address, []).extend(points)
+
+    def next_drop(self, addresses: list[str], point: str) -> bool:
+        with self.lock:
+            for address in addresses:
+                queued = self.drops.get(address)
+                if queued and queued[0] == point:
+                    queued.pop(0)
+                    return True
+        return False
 
     def to(self, address: str) -> list[Received]:
         with self.lock:

@@ -1,4 +1,4 @@
-"""Thin actors: ingest the hit buffer; apply the event retention."""
+"""Thin actors: ingest the hit buffer (the event retention is a scheduler job)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,3 @@ def ingest_buffered_hits() -> None:
     from tracking import buffer
 
     buffer.drain(current_app._get_current_object())  # type: ignore[attr-defined]
-
-
-@actor(queue_name="tracking", max_retries=3)
-def apply_event_retention() -> None:
-    """Apply every account's event retention now (see tracking.services)."""
-    from core.db import utcnow
-    from tracking import services
-
-    services.apply_event_retention(utcnow())

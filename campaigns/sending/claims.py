@@ -1,10 +1,15 @@
 """Claims: how a worker takes rows to send and gives them back.
 
 A claim marks up to ``SEND_BATCH_SIZE`` due ``pending`` rows ``claimed`` under a fresh token and
-commits before any SMTP, so two workers never send one row. Each row's outcome is written only
-while the claim still holds it (:func:`mark_row`); rows not attempted go back at once
-(:func:`release_claim`). At send time every claimed row is checked again against the audience
-and suppression (:func:`eligible_recipients`)."""
+commits before any SMTP, so two workers never send one row. A claim is a lease: the worker
+renews its rows' ``claimed_at`` every ``SEND_CLAIM_TIMEOUT / 4`` seconds while it holds them
+(:data:`RENEW_SQL`, from the send loop's marker thread) and sends only while its last renewal is
+younger than ``SEND_CLAIM_TIMEOUT / 2``; a claim not renewed for ``SEND_CLAIM_TIMEOUT`` is a dead
+worker's (:mod:`.reconciler`). The token names the send chain that took it (:func:`chain_of`),
+so the reconciler can start that chain again. Each row's outcome is written only while the claim
+still holds it (:func:`mark_row`); rows not attempted go back at once (:func:`release_claim`).
+At send time every claimed row is checked again against the audience and suppression
+(:func:`eligible_recipients`)."""
 
 from __future__ import annotations
 
@@ -23,14 +28,34 @@ from privacy import engine_gate
 from subscribers.models import Contact
 from subscribers.suppression import suppressed_emails
 
+#: Renews a live claim's lease (driver SQL, ``?`` placeholders): by campaign, token and status,
+#: so it reads the partial index of claimed rows only.
+RENEW_SQL = (
+    "UPDATE messages SET claimed_at = ? "
+    "WHERE campaign_id = ? AND claim_token = ? AND status = 'claimed'"
+)
 
-def claim(campaign_id: int, limit: int, now: datetime) -> tuple[str, dict[int, int | None]]:
-    """Claim up to ``limit`` due pending rows for this worker; commit; return the token and
-    each claimed row's contact id by row id, in send (id) order.
+
+def claim_token(chain: int) -> str:
+    """A fresh claim token naming the send chain that takes the claim (at most 32 chars)."""
+    return f"{chain}.{uuid.uuid4().hex[:24]}"
+
+
+def chain_of(token: str) -> int:
+    """The send chain a claim token names (0 for tokens without one)."""
+    head, dot, _ = token.partition(".")
+    return int(head) if dot and head.isdigit() else 0
+
+
+def claim(
+    campaign_id: int, limit: int, now: datetime, chain: int = 0
+) -> tuple[str, dict[int, int | None]]:
+    """Claim up to ``limit`` due pending rows for this worker (send chain ``chain``); commit;
+    return the token and each claimed row's contact id by row id, in send (id) order.
 
     Empty only when nothing is due: a claim lost to a concurrent worker is tried again.
     """
-    token = uuid.uuid4().hex
+    token = claim_token(chain)
     if db.session.get_bind().dialect.name == "postgresql":
         # One statement. A materialised CTE is evaluated once; as an IN (subquery) the planner
         # may run the locking subquery again for each row it updates and over-claim.

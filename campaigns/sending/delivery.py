@@ -13,6 +13,11 @@ campaign's last error (its kind only) and retried by the queue.
 The at-most-once window: a row is marked after the server accepted it, so a worker killed
 between the two can leave up to :data:`UNCERTAIN_PER_CLAIM` accepted rows unmarked; the
 reconciler (:mod:`campaigns.sending.reconciler`) fails those as interrupted, never resends them.
+A connection cut after the end of a message was written and before the server's reply (RFC
+1047, :class:`core.mail.OutcomeUnknownError`) is the same case: that row fails as interrupted at
+once, and the rest of the claim goes back like any transport error. Claims are leases renewed by
+the marker thread (:class:`_SentMarker`), so the reconciler tells a dead worker's claim from a
+slow one within ``SEND_CLAIM_TIMEOUT`` seconds.
 A worker asked to stop (SIGTERM) finishes the message on the wire, gives back the rest of its
 claim at once and enqueues the chain's next job (see :func:`core.queue.stopping`)."""
 
@@ -24,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from queue import Full, Queue
+from queue import Empty, Full, Queue
 from typing import Any
 
 from flask import current_app
@@ -41,7 +46,13 @@ from campaigns.render import (
     TemplateError,
     render_message,
 )
-from campaigns.sending.claims import claim, eligible_recipients, mark_row, release_claim
+from campaigns.sending.claims import (
+    RENEW_SQL,
+    claim,
+    eligible_recipients,
+    mark_row,
+    release_claim,
+)
 from campaigns.sending.rendering import campaign_view
 from campaigns.sending.servers import account_servers, server_connection
 from campaigns.services import pause
@@ -52,6 +63,7 @@ from core.db import utcnow
 from core.logsafe import error_summary
 from core.mail import (
     Connection,
+    OutcomeUnknownError,
     PermanentMailError,
     TransientMailError,
     TransportError,
@@ -69,11 +81,20 @@ _UNFINISHED = ("pending", "claimed")
 #: (:class:`_SentMarker` keeps at most one waiting while another is being written).
 UNCERTAIN_PER_CLAIM = 3
 
+#: The error of a row whose outcome is unknown (a worker killed, or the connection cut, after
+#: the message may have been accepted): failed, never resent. Starts with "interrupted".
+INTERRUPTED = "interrupted during the SMTP exchange; not resent to avoid a duplicate"
+
 
 class _SentMarker:
     """Marks accepted messages ``sent`` from a thread of its own, one autocommitted statement
     each, so writing a mark overlaps the next SMTP exchange. At most one mark waits in line
     (``put`` blocks), which bounds the window to :data:`UNCERTAIN_PER_CLAIM` rows.
+
+    The same thread keeps the claim's lease: every ``SEND_CLAIM_TIMEOUT / 4`` seconds it renews
+    the claimed rows' ``claimed_at``, whatever the send loop is waiting for (a slow server, a
+    rate limit). :meth:`lease_held` is False once no renewal succeeded for half the timeout:
+    the loop then stops sending, long before the reconciler takes the claim for a dead one.
 
     With ``SEND_MARK_DURABILITY=server`` (the default) PostgreSQL acknowledges the commit
     before flushing it to disk (``synchronous_commit=off`` for this connection only): a killed
@@ -86,7 +107,13 @@ class _SentMarker:
         "error = NULL, claim_token = NULL WHERE id = ? AND claim_token = ?"
     )
 
-    def __init__(self) -> None:
+    def __init__(self, campaign_id: int, token: str) -> None:
+        self.campaign_id = campaign_id
+        self.token = token
+        lease = float(setting("SEND_CLAIM_TIMEOUT"))
+        self.renew_every = lease / 4
+        self.held_for = lease / 2
+        self.renewed_at = time.monotonic()  # the claim was committed just now
         engine = db.session.get_bind().engine
         self.connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         postgres = engine.dialect.name == "postgresql"
@@ -97,6 +124,7 @@ class _SentMarker:
         # statement, and the SQL layer's per-statement work would double its cost.
         self.cursor: Any = self.connection.connection.cursor()
         self.sql = self.DRIVER_SQL.replace("?", "%s") if postgres else self.DRIVER_SQL
+        self.renew_sql = RENEW_SQL.replace("?", "%s") if postgres else RENEW_SQL
         self.stamp: Callable[[datetime], Any] = (
             (lambda value: value)
             if postgres
@@ -109,7 +137,12 @@ class _SentMarker:
 
     def _run(self) -> None:
         while True:
-            item = self.waiting.get()
+            wait = max(0.0, self.renewed_at + self.renew_every - time.monotonic())
+            try:
+                item = self.waiting.get(timeout=wait)
+            except Empty:
+                self._renew()
+                continue
             if item is None:
                 return
             if self.error is not None:
@@ -121,6 +154,26 @@ class _SentMarker:
                 )
             except BaseException as exc:  # reported to the sending thread
                 self.error = exc
+            if time.monotonic() - self.renewed_at >= self.renew_every:
+                self._renew()
+
+    def _renew(self) -> None:
+        """Renew the claim's lease; a failure only lets :meth:`lease_held` turn False."""
+        if self.error is not None:
+            return
+        try:
+            self.cursor.execute(
+                self.renew_sql, (self.stamp(utcnow()), self.campaign_id, self.token)
+            )
+            self.renewed_at = time.monotonic()
+        except Exception as exc:
+            log.warning(
+                "campaign %s: could not renew a claim (%s)", self.campaign_id, error_summary(exc)
+            )
+
+    def lease_held(self) -> bool:
+        """True while the claim's lease was renewed within half of ``SEND_CLAIM_TIMEOUT``."""
+        return time.monotonic() - self.renewed_at < self.held_for
 
     def mark(self, message_id: int, token: str, smtp_message_id: str) -> None:
         """Queue the mark of an accepted message; raises a previous mark's error."""
@@ -208,7 +261,9 @@ def _status_of(campaign_id: int) -> str:
     return db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id)) or ""
 
 
-def _retry_delay(attempts: int) -> float:
+def retry_delay(attempts: int) -> float:
+    """Seconds before retry number ``attempts`` (a deferral or a transport error): doubling
+    from ``SEND_RETRY_BASE_SECONDS``, at most six hours."""
     base = float(setting("SEND_RETRY_BASE_SECONDS"))
     return min(base * (2 ** max(0, attempts - 1)), 6 * 3600.0)
 
@@ -298,7 +353,7 @@ def _transport_failed(campaign: Campaign, error: Exception, chain: int) -> None:
             )
         )
     else:
-        delay = int(_retry_delay(errors or 1) * 1000)
+        delay = int(retry_delay(errors or 1) * 1000)
         queue.enqueue_after_commit(tasks.send_batch, campaign.id, chain, delay=delay)
     db.session.commit()
 
@@ -344,7 +399,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     when the chain must not go on (nothing due, transport error, broken template)."""
     campaign_id = campaign.id
     now = utcnow()
-    token, claimed = claim(campaign_id, int(setting("SEND_BATCH_SIZE")), now)
+    token, claimed = claim(campaign_id, int(setting("SEND_BATCH_SIZE")), now, chain)
     message_ids = list(claimed)
     if not message_ids:
         _after_empty_claim(campaign, chain, now)
@@ -358,8 +413,8 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     # A worker asked to stop (a deploy's SIGTERM) gives back the rows it has not started, at
     # once, instead of leaving them claimed for the reconciler (SEND_CLAIM_TIMEOUT).
     stopping = queue.stopping()
-    # A live worker never holds a claim longer than half the reconciler's stale limit.
-    deadline = time.time() + float(setting("SEND_CLAIM_TIMEOUT")) / 2
+    # A claim lasts at most one job's time; its lease is renewed meanwhile (_SentMarker).
+    deadline = time.time() + float(setting("SEND_JOB_SECONDS"))
     verp_key = str(current_app.config["SECRET_KEY"])
     try:
         view = campaign_view(campaign)
@@ -378,13 +433,13 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     checked_at = outcome_written_at = time.monotonic()
     account_id = campaign.account_id
     account_key, server_key = f"account:{account_id}", f"server:{server.id}"
-    marker = _SentMarker()
+    marker = _SentMarker(campaign_id, token)
     ahead: _Prerenderer | None = None
     try:
         with server_connection(server) as conn:
             ahead = _Prerenderer(view, recipients, message_ids, verp_key, conn.payload)
             for message_id, rendered in ahead:
-                if time.time() > deadline or stopping.is_set():
+                if time.time() > deadline or stopping.is_set() or not marker.lease_held():
                     break
                 now_monotonic = time.monotonic()
                 if handled and now_monotonic - outcome_written_at > OUTCOME_EVERY_SECONDS:
@@ -482,10 +537,16 @@ def _deliver(
     A refusal of this recipient or this message fails the row with its reason (a 5xx is a hard
     bounce); a message the server cannot take (an international address without SMTPUTF8)
     fails it without a bounce. TransportError propagates (the row is still ``claimed`` and goes
-    back to pending); a 5xx refusal of the sender raises _CampaignStop (no recipient's fault).
+    back to pending; after the end of the message left, OutcomeUnknownError, it is failed as
+    interrupted first); a 5xx refusal of the sender raises _CampaignStop (no recipient's fault).
     """
     try:
         conn.send(rendered.wire, rendered.envelope_from, [rendered.recipient], rendered.payload)
+    except OutcomeUnknownError:
+        # RFC 1047: the server may have accepted it. At most once, as for a killed worker:
+        # failed as interrupted, never resent; the claim's other rows go back (TransportError).
+        mark_row(message_id, token, status="failed", error=INTERRUPTED)
+        raise
     except UnsupportedByServerError as exc:
         mark_row(message_id, token, status="failed", error=str(exc))
         return False
@@ -530,7 +591,7 @@ def _deliver(
                 status="pending",
                 attempts=attempts,
                 claimed_at=None,
-                due_at=utcnow() + timedelta(seconds=_retry_delay(attempts)),
+                due_at=utcnow() + timedelta(seconds=retry_delay(attempts)),
                 error=f"deferred: {smtp_status(exc)}",
             )
         return False

@@ -1,20 +1,30 @@
 """The reconciler: repairs sending from database state (the database, not the queue, says what
 is left to do). It starts due scheduled campaigns, recovers the claims of dead workers,
-re-enqueues campaigns whose queue messages were lost and finishes campaigns with nothing left."""
+re-enqueues campaigns whose queue messages were lost and finishes campaigns with nothing left.
+
+It runs on the scheduler every ``RECONCILE_INTERVAL_SECONDS`` (10 s by default). With nothing to
+do it costs two indexed reads: the due scheduled campaigns, and the sending ones."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import select, update
+from sqlalchemy.sql import ColumnElement
 
 from campaigns.models import Campaign, Message
-from campaigns.sending.delivery import UNCERTAIN_PER_CLAIM, finish_if_done
+from campaigns.sending.claims import chain_of
+from campaigns.sending.delivery import (
+    INTERRUPTED,
+    UNCERTAIN_PER_CLAIM,
+    finish_if_done,
+    retry_delay,
+)
 from campaigns.sending.servers import enqueue_chains
 from campaigns.services import start_scheduled
 from campaigns.settings import setting
-from core import db
+from core import db, queue
 from core.db import rowcount, utcnow
 
 
@@ -33,14 +43,20 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
     """Repair sending from database state; safe to run at any time, twice or concurrently.
 
     1. Scheduled campaigns that are due are started.
-    2. Claims older than ``SEND_CLAIM_TIMEOUT`` belong to dead workers (a live one gives its
-       claim back after half that time): the first :data:`UNCERTAIN_PER_CLAIM` unmarked rows
-       in id order are marked failed as "interrupted" (they may have been accepted: never
-       resent), the others return to pending.
-    3. Sending campaigns with due work and no progress for ``SEND_STALL_SECONDS`` (their queue
-       messages were lost, e.g. Redis restarted without persistence) get their chains again.
+    2. Claims whose lease was not renewed for ``SEND_CLAIM_TIMEOUT`` belong to dead workers (a
+       live one renews it every quarter of that and stops sending at half of it): the first
+       :data:`UNCERTAIN_PER_CLAIM` unmarked rows in id order are marked failed as
+       "interrupted" (they may have been accepted: never resent), the others return to
+       pending, and the claim's send chain is enqueued again (its queue message died with the
+       worker, or waits for the broker to notice).
+    3. Sending campaigns with due rows, no live claim and no progress for ``SEND_CLAIM_TIMEOUT``
+       (their queue messages were lost, e.g. Redis restarted without persistence, or a worker
+       was killed between claims) get their chains again, unless a transport error's backoff
+       is still running.
     4. Sending campaigns with nothing left are marked sent.
     """
+    from campaigns import tasks
+
     now = now or utcnow()
     started = 0
     for campaign_id in db.session.scalars(
@@ -48,24 +64,70 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
     ).all():
         started += int(start_scheduled(campaign_id, now))
 
-    stale_before = now - timedelta(seconds=float(setting("SEND_CLAIM_TIMEOUT")))
-    tokens = db.session.scalars(
-        select(Message.claim_token)
-        .where(Message.status == "claimed", Message.claimed_at < stale_before)
-        .distinct()
-    ).all()
+    lease = timedelta(seconds=float(setting("SEND_CLAIM_TIMEOUT")))
+    stale_before = now - lease
+    sending = db.session.scalars(select(Campaign).where(Campaign.status == "sending")).all()
+    recovered = 0
     interrupted = 0
-    for token in tokens:
-        # Sent in id order: the first unmarked rows are the ones SMTP may have accepted.
-        uncertain = db.session.scalars(
-            select(Message.id)
-            .where(Message.claim_token == token, Message.status == "claimed")
-            .order_by(Message.id)
-            .limit(UNCERTAIN_PER_CLAIM)
+    requeued = 0
+    finished = 0
+    for campaign in sending:
+        # The partial index of claimed rows: only claims in flight are read.
+        dead = db.session.scalars(
+            select(Message.claim_token)
+            .where(
+                Message.campaign_id == campaign.id,
+                Message.status == "claimed",
+                Message.claimed_at < stale_before,
+            )
+            .distinct()
         ).all()
-        if not uncertain:
+        for token in dead:
+            if token is None:
+                continue
+            interrupted += _recover_claim(token)
+            recovered += 1
+            queue.enqueue_after_commit(tasks.send_batch, campaign.id, chain_of(token))
+            db.session.commit()
+        if dead:
+            requeued += 1
             continue
-        interrupted += rowcount(
+        live_claim = _first(campaign.id, Message.status == "claimed")
+        due = _first(campaign.id, Message.status == "pending", Message.due_at <= now)
+        if live_claim is None and due is not None:
+            idle = campaign.last_progress_at is None or campaign.last_progress_at < stale_before
+            backing_off = (
+                campaign.consecutive_errors
+                and campaign.last_error_at is not None
+                and now - campaign.last_error_at
+                < timedelta(seconds=retry_delay(campaign.consecutive_errors))
+            )
+            if idle and not backing_off:
+                campaign.last_progress_at = now
+                enqueue_chains(campaign)
+                requeued += 1
+                db.session.commit()
+        elif live_claim is None and _first(campaign.id, Message.status == "pending") is None:
+            finish_if_done(campaign)
+            db.session.refresh(campaign)
+            finished += int(campaign.status == "sent")
+    db.session.commit()
+    return ReconcileReport(started, recovered, interrupted, requeued, finished)
+
+
+def _recover_claim(token: str) -> int:
+    """Fail a dead claim's first unmarked rows as interrupted, give the others back; commit.
+    Returns how many were failed."""
+    # Sent in id order: the first unmarked rows are the ones SMTP may have accepted.
+    uncertain = db.session.scalars(
+        select(Message.id)
+        .where(Message.claim_token == token, Message.status == "claimed")
+        .order_by(Message.id)
+        .limit(UNCERTAIN_PER_CLAIM)
+    ).all()
+    failed = 0
+    if uncertain:
+        failed = rowcount(
             db.session.execute(
                 update(Message)
                 .where(
@@ -73,56 +135,20 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
                     Message.claim_token == token,
                     Message.status == "claimed",
                 )
-                .values(
-                    status="failed",
-                    claim_token=None,
-                    error="interrupted during the SMTP exchange; not resent to avoid a duplicate",
-                )
+                .values(status="failed", claim_token=None, error=INTERRUPTED)
             )
         )
-        db.session.execute(
-            update(Message)
-            .where(Message.claim_token == token, Message.status == "claimed")
-            .values(status="pending", claim_token=None, claimed_at=None)
-        )
-        db.session.commit()
-
-    stalled_before = now - timedelta(seconds=float(setting("SEND_STALL_SECONDS")))
-    requeued = 0
-    finished = 0
-    sending = db.session.scalars(select(Campaign).where(Campaign.status == "sending")).all()
-    for campaign in sending:
-        due = db.session.scalar(
-            select(func.count())
-            .select_from(Message)
-            .where(
-                Message.campaign_id == campaign.id,
-                or_(
-                    and_(Message.status == "pending", Message.due_at <= now),
-                    Message.status == "claimed",
-                ),
-            )
-        )
-        stalled = campaign.last_progress_at is None or campaign.last_progress_at < stalled_before
-        if due and stalled:
-            campaign.last_progress_at = now
-            enqueue_chains(campaign)
-            requeued += 1
-            db.session.commit()
-        elif not due and not _has_pending(campaign.id):
-            finish_if_done(campaign)
-            db.session.refresh(campaign)
-            finished += int(campaign.status == "sent")
+    db.session.execute(
+        update(Message)
+        .where(Message.claim_token == token, Message.status == "claimed")
+        .values(status="pending", claim_token=None, claimed_at=None)
+    )
     db.session.commit()
-    return ReconcileReport(started, len(tokens), interrupted, requeued, finished)
+    return failed
 
 
-def _has_pending(campaign_id: int) -> bool:
-    return (
-        db.session.scalar(
-            select(Message.id)
-            .where(Message.campaign_id == campaign_id, Message.status == "pending")
-            .limit(1)
-        )
-        is not None
+def _first(campaign_id: int, *conditions: ColumnElement[bool]) -> int | None:
+    """The id of one of the campaign's rows matching ``conditions`` (an index probe), or None."""
+    return db.session.scalar(
+        select(Message.id).where(Message.campaign_id == campaign_id, *conditions).limit(1)
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[2]
 DRAMATIQ = str(Path(sys.executable).parent / "dramatiq")
@@ -79,10 +80,13 @@ class OwnRedis:
 class Worker:
     """``dramatiq core.worker`` in its own process group."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, threads: int = 4) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, threads: int = 4, processes: int = 1
+    ) -> None:
         self.env = env
         self.log_path = log_path
         self.threads = threads
+        self.processes = processes
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
@@ -92,7 +96,7 @@ class Worker:
                 DRAMATIQ,
                 "core.worker",
                 "--processes",
-                "1",
+                str(self.processes),
                 "--threads",
                 str(self.threads),
                 "--queues",
@@ -135,6 +139,22 @@ class Worker:
             self.process = None
 
 
+class SchedulerProcess(Worker):
+    """``python -m core.scheduler`` (the production scheduler process) in its own group;
+    stopped as a worker is."""
+
+    def start(self) -> SchedulerProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "core.scheduler"],
+            cwd=str(ROOT),
+            env=self.env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+
 def worker_env(config: dict[str, Any]) -> dict[str, str]:
     """The environment a worker needs to act on the same database, Redis and SMTP sink."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "REDIS", "SMTP"))}
@@ -167,6 +187,24 @@ def worker_env_like_tests(
             **timing,
         }
     )
+
+
+def wait_for_status(campaign_id: int, status: str, seconds: float) -> str:
+    """Poll the campaign's status (in the current app context) until it is ``status`` or
+    ``seconds`` have passed; return the last status seen."""
+    from campaigns.models import Campaign
+    from core import db
+
+    deadline = time.monotonic() + seconds
+    seen = ""
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        seen = str(db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id)))
+        db.session.rollback()
+        if seen == status:
+            break
+        time.sleep(0.5)
+    return seen
 
 
 @dataclass

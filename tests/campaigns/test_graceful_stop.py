@@ -14,10 +14,15 @@ import pytest
 from sqlalchemy import func, select
 
 from campaigns import services
-from campaigns.models import Campaign, Message
+from campaigns.models import Message
 from core import db
 from tests import services_available
-from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env_like_tests
+from tests.campaigns.fault_harness import (
+    OwnRedis,
+    Worker,
+    wait_for_status,
+    worker_env_like_tests,
+)
 from tests.campaigns.helpers import campaign_with
 from tests.smtp_sink import SMTPSink
 
@@ -80,19 +85,7 @@ def test_sigterm_mid_campaign_gives_the_claims_back_at_once(
 
             # The next deploy's worker carries on from the queue alone (no reconcile call).
             worker = Worker(env, log).start()
-            deadline = time.monotonic() + 60
-            status = ""
-            while time.monotonic() < deadline:
-                db.session.expire_all()
-                status = str(
-                    db.session.scalar(
-                        select(Campaign.status).where(Campaign.id == setup.campaign_id)
-                    )
-                )
-                db.session.rollback()
-                if status == "sent":
-                    break
-                time.sleep(0.5)
+            status = wait_for_status(setup.campaign_id, "sent", 60)
             assert status == "sent", f"campaign {status}:\n{log.read_text()[-3000:]}"
             time.sleep(0.5)  # let the sink finish its last DATA
             assert _statuses(setup.campaign_id) == {"sent": len(ADDRESSES)}

@@ -131,7 +131,8 @@ def _broken_job(now: datetime) -> int:
 
 def test_the_default_job_list_includes_the_other_packages_when_present(app: Flask) -> None:
     names = {job.name: job for job in scheduler.JOBS}
-    assert names["event-retention"].optional and names["reconcile-sends"].optional
+    assert names["event-retention"].optional
+    assert names["reconcile-sends"].interval_setting == "RECONCILE_INTERVAL_SECONDS"
     results = scheduler.run_jobs(app)
     for required in (
         "expire-data-requests",
@@ -165,7 +166,11 @@ def test_the_app_factory_starts_the_in_process_scheduler_on_the_embedded_default
     running = app.extensions["scheduler"]
     try:
         assert running.running
-        assert [job.id for job in running.get_jobs()] == ["envoy-jobs"]
+        # One APScheduler job per tick: the send reconciler's 10 s, everything else's 300 s.
+        assert sorted(job.id for job in running.get_jobs()) == [
+            "envoy-jobs-10s",
+            "envoy-jobs-300s",
+        ]
     finally:
         running.shutdown(wait=False)
     quiet = app_factory(TESTING=False, INPROCESS_WORKER=False, SCHEDULER_INPROCESS=False)
