@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.sql import ColumnElement, Select
 
-from campaigns.models import Campaign, Message
+from campaigns.models import Campaign, Message, MessageStatus
 from campaigns.render import Recipient
 from campaigns.services import campaign_audience
 from core import db
@@ -89,7 +89,7 @@ def _due_rows(campaign_id: int, limit: int, now: datetime) -> Select[int]:
         select(Message.id)
         .where(
             Message.campaign_id == campaign_id,
-            Message.status == "pending",
+            Message.status == MessageStatus.PENDING,
             Message.due_at <= now,
         )
         .order_by(Message.due_at, Message.id)
@@ -104,8 +104,8 @@ def _mark_claimed(
     by row id, in id order."""
     result = db.session.execute(
         update(Message)
-        .where(rows, Message.status == "pending")
-        .values(status="claimed", claim_token=token, claimed_at=now)
+        .where(rows, Message.status == MessageStatus.PENDING)
+        .values(status=MessageStatus.CLAIMED, claim_token=token, claimed_at=now)
         .returning(Message.id, Message.contact_id)
     )
     claimed = dict(sorted((row[0], row[1]) for row in result))
@@ -161,7 +161,7 @@ def release_claim(token: str) -> None:
     db.session.rollback()
     db.session.execute(
         update(Message)
-        .where(Message.claim_token == token, Message.status == "claimed")
-        .values(status="pending", claim_token=None, claimed_at=None)
+        .where(Message.claim_token == token, Message.status == MessageStatus.CLAIMED)
+        .values(status=MessageStatus.PENDING, claim_token=None, claimed_at=None)
     )
     db.session.commit()

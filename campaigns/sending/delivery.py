@@ -37,7 +37,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.bounces import record_bounce
-from campaigns.models import Campaign, Message, SendingSettings
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, SendingSettings
 from campaigns.render import (
     CampaignView,
     Recipient,
@@ -74,7 +74,7 @@ from privacy import engine_gate
 
 log = logging.getLogger(__name__)
 
-_UNFINISHED = ("pending", "claimed")
+_UNFINISHED = (MessageStatus.PENDING, MessageStatus.CLAIMED)
 
 #: How many rows of a dead worker's claim may have been accepted by SMTP without their mark
 #: being committed: the one in the SMTP exchange and the marks queued behind it
@@ -343,9 +343,9 @@ def _transport_failed(campaign: Campaign, error: Exception, chain: int) -> None:
     if (errors or 0) >= limit:
         db.session.execute(
             update(Campaign)
-            .where(Campaign.id == campaign.id, Campaign.status == "sending")
+            .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.SENDING)
             .values(
-                status="paused",
+                status=CampaignStatus.PAUSED,
                 pause_reason=(
                     f"Paused after {errors} transport errors in a row; the last: "
                     f"{str(error)[:300]}. Check the SMTP server, then resume."
@@ -372,7 +372,7 @@ def send_batch(campaign_id: int, chain: int = 0, claims: int = 0) -> int:
         if campaign is None:
             return total
         db.session.refresh(campaign)
-        if campaign.status != "sending":
+        if campaign.status != CampaignStatus.SENDING:
             return total
         try:
             sent, outcome = _send_one_claim(campaign, chain)
@@ -447,10 +447,17 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                     _record_outcome(campaign_id)
                 handled += 1
                 if rendered is None:
-                    mark_row(message_id, token, status="skipped", error="no longer in the audience")
+                    mark_row(
+                        message_id,
+                        token,
+                        status=MessageStatus.SKIPPED,
+                        error="no longer in the audience",
+                    )
                     continue
                 if isinstance(rendered, RecipientError):
-                    mark_row(message_id, token, status="failed", error=str(rendered)[:500])
+                    mark_row(
+                        message_id, token, status=MessageStatus.FAILED, error=str(rendered)[:500]
+                    )
                     continue
                 if isinstance(rendered, TemplateError):  # the campaign's, not this contact's
                     raise _CampaignStop(f"The templates do not render: {rendered}")
@@ -468,7 +475,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                 now_monotonic = time.monotonic()
                 if now_monotonic - checked_at > 1.0 or now_monotonic - waiting_since > 0.05:
                     checked_at = now_monotonic
-                    if _status_of(campaign_id) != "sending":
+                    if _status_of(campaign_id) != CampaignStatus.SENDING:
                         break
                 recipient_of = recipients[message_id]
                 # The domain as stored (U-labels), as the engine's pacing knows it.
@@ -478,7 +485,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
                         mark_row(
                             message_id,
                             token,
-                            status="pending",
+                            status=MessageStatus.PENDING,
                             due_at=utcnow() + timedelta(seconds=5),
                             claimed_at=None,
                         )
@@ -498,7 +505,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     except _CampaignStop as stop:
         _stop(ahead, marker)
         release_claim(token)
-        if _status_of(campaign_id) == "sending":
+        if _status_of(campaign_id) == CampaignStatus.SENDING:
             pause(campaign.account_id, campaign_id, stop.reason)
         return sent, "over"
     except Exception:
@@ -545,10 +552,10 @@ def _deliver(
     except OutcomeUnknownError:
         # RFC 1047: the server may have accepted it. At most once, as for a killed worker:
         # failed as interrupted, never resent; the claim's other rows go back (TransportError).
-        mark_row(message_id, token, status="failed", error=INTERRUPTED)
+        mark_row(message_id, token, status=MessageStatus.FAILED, error=INTERRUPTED)
         raise
     except UnsupportedByServerError as exc:
-        mark_row(message_id, token, status="failed", error=str(exc))
+        mark_row(message_id, token, status=MessageStatus.FAILED, error=str(exc))
         return False
     except PermanentMailError as exc:
         if exc.stage == "sender":
@@ -559,7 +566,7 @@ def _deliver(
         mark_row(
             message_id,
             token,
-            status="failed",
+            status=MessageStatus.FAILED,
             error=f"refused by the receiving server ({smtp_status(exc)})",
         )
         record_bounce(message_id, "hard", "smtp", smtp_status(exc))
@@ -575,7 +582,7 @@ def _deliver(
             mark_row(
                 message_id,
                 token,
-                status="failed",
+                status=MessageStatus.FAILED,
                 attempts=attempts,
                 error=f"gave up after {attempts} deferrals: {smtp_status(exc)}",
             )
@@ -588,7 +595,7 @@ def _deliver(
             mark_row(
                 message_id,
                 token,
-                status="pending",
+                status=MessageStatus.PENDING,
                 attempts=attempts,
                 claimed_at=None,
                 due_at=utcnow() + timedelta(seconds=retry_delay(attempts)),
@@ -608,7 +615,7 @@ def _after_empty_claim(campaign: Campaign, chain: int, now: datetime) -> None:
     next_due = db.session.scalar(
         select(func.min(Message.due_at)).where(
             Message.campaign_id == campaign.id,
-            Message.status == "pending",
+            Message.status == MessageStatus.PENDING,
             Message.due_at > now,
         )
     )
@@ -632,7 +639,7 @@ def finish_if_done(campaign: Campaign) -> None:
     if not unfinished:
         db.session.execute(
             update(Campaign)
-            .where(Campaign.id == campaign.id, Campaign.status == "sending")
-            .values(status="sent", finished_at=utcnow())
+            .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.SENDING)
+            .values(status=CampaignStatus.SENT, finished_at=utcnow())
         )
     db.session.commit()

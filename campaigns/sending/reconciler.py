@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.sql import ColumnElement
 
-from campaigns.models import Campaign, Message
+from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.sending.claims import chain_of
 from campaigns.sending.delivery import (
     INTERRUPTED,
@@ -60,13 +60,17 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
     now = now or utcnow()
     started = 0
     for campaign_id in db.session.scalars(
-        select(Campaign.id).where(Campaign.status == "scheduled", Campaign.scheduled_at <= now)
+        select(Campaign.id).where(
+            Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= now
+        )
     ).all():
         started += int(start_scheduled(campaign_id, now))
 
     lease = timedelta(seconds=float(setting("SEND_CLAIM_TIMEOUT")))
     stale_before = now - lease
-    sending = db.session.scalars(select(Campaign).where(Campaign.status == "sending")).all()
+    sending = db.session.scalars(
+        select(Campaign).where(Campaign.status == CampaignStatus.SENDING)
+    ).all()
     recovered = 0
     interrupted = 0
     requeued = 0
@@ -77,7 +81,7 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
             select(Message.claim_token)
             .where(
                 Message.campaign_id == campaign.id,
-                Message.status == "claimed",
+                Message.status == MessageStatus.CLAIMED,
                 Message.claimed_at < stale_before,
             )
             .distinct()
@@ -92,8 +96,8 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
         if dead:
             requeued += 1
             continue
-        live_claim = _first(campaign.id, Message.status == "claimed")
-        due = _first(campaign.id, Message.status == "pending", Message.due_at <= now)
+        live_claim = _first(campaign.id, Message.status == MessageStatus.CLAIMED)
+        due = _first(campaign.id, Message.status == MessageStatus.PENDING, Message.due_at <= now)
         if live_claim is None and due is not None:
             idle = campaign.last_progress_at is None or campaign.last_progress_at < stale_before
             backing_off = (
@@ -107,10 +111,13 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
                 enqueue_chains(campaign)
                 requeued += 1
                 db.session.commit()
-        elif live_claim is None and _first(campaign.id, Message.status == "pending") is None:
+        elif (
+            live_claim is None
+            and _first(campaign.id, Message.status == MessageStatus.PENDING) is None
+        ):
             finish_if_done(campaign)
             db.session.refresh(campaign)
-            finished += int(campaign.status == "sent")
+            finished += int(campaign.status == CampaignStatus.SENT)
     db.session.commit()
     return ReconcileReport(started, recovered, interrupted, requeued, finished)
 
@@ -121,7 +128,7 @@ def _recover_claim(token: str) -> int:
     # Sent in id order: the first unmarked rows are the ones SMTP may have accepted.
     uncertain = db.session.scalars(
         select(Message.id)
-        .where(Message.claim_token == token, Message.status == "claimed")
+        .where(Message.claim_token == token, Message.status == MessageStatus.CLAIMED)
         .order_by(Message.id)
         .limit(UNCERTAIN_PER_CLAIM)
     ).all()
@@ -133,15 +140,15 @@ def _recover_claim(token: str) -> int:
                 .where(
                     Message.id.in_(uncertain),
                     Message.claim_token == token,
-                    Message.status == "claimed",
+                    Message.status == MessageStatus.CLAIMED,
                 )
-                .values(status="failed", claim_token=None, error=INTERRUPTED)
+                .values(status=MessageStatus.FAILED, claim_token=None, error=INTERRUPTED)
             )
         )
     db.session.execute(
         update(Message)
-        .where(Message.claim_token == token, Message.status == "claimed")
-        .values(status="pending", claim_token=None, claimed_at=None)
+        .where(Message.claim_token == token, Message.status == MessageStatus.CLAIMED)
+        .values(status=MessageStatus.PENDING, claim_token=None, claimed_at=None)
     )
     db.session.commit()
     return failed
