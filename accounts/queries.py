@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from accounts.models import Account, Membership, User, UserSession
+from accounts.models import Account, Membership, Role, User, UserSession
 from campaigns.models import Campaign
 from core import db
 from core.auth import CurrentMember
@@ -19,26 +19,38 @@ from core.errors import NotFoundError
 
 def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMember | None:
     """The member view of a user in an account, or None if the membership no longer exists.
-    The role is read from the membership on every call (never cached in the session)."""
+    The role and its permissions are read from the database on every call (never cached in
+    the session), so a role change or an edit of a role's permissions counts from the next
+    request on."""
     row = db.session.execute(
-        select(User, Account, Membership.role)
+        select(User, Account, Membership)
         .join(Membership, Membership.user_id == User.id)
         .join(Account, Account.id == Membership.account_id)
         .where(User.id == user_id, Account.id == account_id)
     ).first()
     if row is None:
         return None
-    user, account, role = row
+    user, account, membership = row
+    from accounts.roles import permissions_of
+
+    role_name = membership.role.capitalize()
+    grants: list[str] = []
+    if membership.role_id is not None:
+        custom = get_role(account.id, membership.role_id)
+        role_name = custom.name
+        grants = [grant.permission for grant in custom.grants]
     return CurrentMember(
         user_id=user.id,
         account_id=account.id,
-        role=role,
+        role=membership.role,
         name=user.name,
         email=user.email,
         account_name=account.name,
         is_platform_admin=user.is_platform_admin,
         deletion_pending=account.deletion_due_at is not None,
         session_id=session_id,
+        role_name=role_name,
+        permissions=permissions_of(membership.role, grants),
     )
 
 
@@ -56,15 +68,31 @@ def account_time_zone(account_id: int) -> str:
     return zone or "UTC"
 
 
-def list_members(account_id: int) -> list[tuple[User, str]]:
-    """The account's members with their roles, owners first."""
+@dataclass(frozen=True)
+class TeamMember:
+    """A member as the Team page shows them."""
+
+    user: User
+    role_key: str  # owner | admin | member | role:<id> (accounts.roles.resolve)
+    role_name: str
+
+
+def list_members(account_id: int) -> list[TeamMember]:
+    """The account's members with their roles: owners, then admins, then the rest, by email."""
     rows = db.session.execute(
-        select(User, Membership.role)
+        select(User, Membership.role, Role.id, Role.name)
         .join(Membership, Membership.user_id == User.id)
+        .outerjoin(Role, Role.id == Membership.role_id)
         .where(Membership.account_id == account_id)
-        .order_by(Membership.role.desc(), User.email)
     ).all()
-    return [(user, role) for user, role in rows]
+    rank = {"owner": 0, "admin": 1}
+    members = [
+        TeamMember(user, f"role:{role_id}", role_name)
+        if role_id is not None
+        else TeamMember(user, role, role.capitalize())
+        for user, role, role_id, role_name in rows
+    ]
+    return sorted(members, key=lambda m: (rank.get(m.role_key, 2), m.user.email.lower()))
 
 
 def ip_handling_for_campaign(campaign_id: int) -> str:
@@ -134,3 +162,30 @@ def list_sessions(user_id: int) -> list[UserSession]:
             .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
         )
     )
+
+
+def list_roles(account_id: int) -> list[Role]:
+    """The account's own roles, by name."""
+    return list(
+        db.session.scalars(
+            select(Role).where(Role.account_id == account_id).order_by(func.lower(Role.name))
+        )
+    )
+
+
+def role_usage(account_id: int) -> dict[int, int]:
+    """How many members hold each of the account's own roles (role id -> count)."""
+    rows = db.session.execute(
+        select(Membership.role_id, func.count())
+        .where(Membership.account_id == account_id, Membership.role_id.is_not(None))
+        .group_by(Membership.role_id)
+    ).all()
+    return {int(role_id or 0): int(count) for role_id, count in rows}
+
+
+def get_role(account_id: int, role_id: int) -> Role:
+    """The account's role, or NotFoundError (also for another account's role)."""
+    role = db.session.scalar(select(Role).where(Role.account_id == account_id, Role.id == role_id))
+    if role is None:
+        raise NotFoundError("role")
+    return role
