@@ -78,7 +78,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(PermissionDeniedError)
     def _forbidden(exc: PermissionDeniedError) -> tuple[str, int]:
-        return render_template("core/error.html", code=403, message=str(exc)), 403
+        page = render_template(
+            "core/error.html", code=403, title="Not allowed for your role", message=str(exc)
+        )
+        return page, 403
 
     @app.errorhandler(DBAPIError)
     @app.errorhandler(PoolTimeoutError)

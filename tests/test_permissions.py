@@ -151,6 +151,7 @@ def test_a_refusal_is_the_403_page_in_the_layout_and_the_menu_hides_what_is_refu
     page = refused.get_data(as_text=True)
     assert 'class="topbar"' in page  # the layout, with the member's menu
     assert "“Manage contacts and lists”" in page
+    assert "Not allowed for your role" in page
     nav = page[page.index('aria-label="Main"') : page.index("</nav>")]
     assert "/reports" in nav
     for hidden in ("/lists", "/contacts", "/team", "/settings", "/sending", "/templates"):
