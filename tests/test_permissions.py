@@ -358,3 +358,24 @@ def test_unknown_role_keys_are_refused(app: Flask, key: str) -> None:
 def test_role_values_are_stable_scopes() -> None:
     """The values are stored and will be API-key scopes: ``area:verb``, never renamed."""
     assert all(re.fullmatch(r"[a-z]+:[a-z]+", permission.value) for permission in Permission)
+
+
+def test_the_database_keeps_roles_in_their_account_and_in_use_roles_alive(app: Flask) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with app.app_context():
+        tenant = make_tenant("owner@shop.example")
+        other = make_tenant("owner@other.example", "Other")
+        theirs = roles.save_role(other.account_id, ALL, None, "Theirs", ["reports:view"])
+        ours = roles.save_role(tenant.account_id, ALL, None, "Ours", ["reports:view"])
+        user_id = make_member(tenant, "writer@shop.example", f"role:{ours.id}")
+        membership = core_db.session.scalar(select(Membership).where(Membership.user_id == user_id))
+        assert membership is not None
+        membership.role_id = theirs.id
+        with pytest.raises(IntegrityError):
+            core_db.session.commit()
+        core_db.session.rollback()
+        core_db.session.delete(core_db.session.get(Role, ours.id))
+        with pytest.raises(IntegrityError):
+            core_db.session.commit()
+        core_db.session.rollback()
