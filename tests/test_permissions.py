@@ -193,8 +193,20 @@ def test_plain_members_cannot_export_contacts_admins_and_owners_can(app: Flask) 
         exported = client.get(f"/lists/{list_id}/export.csv")
         assert exported.status_code == 200, email
         assert "ana@example.org" in exported.get_data(as_text=True)
+    with app.app_context():
+        from subscribers.models import Contact
+
+        contact_id = core_db.session.scalar(
+            select(Contact.id).where(Contact.email == "ana@example.org")
+        )
+    privacy_page = member.get(f"/privacy/contacts/{contact_id}").get_data(as_text=True)
+    assert "Restrict processing" in privacy_page  # members handle data requests
+    assert "Erase this contact" not in privacy_page  # erasing needs the privacy permission
     admin = app.test_client()
     login(admin, "admin@shop.example")
+    assert "Erase this contact" in admin.get(f"/privacy/contacts/{contact_id}").get_data(
+        as_text=True
+    )
     assert admin.get("/account/delete").status_code == 403  # ownership stays with owners
     assert "Delete the account" not in admin.get("/settings").get_data(as_text=True)
 
