@@ -84,12 +84,6 @@ _TEXT: dict[Permission, tuple[str, str]] = {
     ),
 }
 
-#: Every permission, in the order the role editor lists them.
+#: Every permission (iterate over Permission for the order the role editor shows).
 ALL: frozenset[Permission] = frozenset(Permission)
 
-
-def parse(values: object) -> frozenset[Permission]:
-    """The permissions named by ``values`` (strings); unknown names raise ValueError."""
-    if not isinstance(values, list | tuple | set | frozenset):
-        raise ValueError("a list of permission names")
-    return frozenset(Permission(str(value)) for value in values)
