@@ -86,4 +86,3 @@ _TEXT: dict[Permission, tuple[str, str]] = {
 
 #: Every permission (iterate over Permission for the order the role editor shows).
 ALL: frozenset[Permission] = frozenset(Permission)
-

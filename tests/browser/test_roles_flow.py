@@ -8,18 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveServer, screenshot
-from tests.factories import PASSWORD, make_list_with_contacts, make_member, make_tenant
+from tests.browser.conftest import LiveServer, log_in, screenshot
+from tests.factories import make_list_with_contacts, make_member, make_tenant
 
 pytestmark = pytest.mark.browser
-
-
-def _log_in(page: Any, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/**")
 
 
 def test_owner_creates_a_custom_role_and_assigns_it(
@@ -30,7 +22,7 @@ def test_owner_creates_a_custom_role_and_assigns_it(
         tenant = make_tenant("owner@cafe.example", "Café Zoë")
         make_list_with_contacts(tenant, ["ana@example.org"])
         make_member(tenant, "li@cafe.example", "member")
-    _log_in(page, base, "owner@cafe.example")
+    log_in(page, base, "owner@cafe.example")
 
     page.click("nav.mainnav >> text=Team")
     page.click("#manage-roles")
@@ -62,7 +54,7 @@ def test_owner_creates_a_custom_role_and_assigns_it(
     phone = context.new_page()
     phone.set_default_timeout(15_000)
     try:
-        _log_in(phone, base, "li@cafe.example")
+        log_in(phone, base, "li@cafe.example")
         phone.click(".menu-toggle")
         menu = phone.inner_text("nav.mainnav")
         assert "Reports" in menu
