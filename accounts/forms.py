@@ -12,6 +12,7 @@ from wtforms import (
     IntegerField,
     PasswordField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -108,9 +109,16 @@ class AdvancedSettingsForm(FlaskForm):
 class AddMemberForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email()])
     name = StringField("Name", validators=[Length(max=200)])
-    role = SelectField(
-        "Role", choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")]
-    )
+    # Choices are the account's roles (accounts.roles.choices), set by the view.
+    role = SelectField("Role", choices=[], validate_choice=False)
+
+
+class RoleForm(FlaskForm):
+    """A custom role: its name, what it is for, and its permissions (checked by the service)."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=60)])
+    description = StringField("What it is for (optional)", validators=[Length(max=300)])
+    permissions = SelectMultipleField("Permissions", choices=[], validate_choice=False)
 
 
 class TotpConfirmForm(FlaskForm):

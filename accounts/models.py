@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -23,6 +24,7 @@ from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utcnow
+from core.permissions import Permission
 
 
 class Account(Base):
@@ -78,12 +80,34 @@ class User(Base):
     )
 
 
+class BuiltinRole(StrEnum):
+    """The roles every account has; their permissions are defined in code (accounts/roles.py)."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+#: ``Membership.role`` of a member who holds one of the account's own roles (``role_id``).
+CUSTOM_ROLE = "custom"
+
+
 class Membership(Base):
-    """A user's role in an account: owner, admin or member."""
+    """A user's role in an account: a built-in one (owner, admin, member) or one of the
+    account's own roles (``role = 'custom'`` and ``role_id``). The composite foreign key makes
+    the database refuse a role of another account, and refuses to delete a role in use."""
 
     __tablename__ = "memberships"
     __table_args__ = (
         UniqueConstraint("account_id", "user_id"),
+        ForeignKeyConstraint(["account_id", "role_id"], ["roles.account_id", "roles.id"]),
+        CheckConstraint(
+            f"(role = '{CUSTOM_ROLE}' AND role_id IS NOT NULL) OR (role IN ("
+            + ", ".join(f"'{role.value}'" for role in BuiltinRole)
+            + ") AND role_id IS NULL)",
+            name="role",
+        ),
+        Index("ix_memberships_role_id", "role_id"),
         {"sqlite_autoincrement": True},
     )
 
@@ -93,10 +117,57 @@ class Membership(Base):
     )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16), default="member")
+    role_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     account: Mapped[Account] = relationship(back_populates="memberships")
     user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Role(Base):
+    """A role an account defined for itself: a name and a set of permissions."""
+
+    __tablename__ = "roles"
+    __table_args__ = (
+        UniqueConstraint("account_id", "name"),
+        # The target of memberships' (account_id, role_id) foreign key.
+        UniqueConstraint("account_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(60))
+    description: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    grants: Mapped[list[RolePermission]] = relationship(
+        cascade="all, delete-orphan", order_by="RolePermission.permission"
+    )
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return frozenset(Permission(grant.permission) for grant in self.grants)
+
+
+class RolePermission(Base):
+    """One permission of a custom role."""
+
+    __tablename__ = "role_permissions"
+    __table_args__ = (
+        CheckConstraint(
+            "permission IN (" + ", ".join(f"'{p.value}'" for p in Permission) + ")",
+            name="permission",
+        ),
+    )
+
+    role_id: Mapped[int] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class RevokeReason(StrEnum):

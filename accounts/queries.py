@@ -14,6 +14,7 @@ from accounts.models import (
     Membership,
     Passkey,
     RecoveryCode,
+    Role,
     SecurityEvent,
     SecurityEventKind,
     TotpCredential,
@@ -30,10 +31,12 @@ from core.pagination import Page, paginate
 
 def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMember | None:
     """The member view of a user in an account, or None if the membership no longer exists.
-    The role is read from the membership on every call (never cached in the session), and
-    so is whether the account requires a second factor this user has not set up."""
+    The role and its permissions are read from the database on every call (never cached in
+    the session), so a role change or an edit of a role's permissions counts from the next
+    request on; so is whether the account requires a second factor this user has not set
+    up."""
     row = db.session.execute(
-        select(User, Account, Membership.role, TotpCredential.confirmed_at)
+        select(User, Account, Membership, TotpCredential.confirmed_at)
         .join(Membership, Membership.user_id == User.id)
         .join(Account, Account.id == Membership.account_id)
         .outerjoin(TotpCredential, TotpCredential.user_id == User.id)
@@ -41,11 +44,19 @@ def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMe
     ).first()
     if row is None:
         return None
-    user, account, role, two_factor_since = row
+    user, account, membership, two_factor_since = row
+    from accounts.roles import permissions_of
+
+    role_name = membership.role.capitalize()
+    grants: list[str] = []
+    if membership.role_id is not None:
+        custom = get_role(account.id, membership.role_id)
+        role_name = custom.name
+        grants = [grant.permission for grant in custom.grants]
     return CurrentMember(
         user_id=user.id,
         account_id=account.id,
-        role=role,
+        role=membership.role,
         name=user.name,
         email=user.email,
         account_name=account.name,
@@ -53,6 +64,8 @@ def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMe
         deletion_pending=account.deletion_due_at is not None,
         session_id=session_id,
         must_enrol_two_factor=account.require_two_factor and two_factor_since is None,
+        role_name=role_name,
+        permissions=permissions_of(membership.role, grants),
     )
 
 
@@ -70,15 +83,31 @@ def account_time_zone(account_id: int) -> str:
     return zone or "UTC"
 
 
-def list_members(account_id: int) -> list[tuple[User, str]]:
-    """The account's members with their roles, owners first."""
+@dataclass(frozen=True)
+class TeamMember:
+    """A member as the Team page shows them."""
+
+    user: User
+    role_key: str  # owner | admin | member | role:<id> (accounts.roles.resolve)
+    role_name: str
+
+
+def list_members(account_id: int) -> list[TeamMember]:
+    """The account's members with their roles: owners, then admins, then the rest, by email."""
     rows = db.session.execute(
-        select(User, Membership.role)
+        select(User, Membership.role, Role.id, Role.name)
         .join(Membership, Membership.user_id == User.id)
+        .outerjoin(Role, Role.id == Membership.role_id)
         .where(Membership.account_id == account_id)
-        .order_by(Membership.role.desc(), User.email)
     ).all()
-    return [(user, role) for user, role in rows]
+    rank = {"owner": 0, "admin": 1}
+    members = [
+        TeamMember(user, f"role:{role_id}", role_name)
+        if role_id is not None
+        else TeamMember(user, role, role.capitalize())
+        for user, role, role_id, role_name in rows
+    ]
+    return sorted(members, key=lambda m: (rank.get(m.role_key, 2), m.user.email.lower()))
 
 
 def ip_handling_for_campaign(campaign_id: int) -> str:
@@ -237,3 +266,30 @@ def list_passkeys(user_id: int) -> list[Passkey]:
     return list(
         db.session.scalars(select(Passkey).where(Passkey.user_id == user_id).order_by(Passkey.id))
     )
+
+
+def list_roles(account_id: int) -> list[Role]:
+    """The account's own roles, by name."""
+    return list(
+        db.session.scalars(
+            select(Role).where(Role.account_id == account_id).order_by(func.lower(Role.name))
+        )
+    )
+
+
+def role_usage(account_id: int) -> dict[int, int]:
+    """How many members hold each of the account's own roles (role id -> count)."""
+    rows = db.session.execute(
+        select(Membership.role_id, func.count())
+        .where(Membership.account_id == account_id, Membership.role_id.is_not(None))
+        .group_by(Membership.role_id)
+    ).all()
+    return {int(role_id or 0): int(count) for role_id, count in rows}
+
+
+def get_role(account_id: int, role_id: int) -> Role:
+    """The account's role, or NotFoundError (also for another account's role)."""
+    role = db.session.scalar(select(Role).where(Role.account_id == account_id, Role.id == role_id))
+    if role is None:
+        raise NotFoundError("role")
+    return role

@@ -14,11 +14,19 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from accounts.audit import record_for_user, record_security_event
-from accounts.models import Account, Membership, RevokeReason, SecurityEventKind, User
+from accounts.models import (
+    Account,
+    BuiltinRole,
+    Membership,
+    RevokeReason,
+    SecurityEventKind,
+    User,
+)
 from core import db, timezones
 from core.db import utcnow
 from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from core.mail import send_system_mail
+from core.permissions import Permission
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
 from subscribers.normalise import normalise_email
@@ -28,7 +36,15 @@ _hasher = PasswordHasher()
 #: Verified against for unknown addresses, so they cost the same time as known ones.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 10
-ROLES = ("owner", "admin", "member")
+#: Who acts: the acting member's permissions (CurrentMember.permissions), or a built-in role's
+#: name for scripts and tests.
+Actor = frozenset[Permission] | str
+
+
+def _permissions(actor: Actor) -> frozenset[Permission]:
+    from accounts.roles import BUILTIN
+
+    return BUILTIN.get(actor, frozenset()) if isinstance(actor, str) else actor
 
 
 def _check_password(password: str) -> None:
@@ -292,19 +308,25 @@ def user_id_for_email(email: str) -> int | None:
 
 def add_member(
     account_id: int,
-    actor_role: str,
+    actor: Actor,
     email: str,
     name: str,
     role: str,
     *,
     actor_user_id: int | None = None,
 ) -> User:
-    """Add a person to the account; a new user gets an email to set a password. Recorded in
-    the security log (with ``actor_user_id``)."""
-    if role not in ROLES:
-        raise ValidationError("Unknown role.", field="role")
-    if role == "owner" and actor_role != "owner":
+    """Add a person to the account with ``role`` (``owner``/``admin``/``member`` or
+    ``role:<id>`` of the account's own roles); a new user gets an email to set a password.
+    Needs ``team:manage`` and every permission the role grants (ownership needs an owner).
+    Recorded in the security log (with ``actor_user_id``)."""
+    from accounts import roles
+
+    granted = _permissions(actor)
+    roles.require(granted, Permission.MANAGE_TEAM, "add members")
+    column, custom = roles.resolve(account_id, role)
+    if column == BuiltinRole.OWNER and Permission.OWN_ACCOUNT not in granted:
         raise PermissionDeniedError("Only an owner can add another owner.")
+    roles.check_grant(granted, roles.permissions_of_choice(account_id, role))
     email = normalise_email(email)
     user = _user_by_email(email)
     is_new = user is None
@@ -318,12 +340,19 @@ def add_member(
     )
     if exists is not None:
         raise ValidationError("That person is already a member.", field="email")
-    db.session.add(Membership(account_id=account_id, user_id=user.id, role=role))
+    db.session.add(
+        Membership(
+            account_id=account_id,
+            user_id=user.id,
+            role=column,
+            role_id=custom.id if custom is not None else None,
+        )
+    )
     record_security_event(
         account_id,
         actor_user_id,
         SecurityEventKind.MEMBER_ADDED,
-        {"user_id": user.id, "member": user.email, "role": role},
+        {"user_id": user.id, "member": user.email, "role": _role_label(column, custom)},
     )
     db.session.commit()
     if is_new:
@@ -339,63 +368,90 @@ def add_member(
     return user
 
 
-def change_role(
-    account_id: int, actor_role: str, user_id: int, role: str, *, actor_user_id: int | None = None
-) -> None:
-    """Change a member's role; only owners grant or remove ownership; one owner always stays.
-    A change is recorded in the security log (with ``actor_user_id``)."""
-    if role not in ROLES:
-        raise ValidationError("Unknown role.", field="role")
+def _membership(account_id: int, user_id: int) -> Membership:
     membership = db.session.scalar(
         select(Membership).where(Membership.account_id == account_id, Membership.user_id == user_id)
     )
     if membership is None:
         raise NotFoundError("member")
-    if "owner" in (role, membership.role) and actor_role != "owner":
-        raise PermissionDeniedError("Only an owner can change ownership.")
-    if membership.role == "owner" and role != "owner":
-        owners = db.session.scalar(
-            select(func.count()).where(
-                Membership.account_id == account_id, Membership.role == "owner"
-            )
+    return membership
+
+
+def _held(membership: Membership) -> frozenset[Permission]:
+    from accounts import roles
+
+    if membership.role_id is not None:
+        return roles.get_role(membership.account_id, membership.role_id).permissions
+    return roles.BUILTIN.get(membership.role, frozenset())
+
+
+def _keep_an_owner(account_id: int) -> None:
+    owners = db.session.scalar(
+        select(func.count()).where(
+            Membership.account_id == account_id, Membership.role == BuiltinRole.OWNER
         )
-        if (owners or 0) <= 1:
-            raise ValidationError("An account keeps at least one owner.", field="role")
-    if membership.role != role:
+    )
+    if (owners or 0) <= 1:
+        raise ValidationError("An account keeps at least one owner.", field="role")
+
+
+def _role_label(column: str, custom: Any) -> str:
+    return str(custom.name) if custom is not None else str(column)
+
+
+def change_role(
+    account_id: int, actor: Actor, user_id: int, role: str, *, actor_user_id: int | None = None
+) -> None:
+    """Give a member another role (built-in, or ``role:<id>`` of the account's own). Needs
+    ``team:manage`` and every permission of both the old and the new role, so only owners
+    grant or remove ownership; one owner always stays. The member's permissions change from
+    their next request on (read from the database on every request). A change is recorded in
+    the security log (with ``actor_user_id``). Commits."""
+    from accounts import roles
+
+    granted = _permissions(actor)
+    roles.require(granted, Permission.MANAGE_TEAM, "change roles")
+    column, custom = roles.resolve(account_id, role)
+    membership = _membership(account_id, user_id)
+    if BuiltinRole.OWNER in (column, membership.role) and Permission.OWN_ACCOUNT not in granted:
+        raise PermissionDeniedError("Only an owner can change ownership.")
+    roles.check_grant(granted, _held(membership) | roles.permissions_of_choice(account_id, role))
+    if membership.role == BuiltinRole.OWNER and column != BuiltinRole.OWNER:
+        _keep_an_owner(account_id)
+    before = _role_label(
+        membership.role,
+        roles.get_role(account_id, membership.role_id) if membership.role_id else None,
+    )
+    after = _role_label(column, custom)
+    if before != after:
         record_security_event(
             account_id,
             actor_user_id,
             SecurityEventKind.ROLE_CHANGED,
-            {
-                "user_id": user_id,
-                "member": membership.user.email,
-                "from": membership.role,
-                "to": role,
-            },
+            {"user_id": user_id, "member": membership.user.email, "from": before, "to": after},
         )
-    membership.role = role
+    membership.role = column
+    membership.role_id = custom.id if custom is not None else None
     db.session.commit()
 
 
 def remove_member(
-    account_id: int, actor_role: str, user_id: int, *, actor_user_id: int | None = None
+    account_id: int, actor: Actor, user_id: int, *, actor_user_id: int | None = None
 ) -> None:
-    """Remove a member (never the last owner); recorded in the security log."""
-    membership = db.session.scalar(
-        select(Membership).where(Membership.account_id == account_id, Membership.user_id == user_id)
-    )
-    if membership is None:
-        raise NotFoundError("member")
-    if membership.role == "owner":
-        if actor_role != "owner":
+    """Remove a member (never the last owner; an owner only by an owner) and end their
+    sessions in the account at once; recorded in the security log. Commits."""
+    from accounts import roles
+
+    granted = _permissions(actor)
+    roles.require(granted, Permission.MANAGE_TEAM, "remove members")
+    membership = _membership(account_id, user_id)
+    if membership.role == BuiltinRole.OWNER:
+        if Permission.OWN_ACCOUNT not in granted:
             raise PermissionDeniedError("Only an owner can remove an owner.")
-        owners = db.session.scalar(
-            select(func.count()).where(
-                Membership.account_id == account_id, Membership.role == "owner"
-            )
-        )
-        if (owners or 0) <= 1:
-            raise ValidationError("An account keeps at least one owner.")
+        try:
+            _keep_an_owner(account_id)
+        except ValidationError:
+            raise ValidationError("An account keeps at least one owner.") from None
     from accounts import sessions
 
     sessions.revoke_membership(user_id, account_id, RevokeReason.REMOVED)
@@ -511,9 +567,10 @@ def set_engine_participation(
 ACCOUNT_DELETION_LINK_MAX_AGE = 24 * 3600
 
 
-def request_account_deletion(account_id: int, user_id: int, actor_role: str) -> None:
-    """Email the owner a signed link (24 h, once) that confirms the deletion of the account."""
-    if actor_role != "owner":
+def request_account_deletion(account_id: int, user_id: int, actor: Actor) -> None:
+    """Email the owner a signed link (24 h, once) that confirms the deletion of the account.
+    Needs ``account:own``."""
+    if Permission.OWN_ACCOUNT not in _permissions(actor):
         raise PermissionDeniedError("Only an owner can delete the account.")
     account = db.session.get(Account, account_id)
     user = db.session.get(User, user_id)
@@ -604,9 +661,9 @@ def confirm_account_deletion(token: str) -> Account:
     return account
 
 
-def reactivate_account(account_id: int, user_id: int, actor_role: str) -> Account:
-    """Cancel a scheduled deletion (owners, until the deletion is due)."""
-    if actor_role != "owner":
+def reactivate_account(account_id: int, user_id: int, actor: Actor) -> Account:
+    """Cancel a scheduled deletion (``account:own``, until the deletion is due). Commits."""
+    if Permission.OWN_ACCOUNT not in _permissions(actor):
         raise PermissionDeniedError("Only an owner can reactivate the account.")
     account = db.session.get(Account, account_id)
     if account is None:

@@ -16,9 +16,16 @@ from accounts.forms import (
     TotpConfirmForm,
 )
 from accounts.views import bp, safe_next
-from core.auth import allowed_before_two_factor, login_required, member
+from core.auth import (
+    allowed_before_two_factor,
+    login_required,
+    member,
+    public,
+    require_permission,
+)
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
+from core.permissions import Permission
 
 #: The cookie key of a half-done login (the password was right, the code is awaited).
 CHALLENGE_KEY = "challenge"
@@ -33,6 +40,7 @@ def begin_second_step(user_id: int, account_id: int) -> Any:
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
+@public("the second step of a login: a server-side half-done login named by the cookie")
 def login_code() -> Any:
     challenge = twofactor.find_challenge(session.get(CHALLENGE_KEY))
     if challenge is None:
@@ -97,6 +105,7 @@ def _json_body() -> dict[str, Any]:
 
 
 @bp.post("/login/passkey/options")
+@public("the second step of a login: a server-side half-done login named by the cookie")
 def login_passkey_options() -> Any:
     challenge = twofactor.find_challenge(session.get(CHALLENGE_KEY))
     if challenge is None or not passkeys.has_passkey(challenge.user_id):
@@ -105,6 +114,7 @@ def login_passkey_options() -> Any:
 
 
 @bp.post("/login/passkey")
+@public("the second step of a login: a server-side half-done login named by the cookie")
 def login_passkey() -> Any:
     challenge = twofactor.find_challenge(session.get(CHALLENGE_KEY))
     if challenge is None:
@@ -234,7 +244,7 @@ def recovery_codes() -> Any:
 
 
 @bp.route("/settings/security", methods=["GET", "POST"])
-@login_required("admin")
+@require_permission(Permission.MANAGE_SETTINGS)
 def security_settings() -> Any:
     me = member()
     account = queries.get_account(me.account_id)

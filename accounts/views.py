@@ -17,7 +17,7 @@ from flask import (
     url_for,
 )
 
-from accounts import audit, queries, services, sessions, sso, twofactor
+from accounts import audit, queries, roles, services, sessions, sso, twofactor
 from accounts.forms import (
     AddMemberForm,
     AdvancedSettingsForm,
@@ -27,22 +27,33 @@ from accounts.forms import (
     LoginForm,
     PrivacySettingsForm,
     ResetPasswordForm,
+    RoleForm,
     SignupForm,
     SsoLoginForm,
     SsoSettingsForm,
 )
 from accounts.models import RevokeReason
 from core import nav
-from core.auth import current_member, forget_current_member, login_required, member
+from core.auth import (
+    check_permission,
+    current_member,
+    forget_current_member,
+    login_required,
+    member,
+    public,
+    require_any_permission,
+    require_permission,
+)
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
+from core.permissions import Permission
 from core.signing import BadTokenError
 from core.urls import external_url
 from privacy import engine_gate
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
-nav.add("Team", "accounts.team", 80, role="admin")
-nav.add("Settings", "accounts.settings", 90, role="admin")
+nav.add("Team", "accounts.team", 80, active=("accounts.team", "accounts.role"))
+nav.add("Settings", "accounts.settings", 90)
 
 
 @bp.app_context_processor
@@ -73,6 +84,7 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@public("creating an account")
 def signup() -> Any:
     form = SignupForm()
     if form.validate_on_submit():
@@ -97,6 +109,7 @@ def signup() -> Any:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public("the login page")
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
@@ -132,6 +145,7 @@ def login() -> Any:
 
 
 @bp.post("/logout")
+@public("ends whatever session the cookie names")
 def logout() -> Any:
     form = ActionForm()
     if form.validate_on_submit():
@@ -212,6 +226,7 @@ def change_password() -> Any:
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
+@public("asking for a reset link")
 def forgot_password() -> Any:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
@@ -222,6 +237,7 @@ def forgot_password() -> Any:
 
 
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@public("a signed password-reset link")
 def reset_password(token: str) -> Any:
     try:
         services.user_for_reset_token(token)
@@ -243,12 +259,24 @@ def reset_password(token: str) -> Any:
     return render_template("accounts/reset.html", form=form)
 
 
+#: The settings tabs and the permission each needs (the page needs one of them).
+SETTINGS_TABS = {
+    "general": Permission.MANAGE_SETTINGS,
+    "privacy": Permission.MANAGE_PRIVACY,
+    "advanced": Permission.MANAGE_SETTINGS,
+}
+
+
 @bp.route("/settings", methods=["GET", "POST"])
-@login_required("admin")
+@require_any_permission(Permission.MANAGE_SETTINGS, Permission.MANAGE_PRIVACY)
 def settings() -> Any:
     me = member()
     account = queries.get_account(me.account_id)
-    tab = request.args.get("tab", "general")
+    default = "general" if member().can(Permission.MANAGE_SETTINGS) else "privacy"
+    tab = request.args.get("tab", default)
+    if tab not in SETTINGS_TABS:
+        tab = default
+    check_permission(SETTINGS_TABS[tab])
     general = GeneralSettingsForm(prefix="general", obj=account)
     privacy = PrivacySettingsForm(prefix="privacy", obj=account)
     advanced = AdvancedSettingsForm(prefix="advanced", obj=account)
@@ -296,6 +324,7 @@ def settings() -> Any:
     return render_template(
         "accounts/settings.html",
         tab=tab,
+        tabs=[name for name, needed in SETTINGS_TABS.items() if me.can(needed)],
         account=account,
         general=general,
         privacy=privacy,
@@ -307,7 +336,7 @@ def settings() -> Any:
 
 
 @bp.get("/settings/security-log")
-@login_required("owner")
+@require_permission(Permission.OWN_ACCOUNT)
 def security_log() -> Any:
     """Settings > Security log (owners): the account's security events, filtered and paged."""
     me = member()
@@ -324,15 +353,17 @@ def security_log() -> Any:
 
 
 @bp.route("/team", methods=["GET", "POST"])
-@login_required("admin")
+@require_permission(Permission.MANAGE_TEAM)
 def team() -> Any:
     me = member()
     form = AddMemberForm()
+    choices = roles.choices(me.account_id)
+    form.role.choices = [(choice.key, choice.name) for choice in choices]
     if form.validate_on_submit():
         try:
             services.add_member(
                 me.account_id,
-                me.role,
+                me.permissions,
                 form.email.data or "",
                 form.name.data or "",
                 form.role.data or "member",
@@ -349,19 +380,20 @@ def team() -> Any:
         "accounts/team.html",
         form=form,
         members=queries.list_members(me.account_id),
+        choices=choices,
         action=ActionForm(),
     )
 
 
 @bp.post("/team/<int:user_id>/role")
-@login_required("admin")
+@require_permission(Permission.MANAGE_TEAM)
 def change_role(user_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
         try:
             services.change_role(
                 me.account_id,
-                me.role,
+                me.permissions,
                 user_id,
                 request.form.get("role", ""),
                 actor_user_id=me.user_id,
@@ -373,19 +405,103 @@ def change_role(user_id: int) -> Any:
 
 
 @bp.post("/team/<int:user_id>/remove")
-@login_required("admin")
+@require_permission(Permission.MANAGE_TEAM)
 def remove_member(user_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
         try:
-            services.remove_member(me.account_id, me.role, user_id, actor_user_id=me.user_id)
+            services.remove_member(me.account_id, me.permissions, user_id, actor_user_id=me.user_id)
             flash("Member removed.", "success")
         except (ValidationError, PermissionDeniedError) as exc:
             flash(str(exc), "error")
     return redirect(url_for("accounts.team"))
 
 
+# --- Team > Roles: the account's own roles -----------------------------------------------------
+
+
+@bp.get("/team/roles")
+@require_permission(Permission.MANAGE_TEAM)
+def roles_page() -> Any:
+    me = member()
+    return render_template(
+        "accounts/roles.html",
+        builtin=[choice for choice in roles.choices(me.account_id) if choice.builtin],
+        custom=queries.list_roles(me.account_id),
+        usage=queries.role_usage(me.account_id),
+        permissions=list(Permission),
+        action=ActionForm(),
+    )
+
+
+def _role_form(role_id: int | None) -> Any:
+    me = member()
+    role = queries.get_role(me.account_id, role_id) if role_id is not None else None
+    form = RoleForm(obj=role)
+    form.permissions.choices = [(p.value, p.label) for p in Permission]
+    if request.method == "GET" and role is not None:
+        form.permissions.data = sorted(p.value for p in role.permissions)
+    if form.validate_on_submit():
+        try:
+            saved = roles.save_role(
+                me.account_id,
+                me.permissions,
+                role.id if role is not None else None,
+                form.name.data or "",
+                form.permissions.data or [],
+                form.description.data or "",
+            )
+            flash(
+                f"Role “{saved.name}” saved. Give it to members on the Team page."
+                if role is None
+                else f"Role “{saved.name}” saved. Its members have the new permissions now.",
+                "success",
+            )
+            return redirect(url_for("accounts.roles_page"))
+        except ValidationError as exc:
+            show_error(form, exc)
+        except PermissionDeniedError as exc:
+            form.permissions.errors = [str(exc)]
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "accounts/role_edit.html",
+        form=form,
+        role=role,
+        permissions=list(Permission),
+        holders=queries.role_usage(me.account_id).get(role.id, 0) if role else 0,
+        action=ActionForm(),
+    ), status
+
+
+@bp.route("/team/roles/new", methods=["GET", "POST"])
+@require_permission(Permission.MANAGE_TEAM)
+def role_new() -> Any:
+    return _role_form(None)
+
+
+@bp.route("/team/roles/<int:role_id>", methods=["GET", "POST"])
+@require_permission(Permission.MANAGE_TEAM)
+def role_edit(role_id: int) -> Any:
+    return _role_form(role_id)
+
+
+@bp.post("/team/roles/<int:role_id>/delete")
+@require_permission(Permission.MANAGE_TEAM)
+def role_delete(role_id: int) -> Any:
+    me = member()
+    if ActionForm().validate_on_submit():
+        try:
+            name = queries.get_role(me.account_id, role_id).name
+            roles.delete_role(me.account_id, me.permissions, role_id)
+        except ValidationError as exc:
+            flash(exc.message, "error")
+            return redirect(url_for("accounts.role_edit", role_id=role_id))
+        flash(f"Role “{name}” deleted.", "success")
+    return redirect(url_for("accounts.roles_page"))
+
+
 @bp.get("/")
+@public("sends to the login page or the dashboard")
 def index() -> Any:
     if current_member() is None:
         return redirect(url_for("accounts.login"))
@@ -396,14 +512,14 @@ def index() -> Any:
 
 
 @bp.route("/account/delete", methods=["GET", "POST"])
-@login_required("owner")
+@require_permission(Permission.OWN_ACCOUNT)
 def delete_account() -> Any:
     me = member()
     account = queries.get_account(me.account_id)
     form = ActionForm()
     if form.validate_on_submit():
         try:
-            services.request_account_deletion(me.account_id, me.user_id, me.role)
+            services.request_account_deletion(me.account_id, me.user_id, me.permissions)
         except (ValidationError, PermissionDeniedError) as exc:
             flash(str(exc), "error")
         else:
@@ -413,6 +529,7 @@ def delete_account() -> Any:
 
 
 @bp.route("/account/delete/confirm/<token>", methods=["GET", "POST"])
+@public("a signed account-deletion link")
 def confirm_deletion(token: str) -> Any:
     try:
         account = services.account_for_deletion_token(token)
@@ -436,7 +553,7 @@ def reactivate() -> Any:
     form = ActionForm()
     if form.validate_on_submit():
         try:
-            services.reactivate_account(me.account_id, me.user_id, me.role)
+            services.reactivate_account(me.account_id, me.user_id, me.permissions)
         except (ValidationError, PermissionDeniedError) as exc:
             flash(str(exc), "error")
             return redirect(url_for("accounts.reactivate"))
@@ -453,7 +570,7 @@ def reactivate() -> Any:
         "accounts/reactivate.html",
         account=account,
         form=form,
-        role=me.role,
+        is_owner=me.can(Permission.OWN_ACCOUNT),
         days_left=days_left,
         elapsed_percent=0 if days_left is None else round(100 * (grace - days_left) / grace),
     )
@@ -463,7 +580,7 @@ SSO_PENDING = "sso_pending"
 
 
 @bp.route("/settings/sso", methods=["GET", "POST"])
-@login_required("owner")
+@require_permission(Permission.OWN_ACCOUNT)
 def sso_settings() -> Any:
     """Owners set up the account's OpenID Connect provider (accounts/sso.py)."""
     me = member()
@@ -506,6 +623,7 @@ def sso_settings() -> Any:
 
 
 @bp.route("/login/sso", methods=["GET", "POST"])
+@public("the login page for single sign-on")
 def sso_login() -> Any:
     """Log in through the identity provider of the address's domain."""
     form = SsoLoginForm()
@@ -522,6 +640,7 @@ def sso_login() -> Any:
 
 
 @bp.get("/login/sso/callback")
+@public("the identity provider's answer, checked against the state kept in the session")
 def sso_callback() -> Any:
     """Where the provider sends the person back: the login is finished or refused here."""
     pending = session.pop(SSO_PENDING, None)

@@ -10,9 +10,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from breaches import queries, services
 from breaches.forms import AccountsForm, IncidentForm, ReportForm
 from core import nav
-from core.auth import login_required, member, operator_required
+from core.auth import member, operator_required, require_permission
 from core.errors import ValidationError
 from core.forms import ActionForm, show_error
+from core.permissions import Permission
 
 bp = Blueprint("breaches", __name__, template_folder="templates")
 nav.add("Breaches", "breaches.incidents", 97, role="operator", active=("breaches.incident",))
@@ -120,7 +121,7 @@ def report(incident_id: int) -> Any:
 
 
 @bp.get("/settings/breach-notices")
-@login_required("owner")
+@require_permission(Permission.OWN_ACCOUNT)
 def account_notices() -> Any:
     """Settings > Breach notices (owners): what the platform told this account's owners."""
     return render_template(

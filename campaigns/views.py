@@ -47,10 +47,17 @@ from campaigns.forms import (
 from campaigns.models import CampaignStatus
 from campaigns.sending import reconciler
 from core import nav, timezones
-from core.auth import login_required, member
+from core.auth import (
+    login_required,
+    member,
+    public,
+    require_any_permission,
+    require_permission,
+)
 from core.errors import NotFoundError, ValidationError
 from core.forms import ActionForm, show_error
 from core.mail import TransientMailError
+from core.permissions import Permission
 from core.signing import BadTokenError
 from subscribers import queries as subscriber_queries
 from tracking import analytics
@@ -64,7 +71,7 @@ nav.add(
     active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail", "campaigns.confirm_send"),
 )
 nav.add("Templates", "campaigns.templates", 25, active=("campaigns.template",))
-nav.add("Sending", "campaigns.sending", 85, role="admin")
+nav.add("Sending", "campaigns.sending", 85)
 # Every page that shows a subject shows a personalised one rendered (campaigns/_subject.html).
 bp.app_template_global("shown_subject")(subjects.shown_subject)
 
@@ -120,7 +127,7 @@ def campaigns() -> Any:
 
 
 @bp.post("/campaigns/<int:campaign_id>/duplicate")
-@login_required()
+@require_permission(Permission.MANAGE_CAMPAIGNS)
 def duplicate(campaign_id: int) -> Any:
     me = member()
     if not ActionForm().validate_on_submit():
@@ -148,7 +155,7 @@ def _form(account_id: int, obj: Any = None) -> CampaignForm:
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
 @bp.route("/campaigns/<int:campaign_id>/edit", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CAMPAIGNS)
 def edit(campaign_id: int | None = None) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id) if campaign_id else None
@@ -193,7 +200,7 @@ def edit(campaign_id: int | None = None) -> Any:
 
 
 @bp.post("/campaigns/from-template")
-@login_required()
+@require_permission(Permission.MANAGE_CAMPAIGNS)
 def from_template() -> Any:
     me = member()
     form = NewFromTemplateForm()
@@ -294,7 +301,7 @@ def progress(campaign_id: int) -> Any:
 
 
 @bp.get("/campaigns/<int:campaign_id>/failed.csv")
-@login_required()
+@require_permission(Permission.VIEW_REPORTS)
 def failed_csv(campaign_id: int) -> Any:
     """The campaign's failed recipients and their reasons, as a CSV download."""
     body = exports.failed_csv(member().account_id, campaign_id)
@@ -307,7 +314,7 @@ def failed_csv(campaign_id: int) -> Any:
 
 
 @bp.post("/campaigns/<int:campaign_id>/test")
-@login_required()
+@require_permission(Permission.MANAGE_CAMPAIGNS)
 def test_send(campaign_id: int) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
@@ -330,7 +337,7 @@ def test_send(campaign_id: int) -> Any:
 
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def schedule(campaign_id: int) -> Any:
     me = member()
     campaign = services.get_campaign(me.account_id, campaign_id)
@@ -379,7 +386,7 @@ def _confirm_page(
 
 
 @bp.get("/campaigns/<int:campaign_id>/send")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def confirm_send(campaign_id: int) -> Any:
     """The "Send now" confirmation: the exact recipient count, and a button that POSTs it."""
     me = member()
@@ -391,7 +398,7 @@ def confirm_send(campaign_id: int) -> Any:
 
 
 @bp.post("/campaigns/<int:campaign_id>/send")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def send(campaign_id: int) -> Any:
     """Start sending what was confirmed; when the audience moved materially since the count
     was shown, show the new count and ask again instead."""
@@ -424,25 +431,25 @@ def send(campaign_id: int) -> Any:
 
 
 @bp.post("/campaigns/<int:campaign_id>/unschedule")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def unschedule(campaign_id: int) -> Any:
     return _action(campaign_id, services.unschedule, "Schedule removed; the campaign is a draft.")
 
 
 @bp.post("/campaigns/<int:campaign_id>/pause")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def pause(campaign_id: int) -> Any:
     return _action(campaign_id, services.pause, "Paused.")
 
 
 @bp.post("/campaigns/<int:campaign_id>/resume")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def resume(campaign_id: int) -> Any:
     return _action(campaign_id, services.resume, "Resumed.")
 
 
 @bp.post("/campaigns/<int:campaign_id>/cancel")
-@login_required()
+@require_permission(Permission.SEND_CAMPAIGNS)
 def cancel(campaign_id: int) -> Any:
     return _action(campaign_id, services.cancel, "Cancelled: nothing more will be sent.")
 
@@ -451,7 +458,7 @@ def cancel(campaign_id: int) -> Any:
 
 
 @bp.get("/templates")
-@login_required()
+@require_any_permission(Permission.MANAGE_TEMPLATES, Permission.MANAGE_CAMPAIGNS)
 def templates() -> Any:
     me = member()
     return render_template(
@@ -461,7 +468,7 @@ def templates() -> Any:
 
 @bp.route("/templates/new", methods=["GET", "POST"])
 @bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_TEMPLATES)
 def template(template_id: int | None = None) -> Any:
     me = member()
     existing = template_library.get_template(me.account_id, template_id) if template_id else None
@@ -487,7 +494,7 @@ def template(template_id: int | None = None) -> Any:
 
 
 @bp.post("/templates/<int:template_id>/delete")
-@login_required()
+@require_permission(Permission.MANAGE_TEMPLATES)
 def delete_template(template_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -523,13 +530,13 @@ def _sending_page(**forms: Any) -> Any:
 
 
 @bp.get("/sending")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def sending() -> Any:
     return _sending_page()
 
 
 @bp.post("/sending/senders")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def add_sender() -> Any:
     me = member()
     form = SenderForm()
@@ -545,7 +552,7 @@ def add_sender() -> Any:
 
 
 @bp.post("/sending/senders/<int:sender_id>/delete")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def delete_sender(sender_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -555,7 +562,7 @@ def delete_sender(sender_id: int) -> Any:
 
 
 @bp.post("/sending/servers")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def add_server() -> Any:
     me = member()
     form = SmtpServerForm()
@@ -577,7 +584,7 @@ def add_server() -> Any:
 
 
 @bp.post("/sending/servers/<int:server_id>/delete")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def delete_server(server_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -587,7 +594,7 @@ def delete_server(server_id: int) -> Any:
 
 
 @bp.post("/sending/dkim")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def add_dkim() -> Any:
     me = member()
     form = DkimForm()
@@ -603,7 +610,7 @@ def add_dkim() -> Any:
 
 
 @bp.post("/sending/dkim/<int:key_id>/delete")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def delete_dkim(key_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -613,7 +620,7 @@ def delete_dkim(key_id: int) -> Any:
 
 
 @bp.post("/sending/limits")
-@login_required("admin")
+@require_permission(Permission.MANAGE_SENDING)
 def limits() -> Any:
     me = member()
     form = LimitsForm()
@@ -633,6 +640,7 @@ def limits() -> Any:
 
 
 @bp.route("/senders/confirm/<token>", methods=["GET", "POST"])
+@public("a signed sender-verification link")
 def verify_sender(token: str) -> Any:
     """GET shows a button (link scanners fetch links); POST confirms the address."""
     try:
@@ -652,6 +660,7 @@ def verify_sender(token: str) -> Any:
 
 
 @bp.post("/webhooks/ses")
+@public("Amazon SNS, verified by its signature")
 def ses_webhook() -> Any:
     """Amazon SES bounce and complaint notifications delivered by SNS (signature verified).
 
@@ -670,6 +679,7 @@ def ses_webhook() -> Any:
 
 
 @bp.post("/webhooks/bounces")
+@public("bounce webhook, authorised by its secret")
 def generic_webhook() -> Any:
     """The generic JSON bounce webhook, authenticated by ``X-Envoy-Signature``."""
     try:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import db, logsafe, queue, timezones
+from core.auth import public
 from core.config import load_config
 from core.errors import (
     DATABASE_RETRY_AFTER,
@@ -77,7 +78,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(PermissionDeniedError)
     def _forbidden(exc: PermissionDeniedError) -> tuple[str, int]:
-        return render_template("core/error.html", code=403, message=str(exc)), 403
+        page = render_template(
+            "core/error.html", code=403, title="Not allowed for your role", message=str(exc)
+        )
+        return page, 403
 
     @app.errorhandler(DBAPIError)
     @app.errorhandler(PoolTimeoutError)
@@ -92,7 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             app.static_folder or "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400
         )
 
-    app.add_url_rule("/favicon.ico", "favicon", _favicon)
+    app.add_url_rule("/favicon.ico", "favicon", public("the site icon")(_favicon))
 
     @app.after_request
     def _security_headers(response: Any) -> Any:
@@ -106,7 +110,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         from core import nav
         from core.auth import current_member
 
-        return {"current_member": current_member(), "nav_items": nav.items()}
+        found = current_member()
+        return {
+            "current_member": found,
+            "nav_items": nav.items(),
+            "main_nav_items": nav.main_items(found) if found is not None else [],
+            # can_open('subscribers.list_export'): show a link or button only to those it admits.
+            "can_open": lambda endpoint: nav.may_open(found, endpoint),
+        }
 
     if queue_is_inprocess(app) and app.config["INPROCESS_WORKER"] and not app.config["TESTING"]:
         app.extensions["queue"].start_worker()

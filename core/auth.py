@@ -1,17 +1,71 @@
-"""Who is signed in: the member of the current request and role checks for views."""
+"""Who is signed in, and what each view needs: the one place access is declared and checked.
+
+Every view carries exactly one declaration, made by its decorator and read by
+tests/test_permissions.py (which fails for a route without one):
+
+- :func:`require_permission` / :func:`require_any_permission`: a signed-in member whose role
+  holds the permission(s); others get the 403 page.
+- :func:`login_required`: any signed-in member of the account (their own login and sessions).
+- :func:`operator_required`: platform operators only (404 for everyone else).
+- :func:`public`: no login (token links, public forms, webhooks, the login page itself).
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar, cast
 
 from flask import abort, flash, g, redirect, request, session, url_for
 
+from core.errors import PermissionDeniedError
+from core.permissions import Permission
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
+
+class Audience(StrEnum):
+    """Who may reach a view, besides a permission."""
+
+    PUBLIC = "public"
+    ANY_MEMBER = "any-member"
+    PERMISSION = "permission"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Access:
+    """A view's declaration: its audience and, for ``PERMISSION``, the permissions it needs
+    (all of them, or any one when ``any_of``)."""
+
+    audience: Audience
+    permissions: frozenset[Permission] = frozenset()
+    any_of: bool = False
+    reason: str = ""
+
+    def allows(self, granted: frozenset[Permission]) -> bool:
+        if self.audience is not Audience.PERMISSION:
+            return True
+        if self.any_of:
+            return bool(self.permissions & granted)
+        return self.permissions <= granted
+
+
+#: The attribute a view's declaration is stored under.
+ACCESS_ATTRIBUTE = "envoy_access"
+
+
+def access_of(view: Callable[..., Any]) -> Access | None:
+    """The declaration of a view function, or None when it declares nothing."""
+    found = getattr(view, ACCESS_ATTRIBUTE, None)
+    return found if isinstance(found, Access) else None
+
+
+def _declare(view: F, access: Access) -> F:
+    setattr(view, ACCESS_ATTRIBUTE, access)
+    return view
 
 
 @dataclass(frozen=True)
@@ -33,9 +87,18 @@ class CurrentMember:
     #: The account requires a second factor and this person has none yet: every page but the
     #: enrolment (views marked :func:`allowed_before_two_factor`) leads to the enrolment.
     must_enrol_two_factor: bool = False
+    #: The role's name as shown (a built-in's capitalised, or the account's own role's name).
+    role_name: str = ""
+    #: What the member's role allows (read from the database on every request).
+    permissions: frozenset[Permission] = field(default_factory=frozenset)
 
-    def has_role(self, role: str) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+    def can(self, permission: Permission | str) -> bool:
+        """True when the member's role holds ``permission`` (a Permission or its value)."""
+        return Permission(permission) in self.permissions
+
+    def can_any(self, *permissions: Permission | str) -> bool:
+        """True when the member's role holds at least one of ``permissions``."""
+        return any(self.can(permission) for permission in permissions)
 
 
 def current_member() -> CurrentMember | None:
@@ -66,15 +129,7 @@ def forget_current_member() -> None:
     session.clear()
 
 
-def login_required(role: str = "member", during_deletion: bool = False) -> Callable[[F], F]:
-    """Send anonymous visitors to the login page; refuse members below ``role`` with 403.
-
-    While the account is scheduled for deletion its pages stay readable (every page carries
-    the deletion banner), but a change (any request other than GET or HEAD) is sent to the
-    reactivation page unless the view says ``during_deletion=True``: nothing is processed for
-    an account that asked to go until an owner reactivates it.
-    """
-
+def _guard(access: Access, during_deletion: bool) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -92,12 +147,68 @@ def login_required(role: str = "member", during_deletion: bool = False) -> Calla
             ):
                 flash("This account is scheduled for deletion: reactivate it to make changes.")
                 return redirect(url_for("accounts.reactivate")), 303
-            if not member.has_role(role):
-                flash(f"That needs the {role} role.", "error")
-                return redirect(url_for("campaigns.dashboard")), 303
+            if not access.allows(member.permissions):
+                needed = sorted(permission.label for permission in access.permissions)
+                raise PermissionDeniedError(
+                    "Your role does not allow this page or action. It needs the "
+                    + (" or " if access.any_of else " and ").join(f"“{n}”" for n in needed)
+                    + " permission. Ask someone who manages the team."
+                )
             return view(*args, **kwargs)
 
-        return cast(F, wrapped)
+        return _declare(cast(F, wrapped), access)
+
+    return decorate
+
+
+def login_required(during_deletion: bool = False) -> Callable[[F], F]:
+    """Any signed-in member of the account, whatever their role; anonymous visitors are sent
+    to the login page. For a member's own login, sessions and password: every other view
+    declares a permission with :func:`require_permission`.
+
+    While the account is scheduled for deletion its pages stay readable (every page carries
+    the deletion banner), but a change (any request other than GET or HEAD) is sent to the
+    reactivation page unless the view says ``during_deletion=True``: nothing is processed for
+    an account that asked to go until an owner reactivates it.
+    """
+    return _guard(Access(Audience.ANY_MEMBER), during_deletion)
+
+
+def require_permission(*permissions: Permission, during_deletion: bool = False) -> Callable[[F], F]:
+    """A signed-in member whose role holds every one of ``permissions``; anonymous visitors go
+    to the login page, members without them get the 403 page (in the layout). The deletion
+    rule of :func:`login_required` applies."""
+    if not permissions:
+        raise ValueError("name at least one permission")
+    return _guard(Access(Audience.PERMISSION, frozenset(permissions)), during_deletion)
+
+
+def require_any_permission(
+    *permissions: Permission, during_deletion: bool = False
+) -> Callable[[F], F]:
+    """Like :func:`require_permission`, but one of ``permissions`` is enough (a page that
+    serves several roles, such as Settings, whose tabs check their own)."""
+    if not permissions:
+        raise ValueError("name at least one permission")
+    return _guard(Access(Audience.PERMISSION, frozenset(permissions), any_of=True), during_deletion)
+
+
+def check_permission(permission: Permission) -> None:
+    """Inside a view already guarded: raise PermissionDeniedError (the 403 page) unless the
+    signed-in member holds ``permission`` (for a part of a page, such as a settings tab)."""
+    if not member().can(permission):
+        raise PermissionDeniedError(
+            f"Your role does not allow this: it needs the “{permission.label}” permission."
+        )
+
+
+def public(reason: str) -> Callable[[F], F]:
+    """Declare a view open to anyone (no login), with the reason: a signed token, a public
+    form, a webhook, the login page. Checks nothing; the declaration is what the route test
+    reads."""
+
+    def decorate(view: F) -> F:
+        return _declare(view, Access(Audience.PUBLIC, reason=reason))
 
     return decorate
 
@@ -123,11 +234,11 @@ def operator_required(view: F) -> F:
             return redirect(url_for("accounts.two_factor_setup")), 303
         return view(*args, **kwargs)
 
-    return cast(F, wrapped)
+    return _declare(cast(F, wrapped), Access(Audience.OPERATOR))
 
 
 def member() -> CurrentMember:
-    """The signed-in member in a view guarded by :func:`login_required`."""
+    """The signed-in member in a view guarded by one of the decorators above."""
     found = current_member()
     assert found is not None
     return found

@@ -7,9 +7,10 @@ from typing import Any
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from core import nav
-from core.auth import login_required, member, operator_required
+from core.auth import member, operator_required, public, require_permission
 from core.errors import ValidationError
 from core.forms import ActionForm, show_error
+from core.permissions import Permission
 from core.signing import BadTokenError
 from privacy import queries, services
 from privacy.forms import DataRequestForm
@@ -26,6 +27,7 @@ nav.add("Privacy log", "privacy.operator_log", 95, role="operator")
 
 
 @bp.route("/privacy/request", methods=["GET", "POST"])
+@public("the public data-request form")
 def request_form() -> Any:
     form = DataRequestForm()
     if form.validate_on_submit():
@@ -49,6 +51,7 @@ def _link_problem() -> tuple[str, int]:
 
 
 @bp.get("/privacy/confirm/<token>")
+@public("a signed confirmation link")
 def confirm(token: str) -> Any:
     try:
         pending = services.pending_request(token)
@@ -65,6 +68,7 @@ def confirm(token: str) -> Any:
 
 
 @bp.post("/privacy/confirm/<token>")
+@public("a signed confirmation link")
 def confirm_post(token: str) -> Any:
     if not ActionForm().validate_on_submit():
         return redirect(url_for("privacy.confirm", token=token))
@@ -81,6 +85,7 @@ def confirm_post(token: str) -> Any:
 
 
 @bp.post("/privacy/download/<token>")
+@public("a signed download link")
 def download(token: str) -> Any:
     if not ActionForm().validate_on_submit():
         return _link_problem()
@@ -102,7 +107,7 @@ def download(token: str) -> Any:
 
 
 @bp.get("/privacy/requests")
-@login_required()
+@require_permission(Permission.HANDLE_DATA_REQUESTS)
 def account_requests() -> Any:
     me = member()
     return render_template(
@@ -114,7 +119,7 @@ def account_requests() -> Any:
 
 
 @bp.post("/privacy/requests/<int:request_account_id>/apply")
-@login_required()
+@require_permission(Permission.HANDLE_DATA_REQUESTS)
 def apply_rectification(request_account_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -127,7 +132,7 @@ def apply_rectification(request_account_id: int) -> Any:
 
 
 @bp.get("/privacy/contacts/<int:contact_id>")
-@login_required()
+@require_permission(Permission.HANDLE_DATA_REQUESTS)
 def contact_privacy(contact_id: int) -> Any:
     me = member()
     report = services.contact_report(me.account_id, contact_id)
@@ -137,7 +142,7 @@ def contact_privacy(contact_id: int) -> Any:
 
 
 @bp.post("/privacy/contacts/<int:contact_id>/export.<fmt>")
-@login_required()
+@require_permission(Permission.HANDLE_DATA_REQUESTS)
 def contact_export(contact_id: int, fmt: str) -> Any:
     me = member()
     if not ActionForm().validate_on_submit():
@@ -155,7 +160,7 @@ def contact_export(contact_id: int, fmt: str) -> Any:
 
 
 @bp.post("/privacy/contacts/<int:contact_id>/restrict")
-@login_required()
+@require_permission(Permission.HANDLE_DATA_REQUESTS)
 def contact_restrict(contact_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -171,7 +176,7 @@ def contact_restrict(contact_id: int) -> Any:
 
 
 @bp.post("/privacy/contacts/<int:contact_id>/erase")
-@login_required("admin")
+@require_permission(Permission.MANAGE_PRIVACY)
 def contact_erase(contact_id: int) -> Any:
     me = member()
     if not ActionForm().validate_on_submit():

@@ -27,9 +27,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import nav
 from core.app import csrf
-from core.auth import current_member, login_required, member, operator_required
+from core.auth import current_member, member, operator_required, public, require_permission
 from core.errors import NotFoundError, ValidationError
 from core.forms import ActionForm, show_error
+from core.permissions import Permission
 from core.signing import BadTokenError
 from subscribers import exports, queries, segments, services
 from subscribers.csvformat import DELIMITER_BY_NAME, DELIMITERS, Format
@@ -71,7 +72,7 @@ def _client_ip() -> str | None:
 
 
 @bp.route("/lists", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def lists() -> Any:
     me = member()
     form = ListForm()
@@ -94,7 +95,7 @@ def lists() -> Any:
 
 
 @bp.route("/lists/<int:list_id>", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def list_detail(list_id: int) -> Any:
     me = member()
     mailing_list = services.get_list(me.account_id, list_id)
@@ -131,7 +132,7 @@ def list_detail(list_id: int) -> Any:
 
 
 @bp.post("/lists/<int:list_id>/signup-form")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def list_signup_form(list_id: int) -> Any:
     me = member()
     form = ActionForm()
@@ -160,7 +161,7 @@ def _export(kind: str, object_id: int, fmt: str, name: str) -> Response:
 
 
 @bp.get("/lists/<int:list_id>/export.<fmt>")
-@login_required()
+@require_permission(Permission.EXPORT_CONTACTS)
 def list_export(list_id: int, fmt: str) -> Any:
     mailing_list = services.get_list(member().account_id, list_id)
     return _export("list", list_id, fmt, mailing_list.name)
@@ -170,7 +171,7 @@ def list_export(list_id: int, fmt: str) -> Any:
 
 
 @bp.get("/contacts")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def contacts() -> Any:
     me = member()
     args = request.args
@@ -200,7 +201,7 @@ def _attributes_text(attributes: dict[str, Any]) -> str:
 
 
 @bp.route("/contacts/<int:contact_id>", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def contact_detail(contact_id: int) -> Any:
     me = member()
     contact = services.get_contact(me.account_id, contact_id)
@@ -265,7 +266,7 @@ def _builder_context(account_id: int) -> dict[str, Any]:
 
 
 @bp.get("/segments")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def segments_page() -> Any:
     me = member()
     return render_template(
@@ -278,7 +279,7 @@ def segments_page() -> Any:
 
 @bp.route("/segments/new", methods=["GET", "POST"])
 @bp.route("/segments/<int:segment_id>/edit", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def segment_edit(segment_id: int | None = None) -> Any:
     me = member()
     segment = services.get_segment(me.account_id, segment_id) if segment_id else None
@@ -309,7 +310,7 @@ def segment_edit(segment_id: int | None = None) -> Any:
 
 
 @bp.get("/segments/<int:segment_id>")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def segment_detail(segment_id: int) -> Any:
     me = member()
     segment = services.get_segment(me.account_id, segment_id)
@@ -326,7 +327,7 @@ def segment_detail(segment_id: int) -> Any:
 
 
 @bp.post("/segments/<int:segment_id>/delete")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def segment_delete(segment_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -336,7 +337,7 @@ def segment_delete(segment_id: int) -> Any:
 
 
 @bp.get("/segments/<int:segment_id>/export.<fmt>")
-@login_required()
+@require_permission(Permission.EXPORT_CONTACTS)
 def segment_export(segment_id: int, fmt: str) -> Any:
     segment = services.get_segment(member().account_id, segment_id)
     return _export("segment", segment_id, fmt, segment.name)
@@ -384,7 +385,7 @@ def _imports_page(form: ImportUploadForm, status: int) -> Any:
 
 
 @bp.route("/imports", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def imports_page() -> Any:
     me = member()
     form = ImportUploadForm()
@@ -414,7 +415,7 @@ def imports_page() -> Any:
 
 
 @bp.route("/imports/<int:import_id>", methods=["GET", "POST"])
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def import_detail(import_id: int) -> Any:
     me = member()
     job = services.get_import(me.account_id, import_id)
@@ -448,7 +449,7 @@ def import_detail(import_id: int) -> Any:
 
 
 @bp.post("/imports/<int:import_id>/format")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def import_format(import_id: int) -> Any:
     me = member()
     form = ImportFormatForm()
@@ -470,7 +471,7 @@ def import_format(import_id: int) -> Any:
 
 
 @bp.get("/imports/<int:import_id>/status")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def import_status(import_id: int) -> Any:
     job = services.get_import(member().account_id, import_id)
     percent = (
@@ -492,7 +493,7 @@ def import_status(import_id: int) -> Any:
 
 
 @bp.get("/imports/<int:import_id>/errors.csv")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def import_report(import_id: int) -> Any:
     path = services.import_report_path(member().account_id, import_id)
     response = send_file(
@@ -506,7 +507,7 @@ def import_report(import_id: int) -> Any:
 
 
 @bp.post("/imports/<int:import_id>/delete")
-@login_required()
+@require_permission(Permission.MANAGE_CONTACTS)
 def import_delete(import_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
@@ -523,7 +524,7 @@ def import_delete(import_id: int) -> Any:
 
 
 @bp.route("/lists/settings", methods=["GET", "POST"])
-@login_required(role="admin")
+@require_permission(Permission.MANAGE_PRIVACY)
 def subscriber_settings() -> Any:
     me = member()
     current = services.get_settings(me.account_id)
@@ -596,6 +597,7 @@ def _public(template: str, status: int = 200, **context: Any) -> Response:
 
 
 @bp.route("/subscribe/<key>", methods=["GET", "POST"])
+@public("the public sign-up form of a list")
 def signup(key: str) -> Any:
     mailing_list = services.list_for_signup(key)
     form = SignupForm()
@@ -612,6 +614,7 @@ def signup(key: str) -> Any:
 
 @bp.post("/subscribe/<key>/embed")
 @csrf.exempt
+@public("the embedded sign-up form on a site")
 def signup_embed(key: str) -> Any:
     """The target of the embeddable form on the marketer's own site."""
     mailing_list = services.list_for_signup(key)
@@ -640,6 +643,7 @@ def _link_problem(exc: BadTokenError) -> tuple[str, int]:
 
 
 @bp.route("/subscribe/confirm/<token>", methods=["GET", "POST"])
+@public("a signed double opt-in link")
 def signup_confirm(token: str) -> Any:
     form = ActionForm()
     try:
@@ -654,6 +658,7 @@ def signup_confirm(token: str) -> Any:
 
 
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
+@public("a signed preferences link")
 def preferences(token: str) -> Any:
     from accounts.queries import get_account
 

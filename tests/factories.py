@@ -64,3 +64,17 @@ def id_from_location(location: str, prefix: str) -> int:
     match = re.search(rf"{prefix}/(\d+)", location)
     assert match, location
     return int(match.group(1))
+
+
+def make_member(tenant: Tenant, email: str, role: str = "member") -> int:
+    """Add a member with ``role`` (``owner``/``admin``/``member`` or ``role:<id>``) who can log
+    in with PASSWORD at once (the invitation link is skipped). Returns the user id."""
+    from accounts.models import User
+    from core import db
+
+    user = accounts.add_member(tenant.account_id, "owner", email, "", role)
+    stored = db.session.get(User, user.id)
+    assert stored is not None
+    stored.password_hash = accounts._hasher.hash(PASSWORD)
+    db.session.commit()
+    return user.id

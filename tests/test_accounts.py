@@ -125,8 +125,8 @@ def test_roles_limit_team_and_settings(app: Flask, smtp_sink: SMTPSink) -> None:
     )
     login(client, "member@x.example", "member password")
     assert client.get("/lists").status_code == 200
-    assert client.get("/settings").status_code == 303  # members cannot change settings
-    assert client.get("/team").status_code == 303
+    assert client.get("/settings").status_code == 403  # members cannot change settings
+    assert client.get("/team").status_code == 403
     owner_client = app.test_client()
     login(owner_client, "owner@x.example")
     assert owner_client.get("/team").status_code == 200

@@ -309,7 +309,7 @@ def test_a_role_change_counts_from_the_next_request(app: Flask) -> None:
     owner = _logged_in_client(app, "owner@shop.example")
     owner.post(f"/team/{admin.id}/role", data={"role": "member"})
     refused = demoted.get("/team")
-    assert refused.status_code == 303  # signed in, but no longer an admin
+    assert refused.status_code == 403  # signed in, but no longer an admin
     assert demoted.get("/dashboard").status_code == 200
 
 

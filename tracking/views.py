@@ -15,7 +15,8 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
 from core import nav
-from core.auth import login_required, member
+from core.auth import member, public, require_permission
+from core.permissions import Permission
 from core.signing import BadTokenError
 from tracking import analytics, charts, hotpath, queries, services, urls
 from tracking.hotpath import PIXEL
@@ -43,6 +44,7 @@ def _environ() -> dict[str, Any]:
 
 
 @bp.route("/o/<token>", methods=["GET", "HEAD"])
+@public("the open pixel of an email")
 def beacon(token: str) -> BaseResponse:
     """Always answer the GIF; record an open only for a valid token."""
     hotpath.recorder(current_app._get_current_object()).beacon(token, _environ())  # type: ignore[attr-defined]
@@ -50,6 +52,7 @@ def beacon(token: str) -> BaseResponse:
 
 
 @bp.route("/c/<token>", methods=["GET", "HEAD"])
+@public("a signed link in an email")
 def click(token: str) -> BaseResponse:
     """Redirect to the destination bound in the token; 404 for anything else."""
     url = hotpath.recorder(current_app._get_current_object()).click(token, _environ())  # type: ignore[attr-defined]
@@ -62,6 +65,7 @@ def click(token: str) -> BaseResponse:
 
 
 @bp.route("/h/<token>", methods=["GET", "HEAD"])
+@public("the link-scanner trap of an email")
 def honeypot(token: str) -> BaseResponse:
     """The hidden link only machines follow: a plain answer, and the hit as evidence."""
     if not hotpath.recorder(current_app._get_current_object()).honeypot(token, _environ()):  # type: ignore[attr-defined]
@@ -101,6 +105,7 @@ def _page(token: str, parsed: urls.UnsubscribeToken, state: str, **extra: Any) -
 
 
 @bp.get("/u/<token>")
+@public("a signed unsubscribe link")
 def unsubscribe_page(token: str) -> BaseResponse:
     """Say who is asking and what the person would leave, with a confirmation button.
     GET changes nothing (link scanners fetch every URL)."""
@@ -108,6 +113,7 @@ def unsubscribe_page(token: str) -> BaseResponse:
 
 
 @bp.post("/u/<token>")
+@public("RFC 8058 one-click unsubscribe")
 def unsubscribe(token: str) -> BaseResponse:
     """Unsubscribe: the RFC 8058 one-click POST (answered 200, no redirect) or the page's button.
     A test message's link changes nothing and says so."""
@@ -129,6 +135,7 @@ def unsubscribe(token: str) -> BaseResponse:
 
 
 @bp.post("/u/<token>/undo")
+@public("a signed unsubscribe link")
 def undo_unsubscribe(token: str) -> BaseResponse:
     """Undo the unsubscribe just made, by the signed token of the page's form (a POST)."""
     parsed = _parsed(token)
@@ -142,7 +149,7 @@ def undo_unsubscribe(token: str) -> BaseResponse:
 
 
 @bp.get("/reports")
-@login_required()
+@require_permission(Permission.VIEW_REPORTS)
 def reports() -> Any:
     """The account dashboard: recent campaigns side by side."""
     rows = analytics.account_overview(member().account_id)
@@ -150,7 +157,7 @@ def reports() -> Any:
 
 
 @bp.get("/campaigns/<int:campaign_id>/report")
-@login_required()
+@require_permission(Permission.VIEW_REPORTS)
 def report(campaign_id: int) -> Any:
     """One campaign's report: chart, human and machine figures, links, domains."""
     found = analytics.campaign_report(member().account_id, campaign_id)
@@ -159,7 +166,7 @@ def report(campaign_id: int) -> Any:
 
 
 @bp.get("/campaigns/<int:campaign_id>/report.csv")
-@login_required()
+@require_permission(Permission.VIEW_REPORTS)
 def report_csv(campaign_id: int) -> Any:
     """The report as a CSV download."""
     found = analytics.campaign_report(member().account_id, campaign_id)

@@ -83,3 +83,14 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(page: Any, base: str, email: str, password: str | None = None) -> None:
+    """Log in through the login page and wait for the page it leads to."""
+    from tests.factories import PASSWORD
+
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", password or PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/**")

@@ -20,12 +20,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from accounts import roles, twofactor
 from accounts import services as accounts
-from accounts import twofactor
 from accounts.models import User
 from campaigns import senders, template_library
 from campaigns import services as campaigns
 from core import db as core_db
+from core.permissions import ALL, Permission
 from privacy import services as privacy
 from subscribers import services as subscribers
 from subscribers.models import MailingList
@@ -173,6 +174,8 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
         assert signup_key
         subscribers.request_signup(signup_key, "new@example.org", "Новый", None)
         accounts.request_password_reset(tenant.email)
+        # An account's own role, so Team > Roles lists one and its edit page is reached.
+        roles.save_role(account_id, ALL, None, "Analyst", [Permission.VIEW_REPORTS.value])
         # A person asks for a correction, which the account is told about; another asks for
         # access and has not confirmed yet.
         privacy.submit_request("olga@example.ru", "rectify", None, {"new_name": "Ольга Петрова"})

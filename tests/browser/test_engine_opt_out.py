@@ -14,19 +14,11 @@ from core import db as core_db
 from core.db import utcnow
 from privacy import engine_gate
 from tests.browser.a11y import assert_no_axe_violations
-from tests.browser.conftest import LiveServer, screenshot
+from tests.browser.conftest import LiveServer, log_in, screenshot
 from tests.engine.sending import message_for
-from tests.factories import PASSWORD, make_list_with_contacts, make_tenant
+from tests.factories import make_list_with_contacts, make_tenant
 
 pytestmark = pytest.mark.browser
-
-
-def _log_in(page: Any, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/**")
 
 
 def _seed(live_server: LiveServer) -> None:
@@ -67,7 +59,7 @@ def test_leave_and_rejoin_the_engine_on_the_advanced_tab(
 ) -> None:
     base = live_server.url
     _seed(live_server)
-    _log_in(page, base, "owner@shop.example")
+    log_in(page, base, "owner@shop.example")
     page.click("nav >> text=Settings")
     page.click(".tabs >> text=Advanced")
     assert page.locator("#engine-status").inner_text() == "Taking part"
@@ -101,7 +93,7 @@ def test_leave_and_rejoin_the_engine_on_the_advanced_tab(
 def test_the_operator_sees_the_engine_in_aggregate(live_server: LiveServer, page: Any) -> None:
     base = live_server.url
     _seed(live_server)
-    _log_in(page, base, "ops@platform.example")
+    log_in(page, base, "ops@platform.example")
     page.click(".account > summary")  # operator pages sit in the account menu
     page.click("nav.operator >> text=Engine")
     page.wait_for_selector("h1:has-text('Delivery Optimization Engine')")
