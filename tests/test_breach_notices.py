@@ -180,7 +180,7 @@ def test_only_operators_reach_the_incident_pages_and_only_owners_the_notices(
     assert owner.post("/admin/breaches", data=INCIDENT).status_code == 404
     assert owner.post("/admin/breaches/1/notify").status_code == 404
     member = _client(app, "member@cafe.example")
-    assert member.get("/settings/breach-notices").status_code == 303
+    assert member.get("/settings/breach-notices").status_code == 403
     assert app.test_client().get("/admin/breaches").status_code == 302  # to the login page
     ops = _client(app, operator.email)
     assert ops.get("/admin/breaches/999").status_code == 404

@@ -199,4 +199,4 @@ def test_the_set_up_is_checked_and_only_owners_make_it(
         core_db.session.commit()
     admin = app.test_client()
     login(admin, "admin@corp.example")
-    assert admin.get("/settings/sso").status_code == 303
+    assert admin.get("/settings/sso").status_code == 403
