@@ -224,9 +224,7 @@ def _rewrite_report(path: Path, needles: list[str]) -> int:
 
 
 def _jobs(person: Person) -> Iterable[ImportJob]:
-    query = select(ImportJob).where(
-        or_(ImportJob.stored_path.is_not(None), ImportJob.report_path.is_not(None))
-    )
+    query = select(ImportJob).where(or_(ImportJob.stored_path != "", ImportJob.report_path != ""))
     if not person.platform_wide:
         query = query.where(ImportJob.account_id == person.account_id)
     return db.session.scalars(query.order_by(ImportJob.id))
@@ -273,14 +271,13 @@ def sweep_import_files(now: datetime) -> int:
     """Uploads left at the mapping step go (after ``IMPORT_UPLOAD_KEEP_HOURS``), and error
     reports of imports finished more than ``IMPORT_FILE_KEEP_DAYS`` ago are deleted (the
     import says so). Returns how many files went. Commits; safe to run twice."""
-    from privacy.registry import setting
-    from subscribers.services import remove_abandoned_uploads
+    from subscribers.services import import_report_keep_days, remove_abandoned_uploads
 
     removed = remove_abandoned_uploads(now)
-    cutoff = now - timedelta(days=setting("IMPORT_FILE_KEEP_DAYS"))
+    cutoff = now - timedelta(days=import_report_keep_days())
     due = db.session.execute(
         select(ImportJob.id, ImportJob.report_path).where(
-            ImportJob.report_path.is_not(None),
+            ImportJob.report_path != "",
             ImportJob.status.in_(("done", "failed")),
             ImportJob.finished_at <= cutoff,
         )
@@ -289,7 +286,7 @@ def sweep_import_files(now: datetime) -> int:
         changed = db.session.execute(
             update(ImportJob)
             .where(ImportJob.id == import_id, ImportJob.report_path == report_path)
-            .values(report_path=None)
+            .values(report_path="")
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
