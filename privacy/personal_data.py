@@ -205,13 +205,32 @@ def report_outbox(person: Person) -> Records:
 
 def erase_outbox(person: Person) -> None:
     """Delete every mail in the outbox that is to or names the person (campaign mails,
-    confirmation mails, notices to account owners quoting the address)."""
+    confirmation mails, notices to account owners quoting the address). An account erasing
+    its own contact leaves other accounts' campaign mails alone."""
+    others = _other_accounts_mail(person.account_id) if not person.platform_wide else set()
     removed = 0
     for path, _text in list(_naming(person.needles())):
+        if others and _message_ids(path.read_bytes()) in others:
+            continue
         path.unlink(missing_ok=True)
         removed += 1
     if removed:
         log.info("erasure removed %d mails from the outbox", removed)
+
+
+def _other_accounts_mail(account_id: int | None) -> set[str]:
+    """The Message-IDs of campaign mails sent by accounts other than ``account_id``."""
+    from campaigns.models import Campaign, Message
+
+    return {
+        value
+        for value in db.session.scalars(
+            select(Message.smtp_message_id)
+            .join(Campaign, Campaign.id == Message.campaign_id)
+            .where(Campaign.account_id != account_id, Message.smtp_message_id.is_not(None))
+        )
+        if value
+    }
 
 
 def sweep_outbox(now: datetime) -> int:
@@ -270,13 +289,7 @@ def delete_account_outbox(account_id: int) -> None:
             .where(Campaign.account_id == account_id, Message.smtp_message_id.is_not(None))
         )
     )
-    other_ids = set(
-        db.session.scalars(
-            select(Message.smtp_message_id)
-            .join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Campaign.account_id != account_id, Message.smtp_message_id.is_not(None))
-        )
-    )
+    other_ids = _other_accounts_mail(account_id)
     elsewhere = select(Membership.user_id).where(Membership.account_id != account_id)
     members = {
         email.casefold()

@@ -131,3 +131,39 @@ def test_the_embedded_default_says_no_outside_relay(app_factory: Any, tmp_path: 
     with app.app_context():
         report = queries.access_report("nobody@x.org", [])
     assert any("own outbox" in r["name"] for r in report["recipients"])
+
+
+def test_an_account_erasing_its_contact_prunes_only_its_own_mail(
+    app_factory: Any, tmp_path: Path
+) -> None:
+    from campaigns import services as campaigns
+    from privacy import services as privacy
+    from tests.factories import make_campaign, make_list_with_contacts
+
+    outbox = tmp_path / "outbox"
+    app = app_factory(SMTP_URL="", MAILDIR_PATH=str(outbox))
+    address = "Both.Accounts@Example.org"
+    with app.app_context():
+        shop = make_tenant("owner@shop.example", "Shop")
+        club = make_tenant("owner@club.example", "Club")
+        for tenant in (shop, club):
+            list_id = make_list_with_contacts(tenant, [address], name="News")
+            campaigns.start(tenant.account_id, make_campaign(tenant, list_id))
+    drain(app)
+
+    def mails_to_address() -> list[str]:
+        found = []
+        for path in outbox.rglob("*"):
+            text = path.read_text(errors="replace") if path.is_file() else ""
+            if address.lower() in text.lower():
+                found.append(text)
+        return found
+
+    assert len(mails_to_address()) == 2
+    with app.app_context():
+        contact = next(
+            c for c in queries.contacts_for_address(address) if c.account_id == shop.account_id
+        )
+        privacy.erase_contact(shop.account_id, contact.id, shop.user_id)
+    left = mails_to_address()
+    assert len(left) == 1 and "club" in left[0].lower()
