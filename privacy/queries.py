@@ -108,7 +108,7 @@ def _report(
                 "sections": [
                     _section(store, own[store.name])
                     for store, _records in found
-                    if store.name != "contact" and store.name in own
+                    if store.per_contact and store.name != "contact"
                 ],
             }
         )
@@ -211,6 +211,8 @@ def access_report(
         "address": address,
         "holders": holders,
         "about_you": about_you,
+        # Every place the platform looked in (the registry), so the report shows it is complete.
+        "stores_searched": [store.title for store in registry.stores()],
         "purposes": PURPOSES,
         "recipients": recipients() + _account_relays(contacts),
         "automated_processing": PURPOSES[3],

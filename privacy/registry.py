@@ -90,6 +90,9 @@ class Store:
     #: The Redis keys (after the namespace) the store writes, e.g. ``tracking:*``.
     redis_keys: tuple[str, ...] = ()
     provided_by_person: bool = False  # portability: provided (True) or observed (False)
+    #: Reported per contact (a section in each account's part of the report); False: the
+    #: store reports about the person as a whole ("about you"), shown only when it holds some.
+    per_contact: bool = True
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="campaign_errors",
+        per_contact=False,
         title="Sending errors that quoted your address",
         holds="a campaign's last transport error (kind and code; text that quotes an address "
         "is cleared on erasure)",
@@ -274,6 +278,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="suppressions",
+        per_contact=False,
         title="Suppression entries (a keyed hash of your address)",
         holds="keyed hashes of addresses never to be mailed (unsubscribed, bounced, erased)",
         found_by="address hash",
@@ -313,6 +318,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="data_requests",
+        per_contact=False,
         title="Your data requests",
         holds="requests to this platform: kind, status, times; the address only until it is "
         "fulfilled or expires; a proposed correction; a client network prefix",
@@ -333,6 +339,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="downloads",
+        per_contact=False,
         title="Prepared downloads of your data",
         holds="access reports and exports waiting to be fetched once",
         found_by="address hash, through the request",
@@ -349,6 +356,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="audit_log",
+        per_contact=False,
         title="Record of what was done with your requests",
         holds="each step of a data request or account lifecycle, naming the address by its "
         "keyed hash only",
@@ -366,6 +374,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="import_files",
+        per_contact=False,
         title="Imported files and their error reports that named you",
         holds="uploaded CSV files (until imported or abandoned) and the error report of each "
         "import (rows that could not be imported, as uploaded)",
@@ -385,6 +394,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="outbox",
+        per_contact=False,
         title="Emails kept in the platform's outbox",
         holds="every email the embedded default wrote to its Maildir outbox instead of sending "
         "it by SMTP: campaign mails, confirmation mails, notices to account owners",
@@ -399,6 +409,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="tracking_buffer",
+        per_contact=False,
         title="Opens and clicks waiting to be recorded",
         holds="hits not yet recorded (message id, time, network prefix, device class), in "
         "Redis, in memory, or spooled to a local file while Redis is away",
@@ -421,6 +432,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="caches_and_queues",
+        per_contact=False,
         title="Queues and caches",
         holds="queued jobs (ids only), login-throttle counters (keyed hash of an address, "
         "network prefix), send-rate counters (account, domain)",
@@ -437,6 +449,7 @@ STORES: tuple[Store, ...] = (
     ),
     Store(
         name="marketer_users",
+        per_contact=False,
         title="Your login to the platform (marketers)",
         holds="a marketer's address, name, password hash, last login and login sessions "
         "(network prefix, device class)",
