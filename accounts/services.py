@@ -708,9 +708,10 @@ def delete_account_permanently(account_id: int, reason: str, condition: Any = No
     member_ids = list(
         db.session.scalars(select(Membership.user_id).where(Membership.account_id == account_id))
     )
-    from privacy import engine_gate
+    from privacy import registry
 
-    engine_gate.forget_account(account_id)
+    # Files, the outbox and the engine's contributions: what no cascade reaches.
+    registry.delete_account(account_id)
     statement = delete(Account).where(Account.id == account_id)
     if condition is not None:
         statement = statement.where(condition)

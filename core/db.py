@@ -54,6 +54,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def iso(value: datetime | None) -> str | None:
+    """A stored time as an ISO string to the second (reports and exports), or None."""
+    return value.isoformat(timespec="seconds") if value else None
+
+
 def _app_context_id() -> int:
     return id(app_ctx._get_current_object())  # type: ignore[attr-defined]
 

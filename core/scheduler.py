@@ -53,15 +53,12 @@ _LAST_RUN: dict[str, datetime] = {}
 
 #: The registration list. Packages add their periodic work here (``job(now) -> int``).
 JOBS: list[Job] = [
-    Job("expire-data-requests", "privacy.retention:expire_requests"),
-    Job("remove-downloads", "privacy.retention:remove_downloads_and_spent_tokens"),
-    Job("purge-unconfirmed-signups", "privacy.retention:purge_unconfirmed_signups"),
+    # Every retention sweep of personal data: the stores of privacy/registry.py, each once
+    # (data requests, downloads, unconfirmed sign-ups, events, sessions, import files, outbox).
+    Job("personal-data-retention", "privacy.registry:apply_retention"),
     Job("delete-accounts-due", "privacy.retention:delete_accounts_due"),
     Job("warn-inactive-accounts", "privacy.retention:warn_inactive_accounts"),
     Job("delete-inactive-accounts", "privacy.retention:delete_inactive_accounts"),
-    Job("remove-abandoned-uploads", "subscribers.services:remove_abandoned_uploads"),
-    # Provided by the tracking and sending work; called when present.
-    Job("event-retention", "tracking.services:apply_event_retention", optional=True),
     # Recovers dead workers' claims within SEND_CLAIM_TIMEOUT + this interval.
     Job(
         "reconcile-sends",
@@ -71,7 +68,6 @@ JOBS: list[Job] = [
     # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
     Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
     Job("security-log-retention", "accounts.audit:apply_retention", every_seconds=3_600),
-    Job("purge-ended-sessions", "accounts.sessions:purge_ended", every_seconds=3_600),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
 ]
 

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, false, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,10 +37,13 @@ from core import db, queue
 from core.db import utcnow
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES, EngineAddress
-from privacy import policy, subject_data
+from privacy import policy
 from subscribers.models import Contact
 from subscribers.suppression import address_hash, suppressed_hashes
 from tracking import services as tracking_services
+
+if TYPE_CHECKING:
+    from privacy.registry import Person
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -305,12 +308,12 @@ def domain_pace(account_id: int, domain: str) -> int | None:
 # --- data-subject rights ---------------------------------------------------------------------
 
 
-def _export_engine_data(contact_ids: list[int]) -> dict[int, list[dict[str, object]]]:
+def report_engine_data(person: Person) -> dict[int | None, list[dict[str, Any]]]:
     """What the engine holds about each contact's address (it holds the hash, not the address)."""
     contacts = db.session.execute(
-        select(Contact.id, Contact.email).where(Contact.id.in_(contact_ids))
+        select(Contact.id, Contact.email).where(Contact.id.in_(person.contact_ids))
     )
-    records: dict[int, list[dict[str, object]]] = {}
+    records: dict[int | None, list[dict[str, Any]]] = {}
     for contact_id, email in contacts:
         held = queries.about_address(services.engine_hash(email))
         if held:
@@ -318,13 +321,25 @@ def _export_engine_data(contact_ids: list[int]) -> dict[int, list[dict[str, obje
     return records
 
 
-def _erase_engine_data(contact_ids: list[int]) -> None:
-    """Erasure at an account: remove what that account contributed about each address."""
+def erase_engine_data(person: Person) -> None:
+    """Erasure at an account removes what that account contributed about each address; an
+    erasure the person asked for removes everything the engine holds about the address."""
     contacts = db.session.execute(
-        select(Contact.account_id, Contact.email).where(Contact.id.in_(contact_ids))
+        select(Contact.account_id, Contact.email).where(Contact.id.in_(person.contact_ids))
     )
     for account_id, email in contacts:
         services.remove_address(email, account_id=account_id)
+    if person.platform_wide and person.address:
+        forget_address(person.address)
+
+
+def restrict_engine_data(person: Person, flag: str) -> None:
+    """Restriction, objection or withdrawal: what the engine learned from the contacts goes."""
+    contacts = db.session.execute(
+        select(Contact.account_id, Contact.email).where(Contact.id.in_(person.contact_ids))
+    )
+    for account_id, email in contacts:
+        withdraw_contact(account_id, email)
 
 
 def run_maintenance(now: datetime) -> None:
@@ -332,17 +347,6 @@ def run_maintenance(now: datetime) -> None:
     retention and rebuild the learned tables. Safe to run twice, late or concurrently."""
     services.maintain()
     db.session.commit()
-
-
-subject_data.register(
-    subject_data.Provider(
-        name="delivery_optimization_engine",
-        title="Delivery Optimization Engine (keyed by a hash of your address)",
-        order=50,
-        export=_export_engine_data,
-        erase=_erase_engine_data,
-    )
-)
 
 
 def _consume_tracking_signals(signals: Sequence[policy.EngineSignal]) -> None:

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from accounts.models import Account
 from core import db
-from core.db import utcnow
-from privacy import subject_data
+from core.db import iso, utcnow
+from privacy import registry
 from privacy.models import REQUEST_KINDS, AuditEntry, DataRequest, RequestAccount
 from subscribers.models import Contact
 
@@ -55,24 +55,6 @@ def contacts_for_address(address: str) -> list[Contact]:
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
-
-
-def _contact_fields(contact: Contact) -> dict[str, Any]:
-    return {
-        "email": contact.email,
-        "name": contact.name,
-        "attributes": dict(contact.attributes or {}),
-        "source": contact.source,
-        "added": _iso(contact.created_at),
-        "updated": _iso(contact.updated_at),
-        "processing_restricted_since": _iso(contact.restricted_at),
-        "objected_since": _iso(contact.objected_at),
-        "consent_withdrawn_since": _iso(contact.consent_withdrawn_at),
-    }
-
-
 def _retention(account: Account) -> list[str]:
     config = current_app.config
     return [
@@ -88,64 +70,151 @@ def _retention(account: Account) -> list[str]:
     ]
 
 
-def holdings(contacts: list[Contact]) -> list[dict[str, Any]]:
-    """What each account holds about these contacts: fields, then every provider's records."""
-    if not contacts:
-        return []
-    ids = [c.id for c in contacts]
-    sections = [(p, p.export(ids)) for p in subject_data.providers()]
+def _section(store: registry.Store, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": store.name,
+        "title": store.title,
+        "provided_by_person": store.provided_by_person,
+        "retention": registry.retention_text(store),
+        "records": records,
+    }
+
+
+def _report(
+    address: str, contacts: list[Contact], account_id: int | None
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Per contact (holding) and for the person as a whole: every registered store's records
+    (``account_id``: an account's view of its own contact, which shows only its own)."""
+    person = registry.person_for(address, contacts, account_id)
+    found = registry.report(person)
     accounts = {
         a.id: a
         for a in db.session.scalars(
             select(Account).where(Account.id.in_({c.account_id for c in contacts}))
         )
     }
-    found = []
+    holdings = []
     for contact in contacts:
         account = accounts[contact.account_id]
-        found.append(
+        own = {store.name: records.get(contact.id, []) for store, records in found}
+        fields = (own.pop("contact", None) or [{}])[0]
+        holdings.append(
             {
                 "account": {"id": account.id, "name": account.name},
                 "contact_id": contact.id,
-                "contact": _contact_fields(contact),
+                "contact": fields,
                 "source": contact.source,
                 "retention": _retention(account),
                 "sections": [
-                    {
-                        "name": provider.name,
-                        "title": provider.title,
-                        "provided_by_person": provider.provided_by_person,
-                        "records": records.get(contact.id, []),
-                    }
-                    for provider, records in sections
+                    _section(store, own[store.name])
+                    for store, _records in found
+                    if store.per_contact and store.name != "contact"
                 ],
+            }
+        )
+    about_you = [
+        _section(store, records.get(None, [])) for store, records in found if records.get(None)
+    ]
+    return holdings, about_you
+
+
+def recipients() -> list[dict[str, str]]:
+    """Who receives the data: the organisations, this platform, the mail relay or provider
+    actually configured (named by host, never with its credentials), and ``SUBPROCESSORS``."""
+    from urllib.parse import urlsplit
+
+    config = current_app.config
+    found = [
+        {
+            "name": "The organisation(s) listed above",
+            "purpose": "controller of its own contact record",
+            "country": "",
+        },
+        {
+            "name": "This platform's operator",
+            "purpose": "processor, sending and measuring on the organisations' behalf",
+            "country": "",
+        },
+    ]
+    smtp_url = str(config.get("SMTP_URL") or "")
+    if smtp_url:
+        host = urlsplit(smtp_url).hostname or "the configured relay"
+        found.append(
+            {
+                "name": f"Mail relay {host}",
+                "purpose": "sub-processor: delivers the emails (sees the address and the message)",
+                "country": "",
+            }
+        )
+    else:
+        found.append(
+            {
+                "name": "No outside mail relay: emails are written to this platform's own outbox",
+                "purpose": "",
+                "country": "",
+            }
+        )
+    if _setting("SES_TOPIC_ARNS"):
+        found.append(
+            {
+                "name": "Amazon Simple Email Service (Amazon Web Services)",
+                "purpose": "sub-processor: delivers emails and reports bounces and complaints",
+                "country": "",
+            }
+        )
+    return found + list(config["SUBPROCESSORS"])
+
+
+def _setting(name: str) -> Any:
+    from campaigns.settings import setting
+
+    try:
+        return setting(name)
+    except KeyError:
+        return None
+
+
+def _account_relays(contacts: list[Contact]) -> list[dict[str, str]]:
+    """The organisations' own SMTP servers that sent to these contacts (by host only)."""
+    from urllib.parse import urlsplit
+
+    from campaigns.models import SmtpServer
+
+    ids = {c.account_id for c in contacts}
+    found = []
+    for name, url, account_name in db.session.execute(
+        select(SmtpServer.name, SmtpServer.url, Account.name)
+        .join(Account, Account.id == SmtpServer.account_id)
+        .where(SmtpServer.account_id.in_(ids), SmtpServer.enabled.is_(True))
+        .order_by(SmtpServer.id)
+    ):
+        host = urlsplit(url).hostname or name
+        found.append(
+            {
+                "name": f"Mail relay {host}",
+                "purpose": f"chosen by {account_name} to deliver its emails",
+                "country": "",
             }
         )
     return found
 
 
-def access_report(address: str, contacts: list[Contact]) -> dict[str, Any]:
+def access_report(
+    address: str, contacts: list[Contact], account_id: int | None = None
+) -> dict[str, Any]:
     """The art. 15 report for ``address``: every account's data, purposes, recipients,
     retention, source, automated processing and rights, including complaint."""
     config = current_app.config
+    holders, about_you = _report(address, contacts, account_id)
     return {
-        "generated_at": _iso(utcnow()),
+        "generated_at": iso(utcnow()),
         "address": address,
-        "holders": holdings(contacts),
+        "holders": holders,
+        "about_you": about_you,
+        # Every place the platform looked in (the registry), so the report shows it is complete.
+        "stores_searched": [store.title for store in registry.stores()],
         "purposes": PURPOSES,
-        "recipients": [
-            {
-                "name": "The organisation(s) listed above",
-                "purpose": "controller of its own contact record",
-                "country": "",
-            },
-            {
-                "name": "This platform's operator",
-                "purpose": "processor, sending and measuring on the organisations' behalf",
-                "country": "",
-            },
-            *config["SUBPROCESSORS"],
-        ],
+        "recipients": recipients() + _account_relays(contacts),
         "automated_processing": PURPOSES[3],
         "rights": RIGHTS,
         "complaint": "You may lodge a complaint with a supervisory authority: "
@@ -153,10 +222,13 @@ def access_report(address: str, contacts: list[Contact]) -> dict[str, Any]:
     }
 
 
-def portable_export(address: str, contacts: list[Contact]) -> dict[str, Any]:
+def portable_export(
+    address: str, contacts: list[Contact], account_id: int | None = None
+) -> dict[str, Any]:
     """The art. 20 export: per account, what the person provided and what their use generated."""
+    holders, about_you = _report(address, contacts, account_id)
     accounts = []
-    for holding in holdings(contacts):
+    for holding in holders:
         provided = {"contact": holding["contact"]}
         generated: dict[str, Any] = {}
         for section in holding["sections"]:
@@ -167,9 +239,10 @@ def portable_export(address: str, contacts: list[Contact]) -> dict[str, Any]:
         )
     return {
         "format": "envoy-portable-export/1",
-        "generated_at": _iso(utcnow()),
+        "generated_at": iso(utcnow()),
         "address": address,
         "accounts": accounts,
+        "about_you": {section["name"]: section["records"] for section in about_you},
     }
 
 
@@ -194,6 +267,12 @@ def export_as_csv(data: dict[str, Any]) -> str:
                         writer.writerow(
                             [account["account"], category, section, number, field, value]
                         )
+    for section, records in data.get("about_you", {}).items():
+        for number, record in enumerate(records, start=1):
+            for field, value in record.items():
+                if isinstance(value, dict | list):
+                    value = json.dumps(value, ensure_ascii=False)
+                writer.writerow(["", "about you", section, number, field, value])
     return out.getvalue()
 
 

@@ -31,7 +31,7 @@ from core.errors import NotFoundError, ValidationError
 from core.mail import PermanentMailError, TransientMailError, send_system_mail
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
-from privacy import engine_gate, queries, subject_data
+from privacy import queries, registry
 from privacy.models import (
     REQUEST_KINDS,
     AuditEntry,
@@ -455,18 +455,18 @@ def _notify_for(kind: str, contacts: list[Contact], address: str | None) -> None
     subject, body = _NOTICES[kind]
     if kind == "rectify":
         body += "\n" + external_url("privacy.account_requests")
-    if address:
+    if address and kind != "erase":
+        # Not for an erasure: the notice would keep the address in the outbox it was just
+        # erased from. The account finds it suppressed (a re-import is refused).
         body += f"\n\nThe address concerned: {address}"
     _notify_accounts(contacts, subject, body)
 
 
 def _set_flag(contacts: list[Contact], column: str) -> None:
-    """Mark restriction, objection or withdrawal; what the engine learned from it goes too."""
-    now = utcnow()
-    for contact in contacts:
-        if getattr(contact, column) is None:
-            setattr(contact, column, now)
-        engine_gate.withdraw_contact(contact.account_id, contact.email)
+    """Mark restriction, objection or withdrawal in every store of the registry (the contact's
+    flag; what the engine learned from it goes)."""
+    if contacts:
+        registry.restrict(registry.person_for(contacts[0].email, contacts), column)
 
 
 def _unsubscribe_everywhere(contacts: list[Contact]) -> None:
@@ -485,48 +485,18 @@ def _unsubscribe_everywhere(contacts: list[Contact]) -> None:
 
 
 def erase_contacts(contacts: list[Contact], address: str, account_id: int | None) -> None:
-    """Erase these contacts through every provider, then the contacts; suppress the address
-    as a keyed hash (platform-wide with ``account_id`` None). No commit."""
-    if contacts:
-        ids = [c.id for c in contacts]
-        for provider in subject_data.providers():
-            provider.erase(ids)
-        db.session.execute(
-            update(RequestAccount)
-            .where(RequestAccount.contact_id.in_(ids))
-            .values(contact_id=None)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.execute(delete(Contact).where(Contact.id.in_(ids)))
-        for contact in contacts:
+    """Erase these contacts in every store of the registry (tables, files, the outbox), then
+    the contacts; suppress the address as a keyed hash (platform-wide with ``account_id``
+    None, when the person asked; then no request, download or outbox mail of the address is
+    left either). No commit."""
+    person = registry.person_for(address, contacts, account_id)
+    if contacts or account_id is None:
+        registry.erase(person)
+    for contact in contacts:
+        if contact in db.session:
             db.session.expunge(contact)
     if address:
         suppress(account_id, address, "erased")
-        if account_id is None:
-            engine_gate.forget_address(address)
-            _scrub_other_requests(address_hash(address))
-
-
-def _scrub_other_requests(hashed: str) -> None:
-    """After an erasure, no other request or prepared download may still hold the address."""
-    others = select(DataRequest.id).where(DataRequest.address_hash == hashed)
-    db.session.execute(
-        delete(Download)
-        .where(Download.request_id.in_(others))
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        update(DataRequest)
-        .where(DataRequest.address_hash == hashed, DataRequest.status == "received")
-        .values(status="expired", pending_address=None, proposed=None)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.execute(
-        update(DataRequest)
-        .where(DataRequest.address_hash == hashed, DataRequest.status != "confirmed")
-        .values(pending_address=None, proposed=None)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # --- Marketers, for one contact of their account -----------------------------------------------
@@ -602,7 +572,7 @@ def _account_contact(account_id: int, contact_id: int) -> Contact:
 def contact_report(account_id: int, contact_id: int) -> dict[str, Any]:
     """The access report for one contact of the account (NotFoundError for another's)."""
     contact = _account_contact(account_id, contact_id)
-    return queries.access_report(contact.email, [contact])
+    return queries.access_report(contact.email, [contact], account_id)
 
 
 def contact_export(account_id: int, contact_id: int, fmt: str, user_id: int) -> tuple[str, str]:
@@ -610,7 +580,7 @@ def contact_export(account_id: int, contact_id: int, fmt: str, user_id: int) -> 
     if fmt not in ("json", "csv"):
         raise ValidationError("Choose JSON or CSV.")
     contact = _account_contact(account_id, contact_id)
-    data = queries.portable_export(contact.email, [contact])
+    data = queries.portable_export(contact.email, [contact], account_id)
     _account_request(account_id, contact, "export", user_id)
     db.session.commit()
     content = queries.export_as_json(data) if fmt == "json" else queries.export_as_csv(data)

@@ -878,6 +878,13 @@ def import_dir() -> Path:
     return path
 
 
+def import_report_keep_days() -> int:
+    """How many days an import's error report is kept (``IMPORT_FILE_KEEP_DAYS``, 30)."""
+    from privacy.registry import setting
+
+    return setting("IMPORT_FILE_KEEP_DAYS")
+
+
 def import_max_bytes() -> int:
     """The largest upload accepted (``IMPORT_MAX_BYTES``)."""
     return int(current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_IMPORT_MAX_BYTES))

@@ -445,6 +445,7 @@ def import_detail(import_id: int) -> Any:
         size=services.human_size(job.total_bytes),
         list_names=queries.list_names(me.account_id),
         targets=services.IMPORT_TARGETS,
+        report_keep_days=services.import_report_keep_days(),
     )
 
 

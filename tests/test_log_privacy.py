@@ -202,8 +202,8 @@ def test_a_failing_scheduled_job_logs_its_frames_and_kind_not_its_text(
         raise smtplib.SMTPRecipientsRefused({ADDRESS: (550, f"<{ADDRESS}> no".encode())})
 
     monkeypatch.setattr(scheduler, "resolve", lambda _job: failing)
-    results = scheduler.run_jobs(app, only=["expire-data-requests"])
-    assert results["expire-data-requests"] == "SMTPRecipientsRefused"
+    results = scheduler.run_jobs(app, only=["personal-data-retention"])
+    assert results["personal-data-retention"] == "SMTPRecipientsRefused"
     logged = [r for r in everything.records if "scheduled job" in r.getMessage()]
     assert logged and "in failing" in logged[0].getMessage()  # where it failed is kept
     assert "SMTP 550" in logged[0].getMessage()

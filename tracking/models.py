@@ -22,7 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
-from privacy import subject_data
 
 #: Index predicates; queries that want these indexes repeat them word for word.
 HUMAN_IDENTIFIED = "message_id IS NOT NULL AND is_machine = false"
@@ -165,45 +164,3 @@ class MessageUnsubscribe(Base):
     times: Mapped[int] = mapped_column(Integer, default=1)
     unsubscribed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-def _export_unsubscribes(contact_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    from sqlalchemy import select
-
-    from campaigns.models import Campaign, Message
-    from core import db
-
-    rows = db.session.execute(
-        select(MessageUnsubscribe, Message.contact_id, Campaign.name)
-        .join(Message, Message.id == MessageUnsubscribe.message_id)
-        .join(Campaign, Campaign.id == MessageUnsubscribe.campaign_id)
-        .where(Message.contact_id.in_(contact_ids))
-        .order_by(MessageUnsubscribe.id)
-    ).all()
-    found: dict[int, list[dict[str, Any]]] = {}
-    for row, contact_id, campaign_name in rows:
-        found.setdefault(contact_id or 0, []).append(
-            {
-                "campaign": campaign_name,
-                "status": row.status,
-                "unsubscribed_at": row.unsubscribed_at.isoformat(timespec="seconds"),
-                "undone_at": row.undone_at.isoformat(timespec="seconds") if row.undone_at else None,
-            }
-        )
-    return found
-
-
-def _erase_unsubscribes(contact_ids: list[int]) -> None:
-    """Nothing to delete: a row names only its message, which erasure unlinks from the person
-    (the ``messages`` provider), so the campaign keeps its count and the row names nobody."""
-
-
-subject_data.register(
-    subject_data.Provider(
-        name="unsubscribes",
-        title="Unsubscribes through our emails",
-        order=25,
-        export=_export_unsubscribes,
-        erase=_erase_unsubscribes,
-    )
-)

@@ -487,10 +487,10 @@ def test_uploads_left_at_the_mapping_step_are_removed_after_a_day(imports_app: F
     assert len(_uploads_left(app)) == 2
     with time_machine.travel(start + timedelta(hours=24, minutes=1), tick=False):
         # Not before the day is over; the later upload is kept.
-        results = scheduler.run_jobs(app, only=["remove-abandoned-uploads"])
-        again = scheduler.run_jobs(app, only=["remove-abandoned-uploads"])
-    assert results == {"remove-abandoned-uploads": 1}
-    assert again == {"remove-abandoned-uploads": 0}
+        results = scheduler.run_jobs(app, only=["personal-data-retention"])
+        again = scheduler.run_jobs(app, only=["personal-data-retention"])
+    assert results["personal-data-retention"]["import_files"] == 1
+    assert again["personal-data-retention"]["import_files"] == 0
     assert len(_uploads_left(app)) == 1
     client = logged_in(app, tenant)
     page = client.get(f"/imports/{abandoned}").get_data(as_text=True)
