@@ -67,7 +67,6 @@ JOBS: list[Job] = [
     ),
     # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
     Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
-    Job("security-log-retention", "accounts.audit:apply_retention", every_seconds=3_600),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
 ]
 

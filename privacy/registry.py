@@ -470,7 +470,34 @@ STORES: tuple[Store, ...] = (
             "sessions and memberships go by cascade"
         ),
         order=98,
-        tables=("users", "user_sessions", "senders", "memberships"),
+        tables=(
+            "users",
+            "user_sessions",
+            "senders",
+            "memberships",
+            "totp_credentials",
+            "recovery_codes",
+            "login_challenges",
+            "passkeys",
+        ),
+    ),
+    Store(
+        name="security_log",
+        per_contact=False,
+        title="The security log of an account (marketers)",
+        holds="logins, failed logins, second-factor and team changes of an account's members "
+        "(their address, a network prefix); exports and data requests by id and count",
+        found_by="member address",
+        report=Because(
+            "it records what members of an account did, never a contact's address or name; "
+            "owners read it under Settings > Security log"
+        ),
+        erase=Because("it names contacts by id only, and an erased contact's id names no one"),
+        restrict=Because("not processing of a contact"),
+        retention=Retention("{SECURITY_LOG_RETENTION_DAYS} days", "accounts.audit:apply_retention"),
+        delete_account=Because("its entries go with the account (ON DELETE CASCADE)"),
+        order=99,
+        tables=("security_events",),
     ),
 )
 
@@ -486,6 +513,11 @@ NOT_PERSONAL: dict[str, str] = {
     "links": "a campaign's link targets (the same for every recipient)",
     "engine_domain_days": "delivery outcomes per receiving domain (no local part)",
     "subscriber_settings": "the account's switch for recording consent IPs (no IP itself)",
+    "roles": "an account's own role names and permissions, written by the organisation",
+    "sso_providers": "the organisation's identity provider: issuer, client id and its email "
+    "domain (no local part, no person)",
+    "breach_incident_log": "what platform operators did on an incident (steps, account ids, "
+    "counts; no contact)",
 }
 
 
