@@ -962,7 +962,7 @@ def _servers(account_id: int) -> list[Server]:
     return [
         Server(
             0,
-            str(current_app.config.get("SMTP_URL", "")),
+            str(current_app.config["SMTP_URL"]),
             float(setting("SMTP_MAX_PER_SECOND")),
             int(setting("SEND_CONNECTIONS")),
         )

@@ -291,7 +291,8 @@ class Settings(BaseSettings):
     )
     LOGIN_LIMITS_PER_ADDRESS: Annotated[str, AfterValidator(_rate_limits)] = _s(
         "5/minute;8/10 minutes",
-        "failed logins per address before it must wait (429 with `Retry-After`)",
+        "failed logins per address before it must wait (429 with `Retry-After`; the password "
+        "is not checked then)",
         ACCOUNTS,
         allowed='rate limits, ";" between tiers',
     )

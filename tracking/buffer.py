@@ -506,7 +506,7 @@ def get_buffer(app: Flask) -> HitBuffer:
     def kick() -> None:
         tasks.ingest_buffered_hits.send()
 
-    if app.config.get("REDIS_URL"):
+    if app.config["REDIS_URL"]:
         buffer = RedisBuffer(
             app.config["REDIS_URL"],
             app.config["REDIS_NAMESPACE"],
