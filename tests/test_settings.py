@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import time_machine
 from flask import Flask
 
 from campaigns import services as campaign_services
+from core import scheduler
 from core.app import create_app
 from core.db import utcnow
 from core.settings import DOC_PATH, NAMES, PROJECT_ROOT, Settings, SettingsError, load_config
@@ -159,6 +160,25 @@ def test_signup_confirm_max_age_is_read_from_the_environment(
         drain(app)
     response = client.post(confirm_link(smtp_sink, "late@example.org"))
     assert response.status_code == 410 and "expired" in response.get_data(as_text=True)
+
+
+def test_the_upload_keep_hours_are_read_from_the_environment(
+    app_factory: Any, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A sixth import setting that was documented and read only from the app config.
+    clean_env.setenv("IMPORT_DIR", str(tmp_path / "imports"))
+    clean_env.setenv("IMPORT_UPLOAD_KEEP_HOURS", "2")
+    app = app_factory()
+    tenant, list_id = tenant_with_list(app)
+    start = datetime(2026, 12, 1, 9, 0)
+    with time_machine.travel(start, tick=False):
+        import_id = upload_csv(logged_in(app, tenant), list_id, "email\nada@example.org\n")
+    with time_machine.travel(start + timedelta(hours=2, minutes=1), tick=False):
+        assert scheduler.run_jobs(app, only=["remove-abandoned-uploads"]) == {
+            "remove-abandoned-uploads": 1
+        }
+    page = logged_in(app, tenant).get(f"/imports/{import_id}").get_data(as_text=True)
+    assert "The columns were not mapped within 2 hours, so the file was deleted." in page
 
 
 # --- invalid values are refused at start ------------------------------------------------------
