@@ -2,9 +2,9 @@
 
 import gc
 
-from core.app import create_app
+from core.app import create_app_or_exit
 
-app = create_app()
+app = create_app_or_exit()
 
 # Everything loaded so far (the app, its modules, its tables) lives as long as the process.
 # Moving it out of the collector's view keeps a full collection from walking ~100,000

@@ -7,7 +7,7 @@ prefix (/24, /48), never the clear address or IP. Unknown and known addresses ar
 answered alike; only the lockout email (sent by a job) differs, and nobody sees it but the
 owner of the address.
 
-Tiers (configurable, see core/config.py): more than 5 failures within a minute, or 8 within
+Tiers (configurable, see core/settings.py): more than 5 failures within a minute, or 8 within
 10 minutes, and the address must wait (429 with Retry-After); the 10th failure within 15
 minutes locks it for 15 minutes, even for the right password, and emails its owner a
 password-reset link. A successful password reset lifts the lockout.

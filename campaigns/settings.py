@@ -1,60 +1,6 @@
-"""Sending settings: defaults, overridden by environment variables, overridden by app config.
+"""Sending settings: declared, typed and documented in ``core/settings.py`` (the sending table
+of docs/readme/settings.md); ``setting(NAME)`` reads the current app's value."""
 
-| name | default | meaning |
-|---|---|---|
-| ``REQUIRE_VERIFIED_SENDER`` | true | campaigns may only use confirmed sender addresses |
-| ``SEND_CONNECTIONS`` | 2 | parallel batches (SMTP connections) per campaign, platform SMTP |
-| ``SMTP_MAX_PER_SECOND`` | 0 | messages/s over the platform transport (0: no limit) |
-| ``SEND_CLAIM_TIMEOUT`` | 20 | lease of a claim: not renewed for this long, it is a dead worker's |
-| ``SEND_STALL_SECONDS`` | 120 | no progress: the reconciler re-enqueues; no outcome: page flag |
-| ``SEND_RETRY_BASE_SECONDS`` | 60 | first retry delay after a 4xx; doubles per attempt |
-| ``SEND_MAX_ATTEMPTS`` | 5 | deferrals (4xx) before a message fails as a soft bounce |
-| ``SEND_MAX_TRANSPORT_ERRORS`` | 5 | transport errors in a row before the campaign pauses |
-| ``SEND_JOB_SECONDS`` | 30 | a send job claims batch after batch for this long |
-| ``SEND_MARK_DURABILITY`` | server | ``disk``: wait for PostgreSQL's flush on each sent mark |
-| ``SOFT_BOUNCE_LIMIT`` | 3 | soft bounces of a contact before the address is suppressed |
-| ``RETURN_PATH`` | empty | e.g. ``bounces@mail.example.com``: VERP envelope senders |
-| ``BOUNCE_WEBHOOK_SECRET`` | empty | HMAC key of the generic bounce webhook (off when empty) |
-| ``BOUNCE_MAILDIR`` | empty | Maildir read for DSN and ARF reports |
-| ``BOUNCE_IMAP_URL`` | empty | ``imaps://user:pass@host/INBOX`` read for DSN and ARF reports |
-| ``SES_TOPIC_ARNS`` | empty | comma-separated SNS topic ARNs accepted by the SES webhook |
-"""
+from core.settings import setting
 
-from __future__ import annotations
-
-import os
-from typing import Any
-
-from flask import current_app
-
-DEFAULTS: dict[str, Any] = {
-    "REQUIRE_VERIFIED_SENDER": True,
-    "SEND_CONNECTIONS": 2,
-    "SMTP_MAX_PER_SECOND": 0.0,
-    "SEND_CLAIM_TIMEOUT": 20.0,
-    "SEND_STALL_SECONDS": 120.0,
-    "SEND_RETRY_BASE_SECONDS": 60.0,
-    "SEND_MAX_ATTEMPTS": 5,
-    "SEND_MAX_TRANSPORT_ERRORS": 5,
-    "SOFT_BOUNCE_LIMIT": 3,
-    "SEND_MARK_DURABILITY": "server",
-    "SEND_JOB_SECONDS": 30.0,
-    "RETURN_PATH": "",
-    "BOUNCE_WEBHOOK_SECRET": "",
-    "BOUNCE_MAILDIR": "",
-    "BOUNCE_IMAP_URL": "",
-    "SES_TOPIC_ARNS": "",
-}
-
-
-def setting(name: str) -> Any:
-    """The value of a sending setting: app config, else environment, else the default."""
-    if name in current_app.config:
-        return current_app.config[name]
-    default = DEFAULTS[name]
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if isinstance(default, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    return type(default)(raw)
+__all__ = ["setting"]

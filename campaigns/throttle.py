@@ -140,7 +140,7 @@ def current_throttle() -> Throttle:
     app = current_app
     throttle = app.extensions.get("campaigns.throttle")
     if throttle is None:
-        url = app.config.get("REDIS_URL") or ""
+        url = app.config["REDIS_URL"]
         client = None
         if url:
             import redis

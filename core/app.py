@@ -13,7 +13,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import db, logsafe, queue, timezones
 from core.auth import public
-from core.config import load_config
 from core.errors import (
     DATABASE_RETRY_AFTER,
     NotFoundError,
@@ -21,6 +20,7 @@ from core.errors import (
     database_unavailable,
 )
 from core.registry import import_modules
+from core.settings import SettingsError, load_config
 
 csrf = CSRFProtect()
 app_log = logging.getLogger(__name__)
@@ -127,6 +127,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         scheduler.start_inprocess(app)
     return app
+
+
+def create_app_or_exit(config: dict[str, Any] | None = None) -> Flask:
+    """``create_app`` for an entry point (``wsgi.py``, ``core/worker.py``): a setting whose value
+    is not allowed ends the process (exit status 1) with the message naming each such setting
+    and what it allows, instead of a traceback."""
+    try:
+        return create_app(config)
+    except SettingsError as error:
+        raise SystemExit(f"Envoy cannot start. {error}") from None
 
 
 def _trust_proxies(app: Flask) -> None:

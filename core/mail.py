@@ -467,7 +467,7 @@ class MaildirConnection:
 @contextmanager
 def open_connection(smtp_url: str | None = None) -> Iterator[Connection]:
     """Open the configured transport for a batch of messages and close it afterwards."""
-    url = smtp_url if smtp_url is not None else current_app.config.get("SMTP_URL", "")
+    url = smtp_url if smtp_url is not None else current_app.config["SMTP_URL"]
     conn: SMTPConnection | MaildirConnection
     if url:
         conn = SMTPConnection(SMTPSettings.from_url(url))

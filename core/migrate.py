@@ -7,7 +7,7 @@ import warnings
 from alembic import command
 from alembic.config import Config
 
-from core.config import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 
 def alembic_config(database_url: str) -> Config:

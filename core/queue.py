@@ -132,7 +132,7 @@ class Queue:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        url = app.config.get("REDIS_URL") or ""
+        url = app.config["REDIS_URL"]
         self.broker: dramatiq.Broker
         if url:
             self.broker = RedisBroker(url=url, namespace=app.config["REDIS_NAMESPACE"])

@@ -6,9 +6,9 @@ dramatiq's global broker and binds every actor to it.
 
 import gc
 
-from core.app import create_app
+from core.app import create_app_or_exit
 
-app = create_app({"INPROCESS_WORKER": False})
+app = create_app_or_exit({"INPROCESS_WORKER": False})
 broker = app.extensions["queue"].broker
 
 # As in wsgi.py: the app's long-lived objects are kept out of full garbage collections.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
-from core.config import load_config
 from core.db import Base, make_engine
 from core.registry import import_modules
+from core.settings import load_settings
 
 import_modules("models")
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or load_config()["DATABASE_URL"]
+url = config.get_main_option("sqlalchemy.url") or load_settings().DATABASE_URL
 if url.startswith("postgresql://"):
     url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
 

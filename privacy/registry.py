@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,19 +126,9 @@ class Person:
         return [n for n in dict.fromkeys(found) if n]
 
 
-#: Settings the stores' retention reads, with their defaults (app config, else environment).
-DEFAULTS: dict[str, int] = {
-    "IMPORT_FILE_KEEP_DAYS": 30,
-    "OUTBOX_KEEP_DAYS": 30,
-}
-
-
 def setting(name: str) -> int:
-    """A retention setting of the registry: app config, else environment, else the default."""
-    if name in current_app.config:
-        return int(current_app.config[name])
-    raw = os.environ.get(name)
-    return int(raw) if raw else DEFAULTS[name]
+    """A retention setting (declared in core/settings.py) as a whole number."""
+    return int(current_app.config[name])
 
 
 _A = "privacy.personal_data"
@@ -582,9 +571,6 @@ def delete_account(account_id: int) -> None:
 def retention_settings() -> dict[str, Any]:
     """The settings the retention periods quote, for formatting them."""
     values: dict[str, Any] = dict(current_app.config)
-    for name in DEFAULTS:
-        values[name] = setting(name)
-    values.setdefault("IMPORT_UPLOAD_KEEP_HOURS", 24)
     return values
 
 

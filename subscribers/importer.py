@@ -45,9 +45,6 @@ from subscribers.models import BlockedDomain, ImportJob
 log = logging.getLogger(__name__)
 
 REPORT_HEADER = ("row", "email", "problem", "detail")
-DEFAULT_HELPER_MIN_BYTES = 4 * 1024 * 1024
-#: Helper processes that check rows while this one writes (``IMPORT_HELPERS``).
-DEFAULT_HELPERS = 1
 SQLITE_CACHE_KIB = 32 * 1024
 #: What the database raises for a value it will not store: the batch is rolled back and the
 #: import stops with the rows named (anything else, such as a lost connection, propagates).
@@ -159,8 +156,8 @@ def run(job: ImportJob) -> None:
     """Import the job's file into its list; the job row carries progress and the outcome."""
     blocked = frozenset(db.session.scalars(select(BlockedDomain.domain)))
     key = str(current_app.config["ADDRESS_HASH_KEY"]).encode()
-    threshold = int(current_app.config.get("IMPORT_HELPER_MIN_BYTES", DEFAULT_HELPER_MIN_BYTES))
-    parts = max(1, int(current_app.config.get("IMPORT_HELPERS", DEFAULT_HELPERS)))
+    threshold = int(current_app.config["IMPORT_HELPER_MIN_BYTES"])
+    parts = max(1, int(current_app.config["IMPORT_HELPERS"]))
     batches = (
         _from_helper(job, blocked, key, parts)
         if job.total_bytes >= threshold

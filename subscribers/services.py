@@ -48,8 +48,6 @@ from subscribers.models import (
 )
 from subscribers.normalise import normalise_email
 
-#: Seconds a double opt-in link stays valid (``SIGNUP_CONFIRM_MAX_AGE`` overrides).
-DEFAULT_SIGNUP_CONFIRM_MAX_AGE = 48 * 3600
 #: A new confirmation email for the same contact and list is sent at most this often.
 SIGNUP_RESEND_SECONDS = 600
 #: Suppression reasons a person's own confirmed opt-in lifts; the others (bounce, complaint,
@@ -488,7 +486,7 @@ def send_signup_confirmation(confirmation_id: int) -> bool:
 
 
 def _confirm_max_age() -> int:
-    return int(current_app.config.get("SIGNUP_CONFIRM_MAX_AGE", DEFAULT_SIGNUP_CONFIRM_MAX_AGE))
+    return int(current_app.config["SIGNUP_CONFIRM_MAX_AGE"])
 
 
 def _confirmation_for_token(token: str) -> SignupConfirmation:
@@ -865,15 +863,11 @@ def delete_segment(account_id: int, segment_id: int) -> None:
 # --- imports -----------------------------------------------------------------------------
 
 IMPORT_TARGETS = ("email", "name", "first_name", "last_name", "attribute", "ignore")
-#: 500 MB (decimal units, as every size the pages show).
-DEFAULT_IMPORT_MAX_BYTES = 500 * 1000 * 1000
 
 
 def import_dir() -> Path:
     """Where uploaded files and error reports are kept (``IMPORT_DIR``, default var/imports)."""
-    from core.config import VAR_DIR
-
-    path = Path(current_app.config.get("IMPORT_DIR") or VAR_DIR / "imports")
+    path = Path(current_app.config["IMPORT_DIR"])
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -887,7 +881,7 @@ def import_report_keep_days() -> int:
 
 def import_max_bytes() -> int:
     """The largest upload accepted (``IMPORT_MAX_BYTES``)."""
-    return int(current_app.config.get("IMPORT_MAX_BYTES", DEFAULT_IMPORT_MAX_BYTES))
+    return int(current_app.config["IMPORT_MAX_BYTES"])
 
 
 def human_size(size: int) -> str:
@@ -1134,15 +1128,11 @@ def run_import(import_id: int) -> ImportJob | None:
     return job
 
 
-DEFAULT_IMPORT_UPLOAD_KEEP_HOURS = 24
-
-
 def remove_abandoned_uploads(now: datetime) -> int:
     """Scheduled: uploads left at the mapping step for ``IMPORT_UPLOAD_KEEP_HOURS`` are
     deleted from disk and their import marked failed (saying why), so repeated uploads never
     pile up. Returns how many were removed; running it twice removes each once."""
-    keep = current_app.config.get("IMPORT_UPLOAD_KEEP_HOURS", DEFAULT_IMPORT_UPLOAD_KEEP_HOURS)
-    hours = int(keep)
+    hours = int(current_app.config["IMPORT_UPLOAD_KEEP_HOURS"])
     cutoff = now - timedelta(hours=hours)
     due = db.session.execute(
         select(ImportJob.id, ImportJob.stored_path).where(

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from accounts.models import UserSession
 from core import db as core_db
-from core.config import load_config
 from core.db import utcnow
+from core.settings import load_config
 from privacy.models import DataRequest
 from tests.conftest import drain
 from tests.factories import PASSWORD, make_tenant

@@ -41,7 +41,6 @@ from typing import Any
 
 from flask import Flask
 
-from core.config import VAR_DIR
 from core.logsafe import log_failure
 from tracking.hits import Hit
 
@@ -57,16 +56,6 @@ DURABLE_WAIT = 2.0
 FAILED_KICK_TTL_MS = 30_000
 #: How long a consumer's lock lives without being renewed.
 LOCK_TTL_MS = 60_000
-
-
-def setting(app: Flask, name: str, default: Any) -> Any:
-    """A tracking setting: the app config, else the environment, else ``default``."""
-    if name in app.config:
-        return app.config[name]
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return type(default)(value) if not isinstance(default, str) else value
 
 
 class Spool:
@@ -505,30 +494,26 @@ def _retry_loop(ref: weakref.ReferenceType[RedisBuffer]) -> None:
 HitBuffer = InProcessBuffer | RedisBuffer
 
 
-def _flag(value: object) -> bool:
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
-
-
 def get_buffer(app: Flask) -> HitBuffer:
     """The hit buffer of ``app`` in this process (made after a fork, never shared across one)."""
     found = app.extensions.get("tracking_buffer")
     if found is not None and found[0] == os.getpid():
         buffer: HitBuffer = found[1]
         return buffer
-    spool = Spool(Path(setting(app, "TRACKING_SPOOL_DIR", str(VAR_DIR / "spool"))))
+    spool = Spool(Path(app.config["TRACKING_SPOOL_DIR"]))
     from tracking import tasks
 
     def kick() -> None:
         tasks.ingest_buffered_hits.send()
 
-    if app.config.get("REDIS_URL"):
+    if app.config["REDIS_URL"]:
         buffer = RedisBuffer(
             app.config["REDIS_URL"],
             app.config["REDIS_NAMESPACE"],
             spool,
             kick,
-            answer_after_flush=_flag(setting(app, "TRACKING_ANSWER_AFTER_FLUSH", "false")),
-            flush_interval=float(setting(app, "TRACKING_FLUSH_INTERVAL_MS", 5.0)) / 1000,
+            answer_after_flush=bool(app.config["TRACKING_ANSWER_AFTER_FLUSH"]),
+            flush_interval=float(app.config["TRACKING_FLUSH_INTERVAL_MS"]) / 1000,
         )
     else:
         buffer = InProcessBuffer(spool, kick)
@@ -578,8 +563,8 @@ def drain(app: Flask) -> int:
     from tracking import services
 
     buffer = get_buffer(app)
-    batch_size = int(setting(app, "TRACKING_BATCH_SIZE", 1000))
+    batch_size = int(app.config["TRACKING_BATCH_SIZE"])
     if isinstance(buffer, RedisBuffer):
-        gather = float(setting(app, "TRACKING_INGEST_GATHER_MS", 200.0)) / 1000
+        gather = float(app.config["TRACKING_INGEST_GATHER_MS"]) / 1000
         return buffer.drain(services.ingest_isolating, batch_size, gather)
     return buffer.drain(services.ingest_isolating, batch_size)

@@ -90,9 +90,7 @@ class Recorder:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.ip_modes = IpModeCache(
-            app, float(hit_buffer.setting(app, "TRACKING_SETTINGS_CACHE_SECONDS", 30.0))
-        )
+        self.ip_modes = IpModeCache(app, float(app.config["TRACKING_SETTINGS_CACHE_SECONDS"]))
         self.keys: tuple[str, ...] = ()
         self._reader: TokenReader | None = None
 

@@ -47,7 +47,6 @@ from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from privacy import policy
 from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
-from tracking.buffer import setting
 from tracking.hits import Hit
 from tracking.models import (
     HUMAN_IDENTIFIED,
@@ -315,9 +314,9 @@ def ingest(hits: Iterable[Hit]) -> int:
     if not batch:
         return 0
     app = current_app
-    window = float(setting(app, "TRACKING_MACHINE_WINDOW_SECONDS", 10.0))
+    window = float(app.config["TRACKING_MACHINE_WINDOW_SECONDS"])
     extra_networks = tuple(
-        n.strip() for n in str(setting(app, "TRACKING_MACHINE_NETWORKS", "")).split(",") if n
+        n.strip() for n in str(app.config["TRACKING_MACHINE_NETWORKS"]).split(",") if n
     )
     campaigns = {
         campaign.id: (campaign, account)
@@ -681,18 +680,13 @@ def apply_event_retention(now: datetime) -> int:
     return deleted
 
 
-#: Seconds after an unsubscribe during which its page offers to undo it
-#: (``UNSUBSCRIBE_UNDO_SECONDS`` overrides).
-DEFAULT_UNDO_SECONDS = 15 * 60
-
-
 #: An undo form older than this is not even verified (the undo window is far shorter).
 UNDO_TOKEN_MAX_AGE = 24 * 3600
 
 
 def undo_seconds() -> int:
     """How long an unsubscribe can be undone from its page."""
-    return int(setting(current_app, "UNSUBSCRIBE_UNDO_SECONDS", DEFAULT_UNDO_SECONDS))
+    return int(current_app.config["UNSUBSCRIBE_UNDO_SECONDS"])
 
 
 @dataclass(frozen=True)
