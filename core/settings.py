@@ -298,7 +298,7 @@ class Settings(BaseSettings):
     TOTP_ISSUER: str = _s(
         "Envoy", "the name authenticator apps show next to the code", ACCOUNTS, min_length=1
     )
-    SSO_ALLOW_LOCAL_ISSUERS: bool = _s(
+    SSO_ALLOW_LOCAL_ISSUERS: Flag = _s(
         False,
         "let owners name an identity provider on http or on a loopback/private address (the "
         "server fetches it): for development and tests only",

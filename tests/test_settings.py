@@ -174,9 +174,8 @@ def test_the_upload_keep_hours_are_read_from_the_environment(
     with time_machine.travel(start, tick=False):
         import_id = upload_csv(logged_in(app, tenant), list_id, "email\nada@example.org\n")
     with time_machine.travel(start + timedelta(hours=2, minutes=1), tick=False):
-        assert scheduler.run_jobs(app, only=["remove-abandoned-uploads"]) == {
-            "remove-abandoned-uploads": 1
-        }
+        swept = scheduler.run_jobs(app, only=["personal-data-retention"])
+        assert swept["personal-data-retention"]["import_files"] == 1
     page = logged_in(app, tenant).get(f"/imports/{import_id}").get_data(as_text=True)
     assert "The columns were not mapped within 2 hours, so the file was deleted." in page
 
