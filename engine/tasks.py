@@ -1,8 +1,10 @@
-"""Thin actors of the engine: take ids, call a service, commit."""
+"""Thin actors of the engine: take ids, call a service, commit.
+
+The engine never imports the privacy layer: the jobs that feed it through the gate are in
+``privacy/tasks.py``.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from accounts.models import Account
 from core import db
@@ -34,24 +36,4 @@ def maintain() -> None:
 def run_maintenance() -> None:
     """The body of :func:`maintain`, also run by ``flask engine maintain``."""
     services.maintain()
-    db.session.commit()
-
-
-@actor(queue_name="engine", max_retries=5)
-def record_deliveries(account_id: int, message_ids: list[int], at_iso: str) -> None:
-    """A send claim's deliveries, through the privacy gate (the only way in)."""
-    from datetime import datetime
-
-    from privacy import engine_gate
-
-    engine_gate.record_deliveries(account_id, message_ids, datetime.fromisoformat(at_iso))
-    db.session.commit()
-
-
-@actor(queue_name="engine", max_retries=5)
-def record_engagements(signals: list[list[Any]]) -> None:
-    """Human opens and clicks from one tracking ingest batch, through the privacy gate."""
-    from privacy import engine_gate
-
-    engine_gate.record_engagements(signals)
     db.session.commit()
