@@ -68,6 +68,8 @@ def _contact_fields(contact: Contact) -> dict[str, Any]:
         "added": _iso(contact.created_at),
         "updated": _iso(contact.updated_at),
         "processing_restricted_since": _iso(contact.restricted_at),
+        # "person" (asked through the request form) or "account" (set by the organisation).
+        "processing_restricted_by": contact.restricted_by,
         "objected_since": _iso(contact.objected_at),
         "consent_withdrawn_since": _iso(contact.consent_withdrawn_at),
     }
