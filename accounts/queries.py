@@ -39,6 +39,7 @@ def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMe
         is_platform_admin=user.is_platform_admin,
         deletion_pending=account.deletion_due_at is not None,
         session_id=session_id,
+        time_zone=account.time_zone or "UTC",
     )
 
 

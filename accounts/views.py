@@ -30,7 +30,7 @@ from accounts.forms import (
     SignupForm,
 )
 from accounts.models import RevokeReason
-from core import nav
+from core import auth, nav
 from core.auth import current_member, forget_current_member, login_required, member
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
@@ -38,6 +38,8 @@ from core.signing import BadTokenError
 from privacy import engine_gate
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
+# At app-factory time (registering the blueprint), not at import: the signed-in member.
+bp.record_once(lambda state: auth.init_app(state.app, sessions.load_current_member))
 nav.add("Team", "accounts.team", 80, role="admin")
 nav.add("Settings", "accounts.settings", 90, role="admin")
 

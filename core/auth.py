@@ -7,9 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from flask import abort, flash, g, redirect, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask.sansio.app import App
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Turns the session cookie's token into the signed-in member, or None (ended, unknown).
+MemberLoader = Callable[[str], "CurrentMember | None"]
 
 ROLE_RANK = {"member": 0, "admin": 1, "owner": 2}
 
@@ -30,6 +33,8 @@ class CurrentMember:
     deletion_pending: bool = False
     #: The ``user_sessions`` row of this request.
     session_id: int = 0
+    #: The account's IANA time zone (pages show dates in it).
+    time_zone: str = "UTC"
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[self.role] >= ROLE_RANK[role]
@@ -43,18 +48,18 @@ def current_member() -> CurrentMember | None:
     change counts from the next request on.
     """
     if "member" not in g:
-        from accounts import queries, sessions
-
         token = session.get("sid")
-        found = sessions.resolve(token) if isinstance(token, str) else None
-        g.member = (
-            queries.load_member(found.user_id, found.account_id, session_id=found.id)
-            if found is not None
-            else None
-        )
+        loader: MemberLoader | None = current_app.extensions.get("core.member_loader")
+        g.member = loader(token) if isinstance(token, str) and loader is not None else None
         if g.member is None and "sid" in session:
             session.pop("sid")
     return cast(CurrentMember | None, g.member)
+
+
+def init_app(app: App, loader: MemberLoader) -> None:
+    """Set how a session token becomes the signed-in member (the accounts package does, when
+    the app factory registers its blueprint: core imports no domain package)."""
+    app.extensions["core.member_loader"] = loader
 
 
 def forget_current_member() -> None:
