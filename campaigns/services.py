@@ -84,7 +84,7 @@ from core.mail import (
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
 from privacy import engine_gate
-from privacy.policy import may_identify_in_urls
+from privacy.policy import may_identify_in_urls, may_process
 from subscribers import queries as subscriber_queries
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList
@@ -848,8 +848,9 @@ def _recipient_for_contact(account_id: int, contact_id: int | None) -> Recipient
     contact = db.session.scalar(
         select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id)
     )
-    if contact is None:
+    if not may_process(contact):  # erased, restricted, objecting, withdrawn: not rendered
         raise NotFoundError("contact")
+    assert contact is not None
     return Recipient(0, contact.email, contact.name, dict(contact.attributes or {}))
 
 

@@ -26,7 +26,7 @@ from privacy import engine_gate, policy
 from subscribers import services as subscribers
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact
-from tests.factories import login, make_tenant
+from tests.factories import login, make_campaign, make_tenant
 
 AT = datetime(2026, 11, 20, 9, 0)
 COLUMNS = policy.CONTACT_STATE_COLUMNS
@@ -133,6 +133,22 @@ def test_the_segment_preview_counts_the_kept_out_apart_and_never_lists_them(
     assert "kept out" in page
     for state in STATES:
         assert (_address(state) in page) is (_address(state) in allowed)
+
+
+def test_a_campaign_is_previewed_only_as_a_contact_the_rule_allows(
+    app: Flask, db: Any, client: FlaskClient
+) -> None:
+    tenant, list_id, _segment_id, allowed = _matrix(db)
+    campaign_id = make_campaign(tenant, list_id, html="<p>Hi {{ contact.email }}</p>")
+    ids = {row.email: row.id for row in db.execute(select(Contact.id, Contact.email))}
+    login(client, tenant.email)
+    page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    for state in STATES:  # the "preview as" choices
+        assert (_address(state) in page) is (_address(state) in allowed)
+    for email, contact_id in ids.items():
+        shown = client.get(f"/campaigns/{campaign_id}/preview?contact_id={contact_id}")
+        assert (shown.status_code == 200) is (email in allowed)
+        assert (email in shown.get_data(as_text=True)) is (email in allowed)
 
 
 #: Outside the rule, the state columns are only defined (models), reported (the access report),
