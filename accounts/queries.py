@@ -66,6 +66,7 @@ def load_member(user_id: int, account_id: int, session_id: int = 0) -> CurrentMe
         must_enrol_two_factor=account.require_two_factor and two_factor_since is None,
         role_name=role_name,
         permissions=permissions_of(membership.role, grants),
+        time_zone=account.time_zone or "UTC",
     )
 
 

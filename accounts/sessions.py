@@ -17,7 +17,9 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 
 from accounts.audit import record_for_user
 from accounts.models import RevokeReason, SecurityEventKind, UserSession
+from accounts.queries import load_member
 from core import db
+from core.auth import CurrentMember
 from core.db import utcnow
 from privacy import policy
 
@@ -178,3 +180,12 @@ def purge_ended(now: datetime) -> int:
 
     purge_challenges(now)  # commits
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def load_current_member(token: str) -> CurrentMember | None:
+    """The member signed in with this session token (:func:`resolve`, then the membership as
+    it is now), or None. Installed as core.auth's member loader by accounts.views."""
+    found = resolve(token)
+    if found is None:
+        return None
+    return load_member(found.user_id, found.account_id, session_id=found.id)

@@ -33,7 +33,7 @@ from accounts.forms import (
     SsoSettingsForm,
 )
 from accounts.models import RevokeReason
-from core import nav
+from core import auth, nav
 from core.auth import (
     check_permission,
     current_member,
@@ -52,6 +52,8 @@ from core.urls import external_url
 from privacy import engine_gate
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
+# At app-factory time (registering the blueprint), not at import: the signed-in member.
+bp.record_once(lambda state: auth.init_app(state.app, sessions.load_current_member))
 nav.add("Team", "accounts.team", 80, active=("accounts.team", "accounts.role"))
 nav.add("Settings", "accounts.settings", 90)
 

@@ -17,6 +17,7 @@ from campaigns.services import get_campaign
 from core import db
 from core.errors import NotFoundError, ValidationError
 from core.mail import PermanentMailError
+from privacy.policy import may_process
 from subscribers.models import Contact
 from subscribers.normalise import normalise_email
 
@@ -27,8 +28,9 @@ def _recipient_for_contact(account_id: int, contact_id: int | None) -> Recipient
     contact = db.session.scalar(
         select(Contact).where(Contact.id == contact_id, Contact.account_id == account_id)
     )
-    if contact is None:
+    if not may_process(contact):  # erased, restricted, objecting, withdrawn: not rendered
         raise NotFoundError("contact")
+    assert contact is not None
     return Recipient(0, contact.email, contact.name, dict(contact.attributes or {}))
 
 

@@ -26,6 +26,7 @@ from campaigns.settings import setting
 from core import db
 from core.db import utcnow
 from core.pagination import Page, window
+from privacy import policy
 from subscribers.models import Contact
 
 
@@ -320,10 +321,11 @@ def templates(account_id: int) -> list[Template]:
 
 
 def preview_contacts(account_id: int, limit: int = 50) -> list[tuple[int, str]]:
-    """(id, label) of some of the account's contacts to preview a campaign as."""
+    """(id, label) of some of the account's contacts to preview a campaign as: only contacts
+    :func:`privacy.policy.may_process` allows (a preview renders their data)."""
     rows = db.session.execute(
         select(Contact.id, Contact.email, Contact.name)
-        .where(Contact.account_id == account_id)
+        .where(Contact.account_id == account_id, policy.may_process_condition(Contact))
         .order_by(Contact.id)
         .limit(limit)
     ).all()

@@ -3,9 +3,9 @@ messages per recipient domain.
 
 Limits are shared by every worker process through Redis when ``REDIS_URL`` is set, and kept in
 memory otherwise (in-process queue). Counters live a few seconds; a Redis restart only resets
-them. The Delivery Optimization Engine can plug in per-domain pacing with
-:func:`register_domain_pacing`; per-recipient send times are ``Message.due_at`` (the sender never
-claims a row before it).
+them. Per-domain pacing comes from the Delivery Optimization Engine, asked through its gate
+(:func:`privacy.engine_gate.pacing_pause`); per-recipient send times are ``Message.due_at``
+(the sender never claims a row before it).
 """
 
 from __future__ import annotations
@@ -13,26 +13,19 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import current_app
 
-#: (account_id, recipient domain) -> seconds to wait before the next send to that domain.
-DomainPacing = Callable[[int, str], float]
-_pacing: list[DomainPacing] = []
-
-
-def register_domain_pacing(hook: DomainPacing) -> None:
-    """Add a per-domain pacing hook (the optimisation engine); the longest wait wins."""
-    _pacing.append(hook)
+from privacy import engine_gate
 
 
 def domain_pause(account_id: int, domain: str) -> float:
-    """Seconds the pacing hooks ask to wait before sending to ``domain`` (0 when none)."""
-    waits = [max(0.0, float(hook(account_id, domain))) for hook in _pacing]
-    return max(waits, default=0.0)
+    """Seconds to wait before sending to ``domain``: the engine's pace for it, through the
+    privacy gate (0 when none is known or the account does not take part)."""
+    return max(0.0, float(engine_gate.pacing_pause(account_id, domain)))
 
 
 def _window(per_second: float) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from flask import (
 from campaigns import (
     audience_count,
     bounces,
+    demo,
     exports,
     listing,
     previews,
@@ -63,6 +64,8 @@ from subscribers import queries as subscriber_queries
 from tracking import analytics
 
 bp = Blueprint("campaigns", __name__, template_folder="templates")
+# ``flask create-demo``, added at app-factory time (registering the blueprint).
+bp.record_once(lambda state: state.app.cli.add_command(demo.create_demo_command))
 nav.add("Dashboard", "campaigns.dashboard", 10)
 nav.add(
     "Campaigns",

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar, cast
 
-from flask import abort, flash, g, redirect, request, session, url_for
+from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask.sansio.app import App
 
 from core.errors import PermissionDeniedError
 from core.permissions import Permission
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Turns the session cookie's token into the signed-in member, or None (ended, unknown).
+MemberLoader = Callable[[str], "CurrentMember | None"]
 
 
 class Audience(StrEnum):
@@ -91,6 +94,8 @@ class CurrentMember:
     role_name: str = ""
     #: What the member's role allows (read from the database on every request).
     permissions: frozenset[Permission] = field(default_factory=frozenset)
+    #: The account's IANA time zone (pages show dates in it).
+    time_zone: str = "UTC"
 
     def can(self, permission: Permission | str) -> bool:
         """True when the member's role holds ``permission`` (a Permission or its value)."""
@@ -109,18 +114,18 @@ def current_member() -> CurrentMember | None:
     change counts from the next request on.
     """
     if "member" not in g:
-        from accounts import queries, sessions
-
         token = session.get("sid")
-        found = sessions.resolve(token) if isinstance(token, str) else None
-        g.member = (
-            queries.load_member(found.user_id, found.account_id, session_id=found.id)
-            if found is not None
-            else None
-        )
+        loader: MemberLoader | None = current_app.extensions.get("core.member_loader")
+        g.member = loader(token) if isinstance(token, str) and loader is not None else None
         if g.member is None and "sid" in session:
             session.pop("sid")
     return cast(CurrentMember | None, g.member)
+
+
+def init_app(app: App, loader: MemberLoader) -> None:
+    """Set how a session token becomes the signed-in member (the accounts package does, when
+    the app factory registers its blueprint: core imports no domain package)."""
+    app.extensions["core.member_loader"] = loader
 
 
 def forget_current_member() -> None:

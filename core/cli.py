@@ -1,4 +1,5 @@
-"""Flask CLI commands: migrations, the demo account, draining the in-process queue."""
+"""Flask CLI commands: migrations, draining the in-process queue (``flask create-demo`` is
+added by campaigns.views)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,3 @@ def register(app: Flask) -> None:
 
         upgrade(current_app.config["DATABASE_URL"])
         click.echo("database is up to date")
-
-    @app.cli.command("create-demo")
-    @click.option("--email", default="demo@example.com", show_default=True)
-    @click.option("--password", default="demo-password", show_default=True)
-    def create_demo_command(email: str, password: str) -> None:
-        """Create a demo account with a list and a draft campaign (idempotent)."""
-        from core.demo import create_demo
-
-        created = create_demo(email, password)
-        click.echo(("created" if created else "exists") + f": log in as {email} / {password}")

@@ -201,11 +201,10 @@ def current_zone() -> str:
     if not has_request_context():
         return DEFAULT_ZONE
     if "account_zone" not in g:
-        from accounts import queries
         from core.auth import current_member
 
         found = current_member()
-        g.account_zone = queries.account_time_zone(found.account_id) if found else DEFAULT_ZONE
+        g.account_zone = found.time_zone if found else DEFAULT_ZONE
     return str(g.account_zone)
 
 

@@ -1,8 +1,10 @@
-"""Thin actors of the engine: take ids, call a service, commit."""
+"""Thin actors of the engine: take ids, call a service, commit.
+
+The engine never imports the privacy layer: the jobs that feed it through the gate are in
+``privacy/tasks.py``.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from accounts.models import Account
 from core import db
@@ -29,24 +31,4 @@ def run_maintenance() -> None:
     retention, rebuild the learned tables from the ledger (the scheduler runs the same daily:
     :func:`privacy.engine_gate.run_maintenance`). Safe to run twice, late or concurrently."""
     services.maintain()
-    db.session.commit()
-
-
-@actor(queue_name="engine", max_retries=5)
-def record_deliveries(account_id: int, message_ids: list[int], at_iso: str) -> None:
-    """A send claim's deliveries, through the privacy gate (the only way in)."""
-    from datetime import datetime
-
-    from privacy import engine_gate
-
-    engine_gate.record_deliveries(account_id, message_ids, datetime.fromisoformat(at_iso))
-    db.session.commit()
-
-
-@actor(queue_name="engine", max_retries=5)
-def record_engagements(signals: list[list[Any]]) -> None:
-    """Human opens and clicks from one tracking ingest batch, through the privacy gate."""
-    from privacy import engine_gate
-
-    engine_gate.record_engagements(signals)
     db.session.commit()

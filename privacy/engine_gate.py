@@ -4,16 +4,18 @@ Every write into the engine's tables goes through this module, and this module d
 
 * the **account** must take part (``Account.engine_participation``, Settings > Advanced);
   the default is to take part, and leaving removes what it contributed (one job run);
-* the **contact** must still exist (erased = no contact) and must not have restricted
-  processing, objected or withdrawn consent (:func:`contact_may_enter`);
+* the **contact** must be one the privacy layer lets be processed
+  (:func:`privacy.policy.may_process`: it exists and has not restricted processing, objected
+  or withdrawn consent);
 * only the address enters, as a keyed hash, with its domain: nothing else about the contact
   and nothing about the account reaches the learned tables.
 
 What the engine serves (suppression, best send hour, domain pace) is answered here too, and
 only to accounts that take part: an account that left gets nothing.
 
-Callers: the sender (:func:`record_delivery_outcome`), tracking ingest
-(:func:`record_engagement`), erasure (:func:`forget_address`), objection and restriction
+Callers: the sender (:func:`record_delivery_outcome`, :func:`record_deliveries_soon`, and
+its throttle :func:`pacing_pause`), the tracking ingest (:func:`record_engagements_soon`),
+erasure (:func:`forget_address`), objection and restriction
 (:func:`withdraw_contact`), account deletion (:func:`forget_account`), the Advanced tab
 (:func:`participation_changed`, :func:`contribution_count`).
 """
@@ -31,7 +33,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
 from accounts.models import Account
-from campaigns import throttle
 from campaigns.models import Campaign, Message
 from core import db, queue
 from core.db import utcnow
@@ -40,7 +41,6 @@ from engine.models import ENGAGEMENTS, OUTCOMES, EngineAddress
 from privacy import policy
 from subscribers.models import Contact
 from subscribers.suppression import address_hash, suppressed_hashes
-from tracking import services as tracking_services
 
 if TYPE_CHECKING:
     from privacy.registry import Person
@@ -63,19 +63,6 @@ def account_participates(account_id: int, *, for_writing: bool = False) -> bool:
     if for_writing and db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
     return bool(db.session.scalar(query))
-
-
-def contact_may_enter(contact: Contact | None) -> bool:
-    """Whether a contact's data may enter the engine, whatever its account chose.
-
-    No contact (erased), restricted processing (GDPR art. 18), objection (art. 21) or consent
-    withdrawn keep it out. The one place that says so: add new contact states here.
-    """
-    if contact is None:
-        return False
-    if contact.restricted_at is not None or contact.objected_at is not None:
-        return False
-    return contact.consent_withdrawn_at is None
 
 
 def _address_erased(account_id: int, email: str) -> bool:
@@ -134,7 +121,7 @@ def record_delivery_outcome(
             contact = db.session.get(Contact, contact_id)
             if contact is not None and contact.account_id != account_id:
                 contact = None
-        if contact is None or not contact_may_enter(contact):
+        if contact is None or not policy.may_process(contact):
             return False
         if _address_erased(account_id, contact.email):
             return False
@@ -152,7 +139,7 @@ def record_engagement(
     Machine hits (proxies, scanners, bots) say nothing about a person's hours and never enter;
     nor do hits without a message (anonymous tokens), other kinds (unsubscribe), accounts that
     do not take part or do not track individually (an hour per address is individual
-    tracking), and contacts kept out by :func:`contact_may_enter`. Returns whether it was
+    tracking), and contacts :func:`privacy.policy.may_process` keeps out. Returns whether it was
     recorded. Adds to the caller's transaction (no commit); never raises.
     """
     if kind not in ENGAGEMENTS or is_machine or message_id is None:
@@ -170,7 +157,7 @@ def record_engagement(
         if not account_participates(account_id, for_writing=True):
             return False
         contact = db.session.get(Contact, row.contact_id)
-        if contact is None or not contact_may_enter(contact):
+        if contact is None or not policy.may_process(contact):
             return False
         if _address_erased(account_id, contact.email):
             return False
@@ -208,7 +195,7 @@ def forget_address(email: str) -> int:
 
 def withdraw_contact(account_id: int, email: str) -> int:
     """Objection or restriction at one account: remove what that account contributed about
-    ``email`` and recompute. (New outcomes are refused by :func:`contact_may_enter`.)"""
+    ``email`` and recompute. (New outcomes are refused by :func:`privacy.policy.may_process`.)"""
     return services.remove_address(email, account_id=account_id)
 
 
@@ -349,12 +336,15 @@ def run_maintenance(now: datetime) -> None:
     db.session.commit()
 
 
-def _consume_tracking_signals(signals: Sequence[policy.EngineSignal]) -> None:
-    """Tracking's hook: each committed ingest batch hands over the human opens and clicks the
-    privacy layer allowed. One engine job per batch records them (ids and hour only), so the
-    ingest never waits for the engine."""
-    from engine import tasks
+def record_engagements_soon(signals: Sequence[policy.EngineSignal]) -> None:
+    """Tracking calls this with each committed ingest batch's human opens and clicks that the
+    privacy layer allowed (:func:`privacy.policy.engine_signal`). One job per batch records
+    them (ids and hour only, through :func:`record_engagements`), so the ingest never waits
+    for the engine. Enqueues at once: the caller has committed."""
+    from privacy import tasks
 
+    if not signals:
+        return
     tasks.record_engagements.send(
         [[s.account_id, s.message_id, s.kind, s.hour.isoformat()] for s in signals]
     )
@@ -369,15 +359,13 @@ def record_engagements(signals: list[list[Any]]) -> int:
     )
 
 
-tracking_services.on_engine_signals(_consume_tracking_signals)
-
-
 _PACING_CACHE: dict[tuple[int, str], tuple[float, float]] = {}
 PACING_CACHE_SECONDS = 60.0
 
 
-def _pacing_pause(account_id: int, domain: str) -> float:
-    """The sender's per-domain pacing hook: seconds between two sends to a slowed domain.
+def pacing_pause(account_id: int, domain: str) -> float:
+    """Seconds the sender waits between two sends to ``domain`` because the engine saw it
+    defer (0: no limit known, or the account does not take part).
 
     Asked before every message, so the answer is kept for a minute per (account, domain):
     pacing follows days of outcomes and an opt-out takes effect within that minute."""
@@ -396,7 +384,7 @@ def _pacing_pause(account_id: int, domain: str) -> float:
 def record_deliveries_soon(account_id: int, message_ids: list[int]) -> None:
     """A send claim's accepted messages: recorded as delivered by an engine job once the
     caller's transaction commits (nothing is enqueued for accounts that do not take part)."""
-    from engine import tasks
+    from privacy import tasks
 
     if message_ids and account_participates(account_id):
         queue.enqueue_after_commit(
@@ -416,13 +404,11 @@ def record_deliveries(account_id: int, message_ids: list[int], at: datetime) -> 
         for start in range(0, len(message_ids), 500):
             contacts = db.session.scalars(
                 select(Contact)
-                # What contact_may_enter reads, and the address: not the whole row.
+                # What the rule reads, and the address: not the whole row.
                 .options(
                     load_only(
                         Contact.email,
-                        Contact.restricted_at,
-                        Contact.objected_at,
-                        Contact.consent_withdrawn_at,
+                        *(getattr(Contact, name) for name in policy.CONTACT_STATE_COLUMNS),
                     )
                 )
                 .join(Message, Message.contact_id == Contact.id)
@@ -431,13 +417,10 @@ def record_deliveries(account_id: int, message_ids: list[int], at: datetime) -> 
                     Contact.account_id == account_id,
                 )
             ).all()
-            allowed = [c.email for c in contacts if contact_may_enter(c)]
+            allowed = [c.email for c in contacts if policy.may_process(c)]
             erased = _erased_addresses(account_id, allowed)
             entered += [email for email in allowed if email not in erased]
         services.record_many(account_id, entered, "delivered", at)
         return len(entered)
 
     return _without_harm(enter, "a claim's deliveries", 0)
-
-
-throttle.register_domain_pacing(_pacing_pause)

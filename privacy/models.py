@@ -29,6 +29,7 @@ REQUEST_KINDS = {
     "rectify": "Correct my data",
     "erase": "Erase my data",
     "restrict": "Restrict processing (keep, but do not use)",
+    "unrestrict": "Lift a restriction I asked for",
     "object": "Object to marketing and profiling",
     "withdraw": "Withdraw my consent",
 }

@@ -1,6 +1,13 @@
-"""The privacy layer: the only code that decides what a tracking hit may record.
+"""The privacy layer: the only code that decides whether a contact may be processed at all
+(:func:`may_process`, and :func:`may_process_condition` for SQL) and what a tracking hit may
+record.
 
-Three steps, all here:
+The audience of a campaign, the engine gate, the tracking ingest, list and segment exports and
+segment previews all ask :func:`may_process` / :func:`may_process_condition`; no other module
+reads the restriction, objection or consent columns to decide (tests/privacy/test_policy_rule.py
+holds every caller to the rule).
+
+A hit goes through three steps, all here:
 
 1. :func:`minimise` runs inside the request. It reduces the IP address to a prefix (IPv4 /24,
    IPv6 /48) or drops it, and the user agent to a coarse class. The raw values go no further:
@@ -23,6 +30,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
+
+from sqlalchemy import ColumnElement, and_, not_
 
 
 class Decision(StrEnum):
@@ -234,12 +243,64 @@ def classify_machine(
     return None
 
 
+# --- may this contact be processed? ----------------------------------------------------------
+#
+# THE rule, once: each pair is a contact column and the ContactState flag it sets. A contact
+# is processed (mailed, tracked, exported, fed to the engine) only while it exists and every
+# one of these columns is unset. A new state is one new pair here; the SQL condition, the
+# Python check and the tracking ingest's state all follow from it.
+#
+# Suppression (unsubscribes, erasures, bounces, operator blocks) is held as keyed hashes of
+# addresses, not as contact columns: the sender checks it per message (campaigns) and the
+# engine gate checks the 'erased' suppression itself.
+
+EXCLUSIONS: tuple[tuple[str, str], ...] = (
+    ("restricted_at", "restricted"),  # GDPR art. 18
+    ("objected_at", "objected"),  # art. 21
+    ("consent_withdrawn_at", "consent_withdrawn"),  # art. 7(3)
+)
+
+#: The contact columns the rule reads: a reader that loads only these columns (the hit ingest,
+#: the engine gate) takes them from here, so a new state cannot be left out of its query.
+CONTACT_STATE_COLUMNS = tuple(column for column, _flag in EXCLUSIONS)
+#: What :func:`contact_state` reads: the rule's columns and the recipient's own tracking
+#: choice (which limits what tracking records, not whether the contact may be processed).
+CONTACT_READ_COLUMNS = (*CONTACT_STATE_COLUMNS, "tracking_refused_at")
+
+
+def may_process(contact: Any | None) -> bool:
+    """Whether this contact may be processed at all: mailed, tracked, exported for processing,
+    counted in an audience or fed to the optimisation engine.
+
+    ``contact``: a model or a row with :data:`CONTACT_STATE_COLUMNS`; None means erased (no
+    contact), which may not. Guarantees the same answer as :func:`may_process_condition` in
+    SQL for every contact.
+    """
+    if contact is None:
+        return False
+    return all(getattr(contact, column, None) is None for column in CONTACT_STATE_COLUMNS)
+
+
+def may_process_condition(contacts: Any) -> ColumnElement[bool]:
+    """:func:`may_process` as a SQL condition for a WHERE clause.
+
+    ``contacts``: the ``Contact`` model, an alias of it, or a subquery's ``.c`` with the
+    :data:`CONTACT_STATE_COLUMNS`. (An erased contact has no row, so it never matches.)
+    """
+    return and_(*(getattr(contacts, column).is_(None) for column in CONTACT_STATE_COLUMNS))
+
+
+def excluded_condition(contacts: Any) -> ColumnElement[bool]:
+    """The contacts :func:`may_process_condition` leaves out (to count or mark them)."""
+    return not_(may_process_condition(contacts))
+
+
 @dataclass(frozen=True)
 class ContactState:
     """What the privacy layer needs to know about a contact.
 
-    Every field defaults to the permissive value of a plain subscribed contact, so a new state
-    (a new column on contacts) is one new field here and one line in :func:`contact_state`.
+    Every field defaults to the permissive value of a plain subscribed contact. The flags are
+    those of :data:`EXCLUSIONS` (built by :func:`contact_state`).
     """
 
     exists: bool = True
@@ -251,35 +312,22 @@ class ContactState:
 
     @property
     def excluded_from_processing(self) -> bool:
-        """Restriction, objection, consent withdrawal or erasure: no tracking, sending, engine."""
-        return not self.exists or self.restricted or self.objected or self.consent_withdrawn
-
-
-#: The contact columns :func:`contact_state` reads: a reader that loads only these columns
-#: (the hit ingest) takes them from here, so a new state cannot be left out of its query.
-CONTACT_STATE_COLUMNS = (
-    "restricted_at",
-    "objected_at",
-    "consent_withdrawn_at",
-    "tracking_refused_at",
-)
+        """Erased, or any state of :data:`EXCLUSIONS`: no tracking, sending, engine."""
+        return not self.exists or any(getattr(self, flag) for _column, flag in EXCLUSIONS)
 
 
 def contact_state(contact: Any | None, subscription_status: str | None) -> ContactState:
-    """The state of a contact (a model or a row with :data:`CONTACT_STATE_COLUMNS`; None:
+    """The state of a contact (a model or a row with :data:`CONTACT_READ_COLUMNS`; None:
     erased) on the campaign's list. A timestamp a model does not define yet counts as unset.
+    Guarantees ``excluded_from_processing == not may_process(contact)``.
     """
     if contact is None:
         return ContactState(exists=False)
-    restricted_at, objected_at, consent_withdrawn_at, tracking_refused_at = (
-        getattr(contact, name, None) for name in CONTACT_STATE_COLUMNS
-    )
+    flags = {flag: getattr(contact, column, None) is not None for column, flag in EXCLUSIONS}
     return ContactState(
         unsubscribed=subscription_status == "unsubscribed",
-        restricted=restricted_at is not None,
-        objected=objected_at is not None,
-        consent_withdrawn=consent_withdrawn_at is not None,
-        refused_tracking=tracking_refused_at is not None,
+        refused_tracking=getattr(contact, "tracking_refused_at", None) is not None,
+        **flags,
     )
 
 

@@ -36,7 +36,7 @@ RIGHTS = [
     "Access: this report (GDPR art. 15).",
     "Rectification: ask for corrections through the data-request form (art. 16).",
     "Erasure: ask for everything to be erased (art. 17).",
-    "Restriction: ask for your data to be kept but not used (art. 18).",
+    "Restriction: ask for your data to be kept but not used (art. 18); only you can lift it.",
     "Portability: a JSON and CSV export of what you provided and what your use "
     "generated (art. 20).",
     "Objection: object to marketing and profiling at any time; it is absolute (art. 21).",

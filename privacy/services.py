@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import db
 from core.db import utcnow
-from core.errors import NotFoundError, ValidationError
+from core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from core.mail import PermanentMailError, TransientMailError, send_system_mail
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from core.urls import external_url
@@ -43,7 +43,7 @@ from privacy.models import (
     SpentToken,
 )
 from privacy.policy import reduce_ip
-from subscribers.models import Contact, Subscription, SubscriptionStatus
+from subscribers.models import Contact, RestrictedBy, Subscription, SubscriptionStatus
 from subscribers.normalise import normalise_email
 from subscribers.suppression import address_hash, suppress
 
@@ -389,6 +389,14 @@ def _fulfil(request: DataRequest) -> Outcome:
         erase_contacts(contacts, address, None)
     elif kind == "restrict":
         _set_flag(contacts, "restricted_at")
+        for contact in contacts:  # the person's own: only the person lifts it
+            contact.restricted_by = RestrictedBy.PERSON
+    elif kind == "unrestrict":
+        # Only the restrictions the person set; one an account set stays the account's.
+        for contact in contacts:
+            if contact.restricted_at is not None and contact.restricted_by != RestrictedBy.ACCOUNT:
+                contact.restricted_at = None
+                contact.restricted_by = None
     elif kind == "object":
         _set_flag(contacts, "objected_at")
         # An objection to direct marketing is absolute (art. 21(3)): every account, for good.
@@ -435,6 +443,12 @@ _NOTICES = {
         "A contact restricted processing",
         "A person restricted the processing of their data (GDPR art. 18). Their contact is kept "
         "but will not be mailed, tracked or used by the optimisation engine.",
+    ),
+    "unrestrict": (
+        "A contact lifted their restriction",
+        "A person lifted the restriction of processing they had asked for (GDPR art. 18). Their "
+        "contact may be mailed again where they are subscribed. A restriction your account set "
+        "itself stays until you lift it.",
     ),
     "object": (
         "A contact objected to marketing",
@@ -588,17 +602,40 @@ def contact_export(account_id: int, contact_id: int, fmt: str, user_id: int) -> 
 
 
 def restrict_contact(account_id: int, contact_id: int, user_id: int) -> None:
-    """Restrict processing of one contact of the account: kept, never mailed, tracked or fed."""
+    """Restrict processing of one contact of the account: kept, never mailed, tracked or fed.
+
+    Recorded as the account's restriction, unless the person had restricted it already (then
+    it stays the person's, which the account cannot lift)."""
     contact = _account_contact(account_id, contact_id)
+    if contact.restricted_at is None:
+        contact.restricted_by = RestrictedBy.ACCOUNT
     _set_flag([contact], "restricted_at")
     _account_request(account_id, contact, "restrict", user_id)
     db.session.commit()
 
 
+def may_lift_restriction(contact: Contact) -> bool:
+    """Whether the account may lift this contact's restriction: only one it set itself.
+
+    A restriction the person asked for (or one whose origin is unknown) stays until the person
+    lifts it through the public request form, so the person never needs to be told of a lift
+    they did not ask for (GDPR art. 18(3))."""
+    return contact.restricted_at is not None and contact.restricted_by == RestrictedBy.ACCOUNT
+
+
 def lift_restriction(account_id: int, contact_id: int, user_id: int) -> None:
-    """Lift a restriction the account set (the person must have been told, art. 18(3))."""
+    """Lift a restriction the account set; PermissionDeniedError for the person's own (see
+    :func:`may_lift_restriction`), nothing changes then. Audited as the member's request."""
     contact = _account_contact(account_id, contact_id)
+    if contact.restricted_at is None:
+        return
+    if not may_lift_restriction(contact):
+        raise PermissionDeniedError(
+            "The person asked for this restriction: only they can lift it, through the "
+            "public request form."
+        )
     contact.restricted_at = None
+    contact.restricted_by = None
     _account_request(account_id, contact, "lift-restriction", user_id)
     db.session.commit()
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from core import nav
 from core.auth import member, operator_required, public, require_permission
-from core.errors import ValidationError
+from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
 from core.permissions import Permission
 from core.signing import BadTokenError
@@ -165,8 +165,11 @@ def contact_restrict(contact_id: int) -> Any:
     me = member()
     if ActionForm().validate_on_submit():
         if request.form.get("lift") == "1":
-            services.lift_restriction(me.account_id, contact_id, me.user_id)
-            flash("Restriction lifted.", "success")
+            try:
+                services.lift_restriction(me.account_id, contact_id, me.user_id)
+                flash("Restriction lifted.", "success")
+            except PermissionDeniedError as exc:
+                flash(str(exc), "error")
         else:
             services.restrict_contact(me.account_id, contact_id, me.user_id)
             flash(

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select, exists, select, union
 
+from privacy import policy
 from subscribers.models import Contact, MailingList, Segment, Subscription
 from subscribers.segments import segment_condition
 
@@ -37,9 +38,7 @@ def _segment_members(account_id: int, segment_ids: Sequence[int]) -> list[Select
     return [
         select(Contact.id).where(
             Contact.account_id == account_id,
-            Contact.restricted_at.is_(None),
-            Contact.objected_at.is_(None),
-            Contact.consent_withdrawn_at.is_(None),  # privacy: consent withdrawal (art. 7(3))
+            policy.may_process_condition(Contact),
             subscribed_somewhere,
             segment_condition(segment.match, segment.rules, zone),
         )
@@ -51,7 +50,8 @@ def audience_contact_ids(
     account_id: int, list_ids: Sequence[int], segment_ids: Sequence[int] = ()
 ) -> Select[Any]:
     """Distinct ids of the account's contacts subscribed to any of ``list_ids`` or matching any
-    of ``segment_ids``, and not restricted or objecting. Deduplicated: a contact on two lists
+    of ``segment_ids``, and that :func:`privacy.policy.may_process` allows (not restricted,
+    objecting or withdrawn). Deduplicated: a contact on two lists
     (or on a list and in a segment) appears once. Another account's list or segment adds
     nobody."""
     by_list = (
@@ -61,10 +61,7 @@ def audience_contact_ids(
             Contact.account_id == account_id,
             Subscription.list_id.in_(list(list_ids)),
             Subscription.status == "subscribed",
-            Contact.restricted_at.is_(None),
-            Contact.objected_at.is_(None),
-            Contact.consent_withdrawn_at.is_(None),  # privacy: consent withdrawal (art. 7(3))
-            Contact.consent_withdrawn_at.is_(None),  # privacy: consent withdrawal (art. 7(3))
+            policy.may_process_condition(Contact),
         )
     )
     parts = [by_list, *(_segment_members(account_id, segment_ids) if segment_ids else [])]

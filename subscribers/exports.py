@@ -4,6 +4,9 @@ CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``,
 or a tab or carriage return that some spreadsheets skip before those) get a leading ``'``, so
 they are shown as text (OWASP "CSV injection"). JSON is data for programs, not a spreadsheet:
 its values are exported exactly as held.
+
+Exporting is processing: contacts that :func:`privacy.policy.may_process` keeps out (processing
+restricted, objecting, consent withdrawn) are never in an export.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from core import db
+from privacy import policy
 from subscribers import queries, services
 from subscribers.models import Contact, Subscription
 
@@ -34,7 +38,11 @@ def _list_rows(account_id: int, list_id: int) -> Any:
     return (
         select(Contact, Subscription.status)
         .join(Subscription, Subscription.contact_id == Contact.id)
-        .where(Contact.account_id == account_id, Subscription.list_id == list_id)
+        .where(
+            Contact.account_id == account_id,
+            Subscription.list_id == list_id,
+            policy.may_process_condition(Contact),
+        )
         .order_by(Contact.id)
     )
 
@@ -45,6 +53,7 @@ def _segment_rows(account_id: int, segment_id: int) -> Any:
     return (
         select(Contact, Contact.source)
         .join(contacts, contacts.c.id == Contact.id)
+        .where(policy.may_process_condition(Contact))
         .order_by(Contact.id)
     )
 

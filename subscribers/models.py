@@ -44,6 +44,13 @@ class ImportStatus(StrEnum):
     FAILED = "failed"
 
 
+class RestrictedBy(StrEnum):
+    """Who restricted processing of a contact (GDPR art. 18)."""
+
+    PERSON = "person"  # the data subject, through the public request form
+    ACCOUNT = "account"  # a member of the account, for one contact
+
+
 class Contact(Base):
     """A person whose address an account holds; one per normalised address per account."""
 
@@ -51,7 +58,13 @@ class Contact(Base):
     # The unique (account, email) index also serves every lookup by account: no second index
     # on account_id, which would only slow imports down.
     # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
-    __table_args__ = (UniqueConstraint("account_id", "email"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        UniqueConstraint("account_id", "email"),
+        CheckConstraint(
+            "restricted_by IS NULL OR restricted_by IN ('person', 'account')", name="restricted_by"
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -64,6 +77,9 @@ class Contact(Base):
     # Data-subject state (GDPR art. 18 and 21, consent withdrawal). Any of them stops sending,
     # tracking and the optimisation engine.
     restricted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Who set the restriction (a RestrictedBy; migration 0311): the person's own stays until
+    # the person lifts it; the account may lift only the restrictions it set.
+    restricted_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     objected_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Added by privacy (migration 0106): the person withdrew consent (GDPR art. 7(3)).
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -50,6 +50,8 @@ def report_contacts(person: Person) -> Records:
                 "added": iso(contact.created_at),
                 "updated": iso(contact.updated_at),
                 "processing_restricted_since": iso(contact.restricted_at),
+                # "person" (asked through the request form) or "account" (set by the account).
+                "processing_restricted_by": contact.restricted_by,
                 "objected_since": iso(contact.objected_at),
                 "consent_withdrawn_since": iso(contact.consent_withdrawn_at),
             }

@@ -11,6 +11,7 @@ from sqlalchemy import Select, exists, func, select
 from core import db
 from core.errors import NotFoundError
 from core.pagination import Page, paginate
+from privacy import policy
 from subscribers.models import (
     BlockedDomain,
     ConsentRecord,
@@ -242,11 +243,22 @@ def segment_contacts(account_id: int, segment: Segment) -> Select[Any]:
 
 def segment_preview(
     account_id: int, segment: Segment, sample: int = 20
-) -> tuple[int, list[Contact]]:
-    """How many contacts match the segment, and the first few of them."""
-    query = segment_contacts(account_id, segment)
+) -> tuple[int, list[Contact], int]:
+    """How many contacts of the segment may be processed, the first few of them, and how many
+    others match but are kept out by :func:`privacy.policy.may_process` (restricted,
+    objecting, consent withdrawn): counted apart, never listed among the matches."""
+    matching = segment_contacts(account_id, segment)
+    query = matching.where(policy.may_process_condition(Contact))
     total = int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    return total, list(db.session.scalars(query.order_by(Contact.email).limit(sample)))
+    kept_out = int(
+        db.session.scalar(
+            select(func.count()).select_from(
+                matching.where(policy.excluded_condition(Contact)).subquery()
+            )
+        )
+        or 0
+    )
+    return total, list(db.session.scalars(query.order_by(Contact.email).limit(sample))), kept_out
 
 
 def list_names(account_id: int) -> dict[int, str]:

@@ -314,12 +314,13 @@ def segment_edit(segment_id: int | None = None) -> Any:
 def segment_detail(segment_id: int) -> Any:
     me = member()
     segment = services.get_segment(me.account_id, segment_id)
-    total, sample = queries.segment_preview(me.account_id, segment)
+    total, sample, kept_out = queries.segment_preview(me.account_id, segment)
     return render_template(
         "subscribers/segment_detail.html",
         segment=segment,
         total=total,
         sample=sample,
+        kept_out=kept_out,
         list_names=queries.list_names(me.account_id),
         describe=segments.describe,
         action_form=ActionForm(),

@@ -15,7 +15,7 @@ import functools
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -44,7 +44,7 @@ from campaigns.models import Campaign, Message
 from core import db
 from core.db import utcnow
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
-from privacy import policy
+from privacy import engine_gate, policy
 from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
 from tracking.hits import Hit
@@ -58,7 +58,7 @@ from tracking.models import (
     UnsubscribeStatus,
 )
 
-__all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating", "on_engine_signals"]
+__all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating"]
 
 from core.logsafe import log_failure
 
@@ -67,32 +67,16 @@ log = logging.getLogger(__name__)
 #: Distinct links fetched by one source within the window that make a burst.
 BURST_LINKS = 3
 
-_engine_consumers: list[Callable[[Sequence[policy.EngineSignal]], None]] = []
-
-
-def on_engine_signals(
-    consumer: Callable[[Sequence[policy.EngineSignal]], None],
-) -> Callable[[Sequence[policy.EngineSignal]], None]:
-    """Register the Delivery Optimization Engine's way in (privacy's engine gate calls this).
-
-    Every committed batch calls each consumer with the :class:`privacy.policy.EngineSignal` s
-    the privacy layer allowed (:func:`privacy.policy.engine_signal`), and nothing else. A
-    consumer's failure is logged and never loses or blocks a hit.
-    """
-    if consumer not in _engine_consumers:
-        _engine_consumers.append(consumer)
-    return consumer
-
 
 def _forward_to_engine(signals: list[policy.EngineSignal]) -> None:
-    """THE hook point between tracking and the optimisation engine (see on_engine_signals)."""
+    """Hand a committed batch's engine signals (only what :func:`privacy.policy.engine_signal`
+    allowed) to the engine's gate. A failure there is logged and never loses or blocks a hit."""
     if not signals:
         return
-    for consumer in list(_engine_consumers):
-        try:
-            consumer(signals)
-        except Exception as exc:
-            log_failure(log, exc, "the optimisation engine refused %d signals", len(signals))
+    try:
+        engine_gate.record_engagements_soon(signals)
+    except Exception as exc:
+        log_failure(log, exc, "the optimisation engine refused %d signals", len(signals))
 
 
 @dataclass(frozen=True)
@@ -120,7 +104,7 @@ def _load_messages(message_ids: set[int]) -> dict[int, _MessageInfo]:
     ids = sorted(message_ids)
     # Columns, not Contact entities: a batch names hundreds of messages, and loading each
     # contact into the session cost more than the rest of the ingest.
-    state_columns = [getattr(Contact, name) for name in policy.CONTACT_STATE_COLUMNS]
+    state_columns = [getattr(Contact, name) for name in policy.CONTACT_READ_COLUMNS]
     single_list = campaign_queries.single_list_audiences()
     for matching in _members(Message.id, ids):
         rows = db.session.execute(

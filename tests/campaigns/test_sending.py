@@ -331,22 +331,21 @@ def test_domain_concurrency_limit(app: Any) -> None:
             assert again
 
 
-def test_domain_pacing_hook_is_consulted(app: Any) -> None:
+def test_the_engine_gates_domain_pacing_is_consulted(app: Any, monkeypatch: Any) -> None:
+    from privacy import engine_gate
+
     asked: list[tuple[int, str]] = []
 
-    def hook(account: int, domain: str) -> float:
+    def pace(account: int, domain: str) -> float:
         asked.append((account, domain))
         return 0
 
-    throttle.register_domain_pacing(hook)
-    try:
-        with (
-            app.app_context(),
-            throttle.Throttle(None, "t").domain_slot(7, "example.net", 0) as free,
-        ):
-            assert free
-    finally:
-        throttle._pacing.remove(hook)  # other hooks (the engine's) stay registered
+    monkeypatch.setattr(engine_gate, "pacing_pause", pace)
+    with (
+        app.app_context(),
+        throttle.Throttle(None, "t").domain_slot(7, "example.net", 0) as free,
+    ):
+        assert free
     assert asked == [(7, "example.net")]
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from accounts import services as accounts
 from core import db
 from core.errors import ValidationError
-from privacy import engine_gate
+from privacy import engine_gate, policy
 from subscribers.models import Contact
 from subscribers.suppression import suppress
 from tests.engine.scan import rows_derived_from
@@ -65,7 +65,7 @@ def test_objection_and_restriction_keep_an_address_out(
     setattr(contact, state, NOW)
     db.commit()
 
-    assert not engine_gate.contact_may_enter(contact)
+    assert not policy.may_process(contact)
     for outcome in ("delivered", "deferred", "bounced", "complained"):
         assert not engine_gate.record_delivery_outcome(
             tenant.account_id, contact.id, contact.email, outcome, NOW

@@ -65,7 +65,7 @@ def test_values_are_data_never_sql(app: Flask) -> None:
         )
         from subscribers import queries
 
-        total, _ = queries.segment_preview(tenant.account_id, segment)
+        total, _, _ = queries.segment_preview(tenant.account_id, segment)
         assert total == 0
         assert core_db.session.scalar(select(Contact.email)) == "a@example.org"
 
@@ -91,7 +91,7 @@ def _match(app: Flask, account_id: int, match: str, rules: list[dict[str, Any]])
 
     with app.app_context():
         segment = services.save_segment(account_id, None, "s", match, rules)
-        _, sample = queries.segment_preview(account_id, segment)
+        _, sample, _ = queries.segment_preview(account_id, segment)
         return {c.email for c in sample}
 
 

@@ -126,63 +126,63 @@ def test_retention_deletes_old_events_and_keeps_the_figures(
 
 
 def test_the_engine_receives_only_what_the_privacy_layer_allows(
-    app: Flask, smtp_sink: SMTPSink
+    app: Flask, smtp_sink: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from privacy import engine_gate
+
     received: list[EngineSignal] = []
 
     def consumer(signals: Sequence[EngineSignal]) -> None:
         received.extend(signals)
 
-    services.on_engine_signals(consumer)
-    try:
-        sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=True)
-        with app.app_context():
-            from subscribers.models import Contact
+    # The ingest calls the engine's gate (no hook registered into tracking).
+    monkeypatch.setattr(engine_gate, "record_engagements_soon", consumer)
+    sent = send_campaign(app, smtp_sink, RECIPIENTS, individual=True)
+    with app.app_context():
+        from subscribers.models import Contact
 
-            restricted = core_db.session.query(Contact).filter_by(email=RECIPIENTS[2]).one()
-            restricted.restricted_at = utcnow()
-            core_db.session.commit()
-            core_db.session.remove()
-        client = app.test_client(use_cookies=False)
-        with _later():
-            for address in RECIPIENTS:
-                beacon = sent.urls[address].beacon
-                assert beacon is not None
-                client.get(path_of(beacon), headers={"User-Agent": BROWSER_UA})
-            # Machines never reach the engine.
-            beacon = sent.urls[RECIPIENTS[0]].beacon
-            assert beacon is not None
-            client.get(path_of(beacon), headers={"User-Agent": "Mozilla/5.0"})
-            drain(app)
-        with app.app_context():
-            from campaigns.models import Message
-            from subscribers.models import Contact
-
-            expected = set(
-                core_db.session.scalars(
-                    select(Message.id)
-                    .join(Contact, Contact.id == Message.contact_id)
-                    .where(Contact.email.in_(RECIPIENTS[:2]))
-                )
-            )
-            core_db.session.remove()
-        assert {s.message_id for s in received} == expected
-        assert {s.kind for s in received} == {"open"}
-        assert len(received) == 2
-        assert all(s.hour.minute == 0 and s.hour.second == 0 for s in received)
-        # An account that leaves the engine sends nothing more.
-        received.clear()
-        with app.app_context():
-            accounts.set_engine_participation(sent.tenant.account_id, False)
-            core_db.session.remove()
-        with _later(10):
-            beacon = sent.urls[RECIPIENTS[1]].beacon
+        restricted = core_db.session.query(Contact).filter_by(email=RECIPIENTS[2]).one()
+        restricted.restricted_at = utcnow()
+        core_db.session.commit()
+        core_db.session.remove()
+    client = app.test_client(use_cookies=False)
+    with _later():
+        for address in RECIPIENTS:
+            beacon = sent.urls[address].beacon
             assert beacon is not None
             client.get(path_of(beacon), headers={"User-Agent": BROWSER_UA})
-            drain(app)
-        assert received == []
-    finally:
-        services._engine_consumers.remove(consumer)
+        # Machines never reach the engine.
+        beacon = sent.urls[RECIPIENTS[0]].beacon
+        assert beacon is not None
+        client.get(path_of(beacon), headers={"User-Agent": "Mozilla/5.0"})
+        drain(app)
+    with app.app_context():
+        from campaigns.models import Message
+        from subscribers.models import Contact
+
+        expected = set(
+            core_db.session.scalars(
+                select(Message.id)
+                .join(Contact, Contact.id == Message.contact_id)
+                .where(Contact.email.in_(RECIPIENTS[:2]))
+            )
+        )
+        core_db.session.remove()
+    assert {s.message_id for s in received} == expected
+    assert {s.kind for s in received} == {"open"}
+    assert len(received) == 2
+    assert all(s.hour.minute == 0 and s.hour.second == 0 for s in received)
+    # An account that leaves the engine sends nothing more.
+    received.clear()
+    with app.app_context():
+        accounts.set_engine_participation(sent.tenant.account_id, False)
+        core_db.session.remove()
+    with _later(10):
+        beacon = sent.urls[RECIPIENTS[1]].beacon
+        assert beacon is not None
+        client.get(path_of(beacon), headers={"User-Agent": BROWSER_UA})
+        drain(app)
+    assert received == []
 
 
 def test_graceful_exit_ingests_and_a_dead_database_spools_for_later(
