@@ -1,4 +1,4 @@
-"""Flask CLI commands: migrations, the demo account, draining the in-process queue."""
+"""Flask CLI commands: migrations, the demo account, rotating the encryption of secrets."""
 
 from __future__ import annotations
 
@@ -29,3 +29,19 @@ def register(app: Flask) -> None:
 
         created = create_demo(email, password)
         click.echo(("created" if created else "exists") + f": log in as {email} / {password}")
+
+    @app.cli.command("rotate-secrets")
+    def rotate_secrets_command() -> None:
+        """Re-encrypt every stored secret with the first of ENCRYPTION_KEYS (all in one
+        transaction); afterwards the other keys can be removed."""
+        from core import secrets
+        from core.db import Base
+
+        done = secrets.rotate_all(
+            current_app.extensions["db_engine"],
+            Base.metadata,
+            current_app.extensions["secrets_fernet"],
+        )
+        for name, count in done.items():
+            click.echo(f"{name}: {count} re-encrypted")
+        click.echo("every secret is now encrypted with the first key of ENCRYPTION_KEYS")

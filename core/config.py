@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from core.secrets import generate_key, parse_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", PROJECT_ROOT / "var"))
@@ -21,14 +24,19 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _development_secret(name: str = "secret_key") -> str:
-    """A random key kept in var/ so that embedded installs survive restarts without config."""
+def _development_secret(
+    name: str = "secret_key", make: Callable[[], str] = lambda: secrets.token_urlsafe(48)
+) -> str:
+    """A random key kept in var/ so that embedded installs survive restarts without config.
+    Created with mode 0600 (never readable by others, even for a moment)."""
     path = VAR_DIR / name
     if path.exists():
         return path.read_text().strip()
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key)
+    key = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key)
     path.chmod(0o600)
     return key
 
@@ -55,12 +63,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         secret_keys = list(keys_raw)
     if not secret_keys:
         secret_keys = [_development_secret()]
+    # Encryption of secrets at rest (core/secrets.py): newest first, unlike SECRET_KEYS.
+    encryption_keys = parse_keys(
+        overrides.pop("ENCRYPTION_KEYS", None) or env.get("ENCRYPTION_KEYS", "")
+    ) or [_development_secret("encryption_key", generate_key)]
     base_url = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     config: dict[str, Any] = {
         # Oldest first: itsdangerous signs with the last key and verifies with all of them.
         "SECRET_KEYS": secret_keys,
         "SECRET_KEY": secret_keys[-1],
         "BASE_URL": base_url,
+        # Fernet keys of the secrets stored encrypted (SMTP URLs, DKIM keys): the first one
+        # encrypts, every one decrypts; `flask rotate-secrets` re-encrypts with the first.
+        "ENCRYPTION_KEYS": encryption_keys,
         # Never rotated: suppression hashes must keep matching (see subscribers/suppression.py).
         "ADDRESS_HASH_KEY": env.get("ADDRESS_HASH_KEY") or _development_secret("address_hash_key"),
         "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'envoy.sqlite3'}"),

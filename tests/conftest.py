@@ -27,6 +27,11 @@ from tests import services_available
 from tests.smtp_sink import SMTPSink
 
 TEST_KEYS = ["old-test-key-0123456789abcdef", "current-test-key-0123456789abcdef"]
+#: Fernet keys of the secrets at rest (core/secrets.py): the first encrypts, all decrypt.
+TEST_ENCRYPTION_KEYS = [
+    "DUFBvTH0uOLn-DmPYBAiZGJdW9uUvaf2zszEuVD9uXw=",
+    "TrPSP4qExhTIy2oTclacuIh-FOAEPlZMbz1R7OBKW-A=",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,6 +108,7 @@ def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides:
         "DATABASE_URL": database_url,
         "SMTP_URL": smtp_sink.url,
         "SECRET_KEYS": list(TEST_KEYS),
+        "ENCRYPTION_KEYS": list(TEST_ENCRYPTION_KEYS),
         "ADDRESS_HASH_KEY": "test-address-hash-key",
         "BASE_URL": "http://localhost",
         "WTF_CSRF_ENABLED": False,

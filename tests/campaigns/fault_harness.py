@@ -149,7 +149,7 @@ def worker_env_like_tests(
 ) -> dict[str, str]:
     """:func:`worker_env` for a ``dramatiq core.worker`` that acts like the tests' apps (their
     keys, sink and database, its own Redis namespace and data dir) with ``timing`` settings."""
-    from tests.conftest import TEST_KEYS
+    from tests.conftest import TEST_ENCRYPTION_KEYS, TEST_KEYS
 
     return worker_env(
         {
@@ -158,6 +158,7 @@ def worker_env_like_tests(
             "REDIS_NAMESPACE": namespace,
             "SMTP_URL": smtp_url,
             "SECRET_KEYS": list(TEST_KEYS),
+            "ENCRYPTION_KEYS": list(TEST_ENCRYPTION_KEYS),
             "ADDRESS_HASH_KEY": "test-address-hash-key",
             "BASE_URL": "http://localhost",
             "REQUIRE_VERIFIED_SENDER": "false",
