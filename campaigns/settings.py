@@ -18,6 +18,11 @@
 | ``BOUNCE_MAILDIR`` | empty | Maildir read for DSN and ARF reports |
 | ``BOUNCE_IMAP_URL`` | empty | ``imaps://user:pass@host/INBOX`` read for DSN and ARF reports |
 | ``SES_TOPIC_ARNS`` | empty | comma-separated SNS topic ARNs accepted by the SES webhook |
+| ``TEMPLATE_MAX_SECONDS`` | 2 | wall-clock seconds one template render may take |
+| ``TEMPLATE_MAX_STEPS`` | 100000 | loop iterations plus calls in one render |
+| ``TEMPLATE_MAX_OUTPUT`` | 2000000 | characters one render writes |
+| ``TEMPLATE_MAX_VALUE`` | 100000 | characters of one string, list or dict a template makes |
+| ``TEMPLATE_MAX_DIGITS`` | 4300 | decimal digits of one number a template makes |
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_app_context
 
 DEFAULTS: dict[str, Any] = {
     "REQUIRE_VERIFIED_SENDER": True,
@@ -44,12 +49,19 @@ DEFAULTS: dict[str, Any] = {
     "BOUNCE_MAILDIR": "",
     "BOUNCE_IMAP_URL": "",
     "SES_TOPIC_ARNS": "",
+    # The template sandbox's limits (campaigns/sandbox.py, Limits).
+    "TEMPLATE_MAX_SECONDS": 2.0,
+    "TEMPLATE_MAX_STEPS": 100_000,
+    "TEMPLATE_MAX_OUTPUT": 2_000_000,
+    "TEMPLATE_MAX_VALUE": 100_000,
+    "TEMPLATE_MAX_DIGITS": 4_300,
 }
 
 
 def setting(name: str) -> Any:
-    """The value of a sending setting: app config, else environment, else the default."""
-    if name in current_app.config:
+    """The value of a sending setting: app config, else environment, else the default (outside
+    an app context: environment, else the default)."""
+    if has_app_context() and name in current_app.config:
         return current_app.config[name]
     default = DEFAULTS[name]
     raw = os.environ.get(name)
