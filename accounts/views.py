@@ -30,7 +30,7 @@ from accounts.forms import (
     SignupForm,
 )
 from accounts.models import RevokeReason
-from core import nav
+from core import botcheck, nav
 from core.auth import current_member, forget_current_member, login_required, member
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
@@ -71,7 +71,8 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/signup", methods=["GET", "POST"])
 def signup() -> Any:
     form = SignupForm()
-    if form.validate_on_submit():
+    refused = botcheck.check_request("signup")
+    if refused is None and form.validate_on_submit():
         try:
             account, user = services.sign_up(
                 form.account_name.data or "",
@@ -86,9 +87,7 @@ def signup() -> Any:
             _start_session(user.id, account.id)
             flash(f"Welcome! {account.name} is ready. Start by creating a list.", "success")
             return redirect(url_for("subscribers.lists"))
-    return render_template(
-        "accounts/signup.html", form=form
-    ), 200 if request.method == "GET" else 422
+    return botcheck.render("accounts/signup.html", "signup", refused, form=form)
 
 
 @bp.route("/login", methods=["GET", "POST"])

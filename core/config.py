@@ -126,6 +126,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Reverse proxies in front of the app that each append to X-Forwarded-For/-Proto/-Host
         # (core/app.py wires Werkzeug's ProxyFix). 0 trusts no such header: anyone can send one.
         "TRUSTED_PROXY_HOPS": int(env.get("TRUSTED_PROXY_HOPS", "0")),
+        # The public forms' bot check (core/botcheck.py): proof-of-work difficulty in leading
+        # zero bits (0-32; each one doubles the browser's work, 18 is about 0.3 s on a laptop),
+        # the least seconds between rendering a form and sending it, a challenge's lifetime,
+        # and POSTs per form and client network (/24, /48) in moving windows.
+        "BOT_CHALLENGE_DIFFICULTY": int(env.get("BOT_CHALLENGE_DIFFICULTY", "18")),
+        "BOT_CHALLENGE_MIN_SECONDS": float(env.get("BOT_CHALLENGE_MIN_SECONDS", "2")),
+        "BOT_CHALLENGE_MAX_AGE": int(env.get("BOT_CHALLENGE_MAX_AGE", "3600")),
+        "PUBLIC_FORM_LIMITS": env.get("PUBLIC_FORM_LIMITS", "10/minute;60/hour"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": base_url.startswith("https://"),
@@ -138,6 +146,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         config["SESSION_COOKIE_SECURE"] = config["BASE_URL"].startswith("https://")
     if not 0 <= int(config["TRUSTED_PROXY_HOPS"]) <= 10:
         raise ValueError("TRUSTED_PROXY_HOPS must be between 0 and 10")
+    if not 0 <= int(config["BOT_CHALLENGE_DIFFICULTY"]) <= 32:
+        raise ValueError("BOT_CHALLENGE_DIFFICULTY must be between 0 and 32")
     if "SECRET_KEYS" in overrides or "SECRET_KEY" not in overrides:
         config["SECRET_KEY"] = config["SECRET_KEYS"][-1]
     return config
