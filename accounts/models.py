@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utcnow
 from core.permissions import Permission
+from core.secrets import EncryptedText
 
 
 class Account(Base):
@@ -277,9 +278,8 @@ class TotpCredential(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
-    # The base32 shared secret, in clear text: its own column so that a secrets-at-rest helper
-    # can encrypt it later without touching anything else.
-    secret_base32: Mapped[str] = mapped_column(String(64))
+    # The base32 shared secret, stored encrypted (core/secrets.py, ENCRYPTION_KEYS).
+    secret_base32: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # The RFC 6238 time step of the last accepted code: a code is accepted once (no replay).
@@ -354,8 +354,8 @@ class SsoProvider(Base):
     )
     issuer: Mapped[str] = mapped_column(String(500))
     client_id: Mapped[str] = mapped_column(String(255))
-    # The client secret the provider issued; never shown again after it is saved.
-    client_secret: Mapped[str] = mapped_column(Text)
+    # The client secret the provider issued: stored encrypted, never shown again once saved.
+    client_secret: Mapped[str] = mapped_column(EncryptedText)
     # Lower-case domain (e.g. "shop.example"): only verified addresses there may log in, and a
     # login address names the provider to use.
     email_domain: Mapped[str] = mapped_column(String(255), unique=True)

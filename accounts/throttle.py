@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from flask import current_app
 from limits import RateLimitItem, RateLimitItemPerSecond, parse_many
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from core.limiting import moving_window
 from privacy.policy import reduce_ip
 from subscribers.suppression import address_hash
 
@@ -38,18 +38,7 @@ class Verdict:
 
 
 def _limiter() -> MovingWindowRateLimiter:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    limiter = app.extensions.get("login_limiter")
-    if limiter is None:
-        url = app.config["REDIS_URL"]
-        if url:
-            storage = storage_from_string(
-                url, key_prefix=f"{app.config['REDIS_NAMESPACE']}:login-throttle"
-            )
-        else:
-            storage = storage_from_string("memory://")
-        limiter = app.extensions["login_limiter"] = MovingWindowRateLimiter(storage)
-    return limiter
+    return moving_window("login-throttle")
 
 
 def _tiers(name: str) -> list[RateLimitItem]:

@@ -33,7 +33,7 @@ from accounts.forms import (
     SsoSettingsForm,
 )
 from accounts.models import RevokeReason
-from core import auth, nav
+from core import auth, botcheck, nav
 from core.auth import (
     check_permission,
     current_member,
@@ -89,7 +89,8 @@ def safe_next(target: str | None) -> str:
 @public("creating an account")
 def signup() -> Any:
     form = SignupForm()
-    if form.validate_on_submit():
+    refused = botcheck.check_request("signup")
+    if refused is None and form.validate_on_submit():
         try:
             account, user = services.sign_up(
                 form.account_name.data or "",
@@ -105,9 +106,7 @@ def signup() -> Any:
             _start_session(user.id, account.id)
             flash(f"Welcome! {account.name} is ready. Start by creating a list.", "success")
             return redirect(url_for("subscribers.lists"))
-    return render_template(
-        "accounts/signup.html", form=form
-    ), 200 if request.method == "GET" else 422
+    return botcheck.render("accounts/signup.html", "signup", refused, form=form)
 
 
 @bp.route("/login", methods=["GET", "POST"])

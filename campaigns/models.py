@@ -21,6 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, status_type, utcnow
+from core.mail import mask_smtp_url
+from core.secrets import EncryptedText
 
 
 class CampaignStatus(StrEnum):
@@ -227,11 +229,17 @@ class SmtpServer(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    url: Mapped[str] = mapped_column(Text)  # smtp://user:pass@host:587 (see core.mail)
+    # smtp://user:pass@host:587 (see core.mail), stored encrypted (core/secrets.py).
+    url: Mapped[str] = mapped_column(EncryptedText)
     max_per_second: Mapped[float] = mapped_column(Float, default=0.0)  # 0: unlimited
     max_connections: Mapped[int] = mapped_column(Integer, default=2)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def masked_url(self) -> str:
+        """The URL with its password replaced by bullets (what the UI shows)."""
+        return mask_smtp_url(self.url)
 
 
 class DkimKey(Base):
@@ -246,7 +254,8 @@ class DkimKey(Base):
     )
     domain: Mapped[str] = mapped_column(String(255))
     selector: Mapped[str] = mapped_column(String(63))
-    private_key_pem: Mapped[str] = mapped_column(Text)
+    # Stored encrypted (core/secrets.py); the UI shows only the public DNS record.
+    private_key_pem: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

@@ -59,6 +59,21 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def configured_limits() -> Limits:
+    """The limits of the ``TEMPLATE_MAX_*`` settings (campaigns/settings.py: app config, else
+    environment, else the :class:`Limits` defaults): what a render without explicit limits
+    gets."""
+    from campaigns.settings import setting
+
+    return Limits(
+        value=int(setting("TEMPLATE_MAX_VALUE")),
+        output=int(setting("TEMPLATE_MAX_OUTPUT")),
+        steps=int(setting("TEMPLATE_MAX_STEPS")),
+        seconds=float(setting("TEMPLATE_MAX_SECONDS")),
+        digits=int(setting("TEMPLATE_MAX_DIGITS")),
+    )
+
+
 class TemplateLimitError(SecurityError):
     """A template went over a :class:`Limits` bound; ``str()`` says which and by how much."""
 
@@ -114,7 +129,7 @@ _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
 
 def _limits() -> Limits:
     budget = _BUDGET.get()
-    return budget.limits if budget is not None else DEFAULT_LIMITS
+    return budget.limits if budget is not None else configured_limits()
 
 
 #: The attribute of a template compiled by :class:`LimitedSandbox` that says whether rendering it
@@ -128,18 +143,20 @@ _COSTLY = (nodes.For, nodes.Call, nodes.Macro, nodes.CallBlock, nodes.BinExpr, n
 def render_limited(
     template: Template, context: dict[str, Any], limits: Limits | None = None
 ) -> str:
-    """``template`` rendered with ``context`` within ``limits``; raises TemplateLimitError when
-    it goes over one (and whatever else the template raises)."""
+    """``template`` rendered with ``context`` within ``limits`` (by default the settings, see
+    :func:`configured_limits`); raises TemplateLimitError when it goes over one (and whatever
+    else the template raises)."""
+    limits = limits or configured_limits()
     if not getattr(template, _NEEDS_BUDGET, True):
         # Nothing in it loops, calls or repeats: it cannot take long, only write too much.
         rendered = template.render(context)
-        limit = (limits or DEFAULT_LIMITS).output
+        limit = limits.output
         if len(rendered) > limit:
             raise TemplateLimitError(
                 f"The template writes more than {limit:,} characters; that is the limit."
             )
         return rendered
-    budget = _Budget(limits or DEFAULT_LIMITS)
+    budget = _Budget(limits)
     token = _BUDGET.set(budget)
     try:
         rendered = template.render(context)
@@ -396,7 +413,7 @@ _EXPANDING_FILTERS = {
 @pass_context
 def _bounded(context: Context, iterable: Any, literal_chars: int = 0) -> Iterator[Any]:
     """A loop's items, each iteration counted as a step writing the loop body's text."""
-    budget = _BUDGET.get() or _Budget(DEFAULT_LIMITS)
+    budget = _BUDGET.get() or _Budget(configured_limits())
     for item in iterable:
         budget.step(literal_chars)
         yield item

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import db, logsafe, queue, timezones
+from core import secrets as core_secrets
 from core.auth import public
 from core.errors import (
     DATABASE_RETRY_AFTER,
@@ -51,6 +52,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     import_modules("models")
+    # Fails at start, with what to do, when ENCRYPTION_KEYS is malformed or cannot decrypt what
+    # the database holds (a lost or replaced key), never later as a 500 (core/secrets.py).
+    core_secrets.init_app(app)
+    core_secrets.check_keys(
+        app.extensions["db_engine"], db.Base.metadata, app.extensions["secrets_fernet"]
+    )
     import_modules("tasks")
     queue.init_app(app)
     csrf.init_app(app)

@@ -139,6 +139,23 @@ class SMTPSettings:
         )
 
 
+def mask_smtp_url(url: str) -> str:
+    """``url`` with its password (if any) shown as bullets and its query left out:
+    ``smtp://user:••••@host:587``. What the UI shows of a stored SMTP server."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    user = parts.username or ""
+    if parts.password:
+        user += ":••••"
+    return f"{parts.scheme}://{user + '@' if user else ''}{host}{port}"
+
+
 def _ascii_transaction(message: bytes, envelope_from: str, recipients: Sequence[str]) -> bool:
     """True when neither the envelope nor the message's headers hold UTF-8, so the transaction
     needs no SMTPUTF8 (RFC 6531 3.4). The body is not looked at: 8-bit text there is 8BITMIME's

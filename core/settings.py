@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import secrets
 import sys
+from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, has_app_context
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -242,6 +244,16 @@ class Settings(BaseSettings):
         allowed="comma-separated list",
         secret=True,
     )
+    ENCRYPTION_KEYS: CommaList = _s(
+        [],
+        "Fernet keys that encrypt stored secrets (SMTP URLs, DKIM keys), newest first: the "
+        "first encrypts, every one decrypts; `flask --app wsgi rotate-secrets` re-encrypts "
+        "with the first. Set the same value on every web and worker process",
+        CORE,
+        shown="a key kept in `$VAR_DIR/encryption_key`",
+        allowed="comma-separated list of Fernet keys",
+        secret=True,
+    )
     ADDRESS_HASH_KEY: str = _s(
         "",
         "HMAC key of suppression hashes; never rotate it",
@@ -329,6 +341,26 @@ class Settings(BaseSettings):
     )
     LOGIN_LOCKOUT_SECONDS: int = _s(
         900, "how long a lockout lasts, even for the right password", ACCOUNTS, ge=1
+    )
+
+    BOT_CHALLENGE_DIFFICULTY: int = _s(
+        18,
+        "the public forms' proof of work, in leading zero bits (each doubles the browser's "
+        "work; 18 is about 0.3 s on a laptop; 0 turns it off)",
+        ACCOUNTS,
+        ge=0,
+        le=32,
+    )
+    BOT_CHALLENGE_MIN_SECONDS: float = _s(
+        2.0, "least seconds between rendering a public form and sending it", ACCOUNTS, ge=0
+    )
+    BOT_CHALLENGE_MAX_AGE: int = _s(
+        3600, "seconds a public form's challenge stays valid", ACCOUNTS, ge=1
+    )
+    PUBLIC_FORM_LIMITS: Annotated[str, AfterValidator(_rate_limits)] = _s(
+        "10/minute;60/hour",
+        "POSTs per public form (sign-up, data request, list sign-up) and client network",
+        ACCOUNTS,
     )
 
     # --- subscribers ----------------------------------------------------------------------
@@ -448,6 +480,20 @@ class Settings(BaseSettings):
         SENDING,
         allowed="URL: imap:// or imaps://, or empty",
         secret=True,
+    )
+
+    TEMPLATE_MAX_SECONDS: float = _s(
+        2.0, "wall-clock seconds one template render may take", SENDING, gt=0
+    )
+    TEMPLATE_MAX_STEPS: int = _s(
+        100_000, "loop iterations plus calls in one template render", SENDING, ge=1
+    )
+    TEMPLATE_MAX_OUTPUT: int = _s(2_000_000, "characters one template render writes", SENDING, ge=1)
+    TEMPLATE_MAX_VALUE: int = _s(
+        100_000, "characters of one string, list or dict a template makes", SENDING, ge=1
+    )
+    TEMPLATE_MAX_DIGITS: int = _s(
+        4_300, "decimal digits of one number a template makes", SENDING, ge=1
     )
 
     # --- tracking -------------------------------------------------------------------------
@@ -630,16 +676,23 @@ def _problem(error: Any) -> str:
     return f"{name}={shown}: {message} (allowed: {allowed_text(info)})"
 
 
-def development_secret(var_dir: Path, name: str) -> str:
-    """A random key kept in ``var_dir/name`` (made once, mode 600), so that embedded installs
-    keep their keys across restarts without configuration."""
+def development_secret(
+    var_dir: Path, name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(48)
+) -> str:
+    """A random key kept in ``var_dir/name`` (made once by ``make``), so that embedded installs
+    keep their keys across restarts without configuration. Created with mode 0600 and
+    O_EXCL: never readable by others, even for a moment, and never made twice."""
     path = var_dir / name
     if path.exists():
         return path.read_text().strip()
     var_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    key = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        file.write(key)
     return key
 
 
@@ -655,6 +708,12 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = settings.model_dump()
     if not config["SECRET_KEYS"]:
         config["SECRET_KEYS"] = [development_secret(settings.VAR_DIR, "secret_key")]
+    if not config["ENCRYPTION_KEYS"]:
+        from core.secrets import generate_key
+
+        config["ENCRYPTION_KEYS"] = [
+            development_secret(settings.VAR_DIR, "encryption_key", generate_key)
+        ]
     if not config["ADDRESS_HASH_KEY"]:
         # Never rotated: suppression hashes must keep matching (see subscribers/suppression.py).
         config["ADDRESS_HASH_KEY"] = development_secret(settings.VAR_DIR, "address_hash_key")
@@ -676,11 +735,14 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def setting(name: str) -> Any:
-    """The current app's typed value of the declared setting ``name``.
+    """The current app's typed value of the declared setting ``name`` (outside an app: the
+    environment's, else the default).
 
     Raises KeyError for a name that is not declared in ``Settings``."""
     if name not in NAMES:
         raise KeyError(f"{name} is not a declared setting (core/settings.py)")
+    if not has_app_context():
+        return getattr(load_settings(), name)
     return current_app.config[name]
 
 

@@ -32,6 +32,7 @@ class Purpose(StrEnum):
     DATA_REQUEST_CONFIRM = "privacy.request-confirm"
     DOWNLOAD = "privacy.download"
     SENDER_VERIFY = "campaigns.sender-verify"
+    BOT_CHALLENGE = "core.bot-challenge"  # the public forms' proof of work (core/botcheck.py)
 
 
 class BadTokenError(Exception):

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from core import nav
+from core import botcheck, nav
 from core.auth import member, operator_required, public, require_permission
 from core.errors import PermissionDeniedError, ValidationError
 from core.forms import ActionForm, show_error
@@ -30,7 +30,8 @@ nav.add("Privacy log", "privacy.operator_log", 95, role="operator")
 @public("the public data-request form")
 def request_form() -> Any:
     form = DataRequestForm()
-    if form.validate_on_submit():
+    refused = botcheck.check_request("data-request")
+    if refused is None and form.validate_on_submit():
         proposed = {"name": form.new_name.data or "", "note": form.note.data or ""}
         try:
             answer = services.submit_request(
@@ -42,8 +43,7 @@ def request_form() -> Any:
             return render_template("privacy/rate_limited.html"), 429
         else:
             return render_template("privacy/check_inbox.html", answer=answer)
-    status = 200 if request.method == "GET" else 422
-    return render_template("privacy/request.html", form=form), status
+    return botcheck.render("privacy/request.html", "data-request", refused, form=form)
 
 
 def _link_problem() -> tuple[str, int]:

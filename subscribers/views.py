@@ -25,7 +25,7 @@ from flask import (
 )
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core import nav
+from core import botcheck, nav
 from core.app import csrf
 from core.auth import current_member, member, operator_required, public, require_permission
 from core.errors import NotFoundError, ValidationError
@@ -590,11 +590,14 @@ def operator_unblock_domain(domain_id: int) -> Any:
 # --- public: sign-up, confirmation, preference centre -------------------------------------
 
 
+#: Every public page: no caching, no referrer leaking the token in its URL.
+_PUBLIC_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
 def _public(template: str, status: int = 200, **context: Any) -> Response:
     """A public page: no caching, no referrer leaking the token in its URL."""
     response = Response(render_template(f"subscribers/public/{template}", **context), status=status)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers.update(_PUBLIC_HEADERS)
     return response
 
 
@@ -603,15 +606,22 @@ def _public(template: str, status: int = 200, **context: Any) -> Response:
 def signup(key: str) -> Any:
     mailing_list = services.list_for_signup(key)
     form = SignupForm()
-    if form.validate_on_submit():
+    refused = botcheck.check_request("list-signup")
+    if refused is None and form.validate_on_submit():
         try:
             services.request_signup(key, form.email.data or "", form.name.data or "", _client_ip())
         except ValidationError as exc:
             show_error(form, exc)
         else:
             return _public("check_inbox.html", mailing_list=mailing_list)
-    status = 422 if request.method == "POST" else 200
-    return _public("signup.html", status, form=form, mailing_list=mailing_list)
+    return botcheck.render(
+        "subscribers/public/signup.html",
+        "list-signup",
+        refused,
+        headers=_PUBLIC_HEADERS,
+        form=form,
+        mailing_list=mailing_list,
+    )
 
 
 @bp.post("/subscribe/<key>/embed")
@@ -623,7 +633,10 @@ def signup_embed(key: str) -> Any:
     if request.form.get("website"):  # the hidden honeypot: a bot filled it in
         return _public("check_inbox.html", mailing_list=mailing_list)
     form = SignupForm(meta={"csrf": False})
-    if form.validate():
+    # A page on another site cannot carry our challenge: its POSTs count against the same
+    # per-network limits as our sign-up page's.
+    refused = botcheck.limit_request("list-signup")
+    if refused is None and form.validate():
         try:
             services.request_signup(key, form.email.data or "", form.name.data or "", _client_ip())
         except ValidationError as exc:
@@ -633,7 +646,14 @@ def signup_embed(key: str) -> Any:
     # Continue on our own page, which has a CSRF token, with what was typed kept.
     page_form = SignupForm(formdata=None, email=form.email.data, name=form.name.data)
     page_form.email.errors = list(form.email.errors)
-    return _public("signup.html", 422, form=page_form, mailing_list=mailing_list)
+    return botcheck.render(
+        "subscribers/public/signup.html",
+        "list-signup",
+        refused,
+        headers=_PUBLIC_HEADERS,
+        form=page_form,
+        mailing_list=mailing_list,
+    )
 
 
 def _link_problem(exc: BadTokenError) -> tuple[str, int]:

@@ -27,6 +27,11 @@ from tests import services_available
 from tests.smtp_sink import SMTPSink
 
 TEST_KEYS = ["old-test-key-0123456789abcdef", "current-test-key-0123456789abcdef"]
+#: Fernet keys of the secrets at rest (core/secrets.py): the first encrypts, all decrypt.
+TEST_ENCRYPTION_KEYS = [
+    "DUFBvTH0uOLn-DmPYBAiZGJdW9uUvaf2zszEuVD9uXw=",
+    "TrPSP4qExhTIy2oTclacuIh-FOAEPlZMbz1R7OBKW-A=",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -103,6 +108,7 @@ def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides:
         "DATABASE_URL": database_url,
         "SMTP_URL": smtp_sink.url,
         "SECRET_KEYS": list(TEST_KEYS),
+        "ENCRYPTION_KEYS": list(TEST_ENCRYPTION_KEYS),
         "ADDRESS_HASH_KEY": "test-address-hash-key",
         "BASE_URL": "http://localhost",
         "WTF_CSRF_ENABLED": False,
@@ -113,9 +119,59 @@ def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides:
         "SEND_BATCH_SIZE": 50,
         # Sender verification is tested in tests/campaigns; other flows send from any address.
         "REQUIRE_VERIFIED_SENDER": False,
+        # The public forms' bot check is tested in tests/test_botcheck.py with its real costs;
+        # elsewhere it is solved at once (SolvingClient, or the page's script in a browser).
+        "BOT_CHALLENGE_DIFFICULTY": 0,
+        "BOT_CHALLENGE_MIN_SECONDS": 0,
+        "PUBLIC_FORM_LIMITS": "1000/minute",
     }
     config.update(overrides)
-    return create_app(config)
+    app = create_app(config)
+    app.test_client_class = SolvingClient
+    return app
+
+
+def solve_challenge(token: str, difficulty: int) -> str:
+    """What core/static/botcheck-worker.js finds: the first n whose sha256("<token>:<n>") has
+    ``difficulty`` leading zero bits."""
+    from core.botcheck import leading_zero_bits
+
+    n = 0
+    while leading_zero_bits(token, str(n)) < difficulty:
+        n += 1
+    return str(n)
+
+
+def bot_checked_form(path: str) -> str | None:
+    """The bot-check name of the public form at ``path``, if it is one."""
+    if path in ("/signup", "/privacy/request"):
+        return "signup" if path == "/signup" else "data-request"
+    parts = path.split("?")[0].strip("/").split("/")
+    if len(parts) == 2 and parts[0] == "subscribe" and parts[1] != "confirm":
+        return "list-signup"
+    return None
+
+
+class SolvingClient(FlaskClient):
+    """The test client, sending with each POST of a public form a solved bot challenge (as a
+    browser running core/static/botcheck.js does), unless the data carries its own
+    ``bot_challenge`` field (the bot-check tests)."""
+
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        form = bot_checked_form(str(args[0])) if args and isinstance(args[0], str) else None
+        data = kwargs.get("data")
+        if form is not None and isinstance(data, dict) and "bot_challenge" not in data:
+            from core.botcheck import challenge
+
+            with self.application.app_context():
+                token = challenge(form)
+                difficulty = int(self.application.config["BOT_CHALLENGE_DIFFICULTY"])
+            kwargs["data"] = {
+                **data,
+                "bot_challenge": token,
+                "bot_solution": solve_challenge(token, difficulty),
+            }
+        return super().post(*args, **kwargs)
 
 
 def _empty_tables(app: Flask) -> None:

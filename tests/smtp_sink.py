@@ -11,6 +11,7 @@ import asyncio
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, message_from_string, policy
 from email.message import EmailMessage
@@ -165,6 +166,19 @@ class _Controller(Controller):
         return _ChunkingSMTP(self.handler, **self.SMTP_kwargs)
 
 
+class _Authenticator:
+    """Accepts one user name and password (aiosmtpd's authenticator callback)."""
+
+    def __init__(self, user: str, password: str) -> None:
+        self.login = (user.encode(), password.encode())
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == self.login
+        return AuthResult(success=ok, handled=False)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -175,7 +189,8 @@ def _free_port() -> int:
 class SMTPSink:
     """Start with :meth:`start`; ``messages`` holds every accepted message."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
+        """With ``credentials`` (user, password) the sink requires AUTH LOGIN/PLAIN with them."""
         self.messages: list[Received] = []
         self.lock = threading.Lock()
         self.scripted_replies: dict[tuple[str, str], list[str]] = {}
@@ -187,10 +202,20 @@ class SMTPSink:
         #: Offer SMTPUTF8 (RFC 6531) in the EHLO answer.
         self.smtputf8 = True
         self.port = _free_port()
-        self.controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        auth: dict[str, Any] = {}
+        if credentials is not None:
+            auth = {
+                "auth_required": True,
+                "auth_require_tls": False,  # loopback only
+                "authenticator": _Authenticator(*credentials),
+            }
+        self.controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **auth)
 
     def start(self) -> SMTPSink:
-        self.controller.start()
+        with warnings.catch_warnings():
+            # AUTH without TLS: the sink listens on loopback only.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            self.controller.start()
         return self
 
     def stop(self) -> None:

@@ -8,7 +8,7 @@ A login can need a second factor: an RFC 6238 code from an authenticator app or 
 recovery code (argon2 hashes only). Between the password and the code the login is a row in
 ``login_challenges`` (the cookie carries a random id whose hash is kept), never a client-signed
 user id. ``accounts.require_two_factor`` makes the second factor mandatory for every member.
-The TOTP secret has its own column (``secret_base32``) so that it can be encrypted at rest later.
+The TOTP secret (``secret_base32``) is stored encrypted (core.secrets.EncryptedText, migration 0318).
 """
 
 from collections.abc import Sequence
@@ -102,7 +102,7 @@ def upgrade() -> None:
         "totp_credentials",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column("secret_base32", sa.String(length=64), nullable=False),
+        sa.Column("secret_base32", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("confirmed_at", sa.DateTime(), nullable=True),
         sa.Column("last_used_step", sa.Integer(), nullable=False, server_default="0"),

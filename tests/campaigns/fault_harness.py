@@ -4,6 +4,7 @@ processes, each started and stopped by PID (never the shared Redis)."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -81,13 +82,25 @@ class Worker:
     """``dramatiq core.worker`` in its own process group."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, threads: int = 4, processes: int = 1
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        threads: int = 4,
+        processes: int = 1,
+        memory_limit: int | None = None,
     ) -> None:
+        """``memory_limit``: bytes of address space (RLIMIT_AS) of dramatiq's processes."""
         self.env = env
         self.log_path = log_path
         self.threads = threads
         self.processes = processes
+        self.memory_limit = memory_limit
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _limit_memory(self) -> None:
+        """Runs in the child before exec: its worker process inherits the limit."""
+        if self.memory_limit is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
 
     def start(self) -> Worker:
         log = self.log_path.open("ab")
@@ -108,8 +121,13 @@ class Worker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self._limit_memory if self.memory_limit is not None else None,
         )
         return self
+
+    def alive(self) -> bool:
+        """True while dramatiq's main process runs."""
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL the whole worker (dramatiq's parent and its worker process)."""
@@ -169,7 +187,7 @@ def worker_env_like_tests(
 ) -> dict[str, str]:
     """:func:`worker_env` for a ``dramatiq core.worker`` that acts like the tests' apps (their
     keys, sink and database, its own Redis namespace and data dir) with ``timing`` settings."""
-    from tests.conftest import TEST_KEYS
+    from tests.conftest import TEST_ENCRYPTION_KEYS, TEST_KEYS
 
     return worker_env(
         {
@@ -178,6 +196,7 @@ def worker_env_like_tests(
             "REDIS_NAMESPACE": namespace,
             "SMTP_URL": smtp_url,
             "SECRET_KEYS": list(TEST_KEYS),
+            "ENCRYPTION_KEYS": list(TEST_ENCRYPTION_KEYS),
             "ADDRESS_HASH_KEY": "test-address-hash-key",
             "BASE_URL": "http://localhost",
             "REQUIRE_VERIFIED_SENDER": "false",

@@ -5,10 +5,13 @@ the worker down."""
 from __future__ import annotations
 
 import os
+import re
 import resource
+import secrets
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,12 @@ from campaigns import senders, services, template_library
 from campaigns.models import Campaign, Message
 from campaigns.render import SANDBOX, SANDBOX_TEXT, TemplateError, compile_campaign
 from campaigns.sandbox import Limits, TemplateLimitError, render_limited
+from core import db as core_db
 from core.errors import ValidationError
 from subscribers import services as subscribers
 from subscribers.models import Contact
+from tests import services_available
+from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env_like_tests
 from tests.campaigns.helpers import campaign_with, html_of
 from tests.conftest import drain
 from tests.factories import login, make_tenant
@@ -74,12 +80,6 @@ def _render(source: str, limits: Limits | None = None) -> str:
         ),
         # Many outputs of a value just under the limit, without any loop.
         ("<p>{{ contact.name|center(99999) }}</p>" * 1000, "writes more than 2,000,000"),
-        # 2^40 macro calls without a loop.
-        (
-            "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
-            "{{ f(40) }}",
-            "runs more than 100,000 loop steps and calls",
-        ),
     ],
 )
 def test_a_template_that_would_make_too_much_is_refused_before_it_does(
@@ -102,11 +102,49 @@ def test_a_recursive_loop_counts_the_steps_of_every_level() -> None:
         _render(source, Limits(steps=5_000))
 
 
-def test_time_is_bounded_without_signals() -> None:
-    source = "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
-    limits = Limits(steps=10**9, seconds=0.2)
-    with pytest.raises(TemplateLimitError, match=r"takes longer than 0\.2 seconds to render"):
-        _render(source + "{{ f(40) }}", limits)
+#: 2^40 macro calls without a loop: only the step or the time limit stops them.
+MACRO_BOMB = (
+    "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
+)
+
+
+def test_calls_without_a_loop_are_stopped_by_the_step_limit(app_factory: Any) -> None:
+    # A minute to spend: on a busy machine the default 2 s could run out before 100,000 steps.
+    app = app_factory(TEMPLATE_MAX_SECONDS=60)
+    with app.app_context(), pytest.raises(TemplateLimitError) as refused:
+        _render(MACRO_BOMB)
+    assert str(refused.value) == (
+        "The template runs more than 100,000 loop steps and calls; that is the limit."
+    )
+    with app.app_context(), pytest.raises(TemplateLimitError, match="more than 500 loop steps"):
+        app.config["TEMPLATE_MAX_STEPS"] = 500
+        _render(MACRO_BOMB)
+
+
+def test_time_is_bounded_without_signals(app_factory: Any) -> None:
+    app = app_factory(TEMPLATE_MAX_STEPS=10**9, TEMPLATE_MAX_SECONDS=0.2)
+    with app.app_context(), pytest.raises(TemplateLimitError) as refused:
+        _render(MACRO_BOMB)
+    assert (
+        str(refused.value)
+        == "The template takes longer than 0.2 seconds to render; that is the limit."
+    )
+
+
+def test_the_limits_are_settings_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, app_factory: Any
+) -> None:
+    monkeypatch.setenv("TEMPLATE_MAX_VALUE", "10")
+    monkeypatch.setenv("TEMPLATE_MAX_OUTPUT", "30")
+    monkeypatch.setenv("TEMPLATE_MAX_DIGITS", "5")
+    with pytest.raises(TemplateLimitError, match="a string of 12 characters; the limit is 10"):
+        _render("{{ 'Zoë' * 4 }}")
+    with app_factory().app_context():
+        with pytest.raises(TemplateLimitError, match="number of about 6 digits; the limit is 5"):
+            _render("{{ 10 ** 6 }}")
+        with pytest.raises(TemplateLimitError, match="writes more than 30 characters"):
+            _render("{{ contact.name }}" * 4)
+        assert _render("{{ 'Zoë' * 3 }}") == "ZoëZoëZoë"
 
 
 def test_ordinary_templates_render_as_before() -> None:
@@ -322,3 +360,89 @@ def test_without_the_limits_the_same_worker_dies() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode != 0 and "MemoryError" in done.stderr
+
+
+def _wait_for_status(campaign_id: int, wanted: str, worker: Any, log: Path) -> Campaign:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        core_db.session.expire_all()
+        campaign = core_db.session.get(Campaign, campaign_id)
+        core_db.session.rollback()
+        if campaign is not None and campaign.status == wanted:
+            return campaign
+        assert worker.alive(), log.read_text()[-3000:]
+        time.sleep(0.3)
+    raise AssertionError(f"campaign {campaign_id} not {wanted}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.redis
+def test_a_real_worker_under_a_memory_limit_fails_the_campaign_and_sends_the_next(
+    app_factory: Any, database_url: str, smtp_sink: Any, tmp_path: Path
+) -> None:
+    """The acceptance test of issue 15: a ``dramatiq core.worker`` limited to 600 MB of address
+    space (where building the 3 GB string would raise MemoryError) is sent a campaign whose
+    template builds it, and a contact whose data would; the campaign stops with the reason,
+    the contact fails alone, and the same process then sends the next campaign."""
+    services_available.require("redis")
+    own = OwnRedis().start()
+    namespace = f"rlimit-{secrets.token_hex(3)}"
+    app = app_factory(REDIS_URL=own.url, REDIS_NAMESPACE=namespace)
+    env = worker_env_like_tests(database_url, own.url, namespace, smtp_sink.url, tmp_path)
+    env["MALLOC_ARENA_MAX"] = "2"  # each thread's malloc arena would reserve 64 MB of the limit
+    log = tmp_path / "worker.log"
+    worker = Worker(env, log, threads=2, memory_limit=600 * 2**20).start()
+    try:
+        assert worker.process is not None
+        limits = Path(f"/proc/{worker.process.pid}/limits").read_text()
+        assert re.search(r"Max address space\s+629145600\s+629145600", limits), limits
+        with app.app_context():
+            hostile = campaign_with(["zoe@example.org", "olga@example.org"])
+            # Saved before the limits existed: written straight into the database.
+            core_db.session.execute(
+                update(Campaign)
+                .where(Campaign.id == hostile.campaign_id)
+                .values(html_body='<p>{{ "x" * 3000000000 }}</p>')
+            )
+            core_db.session.commit()
+            services.start(hostile.tenant.account_id, hostile.campaign_id)
+            paused = _wait_for_status(hostile.campaign_id, "paused", worker, log)
+            assert paused.pause_reason == (
+                "The templates do not render: HTML body: The template makes a string of "
+                "3,000,000,000 characters; the limit is 100,000."
+            )
+            assert smtp_sink.messages == []
+
+            news = subscribers.create_list(hostile.tenant.account_id, "Stars")
+            for address, count in {"ada@example.net": 3, "greedy@example.org": 3 * 10**9}.items():
+                subscribers.add_contact_to_list(
+                    hostile.tenant.account_id, news.id, address, attributes={"stars": count}
+                )
+            following = services.save_campaign(
+                hostile.tenant.account_id,
+                campaign_id=None,
+                name="Next",
+                subject="Your stars",
+                from_name="Shop",
+                from_email="news@shop.example",
+                html_body="<p>{{ '★' * (contact.attributes.stars or 1) }}</p>",
+                list_ids=[news.id],
+            )
+            services.start(hostile.tenant.account_id, following.id)
+            _wait_for_status(following.id, "sent", worker, log)
+            [received] = smtp_sink.wait_for(1)
+            assert received.recipients == ["ada@example.net"]
+            assert "★★★" in html_of(received.data)
+            errors = core_db.session.scalars(
+                select(Message.error).where(
+                    Message.campaign_id == following.id, Message.status == "failed"
+                )
+            ).all()
+            assert errors == [
+                "the template went over a limit for this contact: The template makes a string "
+                "of 3,000,000,000 characters; the limit is 100,000."
+            ]
+            assert worker.alive()
+        assert "MemoryError" not in log.read_text()
+    finally:
+        worker.stop()
+        own.kill()
