@@ -32,6 +32,7 @@ from itsdangerous import SignatureExpired
 from limits import parse_many
 
 from core.limiting import moving_window, storage
+from core.network import network_of
 from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 
 #: The form fields the widget adds (core/templates/core/_botcheck.html).
@@ -98,10 +99,8 @@ def leading_zero_bits(token: str, solution: str) -> int:
 
 
 def _count_attempt(form_name: str, raw_ip: str | None) -> None:
-    from privacy.policy import reduce_ip
-
     limiter = moving_window("public-forms")
-    key = f"{form_name}:{reduce_ip(raw_ip) or 'unknown'}"
+    key = f"{form_name}:{network_of(raw_ip) or 'unknown'}"
     waits = []
     for item in parse_many(str(_config("PUBLIC_FORM_LIMITS"))):
         if not limiter.hit(item, key):

@@ -24,7 +24,6 @@ The default is private: anything unknown leads to an anonymous count or to nothi
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +31,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, not_
+
+from core.network import network_of
 
 
 class Decision(StrEnum):
@@ -55,29 +56,10 @@ IP_MODES = ("truncate", "drop")
 IP_MODE_UNKNOWN = "unknown"
 
 
-_IPV4 = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})", re.ASCII)
-
-
 def reduce_ip(raw_ip: str | None, mode: str = "truncate") -> str | None:
-    """IPv4 to its /24, IPv6 to its /48; nothing when ``mode`` is not ``truncate`` or invalid.
-
-    An IPv4-mapped IPv6 address is treated as the IPv4 address it carries.
-    """
-    if not raw_ip or mode != "truncate":
-        return None
-    raw_ip = raw_ip.strip()
-    if ":" not in raw_ip:  # the common case, without the ipaddress module's cost
-        match = _IPV4.fullmatch(raw_ip)
-        if match is None or max(map(int, match.groups())) > 255:
-            return None
-        return f"{int(match[1])}.{int(match[2])}.{int(match[3])}.0/24"
-    try:
-        address = ipaddress.ip_address(raw_ip)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return reduce_ip(str(address.ipv4_mapped), mode)
-    return str(ipaddress.ip_network(f"{address}/48", strict=False))
+    """IPv4 to its /24, IPv6 to its /48 (:func:`core.network.network_of`); nothing when
+    ``mode`` is not ``truncate`` or the address is invalid."""
+    return network_of(raw_ip) if mode == "truncate" else None
 
 
 # Ordered: the first match wins. Substrings are matched on the lower-cased agent.

@@ -50,6 +50,7 @@ def _forms(app: Flask) -> list[PublicForm]:
                 "name": "Zoë Ñúñez",
                 "email": "zoe@bakery.example",
                 "password": "correct horse battery",
+                "of_age": "y",
             },
             "zoe@bakery.example",
         ),
