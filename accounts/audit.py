@@ -120,6 +120,8 @@ KIND_LABELS: dict[str, str] = {
     SecurityEventKind.TWO_FACTOR_REQUIREMENT_CHANGED: "Two-factor requirement changed",
     SecurityEventKind.PASSKEY_ADDED: "Passkey added",
     SecurityEventKind.PASSKEY_REMOVED: "Passkey removed",
+    SecurityEventKind.ROLE_DEFINED: "Role defined or changed",
+    SecurityEventKind.ROLE_DELETED: "Role deleted",
 }
 
 
@@ -136,6 +138,9 @@ def describe(kind: str, details: dict[str, Any]) -> str:
         how = f" with {d['second factor']}" if d.get("second factor") else ""
         how += f" through {d['method']}" if d.get("method") else ""
         return f"{d.get('member', '')}{network}{how}".strip()
+    if kind in (SecurityEventKind.ROLE_DEFINED, SecurityEventKind.ROLE_DELETED):
+        changes = [f"+{p}" for p in d.get("added", [])] + [f"-{p}" for p in d.get("removed", [])]
+        return f"{d.get('role')}" + (f": {', '.join(changes)}" if changes else "")
     if kind == SecurityEventKind.TWO_FACTOR_REQUIREMENT_CHANGED:
         return "required of every member" if d.get("required") else "no longer required"
     if kind == SecurityEventKind.ROLE_CHANGED:

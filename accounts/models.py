@@ -243,6 +243,8 @@ class SecurityEventKind(StrEnum):
     TWO_FACTOR_REQUIREMENT_CHANGED = "two-factor-required"
     PASSKEY_ADDED = "passkey-added"
     PASSKEY_REMOVED = "passkey-removed"
+    ROLE_DEFINED = "role-defined"
+    ROLE_DELETED = "role-deleted"
 
 
 class SecurityEvent(Base):

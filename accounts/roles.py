@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from accounts.models import CUSTOM_ROLE, BuiltinRole, Role, RolePermission
+from accounts.audit import record_security_event
+from accounts.models import CUSTOM_ROLE, BuiltinRole, Role, RolePermission, SecurityEventKind
 from accounts.queries import get_role, list_roles, role_usage
 from core import db
 from core.db import utcnow
@@ -124,11 +125,14 @@ def save_role(
     name: str,
     permissions: Iterable[str],
     description: str = "",
+    *,
+    actor_user_id: int | None = None,
 ) -> Role:
     """Create (``role_id`` None) or replace one of the account's own roles. Needs
     ``team:manage`` and every permission granted or taken away; the name is unique in the
     account (case-insensitive) and not a built-in's. Members of an edited role have the new
-    set from their next request (permissions are read on every request). Commits."""
+    set from their next request (permissions are read on every request). Recorded in the
+    security log with the permissions added and removed. Commits."""
     require(actor, Permission.MANAGE_TEAM, "define roles")
     role = get_role(account_id, role_id) if role_id is not None else None
     name, chosen = _clean(account_id, name, permissions, role_id)
@@ -142,15 +146,32 @@ def save_role(
     role.name = name
     role.description = description.strip()[:300]
     kept = {grant.permission: grant for grant in role.grants}
+    before = frozenset(Permission(p) for p in kept)
     role.grants = [kept.get(p.value) or RolePermission(permission=p.value) for p in sorted(chosen)]
     role.updated_at = utcnow()
+    record_security_event(
+        account_id,
+        actor_user_id,
+        SecurityEventKind.ROLE_DEFINED,
+        {
+            "role": name,
+            "added": sorted(p.value for p in chosen - before),
+            "removed": sorted(p.value for p in before - chosen),
+        },
+    )
     db.session.commit()
     return role
 
 
-def delete_role(account_id: int, actor: frozenset[Permission], role_id: int) -> None:
+def delete_role(
+    account_id: int,
+    actor: frozenset[Permission],
+    role_id: int,
+    *,
+    actor_user_id: int | None = None,
+) -> None:
     """Delete one of the account's own roles; refused (ValidationError) while a member holds
-    it: reassign them first. Commits."""
+    it: reassign them first. Recorded in the security log. Commits."""
     require(actor, Permission.MANAGE_TEAM, "delete roles")
     role = get_role(account_id, role_id)
     holders = role_usage(account_id).get(role.id, 0)
@@ -159,6 +180,9 @@ def delete_role(account_id: int, actor: frozenset[Permission], role_id: int) -> 
             f"{holders} member{'s hold' if holders != 1 else ' holds'} this role. "
             "Give them another role first."
         )
+    record_security_event(
+        account_id, actor_user_id, SecurityEventKind.ROLE_DELETED, {"role": role.name}
+    )
     db.session.delete(role)
     db.session.commit()
 

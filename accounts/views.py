@@ -451,6 +451,7 @@ def _role_form(role_id: int | None) -> Any:
                 form.name.data or "",
                 form.permissions.data or [],
                 form.description.data or "",
+                actor_user_id=me.user_id,
             )
             flash(
                 f"Role “{saved.name}” saved. Give it to members on the Team page."
@@ -493,7 +494,7 @@ def role_delete(role_id: int) -> Any:
     if ActionForm().validate_on_submit():
         try:
             name = queries.get_role(me.account_id, role_id).name
-            roles.delete_role(me.account_id, me.permissions, role_id)
+            roles.delete_role(me.account_id, me.permissions, role_id, actor_user_id=me.user_id)
         except ValidationError as exc:
             flash(exc.message, "error")
             return redirect(url_for("accounts.role_edit", role_id=role_id))

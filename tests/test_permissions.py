@@ -286,6 +286,10 @@ def test_custom_role_lifecycle_through_the_team_pages(app: Flask) -> None:
     with app.app_context():
         assert core_db.session.get(Role, role_id) is None
     assert analyst.get(f"/lists/{list_id}").status_code == 200  # a plain member again
+    # Defining, changing and deleting the role is in the owners' security log.
+    log = owner.get("/settings/security-log").get_data(as_text=True)
+    assert "Role defined or changed" in log and "Role deleted" in log
+    assert "+reports:view" in log
 
 
 def test_nobody_grants_more_than_they_hold_and_roles_stay_in_their_account(app: Flask) -> None:

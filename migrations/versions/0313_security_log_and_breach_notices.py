@@ -46,6 +46,8 @@ SECURITY_EVENT_KINDS = (
     "two-factor-required",
     "passkey-added",
     "passkey-removed",
+    "role-defined",
+    "role-deleted",
 )
 INCIDENT_STATUSES = ("recorded", "notified", "reported")
 INCIDENT_STEPS = (
