@@ -507,6 +507,10 @@ NOT_PERSONAL: dict[str, str] = {
     "domain (no local part, no person)",
     "breach_incident_log": "what platform operators did on an incident (steps, account ids, "
     "counts; no contact)",
+    "tracking_quarter_stats": "roll-up: events per campaign, quarter hour and kind (counts)",
+    "tracking_domain_stats": "roll-up: events per campaign and recipient domain (no local "
+    "part; erasure takes the person's events out)",
+    "tracking_reason_stats": "roll-up: machine events per campaign and reason (counts)",
 }
 
 
