@@ -202,7 +202,7 @@ STORES: tuple[Store, ...] = (
         restrict=_FLAGS,
         retention=Retention(
             "the account's event retention (180 days unless it chose otherwise), then only "
-            "anonymous daily totals",
+            "anonymous totals (per day, quarter hour, domain, machine reason)",
             "tracking.services:apply_event_retention",
         ),
         delete_account=_CASCADE,
