@@ -23,44 +23,13 @@ import secrets
 import statistics
 import sys
 import time
-from datetime import datetime
 from typing import Any
-
-
-def _value(column: Any, ids: dict[str, int]) -> Any:
-    """Some valid value for a required column (a foreign key names the row made before)."""
-    import sqlalchemy as sa
-
-    for key in column.foreign_keys:
-        return ids[key.column.table.name]
-    kind = column.type
-    if isinstance(kind, sa.Boolean):
-        return False
-    if isinstance(kind, sa.Integer | sa.Float | sa.Numeric):
-        return 1
-    if isinstance(kind, sa.DateTime | sa.Date):
-        return datetime.now()
-    if isinstance(kind, sa.JSON):
-        return {}
-    return "x"
-
-
-def _row(conn: Any, meta: Any, table: str, ids: dict[str, int], **values: Any) -> int:
-    """A row of ``table`` with ``values`` and a made-up value in every other required column."""
-    import sqlalchemy as sa
-
-    target = meta.tables[table]
-    row = dict(values)
-    for column in target.columns:
-        if column.name in row or column.primary_key or column.nullable:
-            continue
-        if column.server_default is None:
-            row[column.name] = _value(column, ids)
-    return int(conn.execute(sa.insert(target).values(**row).returning(target.c.id)).scalar_one())
 
 
 def _seed(url: str, contacts: int, events: int) -> None:
     import sqlalchemy as sa
+
+    from tests.raw_rows import insert_row as _row
 
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:

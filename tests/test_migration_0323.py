@@ -4,31 +4,17 @@ the downgrade gives back one plain table with the same rows (both directions, tw
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from core.migrate import alembic_config, upgrade
-from tests import services_available
-from tests.conftest import _create_postgres_database, _drop_postgres_database
-from tests.test_migration_0312 import _insert, _url
+from tests.raw_rows import insert_row as _insert
+from tests.test_migration_0312 import _url, fresh_url
 
-
-@pytest.fixture
-def fresh_url(db_backend: str, tmp_path: Any) -> Iterator[str]:
-    if db_backend == "postgresql":
-        services_available.require("postgres")
-        name, url = _create_postgres_database()
-        try:
-            yield url
-        finally:
-            _drop_postgres_database(name)
-    else:
-        yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
+__all__ = ["fresh_url"]  # the fixture, shared with the 0312 test
 
 
 def _rows(conn: sa.Connection, sql: str) -> list[tuple[Any, ...]]:
