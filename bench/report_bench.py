@@ -145,6 +145,21 @@ def _time_report(url: str, rounds: int) -> list[float]:
             analytics.report_csv(report)
             timings.append(time.perf_counter() - started)
             db.session.rollback()
+        parts = {
+            "stats (messages by status, daily totals)": lambda: analytics.campaign_stats(
+                campaign.id
+            ),
+            "series": lambda: analytics._series(campaign.id, "UTC"),
+            "links": lambda: analytics._links(campaign.id),
+            "domains (messages x contacts, domain roll-up)": lambda: analytics._domains(
+                campaign.id
+            ),
+            "machine reasons": lambda: analytics._machine_reasons(campaign.id),
+        }
+        for label, part in parts.items():
+            started = time.perf_counter()
+            part()
+            print(f"  {label}: {(time.perf_counter() - started) * 1000:.0f} ms", flush=True)
         print(
             f"report: {report.stats.opens} opens, {len(report.series)} series points "
             f"({report.granularity}), {len(report.domains)} domains",

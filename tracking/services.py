@@ -5,7 +5,7 @@
 queries, what the privacy layer needs (account and campaign settings, each named message's
 contact state and delivery time), asks :func:`privacy.policy.decide` what each hit may become
 and :func:`privacy.policy.classify_machine` whether a machine made it, then inserts the events
-and adds them to the daily per-campaign and per-link aggregates in the same transaction.
+and adds them to the roll-ups (:mod:`tracking.rollups`) in the same transaction.
 Hit ids are unique, so ingesting the same batch twice stores it once and counts it once.
 """
 
