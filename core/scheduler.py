@@ -68,6 +68,8 @@ JOBS: list[Job] = [
     # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
     Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
+    # PostgreSQL: this month's and the next months' tracking_events partitions, made ahead.
+    Job("tracking-partitions", "tracking.partitions:ensure_partitions", every_seconds=3_600),
 ]
 
 

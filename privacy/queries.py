@@ -59,7 +59,8 @@ def _retention(account: Account) -> list[str]:
     config = current_app.config
     return [
         f"Identified open and click events: {account.event_retention_days} days, then only "
-        "anonymous daily totals are kept.",
+        "anonymous totals are kept (counts per day, quarter hour, link, recipient domain and "
+        "machine reason).",
         f"Sign-ups never confirmed: {config['UNCONFIRMED_SIGNUP_DAYS']} days.",
         "Your address and list memberships: as long as the organisation keeps you on its lists "
         "or until you ask for erasure; everything is deleted when the organisation's account is "

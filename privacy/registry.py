@@ -202,7 +202,7 @@ STORES: tuple[Store, ...] = (
         restrict=_FLAGS,
         retention=Retention(
             "the account's event retention (180 days unless it chose otherwise), then only "
-            "anonymous daily totals",
+            "anonymous totals (per day, quarter hour, domain, machine reason)",
             "tracking.services:apply_event_retention",
         ),
         delete_account=_CASCADE,
@@ -507,6 +507,10 @@ NOT_PERSONAL: dict[str, str] = {
     "domain (no local part, no person)",
     "breach_incident_log": "what platform operators did on an incident (steps, account ids, "
     "counts; no contact)",
+    "tracking_quarter_stats": "roll-up: events per campaign, quarter hour and kind (counts)",
+    "tracking_domain_stats": "roll-up: events per campaign and recipient domain (no local "
+    "part; erasure takes the person's events out)",
+    "tracking_reason_stats": "roll-up: machine events per campaign and reason (counts)",
 }
 
 

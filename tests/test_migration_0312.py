@@ -16,6 +16,7 @@ from alembic import command
 from core.migrate import alembic_config, upgrade
 from tests import services_available
 from tests.conftest import _create_postgres_database, _drop_postgres_database
+from tests.raw_rows import insert_row as _insert
 
 
 @pytest.fixture
@@ -29,40 +30,6 @@ def fresh_url(db_backend: str, tmp_path: Any) -> Iterator[str]:
             _drop_postgres_database(name)
     else:
         yield f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
-
-
-def _value(column: sa.Column[Any], ids: dict[str, int]) -> Any:
-    """Some valid value for a required column (a foreign key names the row made before)."""
-    for key in column.foreign_keys:
-        return ids[key.column.table.name]
-    kind = column.type
-    if isinstance(kind, sa.Boolean):
-        return False
-    if isinstance(kind, sa.Integer | sa.Float | sa.Numeric):
-        return 1
-    if isinstance(kind, sa.DateTime):
-        return datetime(2026, 1, 1)
-    if isinstance(kind, sa.Date):
-        return datetime(2026, 1, 1).date()
-    if isinstance(kind, sa.JSON):
-        return {}
-    return "x"
-
-
-def _insert(
-    conn: sa.Connection, meta: sa.MetaData, table: str, ids: dict[str, int], **values: Any
-) -> int:
-    """A row of ``table`` with ``values`` and a made-up value in every other required column."""
-    target = meta.tables[table]
-    row = dict(values)
-    for column in target.columns:
-        if column.name in row or column.primary_key or column.nullable:
-            continue
-        if column.server_default is not None:
-            continue
-        row[column.name] = _value(column, ids)
-    result = conn.execute(sa.insert(target).values(**row).returning(target.c.id))
-    return int(result.scalar_one())
 
 
 def _url(url: str) -> str:

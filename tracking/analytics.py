@@ -1,9 +1,10 @@
 """Campaign figures and reports. Reads only, always through the account that owns the campaign.
 
-Totals, uniques, per-day series and per-link figures come from the daily aggregates, which
-hold no personal data and outlive the events' retention. Hourly series (the first days of a
-campaign), machine reasons and figures by recipient domain need the events themselves and so
-cover only what is still retained.
+No figure is counted from ``tracking_events``: totals, uniques, per-day series and per-link
+figures come from the daily aggregates, hourly series from the quarter-hour roll-up, figures
+by recipient domain and machine reasons from their roll-ups (:mod:`tracking.rollups`). They
+hold no personal data and outlive the events' retention, so a report's cost does not grow
+with its events. Delivery figures (sent, failed) are the messages' own columns.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, distinct, func, select
+from sqlalchemy import func, select
 
 from accounts.models import Account
 from campaigns import queries as campaign_queries
@@ -23,11 +24,14 @@ from campaigns.models import Campaign, Link, Message, MessageStatus
 from core import db, timezones
 from core.errors import NotFoundError
 from subscribers.models import Contact
+from tracking import rollups
 from tracking.models import (
     DailyCampaignStat,
     DailyLinkStat,
+    DomainStat,
     MessageUnsubscribe,
-    TrackingEvent,
+    QuarterStat,
+    ReasonStat,
     UnsubscribeStatus,
 )
 
@@ -203,34 +207,15 @@ def _campaign_of(account_id: int, campaign_id: int) -> tuple[Campaign, Account]:
     return row[0], row[1]
 
 
-#: Events are counted per quarter hour of UTC: every zone's offset is a whole number of
-#: quarter hours, so the counts add up exactly into the local hours and days of any zone.
-_QUARTER = 900
-
-
-def _quarter_bucket(dialect: str) -> Any:
-    if dialect == "postgresql":
-        seconds: Any = cast(
-            func.floor(func.extract("epoch", TrackingEvent.occurred_at)), BigInteger
-        )
-    else:
-        seconds = cast(func.strftime("%s", TrackingEvent.occurred_at), BigInteger)
-    return seconds // _QUARTER
-
-
 def _by_quarter(campaign_id: int) -> dict[datetime, list[int]]:
-    """Opens and clicks (human, machine) of the events still kept, per UTC quarter hour."""
-    bucket = _quarter_bucket(db.session.get_bind().dialect.name)
+    """Opens and clicks (human, machine) per UTC quarter hour, from the roll-up."""
     counts: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for quarter, kind, machine, total in db.session.execute(
-        select(bucket, TrackingEvent.kind, TrackingEvent.is_machine, func.count())
-        .where(
-            TrackingEvent.campaign_id == campaign_id,
-            TrackingEvent.kind.in_(("open", "click")),
-        )
-        .group_by(bucket, TrackingEvent.kind, TrackingEvent.is_machine)
+        select(
+            QuarterStat.quarter, QuarterStat.kind, QuarterStat.is_machine, QuarterStat.total
+        ).where(QuarterStat.campaign_id == campaign_id, QuarterStat.total != 0)
     ):
-        start = _EPOCH + timedelta(seconds=int(quarter) * _QUARTER)
+        start = _EPOCH + timedelta(seconds=int(quarter) * rollups.QUARTER_SECONDS)
         counts[start][(0 if kind == "open" else 1) + (2 if machine else 0)] += int(total)
     return counts
 
@@ -270,8 +255,9 @@ def _series(campaign_id: int, zone: str) -> tuple[str, str, list[SeriesPoint]]:
     figures span three local days or less, else per local day.
 
     The daily aggregates are kept per UTC day and cannot be cut into another zone's days, so
-    the series is built from the events, per quarter hour, whenever the events still hold
-    every counted open and click. Once retention has deleted some, the days are the
+    the series is built from the quarter-hour roll-up whenever it holds every counted open
+    and click (always, since migration 0323 rolled the events of the time into it). Where it
+    does not (events deleted by retention before that migration), the days are the
     aggregates' UTC days (and the zone returned says UTC).
     """
     aggregated: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -356,16 +342,12 @@ def _domains(campaign_id: int, limit: int = 12) -> list[DomainRow]:
         elif status == "failed":
             figures[str(name)][1] += int(count)
     for name, kind, total, uniques in db.session.execute(
-        select(domain, TrackingEvent.kind, func.count(), func.count(distinct(Message.id)))
-        .join(Message, Message.id == TrackingEvent.message_id)
-        .join(Contact, Contact.id == Message.contact_id)
-        .where(
-            TrackingEvent.campaign_id == campaign_id,
-            TrackingEvent.is_machine.is_(False),
-            TrackingEvent.kind.in_(("open", "click")),
+        select(DomainStat.domain, DomainStat.kind, DomainStat.total, DomainStat.uniques).where(
+            DomainStat.campaign_id == campaign_id, DomainStat.kind.in_(rollups.SERIES_KINDS)
         )
-        .group_by(domain, TrackingEvent.kind)
     ):
+        if not (total or uniques):
+            continue
         offset = 2 if kind == "open" else 4
         figures[str(name)][offset] += int(total)
         figures[str(name)][offset + 1] += int(uniques)
@@ -375,12 +357,11 @@ def _domains(campaign_id: int, limit: int = 12) -> list[DomainRow]:
 
 def _machine_reasons(campaign_id: int) -> list[tuple[str, int]]:
     rows = db.session.execute(
-        select(TrackingEvent.machine_reason, func.count())
-        .where(TrackingEvent.campaign_id == campaign_id, TrackingEvent.is_machine.is_(True))
-        .group_by(TrackingEvent.machine_reason)
-        .order_by(func.count().desc())
+        select(ReasonStat.reason, ReasonStat.total)
+        .where(ReasonStat.campaign_id == campaign_id, ReasonStat.total > 0)
+        .order_by(ReasonStat.total.desc(), ReasonStat.reason)
     ).all()
-    return [(str(reason or "machine"), int(count)) for reason, count in rows]
+    return [(str(reason), int(count)) for reason, count in rows]
 
 
 def campaign_report(account_id: int, campaign_id: int) -> CampaignReport:

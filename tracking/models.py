@@ -37,13 +37,19 @@ class TrackingEvent(Base):
     network (``network:google``) when that decided. ``ua_class`` is already reduced.
     ``hit_uid`` is a random id given to the hit in the request, so a batch ingested twice (a
     worker killed after its commit) is stored once.
+
+    On PostgreSQL the table is partitioned by month of ``occurred_at`` (migration 0323, see
+    :mod:`tracking.partitions`): its primary key there is ``(id, occurred_at)``, which the
+    model does not say (SQLite keeps one table with ``id`` alone as its key).
     """
 
     __tablename__ = "tracking_events"
     __table_args__ = (
         Index("ix_tracking_events_campaign_kind", "campaign_id", "kind"),
         Index("ix_tracking_events_account_occurred", "account_id", "occurred_at"),
-        Index("uq_tracking_events_hit_uid", "hit_uid", unique=True),
+        # With the event time: on PostgreSQL the table is partitioned by ``occurred_at``, and a
+        # unique index there must hold the partition key. A hit stored twice has the same time.
+        Index("uq_tracking_events_hit_uid", "hit_uid", "occurred_at", unique=True),
         # The ingest's two questions per batch, answered without reading a message's whole
         # history: has this message (kind, link) a human event yet, and machine evidence?
         Index(
@@ -164,3 +170,63 @@ class MessageUnsubscribe(Base):
     times: Mapped[int] = mapped_column(Integer, default=1)
     unsubscribed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class QuarterStat(Base):
+    """Roll-up: per campaign, UTC quarter hour, kind and human/machine, how many events.
+
+    ``quarter`` is the number of quarter hours since 1970-01-01 00:00 UTC. Every zone's offset
+    is a whole number of quarter hours, so these add up exactly into the local hours and days
+    of any account's zone (the report's series). Counts only, no personal data; kept by the
+    ingest in the events' transaction and outliving the events' retention.
+    """
+
+    __tablename__ = "tracking_quarter_stats"
+    __table_args__ = (UniqueConstraint("campaign_id", "quarter", "kind", "is_machine"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    quarter: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    is_machine: Mapped[bool] = mapped_column(Boolean)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DomainStat(Base):
+    """Roll-up: per campaign, recipient domain and kind, the human identified events and the
+    messages with one (``uniques``, decided at ingest: the message's first human event of the
+    kind). Only the part after the ``@``, no local part: counts only, no person. Erasure takes
+    a person's events out (they stop being identified, so the report built from the events
+    would no longer count them either)."""
+
+    __tablename__ = "tracking_domain_stats"
+    __table_args__ = (UniqueConstraint("campaign_id", "domain", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    domain: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    uniques: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ReasonStat(Base):
+    """Roll-up: per campaign and machine reason (``honeypot``, ``head``, ``network:google``,
+    ``burst``...), how many machine events. Counts only."""
+
+    __tablename__ = "tracking_reason_stats"
+    __table_args__ = (UniqueConstraint("campaign_id", "reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(32))
+    total: Mapped[int] = mapped_column(Integer, default=0)

@@ -49,11 +49,15 @@ def report_events(person: Person) -> Records:
 
 def erase_events(person: Person) -> None:
     """Identified events become anonymous ones: the link to the message (and so the person)
-    goes (events keep no network prefix at all since migration 0312)."""
+    goes (events keep no network prefix at all since migration 0312). The per-domain roll-up
+    loses them first, as the events no longer tie them to a domain; the other roll-ups count
+    anonymous events and stay as they are (see :mod:`tracking.rollups`)."""
     from campaigns.models import Message
+    from tracking import rollups
     from tracking.models import TrackingEvent
 
     message_ids = select(Message.id).where(Message.contact_id.in_(person.contact_ids))
+    rollups.forget_identified(message_ids)
     db.session.execute(
         update(TrackingEvent)
         .where(TrackingEvent.message_id.in_(message_ids))

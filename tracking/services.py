@@ -5,7 +5,7 @@
 queries, what the privacy layer needs (account and campaign settings, each named message's
 contact state and delivery time), asks :func:`privacy.policy.decide` what each hit may become
 and :func:`privacy.policy.classify_machine` whether a machine made it, then inserts the events
-and adds them to the daily per-campaign and per-link aggregates in the same transaction.
+and adds them to the roll-ups (:mod:`tracking.rollups`) in the same transaction.
 Hit ids are unique, so ingesting the same batch twice stores it once and counts it once.
 """
 
@@ -17,7 +17,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
@@ -47,12 +47,11 @@ from core.signing import BadTokenError, Purpose, sign_timed, unsign_timed
 from privacy import engine_gate, policy
 from subscribers import services as subscriber_services
 from subscribers.models import Contact, Subscription
+from tracking import partitions, rollups
 from tracking.hits import Hit
 from tracking.models import (
     HUMAN_IDENTIFIED,
     MACHINE_EVIDENCE,
-    DailyCampaignStat,
-    DailyLinkStat,
     MessageUnsubscribe,
     TrackingEvent,
     UnsubscribeStatus,
@@ -284,7 +283,7 @@ def _events_from_arrays() -> Any:
     return (
         postgresql.insert(table)
         .from_select(list(_EVENT_COLUMNS), select(*columns))
-        .on_conflict_do_nothing(index_elements=["hit_uid"])
+        .on_conflict_do_nothing(index_elements=["hit_uid", "occurred_at"])
     )
 
 
@@ -413,12 +412,20 @@ def ingest(hits: Iterable[Hit]) -> int:
     elif rows:
         table = TrackingEvent.__table__
         db.session.connection().execute(
-            _insert(table, dialect).on_conflict_do_nothing(index_elements=["hit_uid"]), rows
+            _insert(table, dialect).on_conflict_do_nothing(
+                index_elements=["hit_uid", "occurred_at"]
+            ),
+            rows,
         )
     inserted = {row["hit_uid"] for row in rows}
-    _add_to_aggregates(rows, seen_kinds, seen_links, dialect)
+    domains = {
+        message_id: domain
+        for message_id, info in messages.items()
+        if (domain := rollups.domain_of(info.email)) is not None
+    }
+    _add_to_aggregates(rows, seen_kinds, seen_links, domains)
     with recent.lock:
-        _reclassify_earlier(recent, batch_evidence, inserted, span, dialect)
+        _reclassify_earlier(recent, batch_evidence, inserted, span)
         for row in rows:
             origin = sources.get(row["hit_uid"])
             if origin is not None and not row["is_machine"]:
@@ -458,22 +465,17 @@ def ingest_isolating(hits: list[Hit]) -> int:
     return ingest_isolating(hits[:middle]) + ingest_isolating(hits[middle:])
 
 
-CampaignDeltas = dict[tuple[int, date, str, bool], list[int]]  # -> [account, total, uniques]
-LinkDeltas = dict[tuple[int, date, bool], list[int]]  # -> [account, campaign, total, uniques]
-
-
 def _add_to_aggregates(
     rows: list[dict[str, Any]],
     seen_kinds: set[tuple[int, str]],
     seen_links: set[tuple[int, int]],
-    dialect: str,
+    domains: dict[int, str],
 ) -> None:
-    """Add stored events to the daily aggregates (counts only; first human hits as uniques).
+    """Add stored events to the roll-ups (counts only; first human hits as uniques).
 
     Marks each row with ``first_kind`` / ``first_link`` (whether it was counted as unique).
     """
-    per_campaign: CampaignDeltas = defaultdict(lambda: [0, 0, 0])
-    per_link: LinkDeltas = defaultdict(lambda: [0, 0, 0, 0])
+    deltas = rollups.Deltas()
     for row in sorted(rows, key=lambda r: r["occurred_at"]):
         machine = bool(row["is_machine"])
         message_id = row["message_id"]
@@ -486,72 +488,9 @@ def _add_to_aggregates(
                 seen_links.add((message_id, row["link_id"]))
                 first_of_link = True
         row["first_kind"], row["first_link"] = first_of_kind, first_of_link
-        _count(per_campaign, per_link, row, machine, 1, first_of_kind, first_of_link)
-    _apply_deltas(per_campaign, per_link, dialect)
-
-
-def _count(
-    per_campaign: CampaignDeltas,
-    per_link: LinkDeltas,
-    row: dict[str, Any],
-    machine: bool,
-    step: int,
-    first_of_kind: bool,
-    first_of_link: bool,
-) -> None:
-    day = row["occurred_at"].date()
-    counts = per_campaign[(row["campaign_id"], day, row["kind"], machine)]
-    counts[0] = row["account_id"]
-    counts[1] += step
-    counts[2] += step * int(first_of_kind)
-    if row["kind"] == "click" and row["link_id"] is not None:
-        link_counts = per_link[(row["link_id"], day, machine)]
-        link_counts[0] = row["account_id"]
-        link_counts[1] = row["campaign_id"]
-        link_counts[2] += step
-        link_counts[3] += step * int(first_of_link)
-
-
-def _apply_deltas(per_campaign: CampaignDeltas, per_link: LinkDeltas, dialect: str) -> None:
-    """Add (or, negative, subtract) counts to the aggregate rows, creating them as needed."""
-    for (campaign_id, day, kind, machine), (account_id, total, uniques) in per_campaign.items():
-        statement = _insert(DailyCampaignStat, dialect).values(
-            account_id=account_id,
-            campaign_id=campaign_id,
-            day=day,
-            kind=kind,
-            is_machine=machine,
-            total=total,
-            uniques=uniques,
-        )
-        db.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["campaign_id", "day", "kind", "is_machine"],
-                set_={
-                    "total": DailyCampaignStat.total + statement.excluded.total,
-                    "uniques": DailyCampaignStat.uniques + statement.excluded.uniques,
-                },
-            )
-        )
-    for (link_id, day, machine), (account_id, campaign_id, total, uniques) in per_link.items():
-        statement = _insert(DailyLinkStat, dialect).values(
-            account_id=account_id,
-            campaign_id=campaign_id,
-            link_id=link_id,
-            day=day,
-            is_machine=machine,
-            total=total,
-            uniques=uniques,
-        )
-        db.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["link_id", "day", "is_machine"],
-                set_={
-                    "total": DailyLinkStat.total + statement.excluded.total,
-                    "uniques": DailyLinkStat.uniques + statement.excluded.uniques,
-                },
-            )
-        )
+        domain = domains.get(message_id) if message_id is not None else None
+        deltas.count(row, machine, 1, first_of_kind, first_of_link, domain, row["machine_reason"])
+    deltas.apply()
 
 
 class _RecentSources:
@@ -602,7 +541,6 @@ def _reclassify_earlier(
     new_evidence: dict[tuple[Any, ...], list[datetime]],
     batch_uids: set[str],
     span: timedelta,
-    dialect: str,
 ) -> None:
     """Turn remembered human events of sources that now showed evidence into machine ones."""
     flags: dict[str, tuple[bool, bool]] = {}
@@ -623,37 +561,47 @@ def _reclassify_earlier(
             TrackingEvent.kind,
             TrackingEvent.link_id,
             TrackingEvent.occurred_at,
+            TrackingEvent.message_id,
         ),
         execution_options={"synchronize_session": False},
     ).all()
-    per_campaign: CampaignDeltas = defaultdict(lambda: [0, 0, 0])
-    per_link: LinkDeltas = defaultdict(lambda: [0, 0, 0, 0])
-    for changed_uid, account_id, campaign_id, kind, link_id, occurred_at in changed:
+    deltas = rollups.Deltas()
+    domains = rollups.domains_of_messages(row.message_id for row in changed if row.message_id)
+    for changed_uid, account_id, campaign_id, kind, link_id, occurred_at, message_id in changed:
         row = {
             "account_id": account_id,
             "campaign_id": campaign_id,
             "kind": kind,
             "link_id": link_id,
             "occurred_at": occurred_at,
+            "message_id": message_id,
         }
         first_kind, first_link = flags[str(changed_uid)]
-        _count(per_campaign, per_link, row, False, -1, first_kind, first_link)
-        _count(per_campaign, per_link, row, True, 1, False, False)
-    _apply_deltas(per_campaign, per_link, dialect)
+        domain = domains.get(message_id) if message_id is not None else None
+        deltas.count(row, False, -1, first_kind, first_link, domain)
+        deltas.count(row, True, 1, False, False, None, "burst")
+    deltas.apply()
 
 
 def apply_event_retention(now: datetime) -> int:
     """Delete every account's events older than its ``event_retention_days``; return how many.
 
-    Every event is added to the daily aggregates in the transaction that stores it (and the
-    migration that introduced the aggregates rolled older events in), so deleting loses no
-    figure: reports read the aggregates. Computed from database state only: running it twice,
-    late, or in two processes at once deletes the same rows once and changes nothing else.
+    Every event is added to the roll-ups in the transaction that stores it (and the
+    migrations that introduced them rolled older events in), so deleting loses no figure:
+    reports read the roll-ups. On PostgreSQL a monthly partition older than every account's
+    retention is dropped whole (:mod:`tracking.partitions`); what is left is deleted by row,
+    which there reads only the partitions before the cutoff. Computed from database state
+    only: running it twice, late, or in two processes at once deletes the same rows once and
+    changes nothing else.
     """
-    deleted = 0
     accounts = db.session.execute(select(Account.id, Account.event_retention_days)).all()
-    for account_id, days in accounts:
-        cutoff = now - timedelta(days=max(int(days or 0), 1))
+    retention = {account_id: max(int(days or 0), 1) for account_id, days in accounts}
+    deleted = 0
+    if retention:
+        oldest_kept = now - timedelta(days=max(retention.values()))
+        deleted += partitions.drop_expired_partitions(oldest_kept)
+    for account_id, days in retention.items():
+        cutoff = now - timedelta(days=days)
         result = db.session.execute(
             delete(TrackingEvent).where(
                 TrackingEvent.account_id == account_id, TrackingEvent.occurred_at < cutoff

@@ -88,11 +88,12 @@ def test_a_fall_back_night_shows_the_repeated_hour_twice(
     ]
 
 
-def test_days_are_local_days_while_the_events_are_kept_then_utc_days(
+def test_days_are_local_days_and_stay_so_once_retention_deleted_the_events(
     app: Flask, client: FlaskClient, smtp_sink: SMTPSink
 ) -> None:
     """An open at 18:40 UTC on 2 Dec is on 3 Dec in Kolkata. Once retention has deleted the
-    events, the daily totals kept per UTC day are shown as UTC days, and the page says so."""
+    events, the quarter-hour roll-up still places it there (migration 0323; before, the
+    series fell back to the daily totals' UTC days)."""
     sent = _sent_in(app, smtp_sink, "Asia/Kolkata")
     _open(app, sent, RECIPIENTS[0], datetime(2026, 12, 2, 18, 40))
     _open(app, sent, RECIPIENTS[1], datetime(2026, 12, 6, 10, 0))
@@ -111,13 +112,9 @@ def test_days_are_local_days_while_the_events_are_kept_then_utc_days(
         assert tracking.apply_event_retention(datetime(2026, 12, 6, 12, 0)) == 1
         core_db.session.remove()
     series = _series(client, sent.campaign_id)
-    days = {row[0]: row[1] for row in series[1:]}
-    assert days["2026-12-02 00:00:00+00:00"] == "1"  # the aggregates' UTC day
-    assert days["2026-12-06 00:00:00+00:00"] == "1"
-    assert sum(int(v) for v in days.values()) == 2  # nothing lost
+    assert {row[0]: row[1] for row in series[1:]} == days  # nothing lost, nothing moved
     page = client.get(f"/campaigns/{sent.campaign_id}/report").get_data(as_text=True)
-    assert "(per day, UTC time)" in page
-    assert "Days are counted in UTC here" in page
+    assert "(per day, Asia/Kolkata time)" in page and "series-zone-note" not in page
 
 
 def test_a_utc_account_sees_utc_hours(app: Flask, client: FlaskClient, smtp_sink: SMTPSink) -> None:
