@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from core.db import Base, make_engine
+from core.db import Base, compare_with_models, make_engine
 from core.migrate import alembic_config
 from core.registry import import_modules
 
@@ -16,7 +16,10 @@ def test_migrations_match_the_models(database_url: str) -> None:
     url = database_url.replace("postgresql://", "postgresql+psycopg://", 1)
     engine = make_engine(url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(
+            connection, opts={"include_object": compare_with_models}
+        )
+        diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
 
