@@ -19,6 +19,7 @@ from sqlalchemy import DateTime, Integer, delete, insert, literal, select, updat
 
 from accounts.models import Account
 from accounts.queries import get_account
+from campaigns import progress_counts
 from campaigns.input_checks import check_templates, one_line
 from campaigns.models import (
     Campaign,
@@ -236,9 +237,10 @@ def _begin_sending(campaign: Campaign) -> None:
         contact_ids.c.id,
         literal(utcnow(), DateTime).label("due_at"),
     )
-    db.session.execute(
+    made = db.session.execute(
         insert(Message).from_select(["campaign_id", "contact_id", "due_at"], audience)
     )
+    progress_counts.record_start(campaign.id, rowcount(made))
     if campaign.best_hour_start is not None and campaign.best_hour_end is not None:
         _spread_over_best_hours(campaign, (campaign.best_hour_start, campaign.best_hour_end))
     campaign.status = CampaignStatus.SENDING
