@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, delete, insert, literal, select, update
+from sqlalchemy import DateTime, Integer, delete, func, insert, literal, select, update
 
 from accounts.models import Account
 from accounts.queries import get_account
@@ -237,10 +237,15 @@ def _begin_sending(campaign: Campaign) -> None:
         contact_ids.c.id,
         literal(utcnow(), DateTime).label("due_at"),
     )
-    made = db.session.execute(
+    db.session.execute(
         insert(Message).from_select(["campaign_id", "contact_id", "due_at"], audience)
     )
-    progress_counts.record_start(campaign.id, rowcount(made))
+    # Counted, not the INSERT's row count: SQLAlchemy answers -1 for an INSERT ... SELECT on
+    # psycopg. An index-only count, small beside making the rows.
+    made = db.session.scalar(
+        select(func.count()).select_from(Message).where(Message.campaign_id == campaign.id)
+    )
+    progress_counts.record_start(campaign.id, int(made or 0))
     if campaign.best_hour_start is not None and campaign.best_hour_end is not None:
         _spread_over_best_hours(campaign, (campaign.best_hour_start, campaign.best_hour_end))
     campaign.status = CampaignStatus.SENDING
