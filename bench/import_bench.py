@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DRAMATIQ = str(Path(sys.executable).parent / "dramatiq")
 
+from bench.procs import rss_kib, tree  # noqa: E402
+
 CITIES = ["Lisbon", "Oslo", "Kraków", "Zürich", "Nairobi", "Osaka", "Lima", "Québec"]
 PLANS = ["free", "pro", "team", "=cmd|' /C calc'!A0"]
 
@@ -106,27 +108,6 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _vm(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree(pid: int) -> list[int]:
-    found = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in children:
-        found += _tree(int(child))
-    return found
-
-
 def import_round(
     config: dict[str, Any], path: Path, number: int, worker_pid: int, peaks: dict[int, int]
 ) -> tuple[float, dict[str, int]]:
@@ -150,8 +131,8 @@ def import_round(
             started = time.perf_counter()
             services.start_import(account.id, job.id, mapping, False)
             while True:
-                for pid in _tree(worker_pid)[1:]:
-                    peaks[pid] = max(peaks.get(pid, 0), _vm(pid, "VmHWM"))
+                for pid in tree(worker_pid)[1:]:
+                    peaks[pid] = max(peaks.get(pid, 0), rss_kib(pid, "VmHWM"))
                 db.session.expire_all()
                 job = services.get_import(account.id, job.id)
                 if job.status in ("done", "failed"):

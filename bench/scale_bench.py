@@ -36,7 +36,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.procs import free_port, rss_kib, tree, wait_port  # noqa: E402
+
 BIN = Path(sys.executable).parent
 
 OWNER_EMAIL = "owner@scale.example"
@@ -77,45 +79,6 @@ SKIPPED = {
     "accounts.two_factor_setup": "starts a second-factor enrolment (writes a pending secret)",
     "accounts.reactivate": "only for an account scheduled for deletion (redirects otherwise)",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    found = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in children:
-        found += tree(int(child))
-    return found
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 # --- seeding ---------------------------------------------------------------------------------
@@ -640,7 +603,7 @@ def main() -> None:
             cwd=ROOT,
             env=_environment(config),
         )
-        wait_port(port)
+        wait_port(port, timeout=120)
         base = f"http://127.0.0.1:{port}"
         session = requests.Session()
         log_in(session, base)

@@ -45,7 +45,7 @@ def refresh(campaign_id: int, now: datetime | None = None) -> CampaignMessageCou
     """Count the campaign's messages by status now and keep the figures, with the send rate
     since the previous count (no commit)."""
     now = now or utcnow()
-    counts = dict(
+    counts: dict[str, int] = dict(
         db.session.execute(
             select(Message.status, func.count())
             .where(Message.campaign_id == campaign_id)
@@ -95,9 +95,10 @@ def refresh_due(now: datetime | None = None) -> int:
         )
     ).all()
     due = [
-        campaign_id
-        for campaign_id, status, finished_at, counted_at in candidates
-        if status != CampaignStatus.CANCELLED or counted_at < finished_at + lease
+        row.id
+        for row in candidates
+        if row.status != CampaignStatus.CANCELLED
+        or (row.finished_at is not None and row.counted_at < row.finished_at + lease)
     ]
     over_without = db.session.scalars(
         select(Campaign.id)
