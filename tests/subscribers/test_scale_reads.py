@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from core import db as core_db
 from core.db import utcnow
@@ -122,3 +122,24 @@ def test_the_list_page_shows_the_newest_members_first(
     shown = re.findall(r'/contacts/\d+">([^<]+)</a>', page)
     assert shown == [stored[email] for email, _, _ in reversed(PEOPLE)]
     assert "The 200 newest members" not in page  # fewer than 200: all of them
+
+
+def test_list_summaries_count_each_list_by_status(
+    app: Flask, people: tuple[Any, int, dict[str, str]]
+) -> None:
+    from subscribers import queries
+
+    tenant, list_id, stored = people
+    with app.app_context():
+        empty = services.create_list(tenant.account_id, "Empty").id
+        carl = core_db.session.scalar(
+            select(Contact.id).where(Contact.email == stored["carl@example.org"])
+        )
+        assert carl is not None
+        services.unsubscribe_contact(tenant.account_id, carl, list_id, "manual")
+        summaries = {
+            s.id: (s.name, s.subscribed, s.unsubscribed)
+            for s in queries.list_summaries(tenant.account_id)
+        }
+        assert summaries == {list_id: ("News", 6, 1), empty: ("Empty", 0, 0)}
+        assert [s.id for s in queries.list_summaries(tenant.account_id)] == [empty, list_id]
