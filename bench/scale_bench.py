@@ -556,6 +556,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
     parser.add_argument("--url", help="use this seeded database (from --keep) instead")
     parser.add_argument("--only", default="", help="time only the pages matching this regex")
+    parser.add_argument(
+        "--pages-only", action="store_true", help="no searches, exports, reports or erasures"
+    )
     args = parser.parse_args()
 
     import psycopg
@@ -625,6 +628,9 @@ def main() -> None:
                 note += " (the report: helper `rollups`' roll-ups)"
             if not row(endpoint, times, target, note):
                 failures.append(endpoint)
+        if args.pages_only:
+            print("over target: " + ", ".join(failures) if failures else "all under target")
+            return
         for label, query in (
             ("search by address", "person.4242"),
             ("search by name", "Number 4242"),
