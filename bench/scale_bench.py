@@ -556,6 +556,11 @@ def person_times(url: str, ids: dict[str, Any], count: int) -> tuple[list[float]
     return reports, erasures
 
 
+def _ids_file(database: str) -> Path:
+    """Where ``--keep`` leaves the seeded ids for a later ``--url`` run."""
+    return Path(tempfile.gettempdir()) / f"{database}.ids.json"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
@@ -586,18 +591,16 @@ def main() -> None:
     server: subprocess.Popen[bytes] | None = None
     failures: list[str] = []
     try:
-        ids_file = workdir / "ids.json"
         if args.url:
             from core.migrate import upgrade
 
-            ids = json.loads(Path(args.url.rsplit("/", 1)[1] + ".ids.json").read_text())
+            ids = json.loads(_ids_file(args.url.rsplit("/", 1)[1]).read_text())
             upgrade(url)
             _reconcile(url)
         else:
             ids = seed(url, args.contacts, args.events)
             if args.keep:
-                Path(name + ".ids.json").write_text(json.dumps(ids))
-        ids_file.write_text(json.dumps(ids))
+                _ids_file(name).write_text(json.dumps(ids))
         from core.app import create_app
 
         config = _app_config(url, workdir)
