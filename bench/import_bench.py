@@ -1,22 +1,24 @@
-"""Import benchmark: a generated CSV imported through the same code path as the UI.
+"""Import benchmark: a generated CSV imported through the same code path as the UI, in a real
+``dramatiq core.worker`` process, against email-validator alone, in interleaved rounds.
 
-    .venv/bin/python bench/import_bench.py --rows 1000000 --db sqlite
-    .venv/bin/python bench/import_bench.py --rows 1000000 --db postgresql
-
-Steps, in one run and one process:
+    .venv/bin/python bench/import_bench.py --rows 1000000 --db sqlite --rounds 3
+    .venv/bin/python bench/import_bench.py --rows 1000000 --db postgresql --rounds 3
 
 1. Generate a CSV (email, name, city, plan) with ``--rows`` rows, streamed to disk; about 0.5 %
    of the rows are invalid addresses and 0.2 % repeat an earlier address.
-2. The validator alone: read the same file with the importer's reader and run
-   :func:`subscribers.normalise.normalise_email` on every address; time it.
-3. The import: a fresh database built by the migrations, an account and a list, then
-   ``services.create_import`` (the upload, copied in chunks) and ``services.start_import``
-   (the mapping step), which enqueues the ``run_import`` actor; the in-process Dramatiq worker
-   runs it. Timed from the enqueue to the worker being idle.
+2. Start README's production worker, scaled to this 2-core machine: ``dramatiq core.worker
+   --processes 1 --threads 8`` (README: 2 processes of 8 threads per node; one import runs in
+   one process) with ``dramatiq_queue_prefetch=1``, on its own redis-server, a database built by
+   the migrations (a scratch PostgreSQL database on ``TEST_POSTGRES_ADMIN_URL``, dropped
+   afterwards, or a SQLite file).
+3. Each round, interleaved so that drift of a shared machine hits both sides of a ratio alike:
+   the validator alone (the importer's reader and email-validator on every address, in this
+   process), then the import of the same file for a new account (``services.create_import``,
+   the upload, and ``services.start_import``, the mapping step, which enqueues ``run_import``
+   for the worker), timed from the enqueue until the job is done.
 
-Prints rows/s of both, their ratio, and the peak RSS of the process (``ru_maxrss``), which
-covers every step. PostgreSQL: a scratch database is created on ``TEST_POSTGRES_ADMIN_URL``
-(default postgresql://postgres@127.0.0.1:5432/postgres) and dropped afterwards.
+Prints each round's rates and ratio, their min/median/max, and the peak RSS of the worker
+process and of its checking helper (VmHWM, sampled while importing).
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ import contextlib
 import csv
 import os
 import random
-import resource
 import secrets
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DRAMATIQ = str(Path(sys.executable).parent / "dramatiq")
+
+from bench.procs import rss_kib, tree  # noqa: E402
 
 CITIES = ["Lisbon", "Oslo", "Kraków", "Zürich", "Nairobi", "Osaka", "Lima", "Québec"]
 PLANS = ["free", "pro", "team", "=cmd|' /C calc'!A0"]
@@ -57,10 +65,6 @@ def generate(path: Path, rows: int) -> None:
             writer.writerow([email, f"Person {i}", CITIES[i % len(CITIES)], PLANS[i % len(PLANS)]])
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def validator_alone(path: Path) -> tuple[int, float]:
     """Rows and seconds for reading the file and running email-validator on every address
     (stripped of surrounding whitespace, as any import must): the validator alone."""
@@ -77,25 +81,6 @@ def validator_alone(path: Path) -> tuple[int, float]:
             rows += 1
             with contextlib.suppress(EmailNotValidError):
                 validate_email(row[0].strip(), check_deliverability=False, allow_smtputf8=True)
-    return rows, time.perf_counter() - start
-
-
-def normaliser_alone(path: Path) -> tuple[int, float]:
-    """Rows and seconds for reading the file and running the platform's normaliser
-    (email-validator with its per-domain cache) on every address: checking without writing."""
-    from core.errors import ValidationError
-    from subscribers.csvcheck import open_csv
-    from subscribers.normalise import normalise_email
-
-    start = time.perf_counter()
-    binary, reader = open_csv(str(path))
-    rows = 0
-    with binary:
-        next(reader)
-        for row in reader:
-            rows += 1
-            with contextlib.suppress(ValidationError):
-                normalise_email(row[0])
     return rows, time.perf_counter() - start
 
 
@@ -123,46 +108,37 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_import(database_url: str, path: Path, workdir: Path) -> tuple[float, float, dict[str, int]]:
-    """Upload and import through the services and the worker; (upload s, import s, counts)."""
+def import_round(
+    config: dict[str, Any], path: Path, number: int, worker_pid: int, peaks: dict[int, int]
+) -> tuple[float, dict[str, int]]:
+    """Upload and import for a new account through the services; the worker runs it. Returns
+    (import seconds, counts); ``peaks`` gets each worker process's VmHWM (KiB) by pid."""
     from accounts import services as accounts
+    from core import db
     from core.app import create_app
-    from core.migrate import upgrade
     from subscribers import services
 
-    upgrade(database_url)
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": "",
-            "INPROCESS_WORKER": False,
-            "IMPORT_DIR": str(workdir / "imports"),
-            "MAILDIR_PATH": str(workdir / "outbox"),
-            "SECRET_KEYS": ["bench-key-0123456789abcdef"],
-            "ADDRESS_HASH_KEY": "bench-address-hash-key",
-            "IMPORT_MAX_BYTES": 4 * 1024**3,
-        }
-    )
-    queue = app.extensions["queue"]
+    app = create_app(config)
     try:
         with app.app_context():
             account, _ = accounts.sign_up(
-                "Bench", "Bench", "bench@bench.example", "bench-password", of_age=True
+                "Bench", "Bench", f"bench{number}@bench.example", "bench-password", of_age=True
             )
             mailing_list = services.create_list(account.id, "Everyone")
-            started = time.perf_counter()
             with path.open("rb") as upload:
                 job = services.create_import(account.id, mailing_list.id, upload, path.name, False)
-            uploaded = time.perf_counter() - started
             mapping = {"0": "email", "1": "name", "2": "attribute", "3": "attribute"}
             started = time.perf_counter()
             services.start_import(account.id, job.id, mapping, False)
-            queue.drain(timeout_ms=6 * 3600 * 1000)
+            while True:
+                for pid in tree(worker_pid)[1:]:
+                    peaks[pid] = max(peaks.get(pid, 0), rss_kib(pid, "VmHWM"))
+                db.session.expire_all()
+                job = services.get_import(account.id, job.id)
+                if job.status in ("done", "failed"):
+                    break
+                time.sleep(0.05)
             imported = time.perf_counter() - started
-            from core import db
-
-            db.session.expire_all()
-            job = services.get_import(account.id, job.id)
             if job.status != "done":
                 raise SystemExit(f"import ended {job.status}: {job.error}")
             counts = {
@@ -172,17 +148,31 @@ def run_import(database_url: str, path: Path, workdir: Path) -> tuple[float, flo
                 "unchanged": job.skipped_count,
                 "errors": job.error_count,
             }
+            db.session.remove()
     finally:
-        queue.stop()
+        app.extensions["queue"].stop()
         app.extensions["db_engine"].dispose()
-    return uploaded, imported, counts
+    return imported, counts
+
+
+def spread(values: list[float], unit: str = "") -> str:
+    ordered = sorted(values)
+    return (
+        f"min {ordered[0]:,.0f}{unit}, median {statistics.median(ordered):,.0f}{unit}, "
+        f"max {ordered[-1]:,.0f}{unit}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads (README: 8)")
     args = parser.parse_args()
+    from core.migrate import upgrade
+    from tests.campaigns.fault_harness import OwnRedis, Worker, worker_env
+
     with tempfile.TemporaryDirectory(prefix="envoy-import-bench-") as tmp:
         workdir = Path(tmp)
         path = workdir / "contacts.csv"
@@ -191,43 +181,82 @@ def main() -> None:
         size_mb = path.stat().st_size / 1024**2
         took = time.perf_counter() - started
         print(f"generated {args.rows:,} rows ({size_mb:.1f} MB) in {took:.1f} s")
-        rows, validate_s = validator_alone(path)
-        validator_rate = rows / validate_s
-        print(
-            f"validator alone : {rows:,} rows in {validate_s:.1f} s = {validator_rate:,.0f} rows/s"
-        )
-        rows, normalise_s = normaliser_alone(path)
-        normaliser_rate = rows / normalise_s
-        print(
-            f"normaliser alone: {rows:,} rows in {normalise_s:.1f} s = "
-            f"{normaliser_rate:,.0f} rows/s (email-validator + per-domain cache, no database)"
-        )
-        rss_before = peak_rss_mb()
+        redis = OwnRedis().start()
         url, pg_name = make_database(args.db, workdir)
+        worker: Worker | None = None
         try:
-            uploaded_s, import_s, counts = run_import(url, path, workdir)
+            upgrade(url)
+            config: dict[str, Any] = {
+                "DATABASE_URL": url,
+                "REDIS_URL": redis.url,
+                "REDIS_NAMESPACE": "import-bench",
+                "INPROCESS_WORKER": False,
+                "IMPORT_DIR": str(workdir / "imports"),
+                "MAILDIR_PATH": str(workdir / "outbox"),
+                "VAR_DIR": str(workdir / "var"),
+                "SECRET_KEYS": ["bench-key-0123456789abcdef"],
+                "ADDRESS_HASH_KEY": "bench-address-hash-key",
+                "IMPORT_MAX_BYTES": 4 * 1024**3,
+            }
+            log = workdir / "worker.log"
+            env = worker_env({**config, "INPROCESS_WORKER": "false"})
+            env["dramatiq_queue_prefetch"] = "1"
+            worker = Worker(env, log, threads=args.threads)
+            worker.process = subprocess.Popen(
+                [DRAMATIQ, "core.worker", "--processes", "1", "--threads", str(args.threads)],
+                cwd=str(ROOT),
+                env=env,
+                stdout=log.open("ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 90
+            while "ready for action" not in log.read_text():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(log.read_text())
+                time.sleep(0.2)
+            print(
+                f"# {os.cpu_count()} cores; {args.db}; dramatiq core.worker --processes 1 "
+                f"--threads {args.threads} (prefetch 1), its own redis-server; {args.rounds} "
+                "interleaved rounds (validator alone, then the import for a new account)",
+                flush=True,
+            )
+            peaks: dict[int, int] = {}
+            validator_rates: list[float] = []
+            import_rates: list[float] = []
+            for number in range(args.rounds):
+                rows, validate_s = validator_alone(path)
+                validator_rates.append(rows / validate_s)
+                import_s, counts = import_round(config, path, number, worker.process.pid, peaks)
+                import_rates.append(counts["rows"] / import_s)
+                print(
+                    f"round {number + 1}: validator alone {validator_rates[-1]:,.0f} rows/s, "
+                    f"import {import_rates[-1]:,.0f} rows/s = "
+                    f"{100 * import_rates[-1] / validator_rates[-1]:.0f} % (created "
+                    f"{counts['created']:,}, unchanged {counts['unchanged']:,}, in the error "
+                    f"report {counts['errors']:,})",
+                    flush=True,
+                )
+            ratios = [100 * i / v for i, v in zip(import_rates, validator_rates, strict=True)]
+            print(f"ratio import / validator alone: {spread(ratios, ' %')} (target >= 70 %)")
+            print(f"validator alone: {spread(validator_rates, ' rows/s')}")
+            print(f"import: {spread(import_rates, ' rows/s')}")
+            ordered = sorted(peaks.values(), reverse=True)
+            print(
+                f"peak RSS: {ordered[0] / 1024:.0f} MiB in the worker process"
+                + (
+                    f", {ordered[1] / 1024:.0f} MiB in the checking helper"
+                    if len(ordered) > 1
+                    else ""
+                )
+                + " (largest VmHWM of the worker's processes); target < 250 MB"
+            )
         finally:
+            if worker is not None:
+                worker.stop()
+            redis.kill()
             if pg_name:
                 drop_database(pg_name)
-        import_rate = counts["rows"] / import_s
-        print(
-            f"import ({args.db}) : {counts['rows']:,} rows in {import_s:.1f} s = "
-            f"{import_rate:,.0f} rows/s (upload copy {uploaded_s:.1f} s not included)"
-        )
-        print(
-            f"  created {counts['created']:,}, updated {counts['updated']:,}, "
-            f"unchanged {counts['unchanged']:,}, in the error report {counts['errors']:,}"
-        )
-        print(f"ratio import / validator alone: {import_rate / validator_rate:.0%} (target >= 70%)")
-        print(f"ratio import / normaliser alone: {import_rate / normaliser_rate:.0%}")
-        from subscribers import importer
-
-        helper_mb = importer.last_helper_peak_kb / 1024
-        print(
-            f"peak RSS: {peak_rss_mb():.0f} MB in the importing process (before the import: "
-            f"{rss_before:.0f} MB), {helper_mb:.0f} MB in the checking helper process; "
-            "target < 250 MB"
-        )
 
 
 if __name__ == "__main__":

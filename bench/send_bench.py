@@ -1,14 +1,22 @@
 """Benchmark: a personalised campaign with rewritten links sent by real Dramatiq workers to a
 local SMTP sink, against a bare smtplib loop sending pre-built messages of the same size over
-the same number of connections to the same sink.
+the same number of connections to the same sink, in interleaved rounds.
 
-    .venv/bin/python bench/send_bench.py --recipients 10000
-    .venv/bin/python bench/send_bench.py --recipients 100000
+    .venv/bin/python bench/send_bench.py --recipients 10000 --rounds 3
+    .venv/bin/python bench/send_bench.py --recipients 100000 --rounds 3
 
-Prints messages/s of both, their ratio, and the workers' peak RSS. Run it at 10k and 100k to
-see that peak RSS does not grow with the audience. Uses its own redis-server, its own
-PostgreSQL database (``--db sqlite`` for a SQLite file) and a fast asyncio sink
-(``bench/fast_sink.py``) in its own process, all on 127.0.0.1, all stopped at the end.
+Production configuration (README, "Production") scaled to this 2-core machine: ``dramatiq
+core.worker --processes 2 --threads 8`` with ``dramatiq_queue_prefetch=1`` (README runs 2
+processes of 8 threads per node; here the node is this machine), PostgreSQL, its own
+redis-server, ``--connections`` SMTP connections (``SEND_CONNECTIONS``). Two sinks, each in its
+own process: ``fast`` (``bench/fast_sink.py``: asyncio, PIPELINING and CHUNKING like Postfix,
+so the platform sends BDAT and smtplib sends DATA) and ``plain`` (``bench/plain_sink.py``:
+aiosmtpd's defaults, no CHUNKING, so both send DATA and the ratio is our overhead alone).
+Each round sends a new campaign to the whole list, then the bare loop the same number of
+messages, per sink (platform, bare, platform, bare, ...), so drift of a shared machine hits
+both sides of a ratio alike. Prints per round and min/median/max: messages/s, the ratio, and
+the CPU per message of the workers (+ PostgreSQL, Redis, the sink) beside the bare loop's
+(+ the sink); and the workers' peak RSS. All on 127.0.0.1, all stopped at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import argparse
 import os
 import secrets
 import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +37,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.campaigns.fault_harness import OwnRedis, Worker, free_port, worker_env  # noqa: E402
+from tests.campaigns.fault_harness import (  # noqa: E402
+    DRAMATIQ,
+    OwnRedis,
+    Worker,
+    free_port,
+    worker_env,
+)
 
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -58,16 +73,6 @@ def body_html(target_kb: int = 20) -> str:
         n += 1
     parts.append("<tr><td>Sent to {{ contact.email }}.</td></tr></table></body></html>")
     return "".join(parts)
-
-
-def start_sink() -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "fast_sink.py"), str(port)], stdout=subprocess.PIPE
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == b"ready"
-    return process, port
 
 
 def sink_stats(port: int) -> tuple[int, int]:
@@ -231,35 +236,144 @@ def bare_loop(port: int, messages: list[bytes], total: int, connections: int) ->
     return time.perf_counter() - started
 
 
+SINKS = {"fast": "fast_sink.py", "plain": "plain_sink.py"}
+
+
+def start_sink_kind(kind: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / SINKS[kind]), str(port)], stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == b"ready"
+    return process, port
+
+
+def start_workers(config: dict[str, Any], log: Path, processes: int, threads: int) -> Worker:
+    """README's production worker: ``dramatiq core.worker`` on every queue, prefetch 1."""
+    worker = Worker(worker_env(config), log, threads=threads)
+    worker.env["PYTHONUNBUFFERED"] = "1"
+    # One job at a time per process, so the send chains spread over the processes.
+    worker.env["dramatiq_queue_prefetch"] = "1"
+    worker.process = subprocess.Popen(
+        [DRAMATIQ, "core.worker", "--processes", str(processes), "--threads", str(threads)],
+        cwd=str(ROOT),
+        env=worker.env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while log.read_text().count("ready for action") < processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.2)
+    return worker
+
+
+def spread(values: list[float], unit: str = "", digits: int = 0) -> str:
+    ordered = sorted(values)
+    return (
+        f"min {ordered[0]:.{digits}f}{unit}, median {statistics.median(ordered):.{digits}f}"
+        f"{unit}, max {ordered[-1]:.{digits}f}{unit}"
+    )
+
+
+def platform_round(
+    account_id: int, list_id: int, port: int, workers: Worker, sink: Any, recipients: int
+) -> dict[str, float]:
+    """Send a new campaign to the list; messages/s and CPU per message (us) by role."""
+    from sqlalchemy import select
+
+    from campaigns import services
+    from campaigns.models import Campaign
+    from core import db
+
+    campaign = services.save_campaign(
+        account_id,
+        campaign_id=None,
+        name="Bench",
+        subject="News for {{ contact.first_name }}",
+        from_name="Bench Shop",
+        from_email="news@bench.example",
+        html_body=body_html(),
+        list_ids=[list_id],
+    )
+    assert workers.process is not None
+    roles = {"workers": worker_pids(workers.process.pid), "sink": [sink.pid]}
+    before, _ = sink_stats(port)
+    cpu_before = cpu_by_role(roles)
+    started = time.perf_counter()
+    services.start(account_id, campaign.id)
+    while True:
+        db.session.expire_all()
+        status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign.id))
+        if status == "sent":
+            break
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    cpu_after = cpu_by_role(roles)
+    received, _ = sink_stats(port)
+    if received - before != recipients:
+        raise RuntimeError(f"the sink got {received - before} of {recipients} messages")
+    result = {
+        role: 1e6 * (cpu_after[role] - cpu_before.get(role, 0.0)) / recipients for role in cpu_after
+    }
+    result["rate"] = recipients / seconds
+    result["campaign"] = campaign.id
+    return result
+
+
+def bare_round(
+    port: int, sink: Any, messages: list[bytes], recipients: int, connections: int
+) -> dict[str, float]:
+    roles = {"bare loop": [os.getpid()], "sink": [sink.pid]}
+    before, _ = sink_stats(port)
+    cpu_before = cpu_by_role(roles)
+    seconds = bare_loop(port, messages, recipients, connections)
+    cpu_after = cpu_by_role(roles)
+    received, _ = sink_stats(port)
+    if received - before != recipients:
+        raise RuntimeError(f"the sink got {received - before} of {recipients} messages")
+    result = {
+        role: 1e6 * (cpu_after[role] - cpu_before.get(role, 0.0)) / recipients
+        for role in ("bare loop", "sink")
+    }
+    result["rate"] = recipients / seconds
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per sink")
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (README: 2)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per process (README: 8)")
+    parser.add_argument("--sinks", default="fast,plain", help="fast, plain or both")
     parser.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument(
         "--no-chunking",
         action="store_true",
-        help="send with pipelined DATA (?chunking=0) though the sink offers CHUNKING (BDAT)",
+        help="send with pipelined DATA (?chunking=0) though the fast sink offers CHUNKING",
     )
     args = parser.parse_args()
+    kinds = [kind.strip() for kind in args.sinks.split(",") if kind.strip()]
 
     tmp = Path(tempfile.mkdtemp(prefix="envoy-bench-"))
-    sink, port = start_sink()
+    sinks: dict[str, tuple[Any, int]] = {kind: start_sink_kind(kind) for kind in kinds}
     own_redis = OwnRedis().start()
     database_url, drop_database = create_database(args.db, tmp)
-    workers: list[Worker] = []
+    workers: dict[str, Worker] = {}
     try:
         from core.app import create_app
         from core.migrate import upgrade
 
         upgrade(database_url)
-        config = {
+        base = {
             "DATABASE_URL": database_url,
             "REDIS_URL": own_redis.url,
-            "REDIS_NAMESPACE": "bench",
-            "SMTP_URL": f"smtp://127.0.0.1:{port}?starttls=0"
-            + ("&chunking=0" if args.no_chunking else ""),
             "SECRET_KEYS": KEYS,
             "ADDRESS_HASH_KEY": "bench-address-hash-key",
             "BASE_URL": "https://mail.example.com",
@@ -269,135 +383,101 @@ def main() -> None:
             "VAR_DIR": str(tmp / "var"),
             "INPROCESS_WORKER": "false",
         }
-        app = create_app({**config, "REQUIRE_VERIFIED_SENDER": False})
-        with app.app_context():
-            from campaigns import services
-            from campaigns.models import Campaign
-            from core import db
-
-            print(f"populating {args.recipients} contacts ...", flush=True)
-            account_id, campaign_id = populate(args.recipients)
-
-            log = tmp / "workers.log"
-            worker = Worker(worker_env(config), log, threads=1)
-            worker.env["PYTHONUNBUFFERED"] = "1"
-            # One job at a time per process, so the C chains spread over the C processes
-            # (Dramatiq's default prefetch would let one process hold both chains).
-            worker.env["dramatiq_queue_prefetch"] = "1"
-            worker.process = None
-            # One process per connection, one thread each: C chains over C SMTP connections.
-            import subprocess as sp
-
-            from tests.campaigns.fault_harness import DRAMATIQ
-
-            worker.process = sp.Popen(
-                [
-                    DRAMATIQ,
-                    "core.worker",
-                    "--processes",
-                    str(args.connections),
-                    "--threads",
-                    "1",
-                    "--queues",
-                    "send",
-                    "default",
-                ],
-                cwd=str(ROOT),
-                env=worker.env,
-                stdout=log.open("ab"),
-                stderr=sp.STDOUT,
-                start_new_session=True,
-            )
-            workers.append(worker)
-            deadline = time.monotonic() + 60
-            while log.read_text().count("ready for action") < args.connections:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text())
-                time.sleep(0.2)
-
-            before, _ = sink_stats(port)
-            assert worker.process is not None
-            roles = {
-                "workers": worker_pids(worker.process.pid),
-                "sink": [sink.pid],
-                "bench": [os.getpid()],
+        configs = {
+            kind: {
+                **base,
+                # Each sink's workers on their own broker namespace: a campaign's chains go
+                # to the workers whose SMTP_URL names its sink.
+                "REDIS_NAMESPACE": f"bench-{kind}",
+                "SMTP_URL": f"smtp://127.0.0.1:{port}?starttls=0"
+                + ("&chunking=0" if args.no_chunking else ""),
             }
-            cpu_before = cpu_by_role(roles)
-            started = time.perf_counter()
-            services.start(account_id, campaign_id)
-            while True:
-                db.session.expire_all()
-                status = db.session.scalar(
-                    __import__("sqlalchemy")
-                    .select(Campaign.status)
-                    .where(Campaign.id == campaign_id)
-                )
-                if status == "sent":
-                    break
-                time.sleep(0.1)
-            platform_seconds = time.perf_counter() - started
-            cpu_after = cpu_by_role(roles)
-            cpu_per_message = {
-                role: 1e6 * (cpu_after[role] - cpu_before.get(role, 0.0)) / args.recipients
-                for role in cpu_after
-            }
-            received, _ = sink_stats(port)
-            assert worker.process is not None
-            rss = peak_rss_kb(worker_pids(worker.process.pid))
-            platform_rate = args.recipients / platform_seconds
-            print(
-                f"platform: {args.recipients} messages in {platform_seconds:.1f}s = "
-                f"{platform_rate:.0f} messages/s over {args.connections} connections "
-                f"with {'DATA' if args.no_chunking else 'BDAT'} "
-                f"(sink got {received - before}); worker peak RSS {rss / 1024:.0f} MiB"
-            )
-            print(
-                "CPU per message during the platform run (us): "
-                + ", ".join(f"{role} {value:.0f}" for role, value in cpu_per_message.items())
-                + f"; {sum(cpu_per_message.values()):.0f} in all"
-            )
-            worker.stop()
-            # Pre-built for the bare loop after the run, when the campaign's links exist.
-            messages = prebuilt_messages(campaign_id)
-            size = sum(len(m) for m in messages) // len(messages)
-            print(
-                f"message size {size / 1024:.1f} KiB (HTML body {len(body_html()) / 1024:.1f} KiB)"
-            )
-
-        before, _ = sink_stats(port)
-        bare_roles = {"bare loop": [os.getpid()], "sink": [sink.pid]}
-        cpu_before = cpu_by_role(bare_roles)
-        bare_seconds = bare_loop(port, messages, args.recipients, args.connections)
-        cpu_after = cpu_by_role(bare_roles)
-        bare_cpu = {
-            role: 1e6 * (cpu_after[role] - cpu_before.get(role, 0.0)) / args.recipients
-            for role in cpu_after
+            for kind, (_process, port) in sinks.items()
         }
         print(
-            "CPU per message during the bare loop (us): "
-            + ", ".join(f"{role} {value:.0f}" for role, value in bare_cpu.items())
-            + f"; {sum(bare_cpu.values()):.0f} in all"
+            f"# {os.cpu_count()} cores; dramatiq core.worker --processes {args.processes} "
+            f"--threads {args.threads} (prefetch 1) per sink; {args.connections} SMTP "
+            f"connections; {args.recipients:,} recipients per round; {args.rounds} interleaved "
+            f"rounds per sink; {args.db}",
+            flush=True,
         )
-        received, _ = sink_stats(port)
-        bare_rate = args.recipients / bare_seconds
-        print(
-            f"bare smtplib loop: {args.recipients} messages in {bare_seconds:.1f}s = "
-            f"{bare_rate:.0f} messages/s over {args.connections} connections "
-            f"(sink got {received - before})"
-        )
-        print(f"ratio platform / bare loop: {100 * platform_rate / bare_rate:.0f}% (target >= 60%)")
-        print(f"peak RSS of a sending worker at {args.recipients} recipients: {rss / 1024:.0f} MiB")
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        for kind in kinds:
+            app = create_app({**configs[kind], "REQUIRE_VERIFIED_SENDER": False})
+            with app.app_context():
+                from core import db
+
+                if kind == kinds[0]:
+                    print(f"populating {args.recipients:,} contacts ...", flush=True)
+                    account_id, first_campaign = populate(args.recipients)
+                    from campaigns.services import campaign_list_ids
+
+                    list_id = campaign_list_ids(first_campaign)[0]
+                db.session.remove()
+            app.extensions["queue"].stop()
+            workers[kind] = start_workers(
+                configs[kind], tmp / f"workers-{kind}.log", args.processes, args.threads
+            )
+        messages: list[bytes] = []
+        for number in range(args.rounds):
+            for kind in kinds:
+                sink, port = sinks[kind]
+                app = create_app({**configs[kind], "REQUIRE_VERIFIED_SENDER": False})
+                with app.app_context():
+                    platform = platform_round(
+                        account_id, list_id, port, workers[kind], sink, args.recipients
+                    )
+                    if not messages:
+                        # Pre-built after the first run, when the campaign's links exist.
+                        messages = prebuilt_messages(int(platform["campaign"]))
+                    from core import db
+
+                    db.session.remove()
+                app.extensions["queue"].stop()
+                app.extensions["db_engine"].dispose()
+                bare = bare_round(port, sink, messages, args.recipients, args.connections)
+                results.setdefault((kind, "platform"), []).append(platform)
+                results.setdefault((kind, "bare"), []).append(bare)
+                # PostgreSQL and Redis: the live processes' CPU (a backend that exits during
+                # the round takes its time with it, so those two are a lower bound).
+                print(
+                    f"round {number + 1}, {kind} sink: platform {platform['rate']:,.0f}/s, bare "
+                    f"{bare['rate']:,.0f}/s = {100 * platform['rate'] / bare['rate']:.0f} %; CPU "
+                    f"per message: workers {platform['workers']:.0f} us + sink "
+                    f"{platform['sink']:.0f} us (PostgreSQL >= "
+                    f"{max(platform.get('database', 0), 0):.0f}, Redis >= "
+                    f"{max(platform.get('redis', 0), 0):.0f}) vs bare loop "
+                    f"{bare['bare loop']:.0f} us + sink {bare['sink']:.0f} us",
+                    flush=True,
+                )
+        size = sum(len(m) for m in messages) // len(messages)
+        print(f"message size {size / 1024:.1f} KiB (HTML body {len(body_html()) / 1024:.1f} KiB)")
+        for kind in kinds:
+            platform_runs = results[(kind, "platform")]
+            bare_runs = results[(kind, "bare")]
+            ratios = [
+                100 * p["rate"] / b["rate"] for p, b in zip(platform_runs, bare_runs, strict=True)
+            ]
+            print(
+                f"{kind} sink ({'BDAT' if kind == 'fast' and not args.no_chunking else 'DATA'}"
+                f" from the platform): ratio {spread(ratios, ' %')} (target >= 60 %); platform "
+                f"{spread([p['rate'] for p in platform_runs], '/s')}; bare "
+                f"{spread([b['rate'] for b in bare_runs], '/s')}; workers' CPU per message "
+                f"{spread([p['workers'] for p in platform_runs], ' us')}, bare loop's "
+                f"{spread([b['bare loop'] for b in bare_runs], ' us')}"
+            )
+            assert workers[kind].process is not None
+            rss = peak_rss_kb(worker_pids(workers[kind].process.pid))
+            print(f"{kind} sink: peak RSS of a sending worker {rss / 1024:.0f} MiB")
     finally:
-        for worker in workers:
+        for worker in workers.values():
             worker.stop()
-        sink.kill()
-        sink.wait()
+        for sink, _port in sinks.values():
+            sink.kill()
+            sink.wait()
         own_redis.kill()
         if drop_database is not None:
             try:
-                from sqlalchemy import create_engine
-
-                del create_engine
                 drop_database()
             except Exception as exc:
                 print(f"could not drop the bench database: {exc}")

@@ -27,7 +27,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,40 +38,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.procs import free_port, rss_kib, tree, wait_port  # noqa: E402
+
 BIN = Path(sys.executable).parent
 BROWSER_UA = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.1 Safari/605.1.15"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    found = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in children:
-        found += tree(int(child))
-    return found
 
 
 def _cpu_seconds_of(pids: Iterable[int]) -> float:
@@ -99,6 +72,17 @@ def _is_postgres(pid: str) -> bool:
         return False
 
 
+def wait_idle(pid: int, busy: float = 0.05, timeout: float = 60) -> None:
+    """Wait until the process tree ``pid`` uses under ``busy`` of a core over half a second
+    (the worker has written its backlog and is waiting for work)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < busy * 0.5:
+            return
+
+
 def postgres_cpu_seconds() -> float:
     """User + system CPU time of every PostgreSQL process on the machine (its backends do
     the ingest's writes), in seconds."""
@@ -107,16 +91,6 @@ def postgres_cpu_seconds() -> float:
         for entry in Path("/proc").iterdir()
         if entry.name.isdigit() and _is_postgres(entry.name)
     )
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class Peak:
@@ -217,7 +191,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--recipients", type=int, default=300)
     parser.add_argument("--drain-timeout", type=int, default=120)
-    parser.add_argument("--ingest-nice", type=int, default=10, help="niceness of the ingest")
+    parser.add_argument(
+        "--worker-threads", type=int, default=8, help="threads of the dramatiq worker (README: 8)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("redis-server") is None:
         sys.exit("needs wrk and redis-server (apt-get install wrk redis-server)")
@@ -242,8 +218,9 @@ def main() -> None:
             "127.0.0.1",
             "--save",
             "",
+            # README's production section: the Redis that buffers hits runs with AOF.
             "--appendonly",
-            "no",
+            "yes",
             "--dir",
             str(workdir),
         ],
@@ -272,20 +249,21 @@ def main() -> None:
             f"# {os.cpu_count()} cores; gunicorn -w {args.workers} -k gthread --threads "
             f"{args.threads}; wrk -t2 -c{args.connections}; {args.rounds} rounds of "
             f"{args.seconds} s per endpoint, interleaved; {args.recipients} recipients, "
-            f"identified tracking, PostgreSQL + Redis, 1 ingest process at nice {args.ingest_nice}"
+            f"identified tracking, PostgreSQL + Redis (appendonly yes), dramatiq core.worker -p 1 "
+            f"-t {args.worker_threads} at normal priority on every queue"
         )
         bare_port = free_port()
         bare = gunicorn("bench.bare_gif:app", bare_port, env, args.workers, args.threads)
         processes.append(bare)
         ingest = subprocess.Popen(
-            # Background work: the ingest yields the CPU to the web under load and catches up
-            # from the Redis backlog when the load drops (--ingest-nice 0 to compete evenly).
+            # README's production worker, scaled to one process on this 2-core machine (README:
+            # --processes 2 --threads 8 per node): every queue, normal priority, prefetch 1.
             [
-                *("nice", "-n", str(args.ingest_nice)),
-                *(str(BIN / "dramatiq"), "core.worker", "-p", "1", "-t", "2", "-Q", "tracking"),
+                *(str(BIN / "dramatiq"), "core.worker"),
+                *("--processes", "1", "--threads", str(args.worker_threads)),
             ],
             cwd=ROOT,
-            env=env,
+            env={**env, "dramatiq_queue_prefetch": "1"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -321,10 +299,12 @@ def main() -> None:
         for _round in range(args.rounds):
             for name, (url, paths) in scripts.items():
                 if name == "bare GIF":
-                    # The baseline never shares the CPU with the ingest catching up.
+                    # The baseline never shares the CPU with the ingest catching up: every
+                    # answered hit stored, and the worker idle.
                     waited = time.monotonic()
                     while count_events() < answered and time.monotonic() - waited < 60:
                         time.sleep(0.1)
+                    wait_idle(ingest.pid)
                 server = bare.pid if name == "bare GIF" else web.pid
                 cpu_before = cpu_seconds(server) + cpu_seconds(redis_server.pid)
                 background_before = cpu_seconds(ingest.pid) + postgres_cpu_seconds()
@@ -370,6 +350,26 @@ def main() -> None:
                 f"{100 * rps / bare_rps:>7.1f}% {sum(r['bad'] for r in runs[name]):>12.0f}"
                 f" {median(name, 'cpu_us'):>10.0f} {100 * bare_cpu / median(name, 'cpu_us'):>7.1f}%"
                 f" {median(name, 'background_us'):>9.0f}   ({rounds})"
+            )
+        for name in ("beacon", "click"):
+            # Each round's ratio to the bare round just before it: drift of the machine between
+            # rounds cancels; the spread is what other load does within a round.
+            ratios = sorted(
+                100 * r["rps"] / b["rps"] for r, b in zip(runs[name], runs["bare GIF"], strict=True)
+            )
+            print(
+                f"{name} / bare per round: min {ratios[0]:.1f} %, median "
+                f"{statistics.median(ratios):.1f} %, max {ratios[-1]:.1f} % "
+                f"({len(ratios)} rounds); p99 min/median/max "
+                + "/".join(
+                    f"{v:.1f}"
+                    for v in (
+                        min(r["p99"] for r in runs[name]),
+                        median(name, "p99"),
+                        max(r["p99"] for r in runs[name]),
+                    )
+                )
+                + " ms"
             )
         print(
             f"answered hits (responses wrk read): {answered:.0f}; stored events: {stored}; "

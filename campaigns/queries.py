@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +13,9 @@ from campaigns.models import (
     Bounce,
     Campaign,
     CampaignList,
+    CampaignMessageCount,
     CampaignSegment,
+    CampaignStatus,
     DkimKey,
     Message,
     MessageStatus,
@@ -42,14 +44,17 @@ def list_campaigns(account_id: int, limit: int = 100) -> list[Campaign]:
     )
 
 
-def single_list_audiences() -> Subquery:
-    """(campaign_id, list_id) for every campaign whose audience is exactly one list and no
-    segment: the list its unsubscribe leaves. A campaign to several lists or to segments has no
-    row (its unsubscribe leaves every list). The audience itself is only ``campaign_lists``."""
+def single_list_audiences(campaign_ids: Sequence[int] | None = None) -> Subquery:
+    """(campaign_id, list_id) for every campaign (of ``campaign_ids`` when given) whose
+    audience is exactly one list and no segment: the list its unsubscribe leaves. A campaign to
+    several lists or to segments has no row (its unsubscribe leaves every list). The audience
+    itself is only ``campaign_lists``."""
     has_segment = exists().where(CampaignSegment.campaign_id == CampaignList.campaign_id)
+    query = select(CampaignList.campaign_id, func.min(CampaignList.list_id).label("list_id"))
+    if campaign_ids is not None:
+        query = query.where(CampaignList.campaign_id.in_(list(campaign_ids)))
     return (
-        select(CampaignList.campaign_id, func.min(CampaignList.list_id).label("list_id"))
-        .where(~has_segment)
+        query.where(~has_segment)
         .group_by(CampaignList.campaign_id)
         .having(func.count() == 1)
         .subquery("single_list_audiences")
@@ -58,7 +63,7 @@ def single_list_audiences() -> Subquery:
 
 def unsubscribe_list_id(campaign_id: int) -> int | None:
     """The one list an unsubscribe from this campaign leaves, or None for every list."""
-    single = single_list_audiences()
+    single = single_list_audiences([campaign_id])
     found: int | None = db.session.scalar(
         select(single.c.list_id).where(single.c.campaign_id == campaign_id)
     )
@@ -114,8 +119,51 @@ class Progress:
         }
 
 
-def progress(campaign: Campaign) -> Progress:
-    """Counts by status and the send rate of the last 10 seconds."""
+@dataclass(frozen=True)
+class MessageCounts:
+    """A campaign's messages by status, and the send rate (messages per second)."""
+
+    total: int
+    pending: int  # pending or claimed
+    sent: int
+    failed: int
+    skipped: int
+    rate_per_second: float
+
+
+def _kept_counts(campaign: Campaign, now: datetime) -> CampaignMessageCount | None:
+    """The kept counts when they are current (see :mod:`campaigns.progress_counts`): exact for
+    a campaign that is over and counted after its end (a cancelled one: after its last claim's
+    lease), at most three reconciler intervals old for a large one in flight."""
+    kept = db.session.get(CampaignMessageCount, campaign.id)
+    if kept is None:
+        return None
+    finished = campaign.finished_at
+    if campaign.status == CampaignStatus.SENT:
+        return kept if finished is not None and kept.counted_at >= finished else None
+    if campaign.status == CampaignStatus.CANCELLED:
+        lease = timedelta(seconds=float(setting("SEND_CLAIM_TIMEOUT")))
+        return kept if finished is not None and kept.counted_at >= finished + lease else None
+    fresh = now - kept.counted_at <= timedelta(seconds=3 * setting("RECONCILE_INTERVAL_SECONDS"))
+    if kept.total >= int(setting("PROGRESS_SNAPSHOT_FROM")) and fresh:
+        return kept
+    return None
+
+
+def message_counts(campaign: Campaign) -> MessageCounts:
+    """The campaign's messages by status: the kept counts when current, else counted now
+    (with the rate of the last 10 seconds)."""
+    now = utcnow()
+    kept = _kept_counts(campaign, now)
+    if kept is not None:
+        return MessageCounts(
+            total=kept.total,
+            pending=kept.pending + kept.claimed,
+            sent=kept.sent,
+            failed=kept.failed,
+            skipped=kept.skipped,
+            rate_per_second=kept.rate_per_second if campaign.status == "sending" else 0.0,
+        )
     counts = dict(
         db.session.execute(
             select(Message.status, func.count())
@@ -123,24 +171,42 @@ def progress(campaign: Campaign) -> Progress:
             .group_by(Message.status)
         ).all()
     )
-    recent = db.session.scalar(
-        select(func.count())
-        .select_from(Message)
-        .where(
-            Message.campaign_id == campaign.id,
-            Message.status == "sent",
-            Message.sent_at >= utcnow() - timedelta(seconds=10),
+    recent = 0
+    if campaign.status == CampaignStatus.SENDING:
+        recent = int(
+            db.session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(
+                    Message.campaign_id == campaign.id,
+                    Message.status == "sent",
+                    Message.sent_at >= now - timedelta(seconds=10),
+                )
+            )
+            or 0
         )
-    )
-    return Progress(
-        status=campaign.status,
+    return MessageCounts(
         total=sum(int(v) for v in counts.values()),
+        pending=int(counts.get(MessageStatus.PENDING, 0))
+        + int(counts.get(MessageStatus.CLAIMED, 0)),
         sent=int(counts.get(MessageStatus.SENT, 0)),
         failed=int(counts.get(MessageStatus.FAILED, 0)),
         skipped=int(counts.get(MessageStatus.SKIPPED, 0)),
-        pending=int(counts.get(MessageStatus.PENDING, 0))
-        + int(counts.get(MessageStatus.CLAIMED, 0)),
-        rate_per_second=(recent or 0) / 10.0,
+        rate_per_second=recent / 10.0,
+    )
+
+
+def progress(campaign: Campaign) -> Progress:
+    """Counts by status and the send rate (see :func:`message_counts`)."""
+    counts = message_counts(campaign)
+    return Progress(
+        status=campaign.status,
+        total=counts.total,
+        sent=counts.sent,
+        failed=counts.failed,
+        skipped=counts.skipped,
+        pending=counts.pending,
+        rate_per_second=counts.rate_per_second,
         pause_reason=campaign.pause_reason,
         stalled=_stall_text(stall(campaign)),
     )

@@ -33,6 +33,26 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def dialect_only_indexes() -> set[str]:
+    """Names of the indexes a model declares for one database only (``Index(...).ddl_if(
+    dialect="postgresql")``, e.g. trigram indexes SQLite has no kind of). Their migrations
+    create them where the database supports them; :func:`compare_with_models` leaves them out
+    of the models-versus-migrations comparison, which cannot read ``ddl_if``."""
+    return {
+        str(index.name)
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if index._ddl_if is not None and index._ddl_if.dialect is not None
+    }
+
+
+def compare_with_models(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's ``include_object``: every object but the :func:`dialect_only_indexes`."""
+    return not (type_ == "index" and name in dialect_only_indexes())
+
+
 def status_type(enum_type: type[StrEnum]) -> SqlEnum:
     """A column type for one of ``enum_type``'s values: stored as its text value (VARCHAR(16),
     no native enum, so a new value needs no ALTER TYPE) and checked by the database with a CHECK

@@ -434,6 +434,14 @@ class Settings(BaseSettings):
         SENDING,
         ge=1,
     )
+    PROGRESS_SNAPSHOT_FROM: int = _s(
+        50_000,
+        "campaigns of at least this many messages show the counts the send reconciler keeps "
+        "(refreshed every `RECONCILE_INTERVAL_SECONDS` while sending) instead of counting "
+        "their messages on each page and progress poll",
+        SENDING,
+        ge=1,
+    )
     SEND_STALL_SECONDS: float = _s(
         120.0,
         "seconds without any message outcome before the campaign page flags the stall with "

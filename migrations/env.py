@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from core.db import Base, make_engine
+from core.db import Base, compare_with_models, make_engine
 from core.registry import import_modules
 from core.settings import load_settings
 
@@ -30,6 +30,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_object=compare_with_models,
         )
         with context.begin_transaction():
             context.run_migrations()

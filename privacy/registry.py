@@ -500,6 +500,7 @@ NOT_PERSONAL: dict[str, str] = {
     "dkim_keys": "signing keys of the organisation's domains",
     "blocked_domains": "domains blocked platform-wide (no local part, no person)",
     "links": "a campaign's link targets (the same for every recipient)",
+    "campaign_message_counts": "a campaign's messages counted by status (numbers only)",
     "engine_domain_days": "delivery outcomes per receiving domain (no local part)",
     "subscriber_settings": "the account's switch for recording consent IPs (no IP itself)",
     "roles": "an account's own role names and permissions, written by the organisation",

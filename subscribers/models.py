@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -60,6 +61,17 @@ class Contact(Base):
     # Its id is in emailed links or tokens: never reused on SQLite (migration 0307).
     __table_args__ = (
         UniqueConstraint("account_id", "email"),
+        # Contact search (a part of the address or name) on PostgreSQL: pg_trgm's GIN indexes,
+        # made by migration 0324 where the server has the extension; SQLite scans.
+        *(
+            Index(name, text(f"lower({column}) gin_trgm_ops"), postgresql_using="gin").ddl_if(
+                dialect="postgresql"
+            )
+            for name, column in (
+                ("ix_contacts_email_trgm", "email"),
+                ("ix_contacts_name_trgm", "name"),
+            )
+        ),
         CheckConstraint(
             "restricted_by IS NULL OR restricted_by IN ('person', 'account')", name="restricted_by"
         ),

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from core.db import Base, make_engine
+from core.db import Base, compare_with_models, make_engine
 from core.migrate import alembic_config
 from core.registry import import_modules
 
@@ -20,7 +20,10 @@ def test_migrations_match_the_models(database_url: str) -> None:
         partitions = _partitions(connection)
         context = MigrationContext.configure(
             connection,
-            opts={"include_name": lambda name, kind, _: kind != "table" or name not in partitions},
+            opts={
+                "include_name": lambda name, kind, _: kind != "table" or name not in partitions,
+                "include_object": compare_with_models,
+            },
         )
         diff = compare_metadata(context, Base.metadata)
     engine.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from accounts.models import Account
 from campaigns import queries as campaign_queries
-from campaigns.models import Campaign, Link, Message, MessageStatus
+from campaigns.models import Campaign, Link, Message
 from core import db, timezones
 from core.errors import NotFoundError
 from subscribers.models import Contact
@@ -104,13 +104,8 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
     Unsubscribes: the messages whose recipient unsubscribed through them and did not undo it
     (one each, however many requests), plus the unsubscribe aggregates of before migration
     0302, when each request was counted as a hit."""
-    status_counts = dict(
-        db.session.execute(
-            select(Message.status, func.count())
-            .where(Message.campaign_id == campaign_id)
-            .group_by(Message.status)
-        ).all()
-    )
+    campaign = db.session.get(Campaign, campaign_id)
+    messages = campaign_queries.message_counts(campaign) if campaign is not None else None
     counts = _aggregate_totals(campaign_id)
     unsubscribes = _unsubscribe_counts(campaign_id)
 
@@ -130,12 +125,11 @@ def campaign_stats(campaign_id: int) -> CampaignStats:
         .order_by(Link.position)
     ).all()
     return CampaignStats(
-        total=sum(int(v) for v in status_counts.values()),
-        sent=int(status_counts.get(MessageStatus.SENT, 0)),
-        pending=int(status_counts.get(MessageStatus.PENDING, 0))
-        + int(status_counts.get(MessageStatus.CLAIMED, 0)),
-        failed=int(status_counts.get(MessageStatus.FAILED, 0)),
-        skipped=int(status_counts.get(MessageStatus.SKIPPED, 0)),
+        total=messages.total if messages else 0,
+        sent=messages.sent if messages else 0,
+        pending=messages.pending if messages else 0,
+        failed=messages.failed if messages else 0,
+        skipped=messages.skipped if messages else 0,
         opens=total("open"),
         unique_opens=unique("open"),
         clicks=total("click"),

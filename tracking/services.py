@@ -98,13 +98,16 @@ def _members(column: Any, values: Sequence[Any], chunk: int = 500) -> Iterator[A
         yield column.in_(values[start : start + chunk])
 
 
-def _load_messages(message_ids: set[int]) -> dict[int, _MessageInfo]:
+def _load_messages(message_ids: set[int], campaign_ids: set[int]) -> dict[int, _MessageInfo]:
+    """The batch's messages with their contacts' states; ``campaign_ids``, the campaigns the
+    batch's hits name, bound the single-list audiences read to those campaigns (all of them
+    were grouped per batch before)."""
     found: dict[int, _MessageInfo] = {}
     ids = sorted(message_ids)
     # Columns, not Contact entities: a batch names hundreds of messages, and loading each
     # contact into the session cost more than the rest of the ingest.
     state_columns = [getattr(Contact, name) for name in policy.CONTACT_READ_COLUMNS]
-    single_list = campaign_queries.single_list_audiences()
+    single_list = campaign_queries.single_list_audiences(sorted(campaign_ids))
     for matching in _members(Message.id, ids):
         rows = db.session.execute(
             select(
@@ -309,7 +312,10 @@ def ingest(hits: Iterable[Hit]) -> int:
             .where(Campaign.id.in_({h.campaign_id for h in batch}))
         ).all()
     }
-    messages = _load_messages({h.message_id for h in batch if h.message_id is not None})
+    messages = _load_messages(
+        {h.message_id for h in batch if h.message_id is not None},
+        {h.campaign_id for h in batch if h.message_id is not None},
+    )
     batch_evidence = _evidence_times(batch, window)
     recent = _recent_sources()
     evidence: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.sql import ColumnElement
 
+from campaigns import progress_counts
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from campaigns.sending.claims import chain_of
 from campaigns.sending.delivery import (
@@ -54,6 +55,7 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
        was killed between claims) get their chains again, unless a transport error's backoff
        is still running.
     4. Sending campaigns with nothing left are marked sent.
+    5. The kept message counts that are due are refreshed (:mod:`campaigns.progress_counts`).
     """
     from campaigns import tasks
 
@@ -119,6 +121,7 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
             db.session.refresh(campaign)
             finished += int(campaign.status == CampaignStatus.SENT)
     db.session.commit()
+    progress_counts.refresh_due(now)
     return ReconcileReport(started, recovered, interrupted, requeued, finished)
 
 
