@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import css_inline
 import mrml
 import nh3
+from flask import current_app, has_app_context
 from markdown_it import MarkdownIt
 
 from campaigns.email_theme import themed
@@ -161,13 +162,20 @@ def _mjml(source: str) -> str:
         output = mrml.to_html(
             source,
             parser_options=mrml.ParserOptions(include_loader=mrml.noop_loader()),
-            render_options=mrml.RenderOptions(fonts={}),
+            render_options=mrml.RenderOptions(fonts={}, social_icon_origin=_social_icons()),
         )
     except Exception as exc:  # mrml raises its own error types for every parse failure
         raise ValidationError(
             f"The visual editor's content could not be compiled: {exc}", field="content_source"
         ) from exc
     return str(output.content)
+
+
+def _social_icons() -> str:
+    """Where ``mj-social-element`` icons without a ``src`` come from: the platform's own
+    (MJML's default is a third party's server, which every open would then reach)."""
+    path = "/static/editor/social/"
+    return f"{current_app.config['BASE_URL']}{path}" if has_app_context() else path
 
 
 def _inline(document: str) -> str:
@@ -220,8 +228,11 @@ def checked_body(
     """``source`` compiled (:func:`compile_content`) and its templates checked in the sending
     sandbox with ``subject`` and ``text_body`` (the marketer's own text part, "" to generate
     it; a plain-text body is its own text part). ValidationError naming the field at fault."""
-    compiled = compile_content(content_format, source)
+    compiled = compile_content(content_format, source)  # first: it refuses an unknown format
     fmt = ContentFormat(content_format)
+    if fmt is not ContentFormat.HTML and "\r\n" in source:  # browsers send CRLF: keep LF
+        source = source.replace("\r\n", "\n")
+        compiled = compile_content(fmt, source)
     text = source if fmt is ContentFormat.PLAIN else text_body
     try:
         check_templates(subject, compiled.html, text)
