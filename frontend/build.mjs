@@ -8,7 +8,8 @@ await build({
   minify: true,
   format: "iife",
   target: ["es2020"],
-  outdir: "../core/static/editor",
+  // EDITOR_OUTDIR: where tests/test_editor_bundle.py rebuilds it to compare.
+  outdir: process.env.EDITOR_OUTDIR || "../core/static/editor",
   legalComments: "linked", // licences of the bundled packages in editor.js.LEGAL.txt
   sourcemap: false,
   charset: "utf8",

@@ -242,3 +242,92 @@ def test_a_personalisation_error_names_the_source_field(app: Flask, db: Any) -> 
             content_source="Hello {% if %}",
         )
     assert exc.value.field == "content_source"
+
+
+def test_compose_form_saves_each_format_and_keeps_a_broken_source(
+    app: Flask, client: Any, db: Any
+) -> None:
+    from tests.factories import login
+
+    setup, campaign = _campaign(ContentFormat.HTML)
+    login(client, setup.tenant.email)
+    form = {
+        "name": "Formats",
+        "subject": "Hi",
+        "from_email": "news@shop.example",
+        "best_hour_start": "",
+        "best_hour_end": "12",
+    }
+    response = client.post(
+        f"/campaigns/{campaign.id}/edit",
+        data={**form, "content_format": "markdown", "content_source": MARKDOWN},
+    )
+    assert response.status_code == 302
+    db.expire_all()
+    assert campaign.content_format is ContentFormat.MARKDOWN
+    assert campaign.content_source == MARKDOWN and VIEWPORT in campaign.html_body
+    broken = "# Hello {{ contact.first_name"
+    response = client.post(
+        f"/campaigns/{campaign.id}/edit",
+        data={**form, "content_format": "markdown", "content_source": broken},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "Personalisation error" in page
+    assert broken in page  # nothing typed is lost
+    unknown = client.post(
+        f"/campaigns/{campaign.id}/edit",
+        data={**form, "content_format": "docx", "content_source": "x"},
+    )
+    assert unknown.status_code == 200 and "Not a valid choice" in unknown.get_data(as_text=True)
+
+
+def test_convert_asks_for_confirmation_then_converts_down(app: Flask, client: Any, db: Any) -> None:
+    from tests.factories import login
+
+    setup, campaign = _campaign(ContentFormat.VISUAL)
+    login(client, setup.tenant.email)
+    page = client.get(f"/campaigns/{campaign.id}/edit").get_data(as_text=True)
+    assert "Convert to raw HTML" in page and "cannot be undone" in page
+    unconfirmed = client.post(f"/campaigns/{campaign.id}/convert", follow_redirects=True)
+    assert "Tick the box" in unconfirmed.get_data(as_text=True)
+    db.expire_all()
+    assert campaign.content_format is ContentFormat.VISUAL
+    before = campaign.html_body
+    done = client.post(
+        f"/campaigns/{campaign.id}/convert", data={"confirm": "y"}, follow_redirects=True
+    )
+    assert "Converted to raw HTML" in done.get_data(as_text=True)
+    db.expire_all()
+    assert campaign.content_format is ContentFormat.HTML and campaign.content_source == before
+    page = client.get(f"/campaigns/{campaign.id}/edit").get_data(as_text=True)
+    assert "Convert to raw HTML" not in page  # nothing lower to go to, and never back up
+
+
+def test_live_preview_compiles_as_saving_does_and_the_picker_offers_real_attributes(
+    app: Flask, client: Any, db: Any
+) -> None:
+    from tests.factories import login
+
+    setup, campaign = _campaign(ContentFormat.HTML)
+    subscribers.add_contact_to_list(
+        setup.tenant.account_id,
+        setup.list_id,
+        "zoe@example.org",
+        name="Zoë",
+        attributes={"city": "Kraków", "favourite colour": "teal", 'odd"name': "x"},
+    )
+    login(client, setup.tenant.email)
+    shown = client.post(
+        "/content-preview", data={"content_format": "markdown", "content_source": MARKDOWN}
+    )
+    assert shown.status_code == 200
+    assert "sandbox" in shown.headers["Content-Security-Policy"]
+    assert shown.get_data(as_text=True) == compile_content(ContentFormat.MARKDOWN, MARKDOWN).html
+    broken = client.post(
+        "/content-preview", data={"content_format": "visual", "content_source": "<mjml><mj-body>"}
+    )
+    assert "could not be compiled" in broken.get_data(as_text=True)
+    page = client.get(f"/campaigns/{campaign.id}/edit").get_data(as_text=True)
+    assert '<option value="contact.attributes.city">' in page
+    assert "contact.attributes[&#34;favourite colour&#34;]" in page
+    assert "odd" not in page  # a name no template could write safely is not offered
