@@ -298,6 +298,8 @@ function init() {
   };
   const sourceField = source.closest(".field") || source.parentElement;
   const htmlField = htmlBody.closest(".field") || htmlBody.parentElement;
+  const textBody = form.querySelector("#text_body");
+  const textField = textBody && (textBody.closest(".field") || textBody.parentElement);
   const initial = select.value;
   let current = initial;
 
@@ -305,6 +307,7 @@ function init() {
     for (const [name, panel] of Object.entries(panels)) panel.hidden = name !== fmt;
     sourceField.hidden = !(fmt === "markdown" || fmt === "plain");
     htmlField.hidden = fmt !== "html";
+    if (textField) textField.hidden = fmt === "plain"; // a plain body is its own text part
     const label = sourceField.querySelector("label");
     if (label) label.textContent = fmt === "markdown" ? "Markdown body" : "Plain-text body";
     if (fmt === "visual" && !state.visual) startVisual(root, current === initial ? source.value : "", state);

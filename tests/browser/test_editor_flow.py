@@ -58,6 +58,28 @@ def _tenant(app: Any) -> int:
         return tenant.account_id
 
 
+def _start(live_server: LiveServer, page: Any, name: str, fmt: str) -> tuple[str, Origins]:
+    """A tenant with a contact, logged in on a new campaign whose format is ``fmt``; the
+    requests the page makes from now on are recorded."""
+    base = live_server.url
+    _tenant(live_server.app)
+    origins = Origins(page)
+    log_in(page, base, "ann@shop.example")
+    _new_campaign(page, base, name, fmt)
+    return base, origins
+
+
+def _send_and_preview(
+    page: Any, phone: Any, base: str, campaign_id: int, smtp_sink: SMTPSink, name: str
+) -> Any:
+    """A test send from the campaign page (its received message's URLs), and the preview
+    at phone width."""
+    page.goto(f"{base}/campaigns/{campaign_id}")
+    urls = urls_of(_test_send(page, smtp_sink).message)
+    _phone_preview(phone, base, campaign_id, name)
+    return urls
+
+
 def _new_campaign(page: Any, base: str, name: str, fmt: str) -> None:
     page.goto(f"{base}/campaigns/new")
     page.wait_for_selector("#content-editor[data-ready=yes]")
@@ -135,11 +157,7 @@ def _phone_preview(phone: Any, base: str, campaign_id: int, name: str) -> None:
 def test_visual_editor_builds_saves_reloads_previews_and_sends(
     live_server: LiveServer, page: Any, phone: Any, smtp_sink: SMTPSink
 ) -> None:
-    base = live_server.url
-    _tenant(live_server.app)
-    origins = Origins(page)
-    log_in(page, base, "ann@shop.example")
-    _new_campaign(page, base, "Visual spring", "visual")
+    base, origins = _start(live_server, page, "Visual spring", "visual")
     page.wait_for_selector("#content-editor[data-visual-ready=yes]")
     assert page.is_hidden("#html_body") and page.is_hidden("#content_source")
     canvas = page.frame_locator("#visual-editor iframe.gjs-frame")
@@ -185,25 +203,18 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
     # TODO(integrator, media): add an image from the media library here once the media
     # branch's GET /media.json is merged: open the asset manager on an mj-image and pick one.
 
-    page.goto(f"{base}/campaigns/{stored.id}")
-    received = _test_send(page, smtp_sink)
-    urls = urls_of(received.message)
+    urls = _send_and_preview(page, phone, base, stored.id, smtp_sink, "editor-visual-phone")
     assert VIEWPORT in urls.html and "mj-column-per-100" in urls.html
     assert "Spring sale in Kraków" in _spaces(urls.html)
     assert len(urls.clicks) == 1 and ">Unsubscribe</a>" in urls.html
     assert re.search(r'<a href="[^"]+/c/[^"]+"[^>]* style="[^"]*background:#1a5fb4', urls.html)
-    _phone_preview(phone, base, stored.id, "editor-visual-phone-preview")
     origins.assert_only(base)
 
 
 def test_markdown_with_live_preview_saves_reloads_and_sends(
     live_server: LiveServer, page: Any, phone: Any, smtp_sink: SMTPSink
 ) -> None:
-    base = live_server.url
-    _tenant(live_server.app)
-    origins = Origins(page)
-    log_in(page, base, "ann@shop.example")
-    _new_campaign(page, base, "Markdown news", "markdown")
+    base, origins = _start(live_server, page, "Markdown news", "markdown")
     page.fill("#content_source", "# Hello \n\nOur [spring sale](https://shop.example/sale) ")
     page.click("#content_source")
     page.keyboard.press("End")
@@ -224,21 +235,15 @@ def test_markdown_with_live_preview_saves_reloads_and_sends(
     page.goto(f"{base}/campaigns/{stored.id}/edit")
     assert page.input_value("#content_source") == stored.content_source
     assert page.is_visible("#markdown-preview")
-    page.goto(f"{base}/campaigns/{stored.id}")
-    urls = urls_of(_test_send(page, smtp_sink).message)
+    urls = _send_and_preview(page, phone, base, stored.id, smtp_sink, "editor-markdown-phone")
     assert VIEWPORT in urls.html and "teal" in urls.html and len(urls.clicks) == 1
-    _phone_preview(phone, base, stored.id, "editor-markdown-phone-preview")
     origins.assert_only(base)
 
 
 def test_rich_text_saves_sanitised_reloads_and_sends(
     live_server: LiveServer, page: Any, phone: Any, smtp_sink: SMTPSink
 ) -> None:
-    base = live_server.url
-    _tenant(live_server.app)
-    origins = Origins(page)
-    log_in(page, base, "ann@shop.example")
-    _new_campaign(page, base, "Rich news", "richtext")
+    base, origins = _start(live_server, page, "Rich news", "richtext")
     page.wait_for_selector("#content-editor[data-richtext-ready=yes]")
     editor = page.locator("#richtext-editor .ql-editor")
     editor.click()
@@ -265,9 +270,7 @@ def test_rich_text_saves_sanitised_reloads_and_sends(
     page.wait_for_selector("#content-editor[data-richtext-ready=yes]")
     assert "Dear {{ contact.first_name }}, the sale is on." in editor.inner_text()
     assert page.locator("#richtext-editor a[href='https://shop.example/now']").count() == 1
-    page.goto(f"{base}/campaigns/{stored.id}")
-    urls = urls_of(_test_send(page, smtp_sink).message)
+    urls = _send_and_preview(page, phone, base, stored.id, smtp_sink, "editor-richtext-phone")
     assert "Dear Zoë, the sale is on." in urls.html and len(urls.clicks) == 1
     assert VIEWPORT in urls.html
-    _phone_preview(phone, base, stored.id, "editor-richtext-phone-preview")
     origins.assert_only(base)

@@ -116,6 +116,27 @@ def test_raw_html_is_the_marketers_own_and_is_left_as_written() -> None:
         compile_content("docx", "x")
 
 
+def _save(setup: Any, fmt: ContentFormat, subject: str = "Hi") -> Any:
+    """The setup's campaign saved with the sample body of ``fmt``."""
+    return services.save_campaign(
+        setup.tenant.account_id,
+        campaign_id=setup.campaign_id,
+        name="Formats",
+        subject=subject,
+        from_name="Shop",
+        from_email="news@shop.example",
+        html_body="",
+        list_ids=[setup.list_id],
+        content_format=fmt,
+        content_source=SOURCES[fmt],
+    )
+
+
+def _campaign(fmt: ContentFormat) -> Any:
+    setup = campaign_with(["ada@example.org"])
+    return setup, _save(setup, fmt)
+
+
 @pytest.mark.parametrize("fmt", list(ContentFormat))
 def test_personalisation_tracking_and_footer_work_alike_in_every_format(
     app: Flask, smtp_sink: SMTPSink, fmt: ContentFormat
@@ -129,18 +150,7 @@ def test_personalisation_tracking_and_footer_work_alike_in_every_format(
             name="Zoë Ångström",
             attributes={"city": "Kraków"},
         )
-        services.save_campaign(
-            setup.tenant.account_id,
-            campaign_id=setup.campaign_id,
-            name="Formats",
-            subject="For {{ contact.first_name }}",
-            from_name="Shop",
-            from_email="news@shop.example",
-            html_body="",
-            list_ids=[setup.list_id],
-            content_format=fmt,
-            content_source=SOURCES[fmt],
-        )
+        _save(setup, fmt, subject="For {{ contact.first_name }}")
         services.start(setup.tenant.account_id, setup.campaign_id)
     drain(app)
     received = smtp_sink.wait_for(1)[0]
@@ -157,23 +167,6 @@ def test_personalisation_tracking_and_footer_work_alike_in_every_format(
     assert "1 Main St" in urls.html and "1 Main St" in urls.text
     if fmt is not ContentFormat.HTML:
         assert VIEWPORT in urls.html
-
-
-def _campaign(fmt: ContentFormat) -> Any:
-    setup = campaign_with(["ada@example.org"])
-    campaign = services.save_campaign(
-        setup.tenant.account_id,
-        campaign_id=setup.campaign_id,
-        name="Formats",
-        subject="Hi",
-        from_name="Shop",
-        from_email="news@shop.example",
-        html_body="",
-        list_ids=[setup.list_id],
-        content_format=fmt,
-        content_source=SOURCES[fmt],
-    )
-    return setup, campaign
 
 
 @pytest.mark.parametrize(
@@ -331,3 +324,32 @@ def test_live_preview_compiles_as_saving_does_and_the_picker_offers_real_attribu
     assert '<option value="contact.attributes.city">' in page
     assert "contact.attributes[&#34;favourite colour&#34;]" in page
     assert "odd" not in page  # a name no template could write safely is not offered
+
+
+def test_template_form_saves_a_format_that_new_campaigns_keep(
+    app: Flask, client: Any, db: Any
+) -> None:
+    from campaigns import queries
+    from tests.factories import login
+
+    setup, _ = _campaign(ContentFormat.HTML)
+    login(client, setup.tenant.email)
+    page = client.get("/templates/new").get_data(as_text=True)
+    assert 'id="content_format"' in page and "editor/editor.js" in page
+    response = client.post(
+        "/templates/new",
+        data={
+            "name": "Plain letter",
+            "subject": "Hi",
+            "content_format": "plain",
+            "content_source": PLAIN,
+        },
+    )
+    assert response.status_code == 302
+    (template,) = queries.templates(setup.tenant.account_id)
+    assert template.content_format is ContentFormat.PLAIN and template.text_body == PLAIN
+    made = client.post("/campaigns/from-template", data={"template_id": template.id})
+    draft = services.get_campaign(
+        setup.tenant.account_id, int(made.headers["Location"].split("/")[-2])
+    )
+    assert draft.content_format is ContentFormat.PLAIN and draft.content_source == PLAIN
