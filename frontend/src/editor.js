@@ -172,7 +172,11 @@ function startVisual(root, source, state) {
       for (const name of ["keyup", "mouseup", "input"]) doc.addEventListener(name, remember);
     }
   };
-  editor.on("load", listen);
+  editor.on("load", () => {
+    listen();
+    const frame = editor.Canvas.getFrameEl();
+    if (frame) frame.title = "Email being edited";
+  });
   editor.on("canvas:frame:load", listen);
   editor.on("rte:enable", () => {
     caret = null;
@@ -235,6 +239,14 @@ function startRichText(root, source, state) {
   });
   if (source.trim()) {
     quill.setContents(quill.clipboard.convert({ html: source }), "silent");
+  }
+  // Quill's header and alignment pickers are buttons without a name.
+  const toolbar = holder.parentElement.querySelector(".ql-toolbar");
+  if (toolbar) {
+    for (const [selector, name] of [[".ql-header", "Text style"], [".ql-align", "Alignment"]]) {
+      const label = toolbar.querySelector(`${selector} .ql-picker-label`);
+      if (label) label.setAttribute("aria-label", name);
+    }
   }
   const editable = holder.querySelector(".ql-editor");
   if (editable) {

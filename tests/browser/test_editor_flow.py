@@ -172,6 +172,17 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
     href = page.locator(".gjs-trt-trait", has_text="Href").locator("input")
     href.fill("https://shop.example/sale?from=mail&x=1")
     href.press("Tab")  # (Enter would submit the compose form, as in any form field)
+    # An image block (the platform's own placeholder image), described for screen readers.
+    page.click(".gjs-pn-btn[title='Open Blocks']")
+    image = canvas.locator("[data-gjs-type=mj-image]").first
+    _drag(page, page.locator(".gjs-block", has_text="Image"), canvas.locator("body"), image)
+    image.click()
+    page.click(".gjs-pn-btn[title='Settings']")
+    alt = page.locator(".gjs-trt-trait", has_text="Alt").locator("input")
+    alt.fill("Spring flowers")
+    alt.press("Tab")
+    # TODO(integrator, media): pick the image from the media library once the media branch's
+    # GET /media.json is merged: the asset manager lists it (see frontend/src/editor.js).
 
     # Type into the text block, then pick a personalisation field at the caret.
     text = canvas.locator("[data-gjs-type=mj-text] td > div").first
@@ -199,13 +210,15 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
         canvas.locator("body").inner_text()
     )
     assert canvas.locator("a[href^='https://shop.example/sale']").count() == 1
+    assert canvas.locator("img[alt='Spring flowers']").count() == 1
     screenshot(page, "editor-visual-reloaded")
-    # TODO(integrator, media): add an image from the media library here once the media
-    # branch's GET /media.json is merged: open the asset manager on an mj-image and pick one.
+    assert_no_axe_violations(page, "editor-visual-reloaded")
 
     urls = _send_and_preview(page, phone, base, stored.id, smtp_sink, "editor-visual-phone")
     assert VIEWPORT in urls.html and "mj-column-per-100" in urls.html
     assert "Spring sale in Kraków" in _spaces(urls.html)
+    image_tag = r'<img alt="Spring flowers"[^>]* src="[^"]+/static/editor/placeholder.png"'
+    assert re.search(image_tag, urls.html)
     assert len(urls.clicks) == 1 and ">Unsubscribe</a>" in urls.html
     assert re.search(r'<a href="[^"]+/c/[^"]+"[^>]* style="[^"]*background:#1a5fb4', urls.html)
     origins.assert_only(base)
@@ -260,6 +273,7 @@ def test_rich_text_saves_sanitised_reloads_and_sends(
     page.fill(".ql-tooltip input[type=text]", "https://shop.example/now")
     page.keyboard.press("Enter")
     screenshot(page, "editor-richtext")
+    assert_no_axe_violations(page, "editor-richtext")
     page.click("button:has-text('Save draft')")
     page.wait_for_selector("text=Campaign saved.")
     stored = _stored(live_server.app, "Rich news")
