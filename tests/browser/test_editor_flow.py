@@ -91,6 +91,19 @@ def _new_campaign(page: Any, base: str, name: str, fmt: str) -> None:
     page.select_option("#content_format", fmt)
 
 
+def _add_block(page: Any, canvas: Any, block: str, kind: str, setting: str, value: str) -> None:
+    """Drag the ``block`` block into the canvas, select it and type ``value`` into its
+    ``setting`` in the settings (trait) panel."""
+    page.click(".gjs-pn-btn[title='Open Blocks']")
+    dropped = canvas.locator(f"[data-gjs-type={kind}]").first
+    _drag(page, page.locator(".gjs-block", has_text=block), canvas.locator("body"), dropped)
+    dropped.click()
+    page.click(".gjs-pn-btn[title='Settings']")
+    field = page.locator(".gjs-trt-trait", has_text=setting).locator("input")
+    field.fill(value)
+    field.press("Tab")  # (Enter would submit the compose form, as in any form field)
+
+
 def _spaces(text: str) -> str:
     """``text`` with no-break spaces (what a browser types at the end of a line) as spaces."""
     return text.replace("\xa0", " ").replace("&nbsp;", " ").replace("&#160;", " ")
@@ -163,24 +176,12 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
     canvas = page.frame_locator("#visual-editor iframe.gjs-frame")
     canvas.locator("body").wait_for()
 
-    # Drag a button block under the starter text.
-    button = canvas.locator("[data-gjs-type=mj-button]").first
-    _drag(page, page.locator(".gjs-block", has_text="Button"), canvas.locator("body"), button)
-    # Give it a link in the settings (trait) panel.
-    button.click()
-    page.click(".gjs-pn-btn[title='Settings']")
-    href = page.locator(".gjs-trt-trait", has_text="Href").locator("input")
-    href.fill("https://shop.example/sale?from=mail&x=1")
-    href.press("Tab")  # (Enter would submit the compose form, as in any form field)
-    # An image block (the platform's own placeholder image), described for screen readers.
-    page.click(".gjs-pn-btn[title='Open Blocks']")
-    image = canvas.locator("[data-gjs-type=mj-image]").first
-    _drag(page, page.locator(".gjs-block", has_text="Image"), canvas.locator("body"), image)
-    image.click()
-    page.click(".gjs-pn-btn[title='Settings']")
-    alt = page.locator(".gjs-trt-trait", has_text="Alt").locator("input")
-    alt.fill("Spring flowers")
-    alt.press("Tab")
+    # A button with a link, and an image (the platform's own placeholder) described for
+    # screen readers: each block dragged in, then given its setting.
+    _add_block(
+        page, canvas, "Button", "mj-button", "Href", "https://shop.example/sale?from=mail&x=1"
+    )
+    _add_block(page, canvas, "Image", "mj-image", "Alt", "Spring flowers")
     # TODO(integrator, media): pick the image from the media library once the media branch's
     # GET /media.json is merged: the asset manager lists it (see frontend/src/editor.js).
 
