@@ -57,10 +57,22 @@ def downgrade() -> None:
         bind.exec_driver_sql("BEGIN")
         try:
             for table in TABLES:
+                # Dropping the old table drops its triggers (0316's status checks): kept here.
+                triggers = (
+                    bind.exec_driver_sql(
+                        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+                        (table,),
+                    )
+                    .scalars()
+                    .all()
+                )
                 kwargs = {"sqlite_autoincrement": True} if table == "campaigns" else {}
                 with op.batch_alter_table(table, recreate="always", table_kwargs=kwargs) as batch:
+                    batch.drop_constraint(op.f(f"ck_{table}_content_format"), type_="check")
                     batch.drop_column("content_source")
                     batch.drop_column("content_format")
+                for trigger in triggers:
+                    bind.exec_driver_sql(trigger)
             problems = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
             if problems:
                 raise RuntimeError(f"foreign key check failed after the rebuild: {problems[:5]}")
