@@ -15,6 +15,23 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+#: The body formats a marketer chooses from, as the compose page names them.
+FORMAT_CHOICES = [
+    ("visual", "Visual editor (drag and drop)"),
+    ("richtext", "Rich text"),
+    ("markdown", "Markdown"),
+    ("html", "Raw HTML"),
+    ("plain", "Plain text"),
+]
+
+
+def _body_fields() -> tuple[SelectField, TextAreaField]:
+    return (
+        SelectField("Body format", choices=FORMAT_CHOICES, default="html"),
+        TextAreaField("Body", validators=[Length(max=2_000_000)]),
+    )
+
+
 HOURS = [(str(hour), f"{hour:02d}:00") for hour in range(24)]
 
 
@@ -40,6 +57,7 @@ class CampaignForm(FlaskForm):
     from_name = StringField("Sender name", validators=[Length(max=200)])
     from_email = StringField("Sender address", validators=[Length(max=320)])
     reply_to = StringField("Reply-to address (optional)", validators=[Length(max=320)])
+    content_format, content_source = _body_fields()
     html_body = TextAreaField("HTML body", validators=[Length(max=2_000_000)])
     text_body = TextAreaField(
         "Plain-text body (optional)",
@@ -126,8 +144,24 @@ class LimitsForm(FlaskForm):
 class TemplateForm(FlaskForm):
     name = StringField("Template name", validators=[DataRequired(), Length(max=200)])
     subject = StringField("Subject", validators=[Length(max=500)])
+    content_format, content_source = _body_fields()
     html_body = TextAreaField("HTML body", validators=[Length(max=2_000_000)])
     text_body = TextAreaField("Plain-text body (optional)", validators=[Length(max=2_000_000)])
+
+
+class ConvertForm(FlaskForm):
+    """Converting a body down to raw HTML, which cannot be undone."""
+
+    confirm = BooleanField(
+        "I understand: the body becomes raw HTML and no longer opens in its editor.",
+        validators=[DataRequired(message="Tick the box to confirm the conversion.")],
+    )
+
+
+class ContentPreviewForm(FlaskForm):
+    """A body as it is being written, for the compose page's live preview."""
+
+    content_format, content_source = _body_fields()
 
 
 class ConfirmSendForm(FlaskForm):

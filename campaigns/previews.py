@@ -67,6 +67,20 @@ def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Previe
     )
 
 
+def content_preview(content_format: str, source: str) -> str:
+    """A body being written, compiled exactly as saving compiles it
+    (:func:`campaigns.content.compile_content`), its personalisation fields left as written;
+    a body that does not compile gives the reason as a short page. Never raises."""
+    from html import escape
+
+    from campaigns.content import compile_content
+
+    try:
+        return compile_content(content_format, source).html
+    except ValidationError as exc:
+        return f"<p style='color:#c92a2a;font-family:sans-serif'>{escape(exc.message)}</p>"
+
+
 def preview_missing_fields(account_id: int, campaign_id: int, contact_id: int | None) -> list[str]:
     """The personalisation fields the campaign uses that ``contact_id`` (or the sample
     contact) has no value for: in the real message they render as nothing. Never raises on a

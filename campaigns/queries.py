@@ -396,3 +396,30 @@ def preview_contacts(account_id: int, limit: int = 50) -> list[tuple[int, str]]:
         .limit(limit)
     ).all()
     return [(cid, f"{name} <{email}>" if name else email) for cid, email, name in rows]
+
+
+#: How many of an account's most recent contacts the field picker reads attribute names from.
+FIELD_SAMPLE = 2000
+
+
+def personalisation_fields(account_id: int) -> list[str]:
+    """The personalisation fields the compose page offers: the contact's own fields, then each
+    attribute name found on the account's latest contacts (as ``contact.attributes.name``, or
+    ``contact.attributes["a name"]`` when it is not an identifier), sorted."""
+    rows = db.session.scalars(
+        select(Contact.attributes)
+        .where(Contact.account_id == account_id)
+        .order_by(Contact.id.desc())
+        .limit(FIELD_SAMPLE)
+    )
+    names: set[str] = set()
+    for attributes in rows:
+        if isinstance(attributes, dict):
+            names.update(str(key) for key in attributes)
+    fields = ["contact.first_name", "contact.name", "contact.email"]
+    for name in sorted(names, key=str.casefold):
+        if name.isidentifier() and name.isascii():
+            fields.append(f"contact.attributes.{name}")
+        elif '"' not in name and "\\" not in name and "}" not in name and "%" not in name:
+            fields.append(f'contact.attributes["{name}"]')
+    return fields

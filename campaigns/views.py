@@ -35,6 +35,8 @@ from campaigns import (
 from campaigns.forms import (
     CampaignForm,
     ConfirmSendForm,
+    ContentPreviewForm,
+    ConvertForm,
     DkimForm,
     LimitsForm,
     NewFromTemplateForm,
@@ -181,6 +183,7 @@ def edit(campaign_id: int | None = None) -> Any:
                 reply_to=form.reply_to.data or "",
                 html_body=form.html_body.data or "",
                 text_body=form.text_body.data or "",
+                **_body_args(form),
                 list_ids=form.list_ids.data or [],
                 segment_ids=form.segment_ids.data or [],
                 best_hour_window=(int(form.best_hour_start.data), int(form.best_hour_end.data))
@@ -199,7 +202,56 @@ def edit(campaign_id: int | None = None) -> Any:
         form=form,
         campaign=campaign,
         senders=queries.verified_sender_choices(me.account_id),
+        fields=queries.personalisation_fields(me.account_id),
+        convert_form=ConvertForm(formdata=None),
     )
+
+
+def _body_args(form: CampaignForm | TemplateForm) -> dict[str, Any]:
+    """The body as the compose form sent it: raw HTML comes in ``html_body``, every other
+    format's source in ``content_source``."""
+    fmt = form.content_format.data or "html"
+    return {
+        "content_format": fmt,
+        "content_source": None if fmt == "html" else (form.content_source.data or ""),
+    }
+
+
+@bp.post("/campaigns/<int:campaign_id>/convert")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def convert(campaign_id: int) -> Any:
+    """Convert a draft's body down to raw HTML, once the person ticked that they understand."""
+    me = member()
+    form = ConvertForm()
+    if not form.validate_on_submit():
+        flash("Tick the box to confirm the conversion.", "error")
+    else:
+        try:
+            services.convert_content(me.account_id, campaign_id, "html")
+        except ValidationError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("Converted to raw HTML: the email is unchanged, edit its HTML below.", "success")
+    return redirect(url_for("campaigns.edit", campaign_id=campaign_id))
+
+
+@bp.post("/content-preview")
+@require_any_permission(Permission.MANAGE_TEMPLATES, Permission.MANAGE_CAMPAIGNS)
+def content_preview() -> Any:
+    """A body being written, compiled as saving would (fields left as written), for the live
+    preview in a sandboxed iframe."""
+    form = ContentPreviewForm()
+    if not form.validate_on_submit():
+        body = "<p style='color:#c92a2a;font-family:sans-serif'>The page expired: reload it.</p>"
+    else:
+        body = previews.content_preview(
+            form.content_format.data or "html", form.content_source.data or ""
+        )
+    response = make_response(body)
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/campaigns/from-template")
@@ -487,13 +539,19 @@ def template(template_id: int | None = None) -> Any:
                 subject=form.subject.data or "",
                 html_body=form.html_body.data or "",
                 text_body=form.text_body.data or "",
+                **_body_args(form),
             )
         except ValidationError as exc:
             show_error(form, exc)
         else:
             flash("Template saved.", "success")
             return redirect(url_for("campaigns.templates"))
-    return render_template("campaigns/template_edit.html", form=form, template=existing)
+    return render_template(
+        "campaigns/template_edit.html",
+        form=form,
+        template=existing,
+        fields=queries.personalisation_fields(me.account_id),
+    )
 
 
 @bp.post("/templates/<int:template_id>/delete")
