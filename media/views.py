@@ -19,7 +19,6 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core import nav
 from core.auth import member, public, require_any_permission
 from core.errors import NotFoundError, ValidationError
 from core.forms import ActionForm, show_error
@@ -36,7 +35,6 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/media-static",
 )
-nav.add("Media", "media.library", 27)
 
 #: Who may use the library: those who write campaigns or templates.
 EDITORS = (Permission.MANAGE_CAMPAIGNS, Permission.MANAGE_TEMPLATES)

@@ -63,6 +63,7 @@ EXCLUDED = {
     "campaigns.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
     "accounts.index": "redirects to the dashboard or the login page",
     "media.static": "the media page's upload script: a file, not a page",
+    "campaigns.static": "the gallery's thumbnails and the layouts' images: files, not pages",
     "media.list_json": "JSON of the account's images, read by the editors",
     "media.public_image": "an image in an email (or its thumbnail), not a page",
 }
