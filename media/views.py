@@ -77,17 +77,21 @@ def _too_large(error: RequestEntityTooLarge) -> Any:
     return _error(f"The file is larger than {limit / 1000 / 1000:.1f} MB.", 413)
 
 
-@bp.get("/media")
-@require_any_permission(*EDITORS)
-def library() -> Any:
-    items = queries.account_media(member().account_id)
-    return render_template(
+def _library_page(form: UploadForm, status: int = 200) -> Any:
+    page = render_template(
         "media/library.html",
-        items=items,
-        form=UploadForm(),
+        items=queries.account_media(member().account_id),
+        form=form,
         action=ActionForm(),
         as_json=queries.as_json,
     )
+    return page, status
+
+
+@bp.get("/media")
+@require_any_permission(*EDITORS)
+def library() -> Any:
+    return _library_page(UploadForm())
 
 
 @bp.get("/media.json")
@@ -105,8 +109,10 @@ def upload() -> Any:
     me = member()
     form = UploadForm()
     if not form.validate_on_submit():
-        errors = [e for errs in form.errors.values() for e in errs]
-        return _error(str(errors[0]) if errors else "Choose an image to upload.", 422)
+        if _wants_json():
+            errors = [e for errs in form.errors.values() for e in errs]
+            return jsonify({"error": str(errors[0]) if errors else "Choose an image."}), 422
+        return _library_page(form, 422)
     file = form.file.data
     try:
         item = services.upload(me.account_id, me.user_id, file.filename or "", file.read())
@@ -114,15 +120,7 @@ def upload() -> Any:
         if _wants_json():
             return jsonify({"error": exc.message}), 422
         show_error(form, exc)
-        items = queries.account_media(me.account_id)
-        page = render_template(
-            "media/library.html",
-            items=items,
-            form=form,
-            action=ActionForm(),
-            as_json=queries.as_json,
-        )
-        return page, 422
+        return _library_page(form, 422)
     except StorageError:
         current_app.logger.exception("media upload: storage failed")
         return _error("The image could not be stored just now; try again in a minute.", 503)

@@ -267,3 +267,16 @@ def test_media_goes_with_the_account_and_is_in_the_uploaders_report(
         assert accounts.delete_account_permanently(tenants["a"].account_id, "test")
         assert [m.name for m in db.session.query(MediaFile)] == ["kept.png"]
     assert len(_files(app)) == 2  # B's image and thumbnail only
+
+
+def test_an_upload_without_a_file_says_so_on_the_page(
+    app: Flask, tenants: dict[str, Tenant]
+) -> None:
+    client = client_for(app, "ana@a.example")
+    response = client.post("/media", data={}, content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "Choose an image to upload." in response.get_data(as_text=True)
+    as_json = client.post("/media", data={}, headers={"Accept": "application/json"})
+    assert as_json.status_code == 422 and as_json.get_json() == {
+        "error": "Choose an image to upload."
+    }
