@@ -1,5 +1,8 @@
 """The gallery of starter templates: responsive layouts written in MJML (``campaigns/gallery/``),
-compiled on the server with mrml (the Rust port of MJML), so what is previewed is what is sent.
+made into a campaign's **visual** body (``content_format`` visual, the MJML as its source), so the
+visual editor opens them as blocks; :func:`campaigns.content.compile_content` compiles them on
+the server (mrml, the Rust port of MJML, then CSS inlined), so what is previewed is what is
+sent.
 
 Each layout's images are the platform's own static files (``campaigns/static/gallery/``): the
 MJML names them ``__GALLERY_ASSETS__/<file>``, replaced by their absolute URL when compiled, so
@@ -14,10 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-
-import mrml
 
 from core.errors import NotFoundError
 
@@ -103,18 +103,16 @@ def source_hash(slug: str) -> str:
     return hashlib.sha256(mjml_source(slug).encode()).hexdigest()
 
 
-def compile_mjml(source: str) -> str:
-    """MJML to email HTML (responsive, with a viewport meta). Raises ValueError when mrml
-    cannot parse it."""
-    return str(mrml.to_html(source).content)
-
-
-@cache
-def _compiled(slug: str) -> str:
-    return compile_mjml(mjml_source(slug))
+def visual_source(slug: str, assets_url: str) -> str:
+    """The layout's MJML as a campaign's visual body: its images under ``assets_url``
+    (absolute, no slash at the end)."""
+    return mjml_source(slug).replace(ASSETS_MARK, assets_url)
 
 
 def compiled_html(slug: str, assets_url: str) -> str:
-    """The layout's email HTML, its images under ``assets_url`` (absolute, no slash at the
-    end)."""
-    return _compiled(slug).replace(ASSETS_MARK, assets_url)
+    """The email HTML a campaign made from the layout sends (the content formats' own
+    compiler: mrml, then CSS inlined)."""
+    from campaigns.content import compile_content
+    from campaigns.models import ContentFormat
+
+    return compile_content(ContentFormat.VISUAL, visual_source(slug, assets_url)).html

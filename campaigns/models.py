@@ -50,6 +50,19 @@ class MessageStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+class ContentFormat(StrEnum):
+    """How a campaign's or template's body is written; ``content_source`` holds it in that
+    form and :func:`campaigns.content.compile_content` turns it into the HTML and text that
+    are previewed and sent. Ordered from highest to lowest: a body can be converted down to
+    ``html`` (never up)."""
+
+    VISUAL = "visual"  # MJML from the drag-and-drop editor
+    RICHTEXT = "richtext"  # HTML from the rich-text editor, sanitised, themed
+    MARKDOWN = "markdown"  # markdown, themed
+    HTML = "html"  # raw HTML, the marketer's responsibility
+    PLAIN = "plain"  # plain text; a minimal HTML part is generated from it
+
+
 class Campaign(Base):
     """An email written once and sent to an audience (lists, later segments).
 
@@ -69,6 +82,15 @@ class Campaign(Base):
     from_name: Mapped[str] = mapped_column(String(200), default="")
     from_email: Mapped[str] = mapped_column(String(320), default="")
     reply_to: Mapped[str] = mapped_column(String(320), default="")
+    # The body as written (MJML, rich text, markdown, HTML or text, per ``content_format``)...
+    content_format: Mapped[ContentFormat] = mapped_column(
+        status_type(ContentFormat, name="content_format"),
+        default=ContentFormat.HTML,
+        server_default=ContentFormat.HTML.value,
+    )
+    content_source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # ... and compiled from it when saved (campaigns.content.compile_content): what is
+    # previewed and sent. Written only with the source.
     html_body: Mapped[str] = mapped_column(Text, default="")
     # Empty: generated from the HTML when the campaign is compiled.
     text_body: Mapped[str] = mapped_column(Text, default="")
@@ -282,6 +304,13 @@ class Template(Base):
     )
     name: Mapped[str] = mapped_column(String(200))
     subject: Mapped[str] = mapped_column(String(500), default="")
+    # As on Campaign: the body as written, and the HTML compiled from it when saved.
+    content_format: Mapped[ContentFormat] = mapped_column(
+        status_type(ContentFormat, name="content_format"),
+        default=ContentFormat.HTML,
+        server_default=ContentFormat.HTML.value,
+    )
+    content_source: Mapped[str] = mapped_column(Text, default="", server_default="")
     html_body: Mapped[str] = mapped_column(Text, default="")
     text_body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

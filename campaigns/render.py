@@ -184,6 +184,9 @@ def text_from_html(html: str) -> str:
     protected = "".join(_JINJA_TAG.sub(protect, piece) for piece in pieces)
     converter = html2text.HTML2Text()
     converter.body_width = 78
+    # Email bodies lay out with tables (MJML, the theme, most hand-written HTML): their cells
+    # are text to read in order, not a grid of pipes.
+    converter.ignore_tables = True
     text = converter.handle(protected)
     return re.sub(r"JINJATAG(\d+)X", lambda m: tags[int(m.group(1))], text)
 

@@ -19,12 +19,14 @@ from sqlalchemy import DateTime, Integer, delete, insert, literal, select, updat
 
 from accounts.models import Account
 from accounts.queries import get_account
-from campaigns.input_checks import check_templates, one_line
+from campaigns.content import apply_body, can_convert, checked_body
+from campaigns.input_checks import one_line
 from campaigns.models import (
     Campaign,
     CampaignList,
     CampaignSegment,
     CampaignStatus,
+    ContentFormat,
     Link,
     Message,
 )
@@ -114,13 +116,18 @@ def save_campaign(
     best_hour_window: tuple[int, int] | None = None,
     track_opens: bool | None = None,
     track_clicks: bool | None = None,
+    content_format: ContentFormat | str = ContentFormat.HTML,
+    content_source: str | None = None,
 ) -> Campaign:
     """Create a draft or update one. Only drafts can be edited.
 
-    Header values must be one line (no header injection); templates must compile in the
-    sandbox; lists must be the account's own. ``track_opens`` / ``track_clicks`` switch the
-    campaign's open and click tracking (None: unchanged; a new campaign tracks both); what a
-    hit records is still decided by privacy.policy.
+    The body is ``content_source`` written in ``content_format`` (for raw HTML,
+    ``content_source`` defaults to ``html_body``), compiled to the HTML that is previewed and
+    sent by :func:`campaigns.content.compile_content`. Header values must be one line (no
+    header injection); templates must compile in the sandbox; lists must be the account's own.
+    ``track_opens`` / ``track_clicks`` switch the campaign's open and click tracking (None:
+    unchanged; a new campaign tracks both); what a hit records is still decided by
+    privacy.policy.
     """
     if not name.strip():
         raise ValidationError("Give the campaign a name.", field="name")
@@ -137,7 +144,8 @@ def save_campaign(
             raise ValidationError(exc.message, field="reply_to") from exc
     chosen = list(dict.fromkeys(list_ids if list_ids is not None else [list_id] if list_id else []))
     _check_lists(account_id, chosen)
-    check_templates(subject, html_body, text_body)
+    source = content_source if content_source is not None else html_body
+    body = checked_body(content_format, source, subject=subject, text_body=text_body)
     for switch, field in ((track_opens, "track_opens"), (track_clicks, "track_clicks")):
         if switch is not None and not isinstance(switch, bool):
             raise ValidationError("Choose on or off.", field=field)
@@ -154,8 +162,7 @@ def save_campaign(
     campaign.from_name = from_name
     campaign.from_email = from_email
     campaign.reply_to = reply_to
-    campaign.html_body = html_body
-    campaign.text_body = text_body
+    apply_body(campaign, body)
     segments = list(dict.fromkeys(segment_ids))
     _check_segments(account_id, segments)
     if best_hour_window is not None:
@@ -173,6 +180,28 @@ def save_campaign(
     db.session.execute(delete(CampaignSegment).where(CampaignSegment.campaign_id == campaign.id))
     db.session.add_all(CampaignList(campaign_id=campaign.id, list_id=i) for i in chosen)
     db.session.add_all(CampaignSegment(campaign_id=campaign.id, segment_id=i) for i in segments)
+    db.session.commit()
+    return campaign
+
+
+def convert_content(account_id: int, campaign_id: int, to_format: ContentFormat | str) -> Campaign:
+    """Convert a draft's body down to ``to_format`` (raw HTML: the compiled HTML becomes the
+    source to edit by hand). Converting up is refused: nothing could be read back into blocks
+    or markdown. Commits."""
+    campaign = get_campaign(account_id, campaign_id)
+    if campaign.status not in EDITABLE_STATUSES:
+        raise ValidationError("Only drafts can be edited.")
+    if not can_convert(campaign.content_format, to_format):
+        raise ValidationError(
+            f"A {campaign.content_format.value} body cannot be converted to {to_format}.",
+            field="content_format",
+        )
+    apply_body(
+        campaign,
+        checked_body(
+            to_format, campaign.html_body, subject=campaign.subject, text_body=campaign.text_body
+        ),
+    )
     db.session.commit()
     return campaign
 
@@ -441,12 +470,14 @@ def campaign_from_template(account_id: int, template_id: int, name: str) -> Camp
         html_body=template.html_body,
         text_body=template.text_body,
         list_ids=[],
+        content_format=template.content_format,
+        content_source=template.content_source,
     )
 
 
 def campaign_from_gallery(account_id: int, slug: str, name: str = "") -> Campaign:
-    """A new draft from a gallery layout (compiled MJML, its images on this platform).
-    Commits; NotFoundError for an unknown layout."""
+    """A new draft from a gallery layout: a visual body (its MJML as the source, compiled
+    when saved), its images on this platform. Commits; NotFoundError for an unknown layout."""
     from campaigns import gallery
     from core.urls import external_url
 
@@ -460,8 +491,10 @@ def campaign_from_gallery(account_id: int, slug: str, name: str = "") -> Campaig
         subject=starter.subject,
         from_name=account.name,
         from_email="",
-        html_body=gallery.compiled_html(slug, assets),
+        html_body="",
         list_ids=[],
+        content_format=ContentFormat.VISUAL,
+        content_source=gallery.visual_source(slug, assets),
     )
 
 
@@ -477,6 +510,8 @@ def duplicate_campaign(account_id: int, campaign_id: int) -> Campaign:
         from_name=original.from_name,
         from_email=original.from_email,
         reply_to=original.reply_to,
+        content_format=original.content_format,
+        content_source=original.content_source,
         html_body=original.html_body,
         text_body=original.text_body,
         track_opens=original.track_opens,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from campaigns.input_checks import check_templates, one_line
-from campaigns.models import Campaign, Template
+from campaigns.content import apply_body, checked_body
+from campaigns.input_checks import one_line
+from campaigns.models import Campaign, ContentFormat, Template
 from core import db
 from core.errors import NotFoundError, ValidationError
 
@@ -19,12 +20,17 @@ def save_template(
     subject: str,
     html_body: str,
     text_body: str = "",
+    content_format: ContentFormat | str = ContentFormat.HTML,
+    content_source: str | None = None,
 ) -> Template:
-    """Create or update a reusable template (it must compile in the sandbox)."""
+    """Create or update a reusable template (it must compile in the sandbox). The body is
+    ``content_source`` in ``content_format`` (raw HTML: ``html_body`` by default), compiled
+    as a campaign's is (:func:`campaigns.content.compile_content`)."""
     if not name.strip():
         raise ValidationError("Give the template a name.", field="name")
     subject = one_line(subject, "subject", "subject")
-    check_templates(subject, html_body, text_body)
+    source = content_source if content_source is not None else html_body
+    body = checked_body(content_format, source, subject=subject, text_body=text_body)
     if template_id is None:
         template = Template(account_id=account_id, name=name.strip())
         db.session.add(template)
@@ -32,8 +38,7 @@ def save_template(
         template = get_template(account_id, template_id)
     template.name = name.strip()
     template.subject = subject
-    template.html_body = html_body
-    template.text_body = text_body
+    apply_body(template, body)
     db.session.commit()
     return template
 
@@ -70,4 +75,6 @@ def template_from_campaign(account_id: int, campaign_id: int, name: str = "") ->
         subject=campaign.subject,
         html_body=campaign.html_body,
         text_body=campaign.text_body,
+        content_format=campaign.content_format,
+        content_source=campaign.content_source,
     )

@@ -33,17 +33,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def status_type(enum_type: type[StrEnum]) -> SqlEnum:
+def status_type(enum_type: type[StrEnum], name: str = "status") -> SqlEnum:
     """A column type for one of ``enum_type``'s values: stored as its text value (VARCHAR(16),
     no native enum, so a new value needs no ALTER TYPE) and checked by the database with a CHECK
-    constraint named ``ck_<table>_status``. Rows read back as enum members; binding a value that
-    is not a member raises ``LookupError`` before anything reaches the database."""
+    constraint named ``ck_<table>_<name>`` (``ck_<table>_status`` by default).
+    Rows read back as enum members; binding a value that is not a member raises
+    ``LookupError`` before anything reaches the database."""
     return SqlEnum(
         enum_type,
         native_enum=False,
         length=16,
         create_constraint=True,
-        name="status",
+        name=name,
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )

@@ -1,7 +1,7 @@
 """media_files: the media library's images (bytes in MEDIA_DIR or an S3 bucket)
 
 Revision ID: 0326
-Revises: 0318
+Revises: 0325 (0318 on the brief; chained after the editor branch's 0325, merged here)
 Create Date: 2026-12-02 21:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0326"
-down_revision: str | Sequence[str] | None = "0318"
+down_revision: str | Sequence[str] | None = "0325"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from campaigns import gallery, senders, services
-from campaigns.models import Campaign, Template
+from campaigns.models import Campaign, ContentFormat, Template
 from core import db
 from subscribers import services as subscriber_services
 from tests.campaigns.helpers import html_of, parse, text_of
@@ -69,6 +69,12 @@ def test_a_campaign_from_each_layout_is_sent_responsive(owner: Any, slug: str) -
     with app.app_context():
         campaign = db.session.get(Campaign, campaign_id)
         assert campaign is not None and campaign.name == gallery.starter(slug).name
+        # A visual body: the layout's MJML is the source the visual editor opens.
+        assert campaign.content_format == ContentFormat.VISUAL
+        assert campaign.content_source.startswith("<mjml")
+        assert "https://envoy.example/campaigns-static/gallery/" in campaign.content_source or (
+            "<mj-image" not in campaign.content_source
+        )
         services.save_campaign(
             tenant.account_id,
             campaign_id=campaign_id,
@@ -76,7 +82,9 @@ def test_a_campaign_from_each_layout_is_sent_responsive(owner: Any, slug: str) -
             subject=campaign.subject,
             from_name="Café Zoë",
             from_email="news@shop.example",
-            html_body=campaign.html_body,
+            html_body="",
+            content_format=campaign.content_format,
+            content_source=campaign.content_source,
             list_ids=[list_id],
         )
         services.start(tenant.account_id, campaign_id)
@@ -118,6 +126,8 @@ def test_save_as_template_then_start_a_campaign_from_it(owner: Any) -> None:
         campaign = db.session.get(Campaign, campaign_id)
         assert campaign is not None
         assert (template.subject, template.html_body) == (campaign.subject, campaign.html_body)
+        assert template.content_format == ContentFormat.VISUAL
+        assert template.content_source == campaign.content_source
         template_id = template.id
     named = client.post(
         f"/campaigns/{campaign_id}/save-as-template", data={"name": "Spring évènement"}
@@ -130,6 +140,10 @@ def test_save_as_template_then_start_a_campaign_from_it(owner: Any) -> None:
     with app.app_context():
         copy = db.session.get(Campaign, new_id)
         assert copy is not None and copy.html_body == campaign.html_body
+        assert (copy.content_format, copy.content_source) == (
+            ContentFormat.VISUAL,
+            campaign.content_source,
+        )
     # Another account can neither save this campaign as its template nor see it.
     with app.app_context():
         make_tenant("intruder@other.example", "Other")
