@@ -12,7 +12,7 @@ import pytest
 
 from tests.browser.conftest import LiveServer, log_in, screenshot
 from tests.factories import make_tenant
-from tests.media.images import jpeg_with_gps
+from tests.media.images import jpeg_with_gps, png
 
 pytestmark = pytest.mark.browser
 
@@ -57,6 +57,17 @@ def test_upload_an_image_then_start_a_campaign_from_the_gallery(
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     screenshot(page, "media-library-390")
     page.set_viewport_size({"width": 1280, "height": 900})
+
+    # A second image, deleted again after the browser asks to confirm.
+    extra = tmp_path / "old banner.png"
+    extra.write_bytes(png(600, 200))
+    page.set_input_files("#file", str(extra))
+    page.click('button:has-text("Upload")')
+    page.locator('.media-item img[alt="old banner.png"]').wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator('.media-item:has-text("old banner.png") button:has-text("Delete")').click()
+    page.get_by_text("Image deleted.").wait_for()
+    assert page.locator(".media-item").count() == 1
 
     page.goto(f"{base}/campaigns")
     page.click("#from-gallery")
