@@ -81,6 +81,10 @@ class NewFromTemplateForm(FlaskForm):
     name = StringField("Campaign name", validators=[Optional(), Length(max=200)])
 
 
+class SaveAsTemplateForm(FlaskForm):
+    name = StringField("Template name", validators=[Optional(), Length(max=200)])
+
+
 class PreviewForm(FlaskForm):
     class Meta:
         csrf = False

@@ -482,6 +482,29 @@ def campaign_from_template(account_id: int, template_id: int, name: str) -> Camp
     )
 
 
+def campaign_from_gallery(account_id: int, slug: str, name: str = "") -> Campaign:
+    """A new draft from a gallery layout: a visual body (its MJML as the source, compiled
+    when saved), its images on this platform. Commits; NotFoundError for an unknown layout."""
+    from campaigns import gallery
+    from core.urls import external_url
+
+    starter = gallery.starter(slug)
+    assets = external_url("campaigns.static", filename="gallery/").rstrip("/")
+    account = get_account(account_id)
+    return save_campaign(
+        account_id,
+        campaign_id=None,
+        name=name.strip() or starter.name,
+        subject=starter.subject,
+        from_name=account.name,
+        from_email="",
+        html_body="",
+        list_ids=[],
+        content_format=ContentFormat.VISUAL,
+        content_source=gallery.visual_source(slug, assets),
+    )
+
+
 def duplicate_campaign(account_id: int, campaign_id: int) -> Campaign:
     """A new draft "Copy of <name>" with the campaign's content, audience (its lists and the
     segments that still exist) and settings, whatever the original's status. Commits."""

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from campaigns.content import apply_body, checked_body
 from campaigns.input_checks import one_line
-from campaigns.models import ContentFormat, Template
+from campaigns.models import Campaign, ContentFormat, Template
 from core import db
 from core.errors import NotFoundError, ValidationError
 
@@ -57,3 +57,24 @@ def delete_template(account_id: int, template_id: int) -> None:
     """Remove a template (campaigns made from it keep their copy)."""
     db.session.delete(get_template(account_id, template_id))
     db.session.commit()
+
+
+def template_from_campaign(account_id: int, campaign_id: int, name: str = "") -> Template:
+    """Save a campaign's subject and bodies as a new template of the account (any status).
+    Commits; NotFoundError for another account's campaign."""
+    campaign = db.session.scalar(
+        select(Campaign).where(Campaign.id == campaign_id, Campaign.account_id == account_id)
+    )
+    if campaign is None:
+        raise NotFoundError("campaign")
+    chosen = name.strip() or campaign.name
+    return save_template(
+        account_id,
+        template_id=None,
+        name=chosen[:200],
+        subject=campaign.subject,
+        html_body=campaign.html_body,
+        text_body=campaign.text_body,
+        content_format=campaign.content_format,
+        content_source=campaign.content_source,
+    )

@@ -32,6 +32,7 @@ from campaigns import (
     subjects,
     template_library,
 )
+from campaigns import gallery as gallery_layouts
 from campaigns.forms import (
     CampaignForm,
     ConfirmSendForm,
@@ -41,6 +42,7 @@ from campaigns.forms import (
     LimitsForm,
     NewFromTemplateForm,
     PreviewForm,
+    SaveAsTemplateForm,
     ScheduleForm,
     SenderForm,
     SmtpServerForm,
@@ -65,7 +67,13 @@ from core.signing import BadTokenError
 from subscribers import queries as subscriber_queries
 from tracking import analytics
 
-bp = Blueprint("campaigns", __name__, template_folder="templates")
+bp = Blueprint(
+    "campaigns",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/campaigns-static",
+)
 # ``flask create-demo``, added at app-factory time (registering the blueprint).
 bp.record_once(lambda state: state.app.cli.add_command(demo.create_demo_command))
 nav.add("Dashboard", "campaigns.dashboard", 10)
@@ -75,7 +83,12 @@ nav.add(
     20,
     active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail", "campaigns.confirm_send"),
 )
-nav.add("Templates", "campaigns.templates", 25, active=("campaigns.template",))
+nav.add(
+    "Templates",
+    "campaigns.templates",
+    25,
+    active=("campaigns.template", "campaigns.gallery", "media.library"),
+)
 nav.add("Sending", "campaigns.sending", 85)
 # Every page that shows a subject shows a personalised one rendered (campaigns/_subject.html).
 bp.app_template_global("shown_subject")(subjects.shown_subject)
@@ -268,6 +281,50 @@ def from_template() -> Any:
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     flash("Choose a template.", "error")
     return redirect(url_for("campaigns.campaigns"))
+
+
+@bp.get("/templates/gallery")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def gallery() -> Any:
+    me = member()
+    return render_template(
+        "campaigns/gallery.html",
+        starters=gallery_layouts.GALLERY,
+        templates=queries.templates(me.account_id),
+        action=ActionForm(),
+    )
+
+
+@bp.post("/campaigns/from-gallery/<slug>")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def from_gallery(slug: str) -> Any:
+    form = ActionForm()
+    if not form.validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("campaigns.gallery"))
+    campaign = services.campaign_from_gallery(member().account_id, slug)
+    flash("Draft created from the gallery. Choose its audience and sender next.", "success")
+    return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+
+
+@bp.post("/campaigns/<int:campaign_id>/save-as-template")
+@require_permission(Permission.MANAGE_TEMPLATES)
+def save_as_template(campaign_id: int) -> Any:
+    form = SaveAsTemplateForm()
+    me = member()
+    if not form.validate_on_submit():
+        services.get_campaign(me.account_id, campaign_id)  # 404 for another account's id
+        flash("Give the template a name of at most 200 characters.", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    try:
+        template = template_library.template_from_campaign(
+            me.account_id, campaign_id, form.name.data or ""
+        )
+    except ValidationError as exc:
+        flash(f"Not saved as a template: {exc.message}", "error")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    flash(f"Saved as the template “{template.name}”.", "success")
+    return redirect(url_for("campaigns.template", template_id=template.id))
 
 
 def _contact_choices(account_id: int) -> list[tuple[int, str]]:

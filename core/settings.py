@@ -178,8 +178,8 @@ def _s(
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
-AREAS = ("core", "accounts", "subscribers", "sending", "tracking", "privacy", "engine")
-CORE, ACCOUNTS, SUBSCRIBERS, SENDING, TRACKING, PRIVACY, ENGINE = AREAS
+AREAS = ("core", "accounts", "subscribers", "sending", "media", "tracking", "privacy", "engine")
+CORE, ACCOUNTS, SUBSCRIBERS, SENDING, MEDIA, TRACKING, PRIVACY, ENGINE = AREAS
 HOUR, DAY = 3600, 86400
 
 
@@ -640,6 +640,53 @@ class Settings(BaseSettings):
         ge=1,
     )
 
+    # --- media ---------------------------------------------------------------------------
+    MEDIA_DIR: str = _s(
+        "",
+        "where uploaded images and their thumbnails are kept (disk storage)",
+        MEDIA,
+        shown="`$VAR_DIR/media`",
+        allowed="path",
+    )
+    MEDIA_STORAGE: Literal["disk", "s3"] = _s(
+        "disk",
+        "where uploaded images are stored: `disk` (`MEDIA_DIR`) or an S3-compatible bucket",
+        MEDIA,
+    )
+    MEDIA_S3_BUCKET: str = _s("", "the bucket when `MEDIA_STORAGE=s3`", MEDIA)
+    MEDIA_S3_ENDPOINT_URL: Annotated[str, _url("http", "https")] = _s(
+        "",
+        "the S3-compatible endpoint (empty: AWS's own for the region)",
+        MEDIA,
+        allowed="URL: http:// or https://, or empty",
+    )
+    MEDIA_S3_REGION: str = _s("us-east-1", "the bucket's region", MEDIA)
+    MEDIA_S3_ACCESS_KEY_ID: str = _s(
+        "", "access key id (empty: boto3's own credential chain)", MEDIA, secret=True
+    )
+    MEDIA_S3_SECRET_ACCESS_KEY: str = _s("", "secret access key", MEDIA, secret=True)
+    MEDIA_S3_PREFIX: str = _s("media/", "prefix of every object name in the bucket", MEDIA)
+    MEDIA_MAX_BYTES: int = _s(5 * 1000 * 1000, "largest image upload accepted (bytes)", MEDIA, ge=1)
+    MEDIA_MAX_DIMENSION: int = _s(
+        4000, "widest or tallest image accepted (pixels, each side)", MEDIA, ge=1
+    )
+    MEDIA_MAX_PIXELS: int = _s(
+        16_000_000,
+        "most pixels an image may decode to (width x height, every frame); guards against "
+        "decompression bombs",
+        MEDIA,
+        ge=1,
+    )
+    MEDIA_THUMBNAIL_SIZE: int = _s(
+        320, "longest side of a thumbnail (pixels)", MEDIA, ge=16, le=2000
+    )
+    MEDIA_CACHE_SECONDS: int = _s(
+        365 * DAY,
+        "how long browsers and mail proxies may cache a public image (its name never changes)",
+        MEDIA,
+        ge=0,
+    )
+
     @model_validator(mode="after")
     def _paths_under_var_dir(self) -> Settings:
         """The embedded defaults that live under ``VAR_DIR``."""
@@ -647,6 +694,7 @@ class Settings(BaseSettings):
         self.DATABASE_URL = self.DATABASE_URL or f"sqlite:///{var / 'envoy.sqlite3'}"
         self.MAILDIR_PATH = self.MAILDIR_PATH or str(var / "outbox")
         self.IMPORT_DIR = self.IMPORT_DIR or str(var / "imports")
+        self.MEDIA_DIR = self.MEDIA_DIR or str(var / "media")
         self.TRACKING_SPOOL_DIR = self.TRACKING_SPOOL_DIR or str(var / "spool")
         return self
 

@@ -382,6 +382,30 @@ STORES: tuple[Store, ...] = (
         directories=("IMPORT_DIR",),
     ),
     Store(
+        name="media",
+        per_contact=False,
+        title="Images uploaded to an account's media library (marketers)",
+        holds="images an account uploaded for its emails (pixels only: location and camera "
+        "data are removed on upload), their file names and who uploaded them",
+        found_by="the uploading member's address",
+        report="media.personal_data:report_uploads",
+        erase=Because(
+            "images are the organisation's content and are linked to no contact, so the "
+            "request form finds none; an image showing a person is deleted by the account on "
+            "its Media page"
+        ),
+        restrict=Because("images are not processing of a contact"),
+        retention=Retention(
+            "until the account deletes the image or the account is deleted: emails already "
+            "sent keep loading it",
+            Because("kept while emails that show it may still be opened"),
+        ),
+        delete_account="media.personal_data:delete_account_media",
+        order=83,
+        tables=("media_files",),
+        directories=("MEDIA_DIR",),
+    ),
+    Store(
         name="outbox",
         per_contact=False,
         title="Emails kept in the platform's outbox",

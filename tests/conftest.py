@@ -115,6 +115,7 @@ def make_app(database_url: str, smtp_sink: SMTPSink, tmp_path: Any, **overrides:
         "MAILDIR_PATH": str(tmp_path / "outbox"),
         # Each test's own spool: hits one run spooled at exit never reach another run's store.
         "TRACKING_SPOOL_DIR": str(tmp_path / "spool"),
+        "MEDIA_DIR": str(tmp_path / "media"),
         "REDIS_URL": "",
         "SEND_BATCH_SIZE": 50,
         # Sender verification is tested in tests/campaigns; other flows send from any address.

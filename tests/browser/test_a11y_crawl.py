@@ -62,6 +62,10 @@ EXCLUDED = {
     "campaigns.progress": "JSON polled by the sending progress bar",
     "campaigns.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
     "accounts.index": "redirects to the dashboard or the login page",
+    "media.static": "the media page's upload script: a file, not a page",
+    "campaigns.static": "the gallery's thumbnails and the layouts' images: files, not pages",
+    "media.list_json": "JSON of the account's images, read by the editors",
+    "media.public_image": "an image in an email (or its thumbnail), not a page",
 }
 
 #: Pages saved as screenshots at both widths, by the key the crawl counts them under.
@@ -159,6 +163,11 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
             subject="Hola {{ contact.first_name }}",
             html_body="<html><body><p>Hola {{ contact.first_name }}</p></body></html>",
         )
+        # An image, so the Media page shows its grid (the thumbnail must load: no 404).
+        from media import services as media_services
+        from tests.media.images import png
+
+        media_services.upload(account_id, tenant.user_id, "Café logo ☕.png", png(300, 120))
         sent_id = make_campaign(tenant, news.id, subject="Otoño 🍂 news")
         campaigns.start(account_id, sent_id)
         make_campaign(tenant, news.id, subject="Draft <script>alert(1)</script>")
