@@ -189,6 +189,9 @@ class Message(Base):
     # The A/B test variant (its position, 0 = A) this message carries; None without a test,
     # and for the rest of the audience until the winner is chosen (campaigns/ab_tests.py).
     ab_variant: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # True for the rest of an A/B test's audience (held, then sent the winner): the test's
+    # figures count only the test share.
+    ab_rest: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Bounce(Base):
@@ -312,6 +315,8 @@ class ABMetric(StrEnum):
 #: Bounds of an A/B test (checked by the service and the database).
 AB_MIN_PERCENT, AB_MAX_PERCENT = 10, 50
 AB_MAX_VARIANTS = 4
+#: ``due_at`` of the messages an A/B test holds for its winner: later than any claim looks.
+AB_HELD = datetime(9999, 12, 31)
 
 
 class ABTest(Base):

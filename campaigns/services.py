@@ -19,6 +19,7 @@ from sqlalchemy import DateTime, Integer, delete, insert, literal, select, updat
 
 from accounts.models import Account
 from accounts.queries import get_account
+from campaigns import ab_tests
 from campaigns.input_checks import check_templates, one_line
 from campaigns.models import (
     Campaign,
@@ -241,6 +242,8 @@ def _begin_sending(campaign: Campaign) -> None:
     )
     if campaign.best_hour_start is not None and campaign.best_hour_end is not None:
         _spread_over_best_hours(campaign, (campaign.best_hour_start, campaign.best_hour_end))
+    # After the spread: the rows an A/B test holds for its winner stay held.
+    ab_tests.split_audience(campaign, utcnow())
     campaign.status = CampaignStatus.SENDING
     campaign.started_at = utcnow()
     campaign.last_progress_at = utcnow()

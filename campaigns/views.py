@@ -20,6 +20,7 @@ from flask import (
 )
 
 from campaigns import (
+    ab_tests,
     audience_count,
     bounces,
     demo,
@@ -33,7 +34,9 @@ from campaigns import (
     template_library,
 )
 from campaigns.forms import (
+    ABTestForm,
     CampaignForm,
+    ConfirmWinnerForm,
     ConfirmSendForm,
     DkimForm,
     LimitsForm,
@@ -241,9 +244,40 @@ def _detail_forms(account_id: int) -> dict[str, Any]:
     }
 
 
+def _ab_context(campaign: Any, form: ABTestForm | None = None) -> dict[str, Any]:
+    """The A/B test card: its set-up form (drafts), its results and the confirmation."""
+    test = ab_tests.get_ab_test(campaign.id)
+    found = ab_tests.variants(test.id) if test is not None else []
+    if form is None:
+        form = ABTestForm(formdata=None)
+        if test is not None:
+            for variant in found:
+                getattr(form, f"subject_{variant.position}").data = variant.subject
+                getattr(form, f"from_name_{variant.position}").data = variant.from_name
+            form.test_percent.data = test.test_percent
+            form.metric.data = test.metric
+            form.wait_hours.data = max(1, test.wait_minutes // 60)
+            form.auto_send.data = "yes" if test.auto_send else "no"
+        else:
+            form.subject_0.data = campaign.subject
+    confirm = ConfirmWinnerForm(formdata=None)
+    confirm.position.choices = [(v.position, f"{ab_tests.LETTERS[v.position]}: {v.subject}") for v in found]
+    if test is not None and test.winner is not None:
+        confirm.position.data = test.winner
+    started = test is not None and test.status != "draft"
+    return {
+        "ab_test": test,
+        "ab_form": form,
+        "ab_confirm": confirm,
+        "ab_results": ab_tests.results(test) if started and test is not None else [],
+        "ab_letters": ab_tests.LETTERS,
+    }
+
+
 def _render_detail(campaign: Any, **forms: Any) -> Any:
     me = member()
     context = _detail_forms(me.account_id)
+    context.update(_ab_context(campaign, forms.pop("ab_form", None)))
     context.update(forms)
     before_sending = campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
     try:
@@ -337,6 +371,61 @@ def test_send(campaign_id: int) -> Any:
             flash(f"Test sent to {sent} address{'es' if sent != 1 else ''}.", "success")
             return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     return _render_detail(campaign, test_form=form), 400
+
+
+@bp.post("/campaigns/<int:campaign_id>/ab-test")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def ab_test(campaign_id: int) -> Any:
+    """Set up or change the draft's A/B test."""
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    form = ABTestForm()
+    if form.validate_on_submit():
+        try:
+            ab_tests.save_ab_test(
+                me.account_id,
+                campaign_id,
+                subjects=form.subjects(),
+                from_names=form.from_names(),
+                test_percent=form.test_percent.data or 0,
+                metric=form.metric.data or "",
+                wait_minutes=(form.wait_hours.data or 0) * 60,
+                auto_send=form.auto_send.data == "yes",
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("A/B test saved: it starts with the campaign.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id) + "#ab-test")
+    return _render_detail(campaign, ab_form=form), 400
+
+
+@bp.post("/campaigns/<int:campaign_id>/ab-test/delete")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def delete_ab_test(campaign_id: int) -> Any:
+    return _action(campaign_id, ab_tests.delete_ab_test, "A/B test removed.")
+
+
+@bp.post("/campaigns/<int:campaign_id>/ab-test/confirm")
+@require_permission(Permission.SEND_CAMPAIGNS)
+def confirm_ab_winner(campaign_id: int) -> Any:
+    """Send the rest of the audience the chosen variant."""
+    me = member()
+    form = ConfirmWinnerForm()
+    test = ab_tests.get_ab_test(services.get_campaign(me.account_id, campaign_id).id)
+    form.position.choices = [
+        (v.position, v.subject) for v in (ab_tests.variants(test.id) if test else [])
+    ]
+    if form.validate_on_submit():
+        try:
+            ab_tests.confirm_winner(me.account_id, campaign_id, form.position.data)
+        except ValidationError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("The rest of the audience is being sent the chosen variant.", "success")
+    else:
+        flash("Choose one of the variants.", "error")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")

@@ -4,7 +4,7 @@ Revision ID: 0327
 Revises: 0318
 Create Date: 2026-12-02 21:00:00
 
-``messages.ab_variant`` is a new nullable column (no table rebuild on SQLite, no index: the
+``messages.ab_variant`` and ``messages.ab_rest`` are new nullable columns (no table rebuild on SQLite, no index: the
 report reads it by campaign through the existing (campaign, status, due) index).
 """
 
@@ -76,10 +76,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("ab_test_id", "position", name=op.f("uq_ab_variants_ab_test_id_position")),
     )
     op.add_column("messages", sa.Column("ab_variant", sa.Integer(), nullable=True))
+    op.add_column("messages", sa.Column("ab_rest", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages") as batch:
+        batch.drop_column("ab_rest")
         batch.drop_column("ab_variant")
     op.drop_table("ab_variants")
     op.drop_index(op.f("ix_ab_tests_decide_at"), table_name="ab_tests")
