@@ -19,7 +19,7 @@ from sqlalchemy import DateTime, Integer, delete, insert, literal, select, updat
 
 from accounts.models import Account
 from accounts.queries import get_account
-from campaigns import ab_tests
+from campaigns import ab_tests, checks
 from campaigns.input_checks import check_templates, one_line
 from campaigns.models import (
     Campaign,
@@ -204,6 +204,13 @@ def _send_problems(campaign: Campaign, account: Account) -> list[str]:
         problems.append("write the body")
     if not account.postal_address.strip():
         problems.append("add your postal address in Settings (required in every campaign)")
+    # The pre-send checks' errors (the postal address is the one above, in its words).
+    if campaign.html_body.strip():
+        problems += [
+            check.message[:1].lower() + check.message[1:].rstrip(".")
+            for check in checks.errors(checks.run_checks(campaign, account))
+            if check.code not in ("postal_address", "subject")
+        ]
     return problems
 
 

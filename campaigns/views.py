@@ -22,6 +22,7 @@ from flask import (
 from campaigns import (
     ab_tests,
     audience_count,
+    checks,
     bounces,
     demo,
     exports,
@@ -48,6 +49,7 @@ from campaigns.forms import (
     TemplateForm,
     TestSendForm,
 )
+from accounts.queries import get_account
 from campaigns.models import CampaignStatus
 from campaigns.sending import reconciler
 from core import nav, timezones
@@ -299,6 +301,7 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         list_ids=services.campaign_list_ids(campaign.id),
         audience=audience_count.recent_count_for_campaign(campaign) if before_sending else None,
         missing_fields=missing,
+        checks=checks.run_checks(campaign, get_account(me.account_id)) if before_sending else [],
         **context,
     )
 
