@@ -366,9 +366,10 @@ def run_checks(campaign: Campaign, account: Account) -> list[Check]:
         found.append(
             Check(
                 "render",
-                Level.ERROR,
-                f"The message does not render: {exc}",
-                "What does not render cannot be sent.",
+                Level.WARNING,
+                f"The message does not render for a sample contact: {exc}",
+                "Messages that do not render fail (or pause the campaign when no contact's "
+                "would); the size, unsubscribe and postal address checks need a rendering.",
             )
         )
     else:

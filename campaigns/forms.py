@@ -63,11 +63,21 @@ class NewFromTemplateForm(FlaskForm):
     name = StringField("Campaign name", validators=[Optional(), Length(max=200)])
 
 
+PREVIEW_VIEWS = [
+    ("desktop", "Desktop"),
+    ("mobile", "Mobile"),
+    ("dark", "Dark mode"),
+    ("text", "Plain text"),
+]
+
+
 class PreviewForm(FlaskForm):
     class Meta:
         csrf = False
 
+    q = StringField("Find a contact", validators=[Optional(), Length(max=200)])
     contact_id = SelectField("Preview as", coerce=int, validators=[Optional()])
+    view = SelectField("Show", choices=PREVIEW_VIEWS, default="desktop")
 
 
 class TestSendForm(FlaskForm):

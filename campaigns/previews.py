@@ -5,6 +5,7 @@ record nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -65,6 +66,32 @@ def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Previe
         html=html_part.get_content() if html_part else "",
         text=text_part.get_content() if text_part else "",
     )
+
+
+_DARK_QUERY = re.compile(r"@media\s*(?:screen\s+and\s*)?\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
+#: What clients without the email's own dark styles do (Gmail's and Outlook's apps): invert
+#: the colours, and the images back so photos look as they are.
+_INVERTED = (
+    "<style>html{filter:invert(1) hue-rotate(180deg);background:#fff}"
+    "img,picture,video,[style*='background-image']{filter:invert(1) hue-rotate(180deg)}</style>"
+)
+
+
+def dark_mode(html: str) -> tuple[str, str]:
+    """The preview HTML as a dark-mode client would show it, and how it was made.
+
+    A page cannot switch ``prefers-color-scheme`` for a frame (it follows the viewer's own
+    system setting), so the dark preview is made on the server: when the email has its own
+    ``@media (prefers-color-scheme: dark)`` rules, they are made unconditional (Apple Mail and
+    Outlook.com apply them); when it has none, its colours are inverted, as the Gmail and
+    Outlook apps do (images kept as they are)."""
+    if _DARK_QUERY.search(html):
+        return _DARK_QUERY.sub("@media all", html), "own"
+    marker = re.search(r"</head\s*>", html, re.I) or re.search(r"<body[^>]*>", html, re.I)
+    if marker is None:
+        return _INVERTED + html, "inverted"
+    at = marker.start() if marker.group(0).lower().startswith("</head") else marker.end()
+    return html[:at] + _INVERTED + html[at:], "inverted"
 
 
 def preview_missing_fields(account_id: int, campaign_id: int, contact_id: int | None) -> list[str]:

@@ -36,6 +36,7 @@ from campaigns import (
 )
 from campaigns.forms import (
     ABTestForm,
+    PREVIEW_VIEWS,
     CampaignForm,
     ConfirmWinnerForm,
     ConfirmSendForm,
@@ -223,8 +224,8 @@ def from_template() -> Any:
     return redirect(url_for("campaigns.campaigns"))
 
 
-def _contact_choices(account_id: int) -> list[tuple[int, str]]:
-    return [(0, "A sample contact"), *queries.preview_contacts(account_id)]
+def _contact_choices(account_id: int, q: str = "") -> list[tuple[int, str]]:
+    return [(0, "A sample contact"), *queries.preview_contacts(account_id, q=q[:200])]
 
 
 def _schedule_form() -> ScheduleForm:
@@ -237,7 +238,9 @@ def _detail_forms(account_id: int) -> dict[str, Any]:
     test_form = TestSendForm()
     test_form.contact_id.choices = _contact_choices(account_id)
     preview_form = PreviewForm(request.args)
-    preview_form.contact_id.choices = _contact_choices(account_id)
+    preview_form.contact_id.choices = _contact_choices(account_id, preview_form.q.data or "")
+    if preview_form.view.data not in dict(PREVIEW_VIEWS):
+        preview_form.view.data = "desktop"
     return {
         "test_form": test_form,
         "preview_form": preview_form,
@@ -288,6 +291,16 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         )
     except NotFoundError:
         missing = []
+    preview_text = None
+    if context["preview_form"].view.data == "text":
+        try:
+            preview_text = previews.preview(
+                me.account_id, campaign.id, context["preview_form"].contact_id.data or None
+            ).text
+        except ValidationError as exc:
+            preview_text = exc.message
+        except NotFoundError:
+            preview_text = "This contact cannot be previewed."
     progress = queries.progress(campaign)
     failed_page = request.args.get("failed_page", 1, type=int) or 1
     return render_template(
@@ -301,6 +314,8 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         list_ids=services.campaign_list_ids(campaign.id),
         audience=audience_count.recent_count_for_campaign(campaign) if before_sending else None,
         missing_fields=missing,
+        preview_text=preview_text,
+        preview_views=PREVIEW_VIEWS,
         checks=checks.run_checks(campaign, get_account(me.account_id)) if before_sending else [],
         **context,
     )
@@ -316,12 +331,15 @@ def detail(campaign_id: int) -> Any:
 @bp.get("/campaigns/<int:campaign_id>/preview")
 @login_required()
 def preview(campaign_id: int) -> Any:
-    """The rendered HTML alone, for the sandboxed iframe (CSP sandbox, no script)."""
+    """The rendered HTML alone, for the sandboxed iframe (CSP sandbox, no script); with
+    ``dark=1`` as a dark-mode client shows it (:func:`campaigns.previews.dark_mode`)."""
     me = member()
     contact_id = request.args.get("contact_id", type=int) or None
     try:
         shown = previews.preview(me.account_id, campaign_id, contact_id)
         body = shown.html
+        if request.args.get("dark"):
+            body, _how = previews.dark_mode(body)
     except ValidationError as exc:
         body = f"<p style='color:#c92a2a;font-family:sans-serif'>{exc.message}</p>"
     response = make_response(body)
