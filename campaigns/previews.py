@@ -14,7 +14,9 @@ from sqlalchemy import select
 from campaigns.render import Recipient, RecipientError, TemplateError, render_message
 from campaigns.sending.rendering import draft_view
 from campaigns.sending.servers import account_servers, server_connection
+from campaigns.senders import is_verified_sender
 from campaigns.services import get_campaign
+from campaigns.settings import setting
 from core import db
 from core.errors import NotFoundError, ValidationError
 from core.mail import PermanentMailError
@@ -105,28 +107,59 @@ def preview_missing_fields(account_id: int, campaign_id: int, contact_id: int | 
     return missing_fields((campaign.subject, campaign.html_body, campaign.text_body), recipient)
 
 
+#: How many addresses one test send may go to.
+MAX_TEST_ADDRESSES = 10
+
+
+def split_addresses(text: str) -> list[str]:
+    """The addresses in what a person typed: separated by commas, semicolons or lines."""
+    return [part.strip() for part in re.split(r"[,;\r\n]+", text) if part.strip()]
+
+
 def send_test(
-    account_id: int, campaign_id: int, addresses: Sequence[str], contact_id: int | None = None
+    account_id: int,
+    campaign_id: int,
+    addresses: str | Sequence[str],
+    contact_id: int | None = None,
 ) -> int:
-    """Send the campaign now to up to 10 addresses, personalised for ``contact_id`` (or a
-    sample), with "[Test]" before the subject. Its links work but record nothing: clicks go
+    """Send the campaign now to up to :data:`MAX_TEST_ADDRESSES` addresses (a list, or text
+    separated by commas, semicolons or lines; an address repeated in another case once), personalised for
+    ``contact_id`` (or a sample), from the campaign's sender (verified, when the platform
+    requires it), with "[Test]" before the subject and an ``X-Envoy-Test: yes`` header; it
+    creates no Message row, so no report counts it. Its links work but record nothing: clicks go
     through the redirect marked as a test, the unsubscribe and preference links open pages
     that say it is a test and change nothing, and there is no beacon. Returns how many were
     sent."""
     campaign = get_campaign(account_id, campaign_id)
-    cleaned = []
+    if isinstance(addresses, str):
+        addresses = split_addresses(addresses)
+    cleaned: list[str] = []
     for address in addresses:
         if address.strip():
             try:
-                cleaned.append(normalise_email(address))
+                normalised = normalise_email(address)
             except ValidationError as exc:
-                raise ValidationError(exc.message, field="addresses") from exc
+                raise ValidationError(
+                    f"{address.strip()[:100]}: {exc.message}", field="addresses"
+                ) from exc
+            if normalised.casefold() not in {a.casefold() for a in cleaned}:
+                cleaned.append(normalised)
     if not cleaned:
         raise ValidationError("Give at least one address.", field="addresses")
-    if len(cleaned) > 10:
-        raise ValidationError("At most 10 addresses per test.", field="addresses")
+    if len(cleaned) > MAX_TEST_ADDRESSES:
+        raise ValidationError(
+            f"At most {MAX_TEST_ADDRESSES} addresses per test.", field="addresses"
+        )
     if not campaign.from_email:
         raise ValidationError("Give a sender address first.", field="addresses")
+    if setting("REQUIRE_VERIFIED_SENDER") and not is_verified_sender(
+        account_id, campaign.from_email
+    ):
+        raise ValidationError(
+            f"Verify the sender address {campaign.from_email} first (Sending settings): tests "
+            "go from verified senders only.",
+            field="addresses",
+        )
     view = draft_view(campaign, test=True)
     base = _recipient_for_contact(account_id, contact_id)
     sent = 0

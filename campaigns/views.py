@@ -379,10 +379,9 @@ def test_send(campaign_id: int) -> Any:
     forms = _detail_forms(me.account_id)
     form = forms["test_form"]
     if form.validate_on_submit():
-        addresses = [a.strip() for a in (form.addresses.data or "").replace(";", ",").split(",")]
         try:
             sent = previews.send_test(
-                me.account_id, campaign_id, addresses, form.contact_id.data or None
+                me.account_id, campaign_id, form.addresses.data or "", form.contact_id.data or None
             )
         except ValidationError as exc:
             show_error(form, exc)
