@@ -6,17 +6,17 @@ whether the rest goes out by itself or once the marketer confirms.
 
 When the campaign starts (:func:`split_audience`, called by :func:`campaigns.services.start`
 after the audience is frozen into ``Message`` rows), the test share is drawn at random and
-split evenly between the variants (``messages.ab_variant``); the other rows (``ab_rest``)
-stay pending but held (``due_at`` = :data:`HELD`, which no claim reaches). After ``wait_minutes`` the scheduler
-job :func:`decide_due` counts, per variant, the messages with at least one *human* event of
-the metric (tracking's machine classification: mail proxies, scanners, HEAD, early hits and
-honeypot evidence are ``is_machine``, so a scanner burst never makes a variant win), chooses
-the winner (the most; a tie goes to the earlier variant) and releases the held rows with it
-(or waits for :func:`confirm_winner`). Every step is a guarded UPDATE of the database state:
-the job is safe to run twice, late, or in two processes.
+split evenly between the variants (``messages.ab_variant``); the other rows (``ab_rest``) stay
+pending but held (``due_at`` = :data:`HELD`, which no claim reaches). After ``wait_minutes``
+the scheduler job :func:`decide_due` counts, per variant, the messages with at least one
+*human* event of the metric (tracking's machine classification: mail proxies, scanners, HEAD,
+early hits and honeypot evidence are ``is_machine``, so a scanner burst never makes a variant
+win), chooses the winner (the most; a tie goes to the earlier variant) and releases the held
+rows with it (or waits for :func:`confirm_winner`). Every step is a guarded UPDATE of the
+database state: the job is safe to run twice, late, or in two processes.
 
 Counting people needs identified events: an A/B test requires the account's individual
-tracking (Settings › Privacy) and the campaign's tracking of the chosen metric.
+tracking (Settings > Privacy) and the campaign's tracking of the chosen metric.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def save_ab_test(
     if not may_identify_in_urls(get_account(account_id).individual_tracking):
         raise ValidationError(
             "An A/B test counts the people who opened or clicked each variant: turn on "
-            "individual tracking in Settings › Privacy first.",
+            "individual tracking in Settings > Privacy first.",
             field="metric",
         )
     tracked = campaign.track_opens if metric == ABMetric.OPENS else campaign.track_clicks
@@ -262,6 +262,8 @@ def results(test: ABTest) -> list[VariantResult]:
     people: dict[tuple[int, str], int] = {}
     machine: dict[tuple[int, str], int] = {}
     for position, kind, is_machine, messages, events in rows:
+        if position is None:
+            continue
         if is_machine:
             machine[(position, kind)] = int(events)
         else:
@@ -318,9 +320,7 @@ def decide_due(now: datetime | None = None) -> int:
     now = now or utcnow()
     due = list(
         db.session.scalars(
-            select(ABTest.id).where(
-                ABTest.status == ABTestStatus.TESTING, ABTest.decide_at <= now
-            )
+            select(ABTest.id).where(ABTest.status == ABTestStatus.TESTING, ABTest.decide_at <= now)
         )
     )
     decided = 0

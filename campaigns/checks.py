@@ -119,7 +119,7 @@ def _ok(code: str, message: str, why: str) -> Check:
 
 def _subject_checks(subjects: list[tuple[str, str]]) -> list[Check]:
     why = (
-        "Phones show about 35–45 characters of a subject and desktop clients about 60: what is "
+        "Phones show about 35 to 45 characters of a subject and desktop clients about 60: what is "
         "cut off is not read."
     )
     found = []
@@ -149,8 +149,7 @@ def _first_text_check(text: str, body_text: str) -> Check:
         return Check(
             "first_text",
             Level.WARNING,
-            "The email starts with no text: the inbox preview will be empty or show the "
-            "footer.",
+            "The email starts with no text: the inbox preview will be empty or show the footer.",
             why,
         )
     return _ok("first_text", f"Inboxes will show: “{shown}”", why)
@@ -272,7 +271,7 @@ def _footer_checks(
             Check(
                 "postal_address",
                 Level.ERROR,
-                "Your postal address is missing: add it in Settings › General.",
+                "Your postal address is missing: add it in Settings > General.",
                 why_postal,
             )
         )

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from campaigns.render import Recipient, RecipientError, TemplateError, render_message
+from campaigns.senders import is_verified_sender
 from campaigns.sending.rendering import draft_view
 from campaigns.sending.servers import account_servers, server_connection
-from campaigns.senders import is_verified_sender
 from campaigns.services import get_campaign
 from campaigns.settings import setting
 from core import db
@@ -70,7 +70,9 @@ def preview(account_id: int, campaign_id: int, contact_id: int | None) -> Previe
     )
 
 
-_DARK_QUERY = re.compile(r"@media\s*(?:screen\s+and\s*)?\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I)
+_DARK_QUERY = re.compile(
+    r"@media\s*(?:screen\s+and\s*)?\(\s*prefers-color-scheme\s*:\s*dark\s*\)", re.I
+)
 #: What clients without the email's own dark styles do (Gmail's and Outlook's apps): invert
 #: the colours, and the images back so photos look as they are.
 _INVERTED = (
@@ -123,13 +125,13 @@ def send_test(
     contact_id: int | None = None,
 ) -> int:
     """Send the campaign now to up to :data:`MAX_TEST_ADDRESSES` addresses (a list, or text
-    separated by commas, semicolons or lines; an address repeated in another case once), personalised for
-    ``contact_id`` (or a sample), from the campaign's sender (verified, when the platform
-    requires it), with "[Test]" before the subject and an ``X-Envoy-Test: yes`` header; it
-    creates no Message row, so no report counts it. Its links work but record nothing: clicks go
-    through the redirect marked as a test, the unsubscribe and preference links open pages
-    that say it is a test and change nothing, and there is no beacon. Returns how many were
-    sent."""
+    separated by commas, semicolons or lines; an address repeated in another case once),
+    personalised for ``contact_id`` (or a sample), from the campaign's sender (verified, when
+    the platform requires it), with "[Test]" before the subject and an ``X-Envoy-Test: yes``
+    header; it creates no Message row, so no report counts it. Its links work but record
+    nothing: clicks go through the redirect marked as a test, the unsubscribe and preference
+    links open pages that say it is a test and change nothing, and there is no beacon. Returns
+    how many were sent."""
     campaign = get_campaign(account_id, campaign_id)
     if isinstance(addresses, str):
         addresses = split_addresses(addresses)

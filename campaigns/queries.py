@@ -328,7 +328,9 @@ def preview_contacts(account_id: int, limit: int = 50, q: str = "") -> list[tupl
         Contact.account_id == account_id, policy.may_process_condition(Contact)
     )
     if q.strip():
-        pattern = "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = (
+            "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
         query = query.where(
             Contact.email.ilike(pattern, escape="\\") | Contact.name.ilike(pattern, escape="\\")
         )

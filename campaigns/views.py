@@ -19,11 +19,12 @@ from flask import (
     url_for,
 )
 
+from accounts.queries import get_account
 from campaigns import (
     ab_tests,
     audience_count,
-    checks,
     bounces,
+    checks,
     demo,
     exports,
     listing,
@@ -35,11 +36,11 @@ from campaigns import (
     template_library,
 )
 from campaigns.forms import (
-    ABTestForm,
     PREVIEW_VIEWS,
+    ABTestForm,
     CampaignForm,
-    ConfirmWinnerForm,
     ConfirmSendForm,
+    ConfirmWinnerForm,
     DkimForm,
     LimitsForm,
     NewFromTemplateForm,
@@ -50,7 +51,6 @@ from campaigns.forms import (
     TemplateForm,
     TestSendForm,
 )
-from accounts.queries import get_account
 from campaigns.models import CampaignStatus
 from campaigns.sending import reconciler
 from core import nav, timezones
@@ -266,7 +266,9 @@ def _ab_context(campaign: Any, form: ABTestForm | None = None) -> dict[str, Any]
         else:
             form.subject_0.data = campaign.subject
     confirm = ConfirmWinnerForm(formdata=None)
-    confirm.position.choices = [(v.position, f"{ab_tests.LETTERS[v.position]}: {v.subject}") for v in found]
+    confirm.position.choices = [
+        (v.position, f"{ab_tests.LETTERS[v.position]}: {v.subject}") for v in found
+    ]
     if test is not None and test.winner is not None:
         confirm.position.data = test.winner
     started = test is not None and test.status != "draft"

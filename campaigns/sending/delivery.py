@@ -234,9 +234,7 @@ class _Prerenderer:
                 item: RenderedMessage | BaseException | None = None
                 if recipient is not None:
                     try:
-                        rendered = render_message(
-                            self.view(message_id), recipient, self.verp_key
-                        )
+                        rendered = render_message(self.view(message_id), recipient, self.verp_key)
                         item = replace(rendered, payload=self.payload(rendered.wire))
                     except Exception as exc:  # handed to the sending thread
                         item = exc

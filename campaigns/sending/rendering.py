@@ -94,14 +94,16 @@ def claim_views(campaign: Campaign, message_ids: list[int]) -> Callable[[int], C
     test_id = db.session.scalar(select(ABTest.id).where(ABTest.campaign_id == campaign.id))
     if test_id is None:
         return lambda message_id: view
-    carried = dict(
-        db.session.execute(
+    carried: dict[int, int] = {
+        message_id: position
+        for message_id, position in db.session.execute(
             select(Message.id, Message.ab_variant).where(
                 Message.id.in_(message_ids), Message.ab_variant.is_not(None)
             )
-        ).all()
-    )
-    by_position = {
+        )
+        if position is not None
+    }
+    by_position: dict[int, CampaignView] = {
         v.position: campaign_view(campaign, v)
         for v in db.session.scalars(select(ABVariant).where(ABVariant.ab_test_id == test_id))
     }

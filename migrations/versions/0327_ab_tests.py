@@ -73,7 +73,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ab_variants")),
-        sa.UniqueConstraint("ab_test_id", "position", name=op.f("uq_ab_variants_ab_test_id_position")),
+        sa.UniqueConstraint(
+            "ab_test_id", "position", name=op.f("uq_ab_variants_ab_test_id_position")
+        ),
     )
     op.add_column("messages", sa.Column("ab_variant", sa.Integer(), nullable=True))
     op.add_column("messages", sa.Column("ab_rest", sa.Boolean(), nullable=True))

@@ -191,7 +191,9 @@ def test_the_winner_job_is_registered_with_the_scheduler() -> None:
         ({"subjects": ["A\r\nBcc: x@example.org", "B"]}, "subject_0"),
     ],
 )
-def test_bad_set_ups_are_refused_with_the_field(db: Any, changes: dict[str, Any], field: str) -> None:
+def test_bad_set_ups_are_refused_with_the_field(
+    db: Any, changes: dict[str, Any], field: str
+) -> None:
     tenant = make_tenant()
     accounts.update_privacy_settings(tenant.account_id, True, "truncate", 180)
     campaign_id = make_campaign(tenant, make_list_with_contacts(tenant, ["ana@example.org"]))

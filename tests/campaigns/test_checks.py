@@ -60,13 +60,27 @@ def test_a_good_campaign_passes_every_check(db: Any) -> None:
     ("html", "subject", "code", "level"),
     [
         (GOOD, "A" * 61, "subject", "warning"),
-        (GOOD.replace("<p>Hello", '<img src="https://shop.example/h.png" alt="">Hello')
-         .replace("<p>", "").replace("</p>", ""), "S", "first_text", "ok"),
-        ('<html><body><img src="https://shop.example/a.png"></body></html>', "S", "first_text",
-         "warning"),
+        (
+            GOOD.replace("<p>Hello", '<img src="https://shop.example/h.png" alt="">Hello')
+            .replace("<p>", "")
+            .replace("</p>", ""),
+            "S",
+            "first_text",
+            "ok",
+        ),
+        (
+            '<html><body><img src="https://shop.example/a.png"></body></html>',
+            "S",
+            "first_text",
+            "warning",
+        ),
         (GOOD.replace(' alt="The garden in April"', ""), "S", "alt", "warning"),
-        ('<html><body><img src="https://x.example/a.png" alt="Sale"> <p>Sale!</p></body></html>',
-         "S", "image_only", "warning"),
+        (
+            '<html><body><img src="https://x.example/a.png" alt="Sale"> <p>Sale!</p></body></html>',
+            "S",
+            "image_only",
+            "warning",
+        ),
         (GOOD.replace("https://shop.example/news", "#"), "S", "links", "error"),
         (GOOD.replace("https://shop.example/news", "javascript:alert(1)"), "S", "links", "error"),
         (GOOD.replace("https://shop.example/news", "/news"), "S", "links", "error"),
@@ -75,9 +89,13 @@ def test_a_good_campaign_passes_every_check(db: Any) -> None:
         (GOOD.replace("</body>", "<p>" + "x" * 95_000 + "</p></body>"), "S", "size", "warning"),
         (GOOD.replace("</body>", "<p>" + "ü" * 60_000 + "</p></body>"), "S", "size", "error"),
         (GOOD.replace("</body></html>", "<!-- an unclosed comment"), "S", "unsubscribe", "error"),
-        (GOOD.replace("</body></html>", "<!-- an unclosed comment"), "S", "postal_address",
-         "error"),
-    ],  # fmt: skip
+        (
+            GOOD.replace("</body></html>", "<!-- an unclosed comment"),
+            "S",
+            "postal_address",
+            "error",
+        ),
+    ],
 )
 def test_each_check_finds_its_problem(
     db: Any, html: str, subject: str, code: str, level: str
@@ -97,8 +115,12 @@ def test_personalisation_fields_some_recipients_lack_are_counted(db: Any) -> Non
     html = GOOD.replace("Hello", "Hello {{ contact.attributes.city }} {{ contact.name }}")
     tenant, list_id, campaign = _campaign(html=html, addresses=["ana@example.org"])
     for index, (address, name, city) in enumerate(
-        [("zoë@bücher.example", "Zoë", "Köln"), ("li@example.cn", "", "北京"),
-         ("bo@example.org", "Bo", ""), ("cy@example.org", "Cy", None)]  # fmt: skip
+        [
+            ("zoë@bücher.example", "Zoë", "Köln"),
+            ("li@example.cn", "", "北京"),
+            ("bo@example.org", "Bo", ""),
+            ("cy@example.org", "Cy", None),
+        ]
     ):
         attributes = {"city": city, "n": index} if city is not None else None
         subscribers.add_contact_to_list(

@@ -14,7 +14,7 @@ from tests.campaigns.helpers import campaign_with
 from tests.factories import login
 
 BODY = (
-    "<html><head><title>x</title></head><body style=\"background:#ffffff;color:#111\">"
+    '<html><head><title>x</title></head><body style="background:#ffffff;color:#111">'
     "<p>Hallo {{ contact.first_name or 'du' }} aus {{ contact.attributes.city or '?' }}</p>"
     '<img src="https://shop.example/a.png" alt="Garten">'
     '<a href="https://shop.example/a">A</a></body></html>'

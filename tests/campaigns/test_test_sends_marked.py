@@ -20,7 +20,9 @@ from tests.mail_parsing import path_of
 from tests.smtp_sink import SMTPSink
 from tracking import analytics
 
-ADDRESSES = "marketer@shop.example,\r\nzoë@bücher.example ; 李小龍@example.cn\r\nMarketer@Shop.example"
+ADDRESSES = (
+    "marketer@shop.example,\r\nzoë@bücher.example ; 李小龍@example.cn\r\nMarketer@Shop.example"
+)
 
 
 def _page_client(app: Flask, setup: Any) -> Any:
