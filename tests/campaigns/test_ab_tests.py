@@ -225,3 +225,32 @@ def test_an_ab_test_needs_individual_tracking(db: Any) -> None:
             auto_send=True,
         )
     assert "individual tracking" in refused.value.message
+
+
+def test_a_cancelled_campaign_ends_its_test_without_sending_the_rest(
+    app: Flask, smtp_sink: SMTPSink
+) -> None:
+    tenant, campaign_id = _set_up(app)
+    start = utcnow()
+    with time_machine.travel(start, tick=True):
+        with app.app_context():
+            services.start(tenant.account_id, campaign_id)
+            core_db.session.remove()
+        drain(app)
+        smtp_sink.wait_for(10)
+        smtp_sink.clear()
+        with app.app_context():
+            services.cancel(tenant.account_id, campaign_id)
+            core_db.session.remove()
+    with time_machine.travel(start + timedelta(hours=3), tick=True):
+        with app.app_context():
+            assert ab_tests.decide_due() == 1
+            test = core_db.session.scalar(select(ABTest))
+            assert test is not None and test.status == ABTestStatus.DONE
+            held = core_db.session.scalars(
+                select(Message.ab_variant).where(Message.ab_rest.is_(True))
+            ).all()
+            assert len(held) == 10 and set(held) == {None}
+            core_db.session.remove()
+        drain(app)
+    assert smtp_sink.messages == []
