@@ -51,6 +51,17 @@ def _set_up(app: Flask, auto_send: bool = True, metric: str = "opens") -> tuple[
     return tenant, campaign_id
 
 
+def _send_test_share(app: Flask, smtp_sink: SMTPSink, tenant: Any, campaign_id: int) -> Any:
+    """Start the campaign at the current (frozen) time; the test share's received messages."""
+    with app.app_context():
+        services.start(tenant.account_id, campaign_id)
+        core_db.session.remove()
+    drain(app)
+    received = smtp_sink.wait_for(10)
+    smtp_sink.clear()
+    return list(received)
+
+
 def _scanner_burst(app: Flask, message: Any) -> None:
     """A security gateway fetching every URL of one message with HEAD and GET."""
     urls = urls_of(message)
@@ -82,11 +93,7 @@ def test_ab_test_end_to_end_scanner_burst_does_not_win(app: Flask, smtp_sink: SM
     tenant, campaign_id = _set_up(app)
     start = utcnow()
     with time_machine.travel(start, tick=True):
-        with app.app_context():
-            services.start(tenant.account_id, campaign_id)
-            core_db.session.remove()
-        drain(app)
-        test_share = smtp_sink.wait_for(10)
+        test_share = _send_test_share(app, smtp_sink, tenant, campaign_id)
     subjects = Counter(str(r.message["Subject"]) for r in test_share)
     assert subjects == {SUBJECTS[0]: 5, SUBJECTS[1]: 5}  # half the audience, split evenly
     by_subject: dict[str, list[Any]] = {s: [] for s in SUBJECTS}
@@ -94,7 +101,6 @@ def test_ab_test_end_to_end_scanner_burst_does_not_win(app: Flask, smtp_sink: SM
         by_subject[str(received.message["Subject"])].append(received.message)
     assert all("Ana from Shop" in str(m["From"]) for m in by_subject[SUBJECTS[1]])
     assert not any("Ana" in str(m["From"]) for m in by_subject[SUBJECTS[0]])
-    smtp_sink.clear()
     with app.app_context():
         held = core_db.session.scalars(
             select(Message).where(Message.ab_rest.is_(True), Message.status == "pending")
@@ -145,12 +151,7 @@ def test_the_rest_waits_for_the_marketer_when_asked(app: Flask, smtp_sink: SMTPS
     tenant, campaign_id = _set_up(app, auto_send=False, metric="clicks")
     start = utcnow()
     with time_machine.travel(start, tick=True):
-        with app.app_context():
-            services.start(tenant.account_id, campaign_id)
-            core_db.session.remove()
-        drain(app)
-        smtp_sink.wait_for(10)
-        smtp_sink.clear()
+        _send_test_share(app, smtp_sink, tenant, campaign_id)
     with time_machine.travel(start + timedelta(hours=3), tick=True):
         with app.app_context():
             assert ab_tests.decide_due() == 1
@@ -233,12 +234,7 @@ def test_a_cancelled_campaign_ends_its_test_without_sending_the_rest(
     tenant, campaign_id = _set_up(app)
     start = utcnow()
     with time_machine.travel(start, tick=True):
-        with app.app_context():
-            services.start(tenant.account_id, campaign_id)
-            core_db.session.remove()
-        drain(app)
-        smtp_sink.wait_for(10)
-        smtp_sink.clear()
+        _send_test_share(app, smtp_sink, tenant, campaign_id)
         with app.app_context():
             services.cancel(tenant.account_id, campaign_id)
             core_db.session.remove()

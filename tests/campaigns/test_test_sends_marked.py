@@ -25,19 +25,20 @@ ADDRESSES = (
 )
 
 
-def _page_client(app: Flask, setup: Any) -> Any:
+def _logged_in(app: Flask) -> tuple[Any, Any]:
+    """A campaign ready for tests, and a client logged in as its owner."""
+    with app.app_context():
+        setup = campaign_with(["ana@example.org"])
+        core_db.session.remove()
     client = app.test_client()
     login(client, setup.tenant.email)
-    return client
+    return setup, client
 
 
 def test_several_addresses_get_a_marked_test_whose_links_work(
     app: Flask, smtp_sink: SMTPSink
 ) -> None:
-    with app.app_context():
-        setup = campaign_with(["ana@example.org"])
-        core_db.session.remove()
-    client = _page_client(app, setup)
+    setup, client = _logged_in(app)
     sent = client.post(
         f"/campaigns/{setup.campaign_id}/test", data={"addresses": ADDRESSES, "contact_id": 0}
     )
@@ -68,10 +69,7 @@ def test_several_addresses_get_a_marked_test_whose_links_work(
 def test_too_many_or_bad_addresses_are_refused_inline_and_nothing_is_sent(
     app: Flask, smtp_sink: SMTPSink
 ) -> None:
-    with app.app_context():
-        setup = campaign_with(["ana@example.org"])
-        core_db.session.remove()
-    client = _page_client(app, setup)
+    setup, client = _logged_in(app)
     many = "\n".join(f"p{i}@example.org" for i in range(11))
     refused = client.post(f"/campaigns/{setup.campaign_id}/test", data={"addresses": many})
     assert refused.status_code == 400
@@ -86,12 +84,11 @@ def test_too_many_or_bad_addresses_are_refused_inline_and_nothing_is_sent(
 
 def test_tests_go_from_verified_senders_only(app_factory: Any, smtp_sink: SMTPSink) -> None:
     app = app_factory(REQUIRE_VERIFIED_SENDER=True)
+    setup, client = _logged_in(app)
     with app.app_context():
-        setup = campaign_with(["ana@example.org"])
         core_db.session.execute(update(Sender).values(verified_at=None))
         core_db.session.commit()
         core_db.session.remove()
-    client = _page_client(app, setup)
     refused = client.post(
         f"/campaigns/{setup.campaign_id}/test", data={"addresses": "me@shop.example"}
     )
