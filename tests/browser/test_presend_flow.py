@@ -69,6 +69,8 @@ def test_checks_previews_test_send_and_ab_setup(
     assert "Blocks sending" in links.inner_text() and "goes nowhere" in links.inner_text()
     assert "Why:" in links.inner_text()
     assert checks.locator("[data-check=alt]").get_attribute("data-level") == "warning"
+    desktop = page.frame_locator("iframe#preview[data-view=desktop]")
+    assert "Hola Sample" in desktop.locator("h1").inner_text()  # loaded before the picture
     screenshot(page, "presend-checks")
     page.click("#send-now")
     page.wait_for_selector("#send-problems")

@@ -141,6 +141,9 @@ def test_ab_test_end_to_end_scanner_burst_does_not_win(app: Flask, smtp_sink: SM
     page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
     table = page[page.index('id="ab-results"') :]
     assert SUBJECTS[0] in table and SUBJECTS[1] in table and "Winner" in table
+    report = client.get(f"/campaigns/{campaign_id}/report").get_data(as_text=True)
+    side_by_side = report[report.index('id="ab-report"') :]
+    assert "(winner: A)" in side_by_side and SUBJECTS[1] in side_by_side
     with app.app_context():
         campaign = services.get_campaign(tenant.account_id, campaign_id)
         assert campaign.status == "sent"
