@@ -83,20 +83,29 @@ class NewFromTemplateForm(FlaskForm):
 
 class SaveAsTemplateForm(FlaskForm):
     name = StringField("Template name", validators=[Optional(), Length(max=200)])
+PREVIEW_VIEWS = [
+    ("desktop", "Desktop"),
+    ("mobile", "Mobile"),
+    ("dark", "Dark mode"),
+    ("text", "Plain text"),
+]
 
 
 class PreviewForm(FlaskForm):
     class Meta:
         csrf = False
 
+    q = StringField("Find a contact", validators=[Optional(), Length(max=200)])
     contact_id = SelectField("Preview as", coerce=int, validators=[Optional()])
+    view = SelectField("Show", choices=PREVIEW_VIEWS, default="desktop")
 
 
 class TestSendForm(FlaskForm):
-    addresses = StringField(
+    addresses = TextAreaField(
         "Send a test to",
-        validators=[DataRequired(message="Give at least one address.")],
-        description="Up to 10 addresses, separated by commas.",
+        validators=[DataRequired(message="Give at least one address."), Length(max=5000)],
+        description="Up to 10 addresses, separated by commas or one per line. Marked as a "
+        "test: “[Test]” before the subject; its links work and count nowhere.",
     )
     contact_id = SelectField("Personalised as", coerce=int, validators=[Optional()])
 
@@ -172,3 +181,50 @@ class ConfirmSendForm(FlaskForm):
     """The "Send now" confirmation: carries the recipient count the person saw."""
 
     expected = IntegerField("Recipients you confirmed", validators=[NumberRange(min=0)])
+
+
+class ABTestForm(FlaskForm):
+    """Up to four variants of subject (and sender name), the test share, the measure, the
+    wait and what happens then."""
+
+    subject_0 = StringField("Subject A", validators=[Length(max=500)])
+    from_name_0 = StringField("Sender name A (optional)", validators=[Length(max=200)])
+    subject_1 = StringField("Subject B", validators=[Length(max=500)])
+    from_name_1 = StringField("Sender name B (optional)", validators=[Length(max=200)])
+    subject_2 = StringField("Subject C (optional)", validators=[Length(max=500)])
+    from_name_2 = StringField("Sender name C (optional)", validators=[Length(max=200)])
+    subject_3 = StringField("Subject D (optional)", validators=[Length(max=500)])
+    from_name_3 = StringField("Sender name D (optional)", validators=[Length(max=200)])
+    test_percent = IntegerField(
+        "Test share of the audience (%)",
+        default=20,
+        validators=[DataRequired(message="Choose 10 to 50 %."), NumberRange(min=10, max=50)],
+        description="Split evenly and at random between the variants.",
+    )
+    metric = SelectField(
+        "The winner has the most people who",
+        choices=[("opens", "opened it"), ("clicks", "clicked a link")],
+        default="opens",
+        description="Counted from people only: mail proxies, link scanners and other machine "
+        "activity are left out.",
+    )
+    wait_hours = IntegerField(
+        "Choose the winner after (hours)",
+        default=4,
+        validators=[DataRequired(message="Wait 1 to 168 hours."), NumberRange(min=1, max=168)],
+    )
+    auto_send = SelectField(
+        "Then",
+        choices=[("yes", "send the winner to the rest"), ("no", "wait for my confirmation")],
+        default="yes",
+    )
+
+    def subjects(self) -> list[str]:
+        return [getattr(self, f"subject_{i}").data or "" for i in range(4)]
+
+    def from_names(self) -> list[str]:
+        return [getattr(self, f"from_name_{i}").data or "" for i in range(4)]
+
+
+class ConfirmWinnerForm(FlaskForm):
+    position = SelectField("Send the rest", coerce=int)

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -207,6 +208,12 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # hard | soft | complaint, once a bounce or complaint came back for this message.
     bounce_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The A/B test variant (its position, 0 = A) this message carries; None without a test,
+    # and for the rest of the audience until the winner is chosen (campaigns/ab_tests.py).
+    ab_variant: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # True for the rest of an A/B test's audience (held, then sent the winner): the test's
+    # figures count only the test share.
+    ab_rest: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class CampaignMessageCount(Base):
@@ -342,3 +349,78 @@ class Template(Base):
     html_body: Mapped[str] = mapped_column(Text, default="")
     text_body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ABTestStatus(StrEnum):
+    """An A/B test: draft (set up, the campaign not started) -> testing (the test share is
+    sent, the winner not chosen yet) -> awaiting (winner chosen, the marketer confirms sending
+    the rest) -> done (the rest released with the winner)."""
+
+    DRAFT = "draft"
+    TESTING = "testing"
+    AWAITING = "awaiting"
+    DONE = "done"
+
+
+class ABMetric(StrEnum):
+    """What picks the winner: human unique opens or human unique clicks."""
+
+    OPENS = "opens"
+    CLICKS = "clicks"
+
+
+#: Bounds of an A/B test (checked by the service and the database).
+AB_MIN_PERCENT, AB_MAX_PERCENT = 10, 50
+AB_MAX_VARIANTS = 4
+#: ``due_at`` of the messages an A/B test holds for its winner: later than any claim looks.
+AB_HELD = datetime(9999, 12, 31)
+
+
+class ABTest(Base):
+    """A campaign's A/B test: ``test_percent`` of the audience split evenly and randomly
+    between the variants; ``wait_minutes`` after the start the winner (by ``metric``, human
+    events only) is chosen and the rest gets it, at once (``auto_send``) or once confirmed."""
+
+    __tablename__ = "ab_tests"
+    __table_args__ = (
+        CheckConstraint("metric IN ('opens', 'clicks')", name="metric"),
+        CheckConstraint(
+            f"test_percent >= {AB_MIN_PERCENT} AND test_percent <= {AB_MAX_PERCENT}",
+            name="test_percent",
+        ),
+        CheckConstraint("wait_minutes >= 1", name="wait_minutes"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[ABTestStatus] = mapped_column(
+        status_type(ABTestStatus), default=ABTestStatus.DRAFT
+    )
+    metric: Mapped[str] = mapped_column(String(16), default=ABMetric.OPENS.value)
+    test_percent: Mapped[int] = mapped_column(Integer, default=20)
+    wait_minutes: Mapped[int] = mapped_column(Integer, default=240)
+    auto_send: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when the campaign starts: the scheduler job chooses the winner once it has passed.
+    decide_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    winner: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ABVariant(Base):
+    """One variant of an A/B test (position 0 is A): its subject and, optionally, its sender
+    name (empty: the campaign's)."""
+
+    __tablename__ = "ab_variants"
+    __table_args__ = (UniqueConstraint("ab_test_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ab_test_id: Mapped[int] = mapped_column(ForeignKey("ab_tests.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(String(500))
+    from_name: Mapped[str] = mapped_column(String(200), default="")

@@ -386,15 +386,21 @@ def templates(account_id: int) -> list[Template]:
     )
 
 
-def preview_contacts(account_id: int, limit: int = 50) -> list[tuple[int, str]]:
-    """(id, label) of some of the account's contacts to preview a campaign as: only contacts
+def preview_contacts(account_id: int, limit: int = 50, q: str = "") -> list[tuple[int, str]]:
+    """(id, label) of some of the account's contacts to preview a campaign as (those whose
+    address or name contains ``q``, when given): only contacts
     :func:`privacy.policy.may_process` allows (a preview renders their data)."""
-    rows = db.session.execute(
-        select(Contact.id, Contact.email, Contact.name)
-        .where(Contact.account_id == account_id, policy.may_process_condition(Contact))
-        .order_by(Contact.id)
-        .limit(limit)
-    ).all()
+    query = select(Contact.id, Contact.email, Contact.name).where(
+        Contact.account_id == account_id, policy.may_process_condition(Contact)
+    )
+    if q.strip():
+        pattern = (
+            "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        query = query.where(
+            Contact.email.ilike(pattern, escape="\\") | Contact.name.ilike(pattern, escape="\\")
+        )
+    rows = db.session.execute(query.order_by(Contact.id).limit(limit)).all()
     return [(cid, f"{name} <{email}>" if name else email) for cid, email, name in rows]
 
 

@@ -739,6 +739,8 @@ def _render(
     ]
     if reply_to_header:
         head.append(reply_to_header)
+    if view.test:  # a test send: marked for filters and people, counted nowhere
+        head.append(b"X-Envoy-Test: yes\r\n")
     head += [
         _header("List-Unsubscribe", f"<{unsubscribe}>"),
         _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),

@@ -21,6 +21,7 @@ from accounts.models import Account
 from accounts.queries import get_account
 from campaigns import progress_counts
 from campaigns.content import apply_body, can_convert, checked_body
+from campaigns import ab_tests, checks
 from campaigns.input_checks import check_templates, one_line
 from campaigns.models import (
     Campaign,
@@ -233,6 +234,13 @@ def _send_problems(campaign: Campaign, account: Account) -> list[str]:
         problems.append("write the body")
     if not account.postal_address.strip():
         problems.append("add your postal address in Settings (required in every campaign)")
+    # The pre-send checks' errors (the postal address is the one above, in its words).
+    if campaign.html_body.strip():
+        problems += [
+            check.message[:1].lower() + check.message[1:].rstrip(".")
+            for check in checks.errors(checks.run_checks(campaign, account))
+            if check.code not in ("postal_address", "subject")
+        ]
     return problems
 
 
@@ -277,6 +285,8 @@ def _begin_sending(campaign: Campaign) -> None:
     progress_counts.record_start(campaign.id, int(made or 0))
     if campaign.best_hour_start is not None and campaign.best_hour_end is not None:
         _spread_over_best_hours(campaign, (campaign.best_hour_start, campaign.best_hour_end))
+    # After the spread: the rows an A/B test holds for its winner stay held.
+    ab_tests.split_audience(campaign, utcnow())
     campaign.status = CampaignStatus.SENDING
     campaign.started_at = utcnow()
     campaign.last_progress_at = utcnow()

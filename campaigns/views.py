@@ -19,9 +19,12 @@ from flask import (
     url_for,
 )
 
+from accounts.queries import get_account
 from campaigns import (
+    ab_tests,
     audience_count,
     bounces,
+    checks,
     demo,
     exports,
     listing,
@@ -34,10 +37,13 @@ from campaigns import (
 )
 from campaigns import gallery as gallery_layouts
 from campaigns.forms import (
+    PREVIEW_VIEWS,
+    ABTestForm,
     CampaignForm,
     ConfirmSendForm,
     ContentPreviewForm,
     ConvertForm,
+    ConfirmWinnerForm,
     DkimForm,
     LimitsForm,
     NewFromTemplateForm,
@@ -327,8 +333,8 @@ def save_as_template(campaign_id: int) -> Any:
     return redirect(url_for("campaigns.template", template_id=template.id))
 
 
-def _contact_choices(account_id: int) -> list[tuple[int, str]]:
-    return [(0, "A sample contact"), *queries.preview_contacts(account_id)]
+def _contact_choices(account_id: int, q: str = "") -> list[tuple[int, str]]:
+    return [(0, "A sample contact"), *queries.preview_contacts(account_id, q=q[:200])]
 
 
 def _schedule_form() -> ScheduleForm:
@@ -341,7 +347,9 @@ def _detail_forms(account_id: int) -> dict[str, Any]:
     test_form = TestSendForm()
     test_form.contact_id.choices = _contact_choices(account_id)
     preview_form = PreviewForm(request.args)
-    preview_form.contact_id.choices = _contact_choices(account_id)
+    preview_form.contact_id.choices = _contact_choices(account_id, preview_form.q.data or "")
+    if preview_form.view.data not in dict(PREVIEW_VIEWS):
+        preview_form.view.data = "desktop"
     return {
         "test_form": test_form,
         "preview_form": preview_form,
@@ -350,9 +358,42 @@ def _detail_forms(account_id: int) -> dict[str, Any]:
     }
 
 
+def _ab_context(campaign: Any, form: ABTestForm | None = None) -> dict[str, Any]:
+    """The A/B test card: its set-up form (drafts), its results and the confirmation."""
+    test = ab_tests.get_ab_test(campaign.id)
+    found = ab_tests.variants(test.id) if test is not None else []
+    if form is None:
+        form = ABTestForm(formdata=None)
+        if test is not None:
+            for variant in found:
+                getattr(form, f"subject_{variant.position}").data = variant.subject
+                getattr(form, f"from_name_{variant.position}").data = variant.from_name
+            form.test_percent.data = test.test_percent
+            form.metric.data = test.metric
+            form.wait_hours.data = max(1, test.wait_minutes // 60)
+            form.auto_send.data = "yes" if test.auto_send else "no"
+        else:
+            form.subject_0.data = campaign.subject
+    confirm = ConfirmWinnerForm(formdata=None)
+    confirm.position.choices = [
+        (v.position, f"{ab_tests.LETTERS[v.position]}: {v.subject}") for v in found
+    ]
+    if test is not None and test.winner is not None:
+        confirm.position.data = test.winner
+    started = test is not None and test.status != "draft"
+    return {
+        "ab_test": test,
+        "ab_form": form,
+        "ab_confirm": confirm,
+        "ab_results": ab_tests.results(test) if started and test is not None else [],
+        "ab_letters": ab_tests.LETTERS,
+    }
+
+
 def _render_detail(campaign: Any, **forms: Any) -> Any:
     me = member()
     context = _detail_forms(me.account_id)
+    context.update(_ab_context(campaign, forms.pop("ab_form", None)))
     context.update(forms)
     before_sending = campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
     try:
@@ -361,6 +402,16 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         )
     except NotFoundError:
         missing = []
+    preview_text = None
+    if context["preview_form"].view.data == "text":
+        try:
+            preview_text = previews.preview(
+                me.account_id, campaign.id, context["preview_form"].contact_id.data or None
+            ).text
+        except ValidationError as exc:
+            preview_text = exc.message
+        except NotFoundError:
+            preview_text = "This contact cannot be previewed."
     progress = queries.progress(campaign)
     failed_page = request.args.get("failed_page", 1, type=int) or 1
     return render_template(
@@ -374,6 +425,9 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         list_ids=services.campaign_list_ids(campaign.id),
         audience=audience_count.recent_count_for_campaign(campaign) if before_sending else None,
         missing_fields=missing,
+        preview_text=preview_text,
+        preview_views=PREVIEW_VIEWS,
+        checks=checks.run_checks(campaign, get_account(me.account_id)) if before_sending else [],
         **context,
     )
 
@@ -388,12 +442,15 @@ def detail(campaign_id: int) -> Any:
 @bp.get("/campaigns/<int:campaign_id>/preview")
 @login_required()
 def preview(campaign_id: int) -> Any:
-    """The rendered HTML alone, for the sandboxed iframe (CSP sandbox, no script)."""
+    """The rendered HTML alone, for the sandboxed iframe (CSP sandbox, no script); with
+    ``dark=1`` as a dark-mode client shows it (:func:`campaigns.previews.dark_mode`)."""
     me = member()
     contact_id = request.args.get("contact_id", type=int) or None
     try:
         shown = previews.preview(me.account_id, campaign_id, contact_id)
         body = shown.html
+        if request.args.get("dark"):
+            body, _how = previews.dark_mode(body)
     except ValidationError as exc:
         body = f"<p style='color:#c92a2a;font-family:sans-serif'>{exc.message}</p>"
     response = make_response(body)
@@ -433,10 +490,9 @@ def test_send(campaign_id: int) -> Any:
     forms = _detail_forms(me.account_id)
     form = forms["test_form"]
     if form.validate_on_submit():
-        addresses = [a.strip() for a in (form.addresses.data or "").replace(";", ",").split(",")]
         try:
             sent = previews.send_test(
-                me.account_id, campaign_id, addresses, form.contact_id.data or None
+                me.account_id, campaign_id, form.addresses.data or "", form.contact_id.data or None
             )
         except ValidationError as exc:
             show_error(form, exc)
@@ -446,6 +502,61 @@ def test_send(campaign_id: int) -> Any:
             flash(f"Test sent to {sent} address{'es' if sent != 1 else ''}.", "success")
             return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     return _render_detail(campaign, test_form=form), 400
+
+
+@bp.post("/campaigns/<int:campaign_id>/ab-test")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def ab_test(campaign_id: int) -> Any:
+    """Set up or change the draft's A/B test."""
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    form = ABTestForm()
+    if form.validate_on_submit():
+        try:
+            ab_tests.save_ab_test(
+                me.account_id,
+                campaign_id,
+                subjects=form.subjects(),
+                from_names=form.from_names(),
+                test_percent=form.test_percent.data or 0,
+                metric=form.metric.data or "",
+                wait_minutes=(form.wait_hours.data or 0) * 60,
+                auto_send=form.auto_send.data == "yes",
+            )
+        except ValidationError as exc:
+            show_error(form, exc)
+        else:
+            flash("A/B test saved: it starts with the campaign.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=campaign_id) + "#ab-test")
+    return _render_detail(campaign, ab_form=form), 400
+
+
+@bp.post("/campaigns/<int:campaign_id>/ab-test/delete")
+@require_permission(Permission.MANAGE_CAMPAIGNS)
+def delete_ab_test(campaign_id: int) -> Any:
+    return _action(campaign_id, ab_tests.delete_ab_test, "A/B test removed.")
+
+
+@bp.post("/campaigns/<int:campaign_id>/ab-test/confirm")
+@require_permission(Permission.SEND_CAMPAIGNS)
+def confirm_ab_winner(campaign_id: int) -> Any:
+    """Send the rest of the audience the chosen variant."""
+    me = member()
+    form = ConfirmWinnerForm()
+    test = ab_tests.get_ab_test(services.get_campaign(me.account_id, campaign_id).id)
+    form.position.choices = [
+        (v.position, v.subject) for v in (ab_tests.variants(test.id) if test else [])
+    ]
+    if form.validate_on_submit():
+        try:
+            ab_tests.confirm_winner(me.account_id, campaign_id, form.position.data)
+        except ValidationError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("The rest of the audience is being sent the chosen variant.", "success")
+    else:
+        flash("Choose one of the variants.", "error")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")

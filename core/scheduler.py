@@ -65,6 +65,8 @@ JOBS: list[Job] = [
         "campaigns.sending.reconciler:reconcile",
         interval_setting="RECONCILE_INTERVAL_SECONDS",
     ),
+    # A/B tests whose wait is over: the winner chosen, the rest sent it (or held for a yes).
+    Job("ab-test-winners", "campaigns.ab_tests:decide_due"),
     # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
     Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),

@@ -525,6 +525,8 @@ NOT_PERSONAL: dict[str, str] = {
     "blocked_domains": "domains blocked platform-wide (no local part, no person)",
     "links": "a campaign's link targets (the same for every recipient)",
     "campaign_message_counts": "a campaign's messages counted by status (numbers only)",
+    "ab_tests": "a campaign's A/B test settings and winner (no recipient data)",
+    "ab_variants": "the subjects and sender names an organisation wrote for an A/B test",
     "engine_domain_days": "delivery outcomes per receiving domain (no local part)",
     "subscriber_settings": "the account's switch for recording consent IPs (no IP itself)",
     "roles": "an account's own role names and permissions, written by the organisation",

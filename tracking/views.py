@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response as BaseResponse
 
+from campaigns import ab_tests
 from core import nav
 from core.auth import member, public, require_permission
 from core.permissions import Permission
@@ -162,7 +163,15 @@ def report(campaign_id: int) -> Any:
     """One campaign's report: chart, human and machine figures, links, domains."""
     found = analytics.campaign_report(member().account_id, campaign_id)
     chart = charts.line_chart(found.series, found.granularity)
-    return render_template("tracking/report.html", report=found, chart=chart)
+    ab_test = ab_tests.get_ab_test(found.campaign.id)  # the variants side by side, if any
+    started = ab_test is not None and ab_test.status != "draft"
+    return render_template(
+        "tracking/report.html",
+        report=found,
+        chart=chart,
+        ab_test=ab_test,
+        ab_results=ab_tests.results(ab_test) if started and ab_test is not None else [],
+    )
 
 
 @bp.get("/campaigns/<int:campaign_id>/report.csv")

@@ -37,7 +37,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.bounces import record_bounce
-from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus, SendingSettings
+from campaigns.models import (
+    AB_HELD,
+    Campaign,
+    CampaignStatus,
+    Message,
+    MessageStatus,
+    SendingSettings,
+)
 from campaigns.render import (
     CampaignView,
     Recipient,
@@ -53,7 +60,7 @@ from campaigns.sending.claims import (
     mark_row,
     release_claim,
 )
-from campaigns.sending.rendering import campaign_view
+from campaigns.sending.rendering import claim_views
 from campaigns.sending.servers import account_servers, server_connection
 from campaigns.services import pause
 from campaigns.settings import setting
@@ -203,7 +210,7 @@ class _Prerenderer:
 
     def __init__(
         self,
-        view: CampaignView,
+        view: Callable[[int], CampaignView],
         recipients: dict[int, Recipient],
         message_ids: list[int],
         verp_key: str,
@@ -227,7 +234,7 @@ class _Prerenderer:
                 item: RenderedMessage | BaseException | None = None
                 if recipient is not None:
                     try:
-                        rendered = render_message(self.view, recipient, self.verp_key)
+                        rendered = render_message(self.view(message_id), recipient, self.verp_key)
                         item = replace(rendered, payload=self.payload(rendered.wire))
                     except Exception as exc:  # handed to the sending thread
                         item = exc
@@ -417,7 +424,7 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     deadline = time.time() + float(setting("SEND_JOB_SECONDS"))
     verp_key = str(current_app.config["SECRET_KEY"])
     try:
-        view = campaign_view(campaign)
+        view = claim_views(campaign, message_ids)
         recipients = eligible_recipients(campaign, claimed)
     except TemplateError as exc:
         release_claim(token)
@@ -617,6 +624,7 @@ def _after_empty_claim(campaign: Campaign, chain: int, now: datetime) -> None:
             Message.campaign_id == campaign.id,
             Message.status == MessageStatus.PENDING,
             Message.due_at > now,
+            Message.due_at < AB_HELD,  # held for an A/B test's winner: released by it
         )
     )
     if next_due is not None:  # each chain waits for the retries (at most one job per chain)
