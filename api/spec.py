@@ -107,10 +107,13 @@ class OperationInfo:
     takes_json: bool
 
 
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body.rstrip(b"\n")).hexdigest()[:32] + '"'
+
+
 def etag_of(model: BaseModel) -> str:
-    """The ETag of a resource: a digest of exactly the bytes its GET answers with."""
-    body = spec_tree.model_adapter.dump_json(model)
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    """The ETag of a resource: a digest of the JSON its GET answers with."""
+    return _etag(spec_tree.model_adapter.dump_json(model))
 
 
 def check_if_match(current: BaseModel) -> None:
@@ -221,9 +224,11 @@ def operation(
         def answer(*args: Any, **kwargs: Any) -> Response:
             result = validated(*args, **kwargs)
             made = current_app.make_response(result)
-            if etag and made.status_code == 200 and made.is_json:
+            if made.is_json:
                 body = made.get_data()
-                made.headers["ETag"] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+                if etag and made.status_code == 200:
+                    made.headers["ETag"] = _etag(body)
+                made.set_data(body.rstrip(b"\n") + b"\n")  # a terminal prompt on its own line
             return made
 
         @functools.wraps(view)
