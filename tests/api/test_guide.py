@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 
 from tests import services_available
@@ -22,7 +23,7 @@ def examples() -> list[tuple[str, str]]:
     """(commands, expected output) pairs, in the guide's order."""
     blocks = BLOCK.findall(GUIDE.read_text())
     pairs = []
-    for (kind, commands), (next_kind, output) in zip(blocks, blocks[1:], strict=False):
+    for (kind, commands), (next_kind, output) in pairwise(blocks):
         if kind == "sh":
             assert next_kind == "text", f"no output block after:\n{commands}"
             pairs.append((commands, output))
