@@ -27,9 +27,11 @@ them as RFC 9457 problem details, and the document says so for every operation.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import math
+import threading
 import time
 import typing
 from collections.abc import Callable, Sequence
@@ -253,6 +255,7 @@ def operation(
 
 # --- the document ------------------------------------------------------------------------
 
+_GENERATING = threading.Lock()
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDocument"}
 _ERRORS = {
     "401": "No live API key (missing, unknown or revoked; cookies are not accepted).",
@@ -297,8 +300,14 @@ def build_spec(app: Flask) -> dict[str, Any]:
     cached = app.extensions.get("api.spec")
     if cached is not None:
         return typing.cast(dict[str, Any], cached)
-    with app.app_context():
-        spec = spec_tree._generate_spec()
+    with _GENERATING, app.app_context():
+        # spectree lifts nested models out of its stored schemas as it generates (it deletes
+        # their $defs): generate from a copy, so the next app's document gets them too.
+        kept = copy.deepcopy(spec_tree.models)
+        try:
+            spec = spec_tree._generate_spec()
+        finally:
+            spec_tree.models = kept
     spec["info"] = {
         "title": "Envoy API",
         "version": "v1",

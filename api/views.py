@@ -15,7 +15,14 @@ from flask.blueprints import BlueprintSetupState
 
 from api import keys
 from api.forms import ApiKeyForm
-from api.resources import campaigns, contacts, lists  # noqa: F401 - they add their operations
+from api.resources import (  # noqa: F401 - they add their operations
+    audience,
+    campaigns,
+    contacts,
+    lists,
+    reports,
+    templates,
+)
 from api.v1 import v1
 from core import auth
 from core.auth import member, require_permission

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from api.spec import build_spec
+from campaigns import template_library
 from core.permissions import ALL, Permission
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
@@ -104,9 +105,24 @@ def seed_account_a(app: Flask) -> Seeded:
         list_id = make_list_with_contacts(tenant, [], A_LIST)
         contact = subscribers.add_contact_to_list(tenant.account_id, list_id, A_ADDRESS)
         campaign_id = make_campaign(tenant, list_id, subject=A_CAMPAIGN)
-        return Seeded(
-            tenant, {"contact_id": contact.id, "list_id": list_id, "campaign_id": campaign_id}
+        template = template_library.save_template(
+            tenant.account_id, template_id=None, name=A_CAMPAIGN, subject="Hi", html_body="<p>"
         )
+        segment = subscribers.save_segment(
+            tenant.account_id,
+            None,
+            A_LIST,
+            "all",
+            [{"field": "email", "op": "contains", "value": "a"}],
+        )
+        ids = {
+            "contact_id": contact.id,
+            "list_id": list_id,
+            "campaign_id": campaign_id,
+            "template_id": template.id,
+            "segment_id": segment.id,
+        }
+        return Seeded(tenant, ids)
 
 
 #: How to find account A's id for each path parameter; a new parameter fails by name below.
@@ -114,6 +130,8 @@ ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "contact_id": lambda seeded: seeded.ids["contact_id"],
     "list_id": lambda seeded: seeded.ids["list_id"],
     "campaign_id": lambda seeded: seeded.ids["campaign_id"],
+    "template_id": lambda seeded: seeded.ids["template_id"],
+    "segment_id": lambda seeded: seeded.ids["segment_id"],
 }
 
 
@@ -163,7 +181,7 @@ def test_a_key_of_another_account_never_reaches_its_data(app: Flask) -> None:
     a_client = api(app, make_key(app, seeded.tenant))
     before = {
         name: a_client.get(f"/api/v1/{name}s/{seeded.ids[f'{name}_id']}").get_data()
-        for name in ("contact", "list", "campaign")
+        for name in ("contact", "list", "campaign", "template", "segment")
     }
     with app.app_context():
         b_tenant = make_tenant("owner@b.example", "B")
@@ -187,6 +205,6 @@ def test_a_key_of_another_account_never_reaches_its_data(app: Flask) -> None:
     assert not leaks, "\n".join(leaks)
     after = {
         name: a_client.get(f"/api/v1/{name}s/{seeded.ids[f'{name}_id']}").get_data()
-        for name in ("contact", "list", "campaign")
+        for name in ("contact", "list", "campaign", "template", "segment")
     }
     assert after == before
