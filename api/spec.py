@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import json
 import math
 import threading
 import time
@@ -154,6 +155,16 @@ def _check_ids(kwargs: dict[str, Any]) -> None:
             raise Problem(404, "No such resource in this account.")
 
 
+def _check_query() -> None:
+    if any("\x00" in value for value in request.args.values()):
+        raise Problem(
+            422,
+            "The query holds a NUL character, which no parameter accepts.",
+            "validation-error",
+            [FieldError("query", "NUL character")],
+        )
+
+
 def _check_json_body() -> None:
     if request.method in ("GET", "HEAD", "DELETE"):
         return
@@ -161,12 +172,30 @@ def _check_json_body() -> None:
         raise Problem(
             415, "Send the body as JSON with “Content-Type: application/json”.", "not-json"
         )
-    if request.get_json(silent=True) is None:
+    body = request.get_json(silent=True)
+    if body is None:
         raise Problem(
             422,
             "The body is not valid JSON.",
             "validation-error",
             [FieldError("body", "not valid JSON")],
+        )
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Problem(
+            422,
+            "The body holds text that is not valid Unicode (a lone surrogate).",
+            "validation-error",
+            [FieldError("body", "invalid Unicode")],
+        ) from None
+    if "\x00" in text or "\\u0000" in text:
+        raise Problem(
+            422,
+            "The body holds a NUL character, which no field accepts.",
+            "validation-error",
+            [FieldError("body", "NUL character")],
         )
 
 
@@ -237,6 +266,7 @@ def operation(
         def guarded(*args: Any, **kwargs: Any) -> Response:
             _rate_limit(api_caller().key_id)
             _check_ids(kwargs)
+            _check_query()
             if takes_json:
                 _check_json_body()
             if creates:

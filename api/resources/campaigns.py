@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, Sort, keyset_page
-from api.schemas import Strict, Timestamp
+from api.schemas import Id, Strict, Timestamp
 from api.spec import MAX_ID, check_if_match, operation
 from api.v1 import v1
 from campaigns import audience_count, listing, queries
@@ -30,8 +30,8 @@ class CampaignFields(Strict):
     reply_to: str = Field("", max_length=320)
     html_body: str = Field("", max_length=1_000_000)
     text_body: str = Field("", max_length=1_000_000, description="empty: made from the HTML")
-    list_ids: list[int] = Field(default_factory=list, max_length=100)
-    segment_ids: list[int] = Field(default_factory=list, max_length=100)
+    list_ids: list[Id] = Field(default_factory=list, max_length=100)
+    segment_ids: list[Id] = Field(default_factory=list, max_length=100)
     track_opens: bool = True
     track_clicks: bool = True
 
@@ -44,8 +44,8 @@ class CampaignUpdate(Strict):
     reply_to: str | None = Field(None, max_length=320)
     html_body: str | None = Field(None, max_length=1_000_000)
     text_body: str | None = Field(None, max_length=1_000_000)
-    list_ids: list[int] | None = Field(None, max_length=100)
-    segment_ids: list[int] | None = Field(None, max_length=100)
+    list_ids: list[Id] | None = Field(None, max_length=100)
+    segment_ids: list[Id] | None = Field(None, max_length=100)
     track_opens: bool | None = None
     track_clicks: bool | None = None
 
