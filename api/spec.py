@@ -108,6 +108,9 @@ class OperationInfo:
     creates: bool
     etag: bool
     takes_json: bool
+    #: Media type of a raw request body (an upload) or of a non-JSON answer, for the document.
+    consumes: str | None = None
+    produces: str | None = None
 
 
 def _etag(body: bytes) -> str:
@@ -237,11 +240,15 @@ def operation(
     creates: bool = False,
     etag: bool = False,
     tags: Sequence[str] = (),
+    consumes: str | None = None,
+    produces: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare an API operation (see the module docstring): ``permission`` is the scope it
     needs, ``response`` the model of a successful answer with ``status`` (None for 204),
     ``creates`` turns on ``Idempotency-Key``, ``etag`` sets an ETag on the answer (single
-    resources; the view calls :func:`check_if_match` before a change)."""
+    resources; the view calls :func:`check_if_match` before a change). ``consumes``: the
+    media type of a raw body the view reads itself (an upload); ``produces``: the media type
+    of an answer that is not JSON (a download)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         hints = typing.get_type_hints(view)
@@ -276,7 +283,7 @@ def operation(
         guarded.__wrapped__ = validated  # spectree finds its metadata through __wrapped__
         declared = require_scope(permission)(guarded)
         declared.api_operation = OperationInfo(  # type: ignore[attr-defined]
-            permission, creates, etag, takes_json
+            permission, creates, etag, takes_json, consumes, produces
         )
         return declared
 
@@ -387,6 +394,16 @@ def _document_operation(item: dict[str, Any], info: OperationInfo, method: str) 
     parameters = item.setdefault("parameters", [])
     if info.takes_json:
         responses["415"] = _problem("The body is not JSON.")
+    if info.consumes:
+        item["requestBody"] = {
+            "required": True,
+            "content": {info.consumes: {"schema": {"type": "string"}}},
+        }
+    if info.produces:
+        responses["200"] = {
+            "description": "OK",
+            "content": {info.produces: {"schema": {"type": "string"}}},
+        }
     if info.creates:
         parameters.append(
             {

@@ -19,6 +19,8 @@ from api.resources import (  # noqa: F401 - they add their operations
     audience,
     campaigns,
     contacts,
+    data_requests,
+    imports,
     lists,
     reports,
     templates,

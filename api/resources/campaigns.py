@@ -17,7 +17,7 @@ from campaigns import services as campaigns
 from campaigns.models import Campaign
 from core.auth import api_caller
 from core.permissions import Permission
-from core.problems import Problem
+from core.problems import FieldError, Problem
 
 TAGS = ("campaigns",)
 
@@ -277,9 +277,17 @@ def send_campaign(campaign_id: int, json: SendIn) -> CampaignOut:
 @operation(Permission.SEND_CAMPAIGNS, CampaignOut, tags=TAGS)
 def schedule_campaign(campaign_id: int, json: ScheduleIn) -> CampaignOut:
     """Send at a time in the future (it must be ready to send)."""
-    when = json.send_at.astimezone(UTC).replace(tzinfo=None)
-    if when > datetime(9000, 1, 1):
-        raise Problem(422, "Choose a time in the coming years.", "validation-error")
+    try:
+        when = json.send_at.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        when = datetime.min
+    if not datetime(2000, 1, 1) < when < datetime(9000, 1, 1):
+        raise Problem(
+            422,
+            "Choose a time in the future.",
+            "validation-error",
+            [FieldError("send_at", "out of range")],
+        )
     return CampaignOut.of(campaigns.schedule(api_caller().account_id, campaign_id, when))
 
 

@@ -4,6 +4,7 @@ operations, and a key of one account never reaches another account's data."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from flask import Flask
 from api.spec import build_spec
 from campaigns import template_library
 from core.permissions import ALL, Permission
+from privacy import queries as privacy_queries
+from privacy import services as privacy
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
 from tests.factories import Tenant, make_campaign, make_list_with_contacts, make_tenant
@@ -115,7 +118,15 @@ def seed_account_a(app: Flask) -> Seeded:
             "all",
             [{"field": "email", "op": "contains", "value": "a"}],
         )
+        upload = subscribers.create_import(
+            tenant.account_id, list_id, io.BytesIO(b"email\nx@example.org\n"), "a.csv", False
+        )
+        other = subscribers.add_contact_to_list(tenant.account_id, list_id, "other@example.org")
+        privacy.restrict_contact(tenant.account_id, other.id, tenant.user_id)
+        request_id = privacy_queries.requests_for_account(tenant.account_id)[0].request_account_id
         ids = {
+            "import_id": upload.id,
+            "request_id": request_id,
             "contact_id": contact.id,
             "list_id": list_id,
             "campaign_id": campaign_id,
@@ -132,6 +143,8 @@ ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "campaign_id": lambda seeded: seeded.ids["campaign_id"],
     "template_id": lambda seeded: seeded.ids["template_id"],
     "segment_id": lambda seeded: seeded.ids["segment_id"],
+    "import_id": lambda seeded: seeded.ids["import_id"],
+    "request_id": lambda seeded: seeded.ids["request_id"],
 }
 
 

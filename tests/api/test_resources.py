@@ -234,3 +234,51 @@ def test_templates_segments_and_a_report_keep_the_pages_rules(app: Flask) -> Non
     # Individual tracking is off by default: no unique or per-domain engagement, as the page.
     assert report["unique_opens"] is None and report["unique_clicks"] is None
     assert all(domain["opens"] is None for domain in report["domains"])
+
+
+def test_an_import_is_uploaded_started_followed_and_its_errors_downloaded(app: Flask) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+    client = api(app, make_key(app, tenant))
+    list_id = client.post("/api/v1/lists", json={"name": "Imported"}).get_json()["id"]
+    csv_body = "Name;E-mail\nZoë;zoe@example.org\nBad;not-an-address\n李;li@example.cn\n"
+    uploaded = client.post(
+        f"/api/v1/imports?list_id={list_id}&filename=people.csv",
+        data=csv_body.encode("utf-8"),
+        content_type="text/csv",
+    )
+    assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
+    job = uploaded.get_json()
+    assert job["columns"] == ["Name", "E-mail"] and job["status"] == "uploaded"
+    refused = client.post(f"/api/v1/imports/{job['id']}/start", json={"mapping": {"0": "name"}})
+    assert refused.status_code == 422
+    started = client.post(
+        f"/api/v1/imports/{job['id']}/start", json={"mapping": {"0": "name", "1": "email"}}
+    )
+    assert started.get_json()["status"] == "queued"
+    drain(app)
+    done = client.get(f"/api/v1/imports/{job['id']}").get_json()
+    assert (done["status"], done["created"], done["errors"]) == ("done", 2, 1)
+    errors = client.get(f"/api/v1/imports/{job['id']}/errors")
+    assert errors.status_code == 200 and errors.mimetype == "text/csv"
+    assert "not-an-address" in errors.get_data(as_text=True)
+    empty = client.post(f"/api/v1/imports?list_id={list_id}", data=b"", content_type="text/csv")
+    assert empty.status_code == 422
+
+
+def test_the_accounts_data_requests_are_listed_and_a_correction_applied(app: Flask) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        from privacy import services as privacy
+        from subscribers import services as subscribers
+
+        list_id = subscribers.create_list(tenant.account_id, "News").id
+        contact = subscribers.add_contact_to_list(tenant.account_id, list_id, "ana@example.org")
+        privacy.restrict_contact(tenant.account_id, contact.id, tenant.user_id)
+    client = api(app, make_key(app, tenant))
+    listed = client.get("/api/v1/data-requests").get_json()["items"]
+    assert [(r["kind"], r["contact_id"]) for r in listed] == [("restrict", contact.id)]
+    one = client.get(f"/api/v1/data-requests/{listed[0]['id']}").get_json()
+    assert one == listed[0]
+    not_a_correction = client.post(f"/api/v1/data-requests/{listed[0]['id']}/apply")
+    assert not_a_correction.status_code in (404, 422)
