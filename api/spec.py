@@ -46,15 +46,13 @@ from spectree import Response as SpecResponse
 from spectree import SpecTree
 
 from api import idempotency
-from core.auth import access_of, api_caller, require_scope
+from core.auth import api_caller, require_scope
 from core.limiting import moving_window
 from core.permissions import Permission
 from core.problems import MEDIA_TYPE, FieldError, Problem
 
 #: The largest id a path may name (PostgreSQL ``integer``); larger ones are simply not found.
 MAX_ID = 2**31 - 1
-#: Where the documented operations live.
-PREFIX = "/api/v1"
 RATE_PURPOSE = "api-rate"
 
 
@@ -437,14 +435,3 @@ def _document_operation(item: dict[str, Any], info: OperationInfo, method: str) 
         responses["412"] = _problem("If-Match does not match the resource's current ETag.")
     if not parameters:
         item.pop("parameters")
-
-
-def operation_permissions(app: Flask) -> dict[str, Permission]:
-    """endpoint -> the scope it needs, for every API operation (tests iterate over this)."""
-    found = {}
-    for endpoint, view in app.view_functions.items():
-        access = access_of(view)
-        info = getattr(view, "api_operation", None)
-        if access is not None and isinstance(info, OperationInfo):
-            found[endpoint] = info.permission
-    return found
