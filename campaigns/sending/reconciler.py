@@ -1,9 +1,11 @@
 """The reconciler: repairs sending from database state (the database, not the queue, says what
 is left to do). It starts due scheduled campaigns, recovers the claims of dead workers,
-re-enqueues campaigns whose queue messages were lost and finishes campaigns with nothing left.
+re-enqueues campaigns whose queue messages were lost and finishes campaigns with nothing left;
+the same for transactional messages (:func:`campaigns.sending.transactional.recover`).
 
 It runs on the scheduler every ``RECONCILE_INTERVAL_SECONDS`` (10 s by default). With nothing to
-do it costs two indexed reads: the due scheduled campaigns, and the sending ones."""
+do it costs five indexed reads: the due scheduled campaigns, the sending ones, and three of
+queued transactional messages (by status)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.sql import ColumnElement
 
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.sending import transactional
 from campaigns.sending.claims import chain_of
 from campaigns.sending.delivery import (
     INTERRUPTED,
@@ -37,6 +40,9 @@ class ReconcileReport:
     interrupted: int
     requeued_campaigns: int
     finished: int
+    #: Transactional messages failed as interrupted, and enqueued again.
+    transactional_interrupted: int = 0
+    transactional_requeued: int = 0
 
 
 def reconcile(now: datetime | None = None) -> ReconcileReport:
@@ -119,7 +125,10 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
             db.session.refresh(campaign)
             finished += int(campaign.status == CampaignStatus.SENT)
     db.session.commit()
-    return ReconcileReport(started, recovered, interrupted, requeued, finished)
+    tx_interrupted, tx_requeued = transactional.recover(now)
+    return ReconcileReport(
+        started, recovered, interrupted, requeued, finished, tx_interrupted, tx_requeued
+    )
 
 
 def _recover_claim(token: str) -> int:
