@@ -74,6 +74,7 @@ nav.add(
     active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail", "campaigns.confirm_send"),
 )
 nav.add("Templates", "campaigns.templates", 25, active=("campaigns.template",))
+nav.add("Transactional", "campaigns.transactional", 27)
 nav.add("Sending", "campaigns.sending", 85)
 # Every page that shows a subject shows a personalised one rendered (campaigns/_subject.html).
 bp.app_template_global("shown_subject")(subjects.shown_subject)
@@ -455,6 +456,18 @@ def resume(campaign_id: int) -> Any:
 @require_permission(Permission.SEND_CAMPAIGNS)
 def cancel(campaign_id: int) -> Any:
     return _action(campaign_id, services.cancel, "Cancelled: nothing more will be sent.")
+
+
+# --------------------------------------------------------------------------- transactional
+
+
+@bp.get("/transactional")
+@require_any_permission(Permission.SEND_CAMPAIGNS, Permission.VIEW_REPORTS)
+def transactional() -> Any:
+    me = member()
+    return render_template(
+        "campaigns/transactional.html", messages=queries.recent_transactional(me.account_id)
+    )
 
 
 # --------------------------------------------------------------------------- templates
