@@ -178,8 +178,8 @@ def _s(
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
-AREAS = ("core", "accounts", "subscribers", "sending", "tracking", "privacy", "engine")
-CORE, ACCOUNTS, SUBSCRIBERS, SENDING, TRACKING, PRIVACY, ENGINE = AREAS
+AREAS = ("core", "accounts", "subscribers", "sending", "tracking", "privacy", "engine", "api")
+CORE, ACCOUNTS, SUBSCRIBERS, SENDING, TRACKING, PRIVACY, ENGINE, API = AREAS
 HOUR, DAY = 3600, 86400
 
 
@@ -636,6 +636,21 @@ class Settings(BaseSettings):
         5,
         "the operator page names only domains with at least this many known addresses",
         ENGINE,
+        ge=1,
+    )
+
+    # --- api ------------------------------------------------------------------------------
+    API_RATE_LIMIT_PER_MINUTE: int = _s(
+        600,
+        "requests one API key may make per minute (moving window); more answer 429 with "
+        "`Retry-After`",
+        API,
+        ge=1,
+    )
+    API_IDEMPOTENCY_HOURS: int = _s(
+        24,
+        "hours the answer to a POST with an `Idempotency-Key` is kept and replayed on retry",
+        API,
         ge=1,
     )
 
