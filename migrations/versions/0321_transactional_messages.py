@@ -1,7 +1,7 @@
 """transactional_messages: one triggered message to one address; objections suppressed as such
 
 Revision ID: 0321
-Revises: 0318
+Revises: 0320 (chained after the api branch's 0320 once merged; was 0318)
 Create Date: 2026-12-02 21:10:00
 
 A transactional message (a receipt, a welcome mail) goes through the campaigns' pipeline but is
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0321"
-down_revision: str | Sequence[str] | None = "0318"
+down_revision: str | Sequence[str] | None = "0320"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask
 
 from api.spec import build_spec
+from campaigns.transactional import send_transactional
 from core.permissions import ALL, Permission
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
@@ -102,13 +103,23 @@ def seed_account_a(app: Flask) -> Seeded:
         tenant = make_tenant("owner@a.example", "A")
         list_id = make_list_with_contacts(tenant, [], A_LIST)
         contact = subscribers.add_contact_to_list(tenant.account_id, list_id, A_ADDRESS)
-        return Seeded(tenant, {"contact_id": contact.id, "list_id": list_id})
+        message_id = send_transactional(
+            tenant.account_id,
+            A_ADDRESS,
+            from_email="orders@a.example",
+            subject="S",
+            html="<p>x</p>",
+        )
+        return Seeded(
+            tenant, {"contact_id": contact.id, "list_id": list_id, "message_id": message_id}
+        )
 
 
 #: How to find account A's id for each path parameter; a new parameter fails by name below.
 ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "contact_id": lambda seeded: seeded.ids["contact_id"],
     "list_id": lambda seeded: seeded.ids["list_id"],
+    "message_id": lambda seeded: seeded.ids["message_id"],
 }
 
 
