@@ -153,48 +153,38 @@ def reduce_diagnostic(*texts: str | None) -> str:
     return " ".join(parts)
 
 
+def _named_row(model: Any, prefix: str, message_id_header: str | None) -> int | None:
+    """The row of ``model`` whose id our Message-ID names (``<{prefix}{id}.{mac}@domain>``),
+    believed only if the whole header is the one that row was sent with."""
+    if not message_id_header:
+        return None
+    value = message_id_header.strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    named = re.match(rf"<{prefix}(\d{{1,18}})\.", value)
+    if named is None:
+        return None
+    found = db.session.scalar(
+        select(model.id).where(model.id == int(named.group(1)), model.smtp_message_id == value)
+    )
+    return None if found is None else int(found)
+
+
 def find_message(message_id_header: str | None, return_path: str | None) -> int | None:
     """The message row a notification refers to, by Message-ID, else by VERP address."""
-    if message_id_header:
-        value = message_id_header.strip()
-        if not value.startswith("<"):
-            value = f"<{value}>"
-        # Our Message-IDs name their row (``<m{id}.{mac}@domain>``): read it by id, and
-        # believe it only if the whole header is the one that row was sent with.
-        named = re.match(r"<m(\d{1,18})\.", value)
-        if named is not None:
-            found = db.session.scalar(
-                select(MessageRow.id).where(
-                    MessageRow.id == int(named.group(1)), MessageRow.smtp_message_id == value
-                )
-            )
-            if found is not None:
-                return int(found)
-    if return_path:
+    found = _named_row(MessageRow, "m", message_id_header)
+    if found is None and return_path:
         return parse_verp(return_path, str(current_app.config["SECRET_KEY"]))
-    return None
+    return found
 
 
 def find_transactional(message_id_header: str | None, return_path: str | None) -> int | None:
     """The transactional message a notification refers to (``<t{id}.{mac}@domain>``, or the
     VERP address ``bounces+t{id}-{mac}@``), by the same rules as :func:`find_message`."""
-    if message_id_header:
-        value = message_id_header.strip()
-        if not value.startswith("<"):
-            value = f"<{value}>"
-        named = re.match(r"<t(\d{1,18})\.", value)
-        if named is not None:
-            found = db.session.scalar(
-                select(TransactionalMessage.id).where(
-                    TransactionalMessage.id == int(named.group(1)),
-                    TransactionalMessage.smtp_message_id == value,
-                )
-            )
-            if found is not None:
-                return int(found)
-    if return_path:
+    found = _named_row(TransactionalMessage, "t", message_id_header)
+    if found is None and return_path:
         return parse_verp(return_path, str(current_app.config["SECRET_KEY"]), "t")
-    return None
+    return found
 
 
 def record_transactional_bounce(

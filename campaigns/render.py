@@ -735,12 +735,7 @@ def render_message(
     raised, whatever the exception; the address cannot be sent to; the contact's data is not
     valid text), with a reason that names neither the address nor the name.
     """
-    try:
-        to = wire_address(_one_line(recipient.email))
-    except AddressError as exc:
-        reason = str(exc)
-        reason = reason[:1].lower() + reason[1:]  # email-validator's sentences start capitalised
-        raise RecipientError(f"the address cannot be sent to: {reason}") from exc
+    to = _recipient_address(recipient)
     try:
         return _render(view, recipient, to, verp_key, subject_prefix)
     except RecipientError as exc:
@@ -749,6 +744,17 @@ def render_message(
         raise RecipientError(
             f"the contact's data is not valid text ({type(exc).__name__})"
         ) from exc
+
+
+def _recipient_address(recipient: Recipient) -> WireAddress:
+    """The recipient's address checked for sending; RecipientError (naming no address) when
+    it cannot be sent to."""
+    try:
+        return wire_address(_one_line(recipient.email))
+    except AddressError as exc:
+        reason = str(exc)
+        reason = reason[:1].lower() + reason[1:]  # email-validator's sentences start capitalised
+        raise RecipientError(f"the address cannot be sent to: {reason}") from exc
 
 
 def _scrubbed(reason: str, recipient: Recipient) -> str:
@@ -847,13 +853,7 @@ def render_transactional(
     caller's ``data``, DKIM-signed, with a Message-ID and VERP address naming the
     transactional row (prefix ``t``). Raises RecipientError (its reason names neither the
     address nor the name) for anything of this message: the address, the personalisation."""
-    try:
-        to = wire_address(_one_line(recipient.email))
-    except AddressError as exc:
-        reason = str(exc)
-        raise RecipientError(
-            f"the address cannot be sent to: {reason[:1].lower() + reason[1:]}"
-        ) from exc
+    to = _recipient_address(recipient)
     try:
         context = {**_context(recipient), "data": data}
         pieces = {
@@ -864,8 +864,10 @@ def render_transactional(
                 ("text", compiled.text),
             )
         }
-    except RecipientError as exc:
-        raise type(exc)(_scrubbed(str(exc), recipient)) from exc
+    except RecipientError as exc:  # the reason quotes none of the recipient's or data's text
+        quoted = {**recipient.attributes, **{f"data.{k}": v for k, v in data.items()}}
+        reason = _scrubbed(str(exc), Recipient(0, recipient.email, recipient.name, quoted))
+        raise type(exc)(reason) from exc
     from_address = _sender_address(sender.from_email)
     message_id = message_id_for(recipient.message_id, from_address.ascii_domain, verp_key, "t")
     reply_to = b""
