@@ -60,6 +60,8 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
        was killed between claims) get their chains again, unless a transport error's backoff
        is still running.
     4. Sending campaigns with nothing left are marked sent.
+    5. Transactional messages: the same for dead workers' claims and lost queue messages
+       (:func:`campaigns.sending.transactional.recover`).
     """
     from campaigns import tasks
 
