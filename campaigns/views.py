@@ -71,10 +71,15 @@ nav.add(
     "Campaigns",
     "campaigns.campaigns",
     20,
-    active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail", "campaigns.confirm_send"),
+    active=(
+        "campaigns.campaigns",
+        "campaigns.edit",
+        "campaigns.detail",
+        "campaigns.confirm_send",
+        "campaigns.transactional",
+    ),
 )
 nav.add("Templates", "campaigns.templates", 25, active=("campaigns.template",))
-nav.add("Transactional", "campaigns.transactional", 27)
 nav.add("Sending", "campaigns.sending", 85)
 # Every page that shows a subject shows a personalised one rendered (campaigns/_subject.html).
 bp.app_template_global("shown_subject")(subjects.shown_subject)

@@ -36,7 +36,8 @@ def test_the_transactional_page_lists_messages_with_their_status(
     with live_server.app.app_context():
         tenant = make_tenant(OWNER, "Tienda Ñandú")
     log_in(page, base, OWNER)
-    page.get_by_role("link", name="Transactional").first.click()
+    page.get_by_role("link", name="Campaigns").first.click()
+    page.get_by_role("link", name="Transactional messages").click()
     page.wait_for_url(f"{base}/transactional")
     assert "No transactional messages yet" in page.inner_text("main")
     screenshot(page, "transactional-empty")
