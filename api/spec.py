@@ -27,9 +27,12 @@ them as RFC 9457 problem details, and the document says so for every operation.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
+import json
 import math
+import threading
 import time
 import typing
 from collections.abc import Callable, Sequence
@@ -107,10 +110,13 @@ class OperationInfo:
     takes_json: bool
 
 
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body.rstrip(b"\n")).hexdigest()[:32] + '"'
+
+
 def etag_of(model: BaseModel) -> str:
-    """The ETag of a resource: a digest of exactly the bytes its GET answers with."""
-    body = spec_tree.model_adapter.dump_json(model)
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    """The ETag of a resource: a digest of the JSON its GET answers with."""
+    return _etag(spec_tree.model_adapter.dump_json(model))
 
 
 def check_if_match(current: BaseModel) -> None:
@@ -149,6 +155,16 @@ def _check_ids(kwargs: dict[str, Any]) -> None:
             raise Problem(404, "No such resource in this account.")
 
 
+def _check_query() -> None:
+    if any("\x00" in value for value in request.args.values()):
+        raise Problem(
+            422,
+            "The query holds a NUL character, which no parameter accepts.",
+            "validation-error",
+            [FieldError("query", "NUL character")],
+        )
+
+
 def _check_json_body() -> None:
     if request.method in ("GET", "HEAD", "DELETE"):
         return
@@ -156,12 +172,30 @@ def _check_json_body() -> None:
         raise Problem(
             415, "Send the body as JSON with “Content-Type: application/json”.", "not-json"
         )
-    if request.get_json(silent=True) is None:
+    body = request.get_json(silent=True)
+    if body is None:
         raise Problem(
             422,
             "The body is not valid JSON.",
             "validation-error",
             [FieldError("body", "not valid JSON")],
+        )
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Problem(
+            422,
+            "The body holds text that is not valid Unicode (a lone surrogate).",
+            "validation-error",
+            [FieldError("body", "invalid Unicode")],
+        ) from None
+    if "\x00" in text or "\\u0000" in text:
+        raise Problem(
+            422,
+            "The body holds a NUL character, which no field accepts.",
+            "validation-error",
+            [FieldError("body", "NUL character")],
         )
 
 
@@ -221,15 +255,18 @@ def operation(
         def answer(*args: Any, **kwargs: Any) -> Response:
             result = validated(*args, **kwargs)
             made = current_app.make_response(result)
-            if etag and made.status_code == 200 and made.is_json:
+            if made.is_json:
                 body = made.get_data()
-                made.headers["ETag"] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+                if etag and made.status_code == 200:
+                    made.headers["ETag"] = _etag(body)
+                made.set_data(body.rstrip(b"\n") + b"\n")  # a terminal prompt on its own line
             return made
 
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Response:
             _rate_limit(api_caller().key_id)
             _check_ids(kwargs)
+            _check_query()
             if takes_json:
                 _check_json_body()
             if creates:
@@ -248,6 +285,7 @@ def operation(
 
 # --- the document ------------------------------------------------------------------------
 
+_GENERATING = threading.Lock()
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDocument"}
 _ERRORS = {
     "401": "No live API key (missing, unknown or revoked; cookies are not accepted).",
@@ -292,8 +330,14 @@ def build_spec(app: Flask) -> dict[str, Any]:
     cached = app.extensions.get("api.spec")
     if cached is not None:
         return typing.cast(dict[str, Any], cached)
-    with app.app_context():
-        spec = spec_tree._generate_spec()
+    with _GENERATING, app.app_context():
+        # spectree lifts nested models out of its stored schemas as it generates (it deletes
+        # their $defs): generate from a copy, so the next app's document gets them too.
+        kept = copy.deepcopy(spec_tree.models)
+        try:
+            spec = spec_tree._generate_spec()
+        finally:
+            spec_tree.models = kept
     spec["info"] = {
         "title": "Envoy API",
         "version": "v1",

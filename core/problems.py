@@ -67,7 +67,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
-    response = Response(json.dumps(body), status=status, mimetype=MEDIA_TYPE)
+    response = Response(json.dumps(body) + "\n", status=status, mimetype=MEDIA_TYPE)
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -12,15 +12,17 @@ from typing import Any
 from flask import Flask
 
 from api.spec import build_spec
+from campaigns import template_library
 from campaigns.transactional import send_transactional
 from core.permissions import ALL, Permission
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
-from tests.factories import Tenant, make_list_with_contacts, make_tenant
+from tests.factories import Tenant, make_campaign, make_list_with_contacts, make_tenant
 
 #: What account A holds, which account B's key tries to reach.
 A_ADDRESS = "a-secret@example.org"
 A_LIST = "A's secret list"
+A_CAMPAIGN = "A's secret campaign"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,17 @@ def seed_account_a(app: Flask) -> Seeded:
         tenant = make_tenant("owner@a.example", "A")
         list_id = make_list_with_contacts(tenant, [], A_LIST)
         contact = subscribers.add_contact_to_list(tenant.account_id, list_id, A_ADDRESS)
+        campaign_id = make_campaign(tenant, list_id, subject=A_CAMPAIGN)
+        template = template_library.save_template(
+            tenant.account_id, template_id=None, name=A_CAMPAIGN, subject="Hi", html_body="<p>"
+        )
+        segment = subscribers.save_segment(
+            tenant.account_id,
+            None,
+            A_LIST,
+            "all",
+            [{"field": "email", "op": "contains", "value": "a"}],
+        )
         message_id = send_transactional(
             tenant.account_id,
             A_ADDRESS,
@@ -110,15 +123,24 @@ def seed_account_a(app: Flask) -> Seeded:
             subject="S",
             html="<p>x</p>",
         )
-        return Seeded(
-            tenant, {"contact_id": contact.id, "list_id": list_id, "message_id": message_id}
-        )
+        ids = {
+            "contact_id": contact.id,
+            "list_id": list_id,
+            "campaign_id": campaign_id,
+            "template_id": template.id,
+            "segment_id": segment.id,
+            "message_id": message_id,
+        }
+        return Seeded(tenant, ids)
 
 
 #: How to find account A's id for each path parameter; a new parameter fails by name below.
 ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "contact_id": lambda seeded: seeded.ids["contact_id"],
     "list_id": lambda seeded: seeded.ids["list_id"],
+    "campaign_id": lambda seeded: seeded.ids["campaign_id"],
+    "template_id": lambda seeded: seeded.ids["template_id"],
+    "segment_id": lambda seeded: seeded.ids["segment_id"],
     "message_id": lambda seeded: seeded.ids["message_id"],
 }
 
@@ -169,7 +191,7 @@ def test_a_key_of_another_account_never_reaches_its_data(app: Flask) -> None:
     a_client = api(app, make_key(app, seeded.tenant))
     before = {
         name: a_client.get(f"/api/v1/{name}s/{seeded.ids[f'{name}_id']}").get_data()
-        for name in ("contact", "list")
+        for name in ("contact", "list", "campaign", "template", "segment")
     }
     with app.app_context():
         b_tenant = make_tenant("owner@b.example", "B")
@@ -188,11 +210,11 @@ def test_a_key_of_another_account_never_reaches_its_data(app: Flask) -> None:
         text = response.get_data(as_text=True)
         if operation.params and response.status_code != 404:
             leaks.append(f"{operation.name}: {response.status_code} {text[:200]}")
-        if A_ADDRESS in text or A_LIST in text:
+        if A_ADDRESS in text or A_LIST in text or A_CAMPAIGN in text:
             leaks.append(f"{operation.name}: shows A's data")
     assert not leaks, "\n".join(leaks)
     after = {
         name: a_client.get(f"/api/v1/{name}s/{seeded.ids[f'{name}_id']}").get_data()
-        for name in ("contact", "list")
+        for name in ("contact", "list", "campaign", "template", "segment")
     }
     assert after == before
