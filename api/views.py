@@ -22,6 +22,7 @@ from api.resources import (  # noqa: F401 - they add their operations
     data_requests,
     imports,
     lists,
+    messages,
     reports,
     templates,
 )

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
 from sqlalchemy import func, select
 
-from campaigns.models import Bounce, Campaign
+from campaigns.models import Bounce, Campaign, TransactionalMessage, TransactionalStatus
 from campaigns.models import Message as MessageRow
 from campaigns.render import parse_verp
 from campaigns.settings import setting
@@ -153,35 +153,81 @@ def reduce_diagnostic(*texts: str | None) -> str:
     return " ".join(parts)
 
 
+def _named_row(model: Any, prefix: str, message_id_header: str | None) -> int | None:
+    """The row of ``model`` whose id our Message-ID names (``<{prefix}{id}.{mac}@domain>``),
+    believed only if the whole header is the one that row was sent with."""
+    if not message_id_header:
+        return None
+    value = message_id_header.strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    named = re.match(rf"<{prefix}(\d{{1,18}})\.", value)
+    if named is None:
+        return None
+    found = db.session.scalar(
+        select(model.id).where(model.id == int(named.group(1)), model.smtp_message_id == value)
+    )
+    return None if found is None else int(found)
+
+
 def find_message(message_id_header: str | None, return_path: str | None) -> int | None:
     """The message row a notification refers to, by Message-ID, else by VERP address."""
-    if message_id_header:
-        value = message_id_header.strip()
-        if not value.startswith("<"):
-            value = f"<{value}>"
-        # Our Message-IDs name their row (``<m{id}.{mac}@domain>``): read it by id, and
-        # believe it only if the whole header is the one that row was sent with.
-        named = re.match(r"<m(\d{1,18})\.", value)
-        if named is not None:
-            found = db.session.scalar(
-                select(MessageRow.id).where(
-                    MessageRow.id == int(named.group(1)), MessageRow.smtp_message_id == value
-                )
-            )
-            if found is not None:
-                return int(found)
-    if return_path:
+    found = _named_row(MessageRow, "m", message_id_header)
+    if found is None and return_path:
         return parse_verp(return_path, str(current_app.config["SECRET_KEY"]))
-    return None
+    return found
+
+
+def find_transactional(message_id_header: str | None, return_path: str | None) -> int | None:
+    """The transactional message a notification refers to (``<t{id}.{mac}@domain>``, or the
+    VERP address ``bounces+t{id}-{mac}@``), by the same rules as :func:`find_message`."""
+    found = _named_row(TransactionalMessage, "t", message_id_header)
+    if found is None and return_path:
+        return parse_verp(return_path, str(current_app.config["SECRET_KEY"]), "t")
+    return found
+
+
+def record_transactional_bounce(
+    message_id: int, kind: str, diagnostic: str = "", occurred_at: datetime | None = None
+) -> bool:
+    """Record a bounce or complaint of a transactional message; commit. A bounce (hard or
+    soft) makes a sent message ``bounced``; a hard bounce or a complaint suppresses the address
+    for the account, as for a campaign's message. Idempotent. False when the message is
+    unknown. (Transactional messages do not feed the optimisation engine.)"""
+    if kind not in ("hard", "soft", "complaint"):
+        raise ValueError(f"unknown bounce kind {kind!r}")
+    message = db.session.get(TransactionalMessage, message_id)
+    if message is None:
+        return False
+    if message.bounce_kind not in ("complaint", "hard") or kind == "complaint":
+        message.bounce_kind = kind
+    if kind != "complaint" and message.status in (
+        TransactionalStatus.SENT,
+        TransactionalStatus.BOUNCED,
+    ):
+        message.status = TransactionalStatus.BOUNCED
+        message.bounced_at = message.bounced_at or occurred_at or utcnow()
+        message.bounce_diagnostic = diagnostic[:64]
+    if kind in ("hard", "complaint") and message.to_email:
+        reason = "complaint" if kind == "complaint" else "hard_bounce"
+        suppress(message.account_id, message.to_email, reason)
+    db.session.commit()
+    return True
 
 
 def record(notifications: Iterable[Notification]) -> int:
-    """Record notifications that map to a message; return how many did."""
+    """Record notifications that map to a message (a campaign's or a transactional one);
+    return how many did."""
     recorded = 0
     for note in notifications:
         message_id = find_message(note.message_id_header, note.return_path)
-        if message_id is not None and record_bounce(
-            message_id, note.kind, note.source, note.diagnostic, note.occurred_at
+        if message_id is not None:
+            if record_bounce(message_id, note.kind, note.source, note.diagnostic, note.occurred_at):
+                recorded += 1
+            continue
+        transactional_id = find_transactional(note.message_id_header, note.return_path)
+        if transactional_id is not None and record_transactional_bounce(
+            transactional_id, note.kind, note.diagnostic, note.occurred_at
         ):
             recorded += 1
     return recorded
@@ -224,8 +270,10 @@ def parse_report(raw: bytes) -> list[Notification]:
     addresses = _report_addresses(report)
     if original is not None and original["Return-Path"]:
         addresses.append(str(original["Return-Path"]))
+    key = str(current_app.config["SECRET_KEY"])
+    # A campaign message's VERP address, or a transactional message's (prefix "t").
     return_path = next(
-        (a for a in addresses if parse_verp(a, str(current_app.config["SECRET_KEY"]))), None
+        (a for a in addresses if parse_verp(a, key) or parse_verp(a, key, "t")), None
     )
     notes: list[Notification] = []
     if report_type == "delivery-status":

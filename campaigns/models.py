@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -424,3 +426,71 @@ class ABVariant(Base):
     position: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(String(500))
     from_name: Mapped[str] = mapped_column(String(200), default="")
+class TransactionalStatus(StrEnum):
+    """One transactional message: queued (waiting, being sent or retried after a deferral) ->
+    sent | failed (with its reason); a sent one becomes bounced when a bounce comes back."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+
+
+class TransactionalMessage(Base):
+    """One triggered message (a receipt, a password mail of the account's own product) to one
+    address, sent through the campaigns' pipeline (campaigns/transactional.py).
+
+    The content (subject, bodies, personalisation data) is kept only until the message reaches
+    a final state, then cleared: what stays is who, when, the outcome and its reason.
+    """
+
+    __tablename__ = "transactional_messages"
+    __table_args__ = (
+        UniqueConstraint("account_id", "idempotency_key"),
+        Index("ix_transactional_messages_account_created", "account_id", "created_at"),
+        # Its id is in its Message-ID and VERP address: never reused on SQLite.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    # The account's contact with this address when there was one (NULL: not a contact, or erased).
+    contact_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    to_email: Mapped[str] = mapped_column(String(320))
+    to_name: Mapped[str] = mapped_column(String(200), default="")
+    from_email: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    reply_to: Mapped[str] = mapped_column(String(320), default="")
+    template_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign_templates.id", ondelete="SET NULL"), nullable=True
+    )
+    # Cleared once the message reached a final state (sent, failed).
+    subject: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # A digest of what was asked: the same key with another message is refused.
+    request_digest: Mapped[str] = mapped_column(String(64), default="")
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=False)
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[TransactionalStatus] = mapped_column(
+        status_type(TransactionalStatus), default=TransactionalStatus.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A worker's claim (a lease, as for campaign messages) and when it began the SMTP exchange.
+    claim_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    smtp_started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    smtp_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Why it failed (or was deferred); never the recipient's address.
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    bounce_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    bounce_diagnostic: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    bounced_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

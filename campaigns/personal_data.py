@@ -1,5 +1,5 @@
 """The campaigns package's stores of personal data (registered in ``privacy.registry``):
-messages, bounces, and campaign error texts.
+messages, bounces, transactional messages and campaign error texts.
 
 Each function takes a ``privacy.registry.Person`` and follows the contract written in
 ``privacy/registry.py``.
@@ -7,12 +7,14 @@ Each function takes a ``privacy.registry.Person`` and follows the contract writt
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from flask import current_app
+from sqlalchemy import ColumnElement, delete, false, func, or_, select, update
 
 from core import db
-from core.db import iso
+from core.db import iso, utcnow
 
 if TYPE_CHECKING:
     from privacy.registry import Person, Records
@@ -121,3 +123,96 @@ def erase_campaign_errors(person: Person) -> None:
             .values(last_error="")
             .execution_options(synchronize_session=False)
         )
+
+
+def _transactional_of(person: Person) -> ColumnElement[bool]:
+    """The person's transactional messages: to one of their contacts or to their address (in
+    the account that erases, or every account when the person asked)."""
+    from campaigns.models import TransactionalMessage as Tx
+
+    found: list[ColumnElement[bool]] = []
+    if person.contact_ids:
+        found.append(Tx.contact_id.in_(person.contact_ids))
+    if person.address:
+        found.append(func.lower(Tx.to_email) == person.address.lower())
+    condition = or_(*found) if found else false()
+    if person.account_id is not None:
+        condition = condition & (Tx.account_id == person.account_id)
+    return condition
+
+
+def report_transactional(person: Person) -> Records:
+    """Each transactional email to the person: sender, status, reason, times (no content)."""
+    from campaigns.models import TransactionalMessage as Tx
+
+    found: Records = {}
+    rows = db.session.scalars(select(Tx).where(_transactional_of(person)).order_by(Tx.id))
+    for row in rows:
+        key = row.contact_id if row.contact_id in person.contact_ids else None
+        found.setdefault(key, []).append(
+            {
+                "from": row.from_email,
+                "status": row.status,
+                "reason": row.error,
+                "queued_at": iso(row.created_at),
+                "sent_at": iso(row.sent_at),
+                "bounced_at": iso(row.bounced_at),
+            }
+        )
+    return found
+
+
+def erase_transactional(person: Person) -> None:
+    """Nothing in the rows names the person any more (address, name, content, reason); a
+    message still queued is failed, never sent."""
+    from campaigns.models import TransactionalMessage as Tx
+    from campaigns.models import TransactionalStatus
+
+    cleared: dict[str, Any] = {
+        "to_email": "",
+        "to_name": "",
+        "contact_id": None,
+        "subject": "",
+        "html_body": "",
+        "text_body": "",
+        "data": None,
+        "error": None,
+    }
+    rows = db.session.execute(select(Tx.id, Tx.status).where(_transactional_of(person))).all()
+    if not rows:
+        return
+    db.session.execute(
+        update(Tx)
+        .where(Tx.id.in_([row_id for row_id, _ in rows]))
+        .values(**cleared)
+        .execution_options(synchronize_session=False)
+    )
+    queued = [row_id for row_id, status in rows if status == TransactionalStatus.QUEUED]
+    if queued:
+        db.session.execute(
+            update(Tx)
+            .where(Tx.id.in_(queued), Tx.status == TransactionalStatus.QUEUED)
+            .values(
+                status=TransactionalStatus.FAILED,
+                claim_token=None,
+                error="erased before it was sent",
+                failed_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def purge_transactional(now: datetime) -> int:
+    """Delete transactional messages older than ``TRANSACTIONAL_RETENTION_DAYS`` that are no
+    longer queued; commits. Returns how many went."""
+    from campaigns.models import TransactionalMessage as Tx
+    from campaigns.models import TransactionalStatus
+
+    cutoff = now - timedelta(days=int(current_app.config["TRANSACTIONAL_RETENTION_DAYS"]))
+    result = db.session.execute(
+        delete(Tx)
+        .where(Tx.created_at < cutoff, Tx.status != TransactionalStatus.QUEUED)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

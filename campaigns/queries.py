@@ -23,10 +23,12 @@ from campaigns.models import (
     SendingSettings,
     SmtpServer,
     Template,
+    TransactionalMessage,
 )
 from campaigns.settings import setting
 from core import db
 from core.db import utcnow
+from core.errors import NotFoundError
 from core.pagination import Page, window
 from privacy import policy
 from subscribers.models import Contact
@@ -429,3 +431,75 @@ def personalisation_fields(account_id: int) -> list[str]:
         elif '"' not in name and "\\" not in name and "}" not in name and "%" not in name:
             fields.append(f'contact.attributes["{name}"]')
     return fields
+@dataclass(frozen=True)
+class TransactionalState:
+    """What can be read back of a transactional message: never its content."""
+
+    id: int
+    status: str  # queued | sent | failed | bounced
+    to: str  # empty once the person's data was erased
+    from_email: str
+    reason: str | None  # why it failed, or the last deferral while it is queued
+    bounce_kind: str | None  # hard | soft | complaint
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+    failed_at: datetime | None
+    bounced_at: datetime | None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready (times as ISO 8601 UTC with a Z)."""
+
+        def when(value: datetime | None) -> str | None:
+            return value.isoformat(timespec="seconds") + "Z" if value else None
+
+        return {
+            "id": self.id,
+            "status": self.status,
+            "reason": self.reason,
+            "bounce_kind": self.bounce_kind,
+            "attempts": self.attempts,
+            "created_at": when(self.created_at),
+            "sent_at": when(self.sent_at),
+            "failed_at": when(self.failed_at),
+            "bounced_at": when(self.bounced_at),
+        }
+
+
+def _transactional_state(row: TransactionalMessage) -> TransactionalState:
+    return TransactionalState(
+        id=row.id,
+        status=str(row.status),
+        to=row.to_email,
+        from_email=row.from_email,
+        reason=row.error,
+        bounce_kind=row.bounce_kind,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        failed_at=row.failed_at,
+        bounced_at=row.bounced_at,
+    )
+
+
+def transactional_status(account_id: int, message_id: int) -> TransactionalState:
+    """The state of one of the account's transactional messages; NotFoundError otherwise."""
+    row = db.session.scalar(
+        select(TransactionalMessage).where(
+            TransactionalMessage.id == message_id, TransactionalMessage.account_id == account_id
+        )
+    )
+    if row is None:
+        raise NotFoundError("transactional message")
+    return _transactional_state(row)
+
+
+def recent_transactional(account_id: int, limit: int = 100) -> list[TransactionalState]:
+    """The account's latest transactional messages, newest first."""
+    rows = db.session.scalars(
+        select(TransactionalMessage)
+        .where(TransactionalMessage.account_id == account_id)
+        .order_by(TransactionalMessage.created_at.desc(), TransactionalMessage.id.desc())
+        .limit(limit)
+    )
+    return [_transactional_state(row) for row in rows]

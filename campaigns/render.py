@@ -356,7 +356,9 @@ class Recipient:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def context(self) -> dict[str, Any]:
-        """The template context: ``contact.email``, ``contact.name``, ``contact.attributes``."""
+        """The template context: ``contact.email``, ``contact.name``, ``contact.attributes``,
+        and ``data``: empty here, a transactional message's data when it is sent (so one
+        stored template serves campaigns and transactional mail)."""
         first = self.name.split()[0] if self.name.strip() else ""
         contact = {
             "email": self.email,
@@ -364,7 +366,7 @@ class Recipient:
             "first_name": first,
             "attributes": dict(self.attributes),
         }
-        return {"contact": contact, "attributes": contact["attributes"]}
+        return {"contact": contact, "attributes": contact["attributes"], "data": {}}
 
 
 #: The contact a personalised template is tried with when compiled.
@@ -623,39 +625,95 @@ def _slot_html(view: CampaignView, slot: str, message_id: int) -> str:
     return value
 
 
-def message_id_for(message_id: int, domain: str, key: str = "") -> str:
-    """A unique Message-ID that names our message row (bounces are matched by it).
+def message_id_for(message_id: int, domain: str, key: str = "", prefix: str = "m") -> str:
+    """A unique Message-ID that names our message row (bounces are matched by it): ``prefix``
+    ``m`` for a campaign's message row, ``t`` for a transactional message.
 
     With ``key`` its second part is a MAC of the row id, which no one can forge for another
     row and which costs no system call (the kernel's random source costs more per message
     than the rest of its headers); without, it is random.
     """
     if key:
-        mac = hmac.new(key.encode(), f"mid:{message_id}".encode(), hashlib.sha256).hexdigest()
-        return f"<m{message_id}.{mac[:16]}@{domain}>"
-    return f"<m{message_id}.{secrets.token_hex(6)}@{domain}>"
+        signed = f"{prefix}id:{message_id}".encode()
+        mac = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+        return f"<{prefix}{message_id}.{mac[:16]}@{domain}>"
+    return f"<{prefix}{message_id}.{secrets.token_hex(6)}@{domain}>"
 
 
 #: MIME boundaries need only be unlikely to occur in the content, not unpredictable.
 _boundaries = random.Random(secrets.randbits(64))
 
 
-def verp_address(return_path: str, message_id: int, key: str) -> str:
-    """``bounces+<id>-<mac>@domain`` for ``bounces@domain``: a bounce to it names the message.
-    The domain in A-labels (an envelope address)."""
+def verp_address(return_path: str, message_id: int, key: str, prefix: str = "") -> str:
+    """``bounces+<id>-<mac>@domain`` for ``bounces@domain``: a bounce to it names the message
+    (``bounces+t<id>-<mac>`` with ``prefix`` ``t``: a transactional message). The domain in
+    A-labels (an envelope address)."""
     local, _, domain = return_path.partition("@")
-    mac = hmac.new(key.encode(), str(message_id).encode(), hashlib.sha256).hexdigest()[:10]
-    return f"{local}+{message_id}-{mac}@{ascii_domain(domain)}"
+    signed = f"{prefix}{message_id}".encode()
+    mac = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()[:10]
+    return f"{local}+{prefix}{message_id}-{mac}@{ascii_domain(domain)}"
 
 
-def parse_verp(address: str, key: str) -> int | None:
-    """The message id in a VERP address made by :func:`verp_address`, if it is genuine."""
-    match = re.search(r"\+(\d+)-([0-9a-f]{10})@", address.strip("<> "))
+def parse_verp(address: str, key: str, prefix: str = "") -> int | None:
+    """The message id in a VERP address made by :func:`verp_address` with the same
+    ``prefix``, if it is genuine."""
+    match = re.search(rf"\+{prefix}(\d+)-([0-9a-f]{{10}})@", address.strip("<> "))
     if not match:
         return None
     message_id = int(match.group(1))
-    expected = hmac.new(key.encode(), str(message_id).encode(), hashlib.sha256).hexdigest()[:10]
+    signed = f"{prefix}{message_id}".encode()
+    expected = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()[:10]
     return message_id if hmac.compare_digest(expected, match.group(2)) else None
+
+
+def assemble(
+    *,
+    from_header: bytes,
+    reply_to_header: bytes,
+    to_header: bytes,
+    subject: str,
+    message_id: str,
+    extra_headers: list[bytes],
+    text: str,
+    html: str,
+    dkim: Signing,
+) -> bytes:
+    """The wire bytes of a multipart/alternative message (text and HTML parts), DKIM-signed
+    when ``dkim`` has a signer: the one assembly of campaign and transactional messages.
+    Address headers come written (:func:`format_address`); ``extra_headers`` are complete
+    header lines."""
+    boundary = f"=_{_boundaries.getrandbits(96):024x}"
+    head = [
+        from_header,
+        to_header,
+        _header("Subject", subject),
+        _header("Date", formatdate(localtime=False)),
+        _header("Message-ID", message_id),
+    ]
+    if reply_to_header:
+        head.append(reply_to_header)
+    head += [
+        *extra_headers,
+        b"MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
+        b"\r\n",
+    ]
+    part_head = "--{b}\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
+    part_head += "Content-Transfer-Encoding: {cte}\r\n\r\n"
+    text_cte, text_bytes = _encode_part(text)
+    html_cte, html_bytes = _encode_part(html)
+    body = b"".join(
+        [
+            part_head.format(b=boundary, kind="plain", cte=text_cte).encode(),
+            text_bytes,
+            b"\r\n",
+            part_head.format(b=boundary, kind="html", cte=html_cte).encode(),
+            html_bytes,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    wire = b"".join(head) + body
+    return dkim.sign(wire) if dkim.sign is not None else wire
 
 
 @dataclass(frozen=True)
@@ -680,12 +738,7 @@ def render_message(
     raised, whatever the exception; the address cannot be sent to; the contact's data is not
     valid text), with a reason that names neither the address nor the name.
     """
-    try:
-        to = wire_address(_one_line(recipient.email))
-    except AddressError as exc:
-        reason = str(exc)
-        reason = reason[:1].lower() + reason[1:]  # email-validator's sentences start capitalised
-        raise RecipientError(f"the address cannot be sent to: {reason}") from exc
+    to = _recipient_address(recipient)
     try:
         return _render(view, recipient, to, verp_key, subject_prefix)
     except RecipientError as exc:
@@ -694,6 +747,17 @@ def render_message(
         raise RecipientError(
             f"the contact's data is not valid text ({type(exc).__name__})"
         ) from exc
+
+
+def _recipient_address(recipient: Recipient) -> WireAddress:
+    """The recipient's address checked for sending; RecipientError (naming no address) when
+    it cannot be sent to."""
+    try:
+        return wire_address(_one_line(recipient.email))
+    except AddressError as exc:
+        reason = str(exc)
+        reason = reason[:1].lower() + reason[1:]  # email-validator's sentences start capitalised
+        raise RecipientError(f"the address cannot be sent to: {reason}") from exc
 
 
 def _scrubbed(reason: str, recipient: Recipient) -> str:
@@ -728,46 +792,109 @@ def _render(
     message_id = message_id_for(
         recipient.message_id, ascii_domain(view.message_id_domain), verp_key
     )
-    boundary = f"=_{_boundaries.getrandbits(96):024x}"
     from_header, reply_to_header, sender_envelope = view.sender_headers()
-    head = [
-        from_header,
-        _raw_header("To", format_address(recipient.name, to)),
-        _header("Subject", subject),
-        _header("Date", formatdate(localtime=False)),
-        _header("Message-ID", message_id),
-    ]
-    if reply_to_header:
-        head.append(reply_to_header)
-    if view.test:  # a test send: marked for filters and people, counted nowhere
-        head.append(b"X-Envoy-Test: yes\r\n")
-    head += [
-        _header("List-Unsubscribe", f"<{unsubscribe}>"),
-        _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        b"MIME-Version: 1.0\r\n",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
-        b"\r\n",
-    ]
-    part_head = "--{b}\r\nContent-Type: text/{kind}; charset=utf-8\r\n"
-    part_head += "Content-Transfer-Encoding: {cte}\r\n\r\n"
-    text_cte, text_bytes = _encode_part(text)
-    html_cte, html_bytes = _encode_part(html)
-    body = b"".join(
-        [
-            part_head.format(b=boundary, kind="plain", cte=text_cte).encode(),
-            text_bytes,
-            b"\r\n",
-            part_head.format(b=boundary, kind="html", cte=html_cte).encode(),
-            html_bytes,
-            f"\r\n--{boundary}--\r\n".encode(),
-        ]
+    wire = assemble(
+        from_header=from_header,
+        reply_to_header=reply_to_header,
+        to_header=_raw_header("To", format_address(recipient.name, to)),
+        subject=subject,
+        message_id=message_id,
+        extra_headers=[
+            # a test send: marked for filters and people, counted nowhere
+            *([b"X-Envoy-Test: yes\r\n"] if view.test else []),
+            _header("List-Unsubscribe", f"<{unsubscribe}>"),
+            _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ],
+        text=text,
+        html=html,
+        dkim=view.dkim,
     )
-    wire = b"".join(head) + body
-    if view.dkim.sign is not None:
-        wire = view.dkim.sign(wire)
     envelope_from = (
         verp_address(view.return_path, recipient.message_id, verp_key)
         if view.return_path and verp_key
         else sender_envelope
+    )
+    return RenderedMessage(wire, message_id, envelope_from, to.envelope)
+
+
+# --------------------------------------------------------------------------- transactional
+
+
+def compile_transactional(*, subject: str, html: str, text: str) -> CompiledCampaign:
+    """A transactional message's templates compiled in the same sandbox as a campaign's, with
+    no footer (no unsubscribe: it is not marketing) and its links left as written (no
+    tracking). An empty ``text`` is generated from the HTML. Raises TemplateError."""
+    if SLOT in html or SLOT in text or SLOT in subject:
+        raise TemplateError("the body contains a control character (0x1F)")
+    text_source = text if text.strip() else text_from_html(html)
+    return CompiledCampaign(
+        subject=_compile(SANDBOX_TEXT, subject, "subject"),
+        html=_compile(SANDBOX, html, "HTML body", html=True),
+        text=_compile(SANDBOX_TEXT, text_source.rstrip(), "text body"),
+        links=[],
+        uses_contact=True,
+    )
+
+
+@dataclass(frozen=True)
+class TransactionalSender:
+    """Who a transactional message is from, and how it is signed and bounced."""
+
+    from_name: str
+    from_email: str
+    reply_to: str
+    dkim: Signing
+    return_path: str = ""
+
+
+def render_transactional(
+    compiled: CompiledCampaign,
+    sender: TransactionalSender,
+    recipient: Recipient,
+    data: dict[str, Any],
+    verp_key: str,
+) -> RenderedMessage:
+    """One transactional message: personalised with the recipient (``contact``) and the
+    caller's ``data``, DKIM-signed, with a Message-ID and VERP address naming the
+    transactional row (prefix ``t``). Raises RecipientError (its reason names neither the
+    address nor the name) for anything of this message: the address, the personalisation."""
+    to = _recipient_address(recipient)
+    try:
+        context = {**_context(recipient), "data": data}
+        pieces = {
+            name: "".join(part.pieces(context))
+            for name, part in (
+                ("subject", compiled.subject),
+                ("html", compiled.html),
+                ("text", compiled.text),
+            )
+        }
+    except RecipientError as exc:  # the reason quotes none of the recipient's or data's text
+        quoted = {**recipient.attributes, **{f"data.{k}": v for k, v in data.items()}}
+        reason = _scrubbed(str(exc), Recipient(0, recipient.email, recipient.name, quoted))
+        raise type(exc)(reason) from exc
+    from_address = _sender_address(sender.from_email)
+    message_id = message_id_for(recipient.message_id, from_address.ascii_domain, verp_key, "t")
+    reply_to = b""
+    if sender.reply_to:
+        reply_to = _raw_header("Reply-To", _sender_address(sender.reply_to).header)
+    try:
+        wire = assemble(
+            from_header=_raw_header("From", format_address(sender.from_name, from_address)),
+            reply_to_header=reply_to,
+            to_header=_raw_header("To", format_address(recipient.name, to)),
+            subject=pieces["subject"],
+            message_id=message_id,
+            extra_headers=[_header("Auto-Submitted", "auto-generated")],
+            text=pieces["text"],
+            html=pieces["html"],
+            dkim=sender.dkim,
+        )
+    except UnicodeError as exc:
+        raise RecipientError(f"the data is not valid text ({type(exc).__name__})") from exc
+    envelope_from = (
+        verp_address(sender.return_path, recipient.message_id, verp_key, "t")
+        if sender.return_path and verp_key
+        else from_address.envelope
     )
     return RenderedMessage(wire, message_id, envelope_from, to.envelope)

@@ -87,7 +87,13 @@ nav.add(
     "Campaigns",
     "campaigns.campaigns",
     20,
-    active=("campaigns.campaigns", "campaigns.edit", "campaigns.detail", "campaigns.confirm_send"),
+    active=(
+        "campaigns.campaigns",
+        "campaigns.edit",
+        "campaigns.detail",
+        "campaigns.confirm_send",
+        "campaigns.transactional",
+    ),
 )
 nav.add(
     "Templates",
@@ -675,6 +681,18 @@ def resume(campaign_id: int) -> Any:
 @require_permission(Permission.SEND_CAMPAIGNS)
 def cancel(campaign_id: int) -> Any:
     return _action(campaign_id, services.cancel, "Cancelled: nothing more will be sent.")
+
+
+# --------------------------------------------------------------------------- transactional
+
+
+@bp.get("/transactional")
+@require_any_permission(Permission.SEND_CAMPAIGNS, Permission.VIEW_REPORTS)
+def transactional() -> Any:
+    me = member()
+    return render_template(
+        "campaigns/transactional.html", messages=queries.recent_transactional(me.account_id)
+    )
 
 
 # --------------------------------------------------------------------------- templates

@@ -594,6 +594,13 @@ class Settings(BaseSettings):
     UNCONFIRMED_SIGNUP_DAYS: int = _s(
         7, "days after which unconfirmed sign-ups are purged", PRIVACY, ge=1
     )
+    TRANSACTIONAL_RETENTION_DAYS: int = _s(
+        90,
+        "days a transactional message's record (address, status, times) is kept; its content "
+        "goes as soon as it is sent or failed",
+        PRIVACY,
+        ge=1,
+    )
     ACCOUNT_DELETION_GRACE_DAYS: int = _s(
         30, "days from a confirmed account deletion to the permanent deletion", PRIVACY, ge=1
     )

@@ -219,16 +219,30 @@ def erase_outbox(person: Person) -> None:
 
 
 def _other_accounts_mail(account_id: int | None) -> set[str]:
-    """The Message-IDs of campaign mails sent by accounts other than ``account_id``."""
-    from campaigns.models import Campaign, Message
+    """The Message-IDs of mails sent by accounts other than ``account_id``."""
+    return _sent_mail_ids(account_id, own=False)
 
+
+def _sent_mail_ids(account_id: int | None, own: bool) -> set[str]:
+    """The Message-IDs of the campaign and transactional mails sent by ``account_id``
+    (``own``) or by every other account."""
+    from campaigns.models import Campaign, Message, TransactionalMessage
+
+    def of(column: Any) -> Any:
+        return column == account_id if own else column != account_id
+
+    campaign_mail = (
+        select(Message.smtp_message_id)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(of(Campaign.account_id), Message.smtp_message_id.is_not(None))
+    )
+    transactional_mail = select(TransactionalMessage.smtp_message_id).where(
+        of(TransactionalMessage.account_id), TransactionalMessage.smtp_message_id.is_not(None)
+    )
     return {
         value
-        for value in db.session.scalars(
-            select(Message.smtp_message_id)
-            .join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Campaign.account_id != account_id, Message.smtp_message_id.is_not(None))
-        )
+        for query in (campaign_mail, transactional_mail)
+        for value in db.session.scalars(query)
         if value
     }
 
@@ -270,25 +284,18 @@ def _recipients(raw: bytes) -> set[str]:
 
 
 def delete_account_outbox(account_id: int) -> None:
-    """Delete the outbox's mails of the account: its campaigns' messages (by Message-ID),
-    mails to its members who belong to no other account, and other mails to its contacts
-    that name the account (sign-up confirmations). Another account's campaign mail to the
+    """Delete the outbox's mails of the account: its campaign and transactional messages (by
+    Message-ID), mails to its members who belong to no other account, and other mails to its
+    contacts that name the account (sign-up confirmations). Another account's mail to the
     same address stays."""
     from accounts.models import Account, Membership, User
-    from campaigns.models import Campaign, Message
     from subscribers.models import Contact
 
     if outbox_dir() is None:
         return
     account = db.session.get(Account, account_id)
     account_name = (account.name if account else "").casefold()
-    own_ids = set(
-        db.session.scalars(
-            select(Message.smtp_message_id)
-            .join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Campaign.account_id == account_id, Message.smtp_message_id.is_not(None))
-        )
-    )
+    own_ids = _sent_mail_ids(account_id, own=True)
     other_ids = _other_accounts_mail(account_id)
     elsewhere = select(Membership.user_id).where(Membership.account_id != account_id)
     members = {

@@ -277,6 +277,57 @@ def excluded_condition(contacts: Any) -> ColumnElement[bool]:
     return not_(may_process_condition(contacts))
 
 
+# --- may this address get a transactional message? -------------------------------------------
+#
+# A transactional message (a receipt, an order confirmation) is not marketing. An unsubscribe
+# and a consent withdrawal are about marketing (the consent it was sent on): they do not stop
+# it. A restriction (art. 18: no processing at all), an objection (art. 21: the person objected
+# to being mailed; kept platform-wide as an "objected" suppression), an erasure (a tombstone
+# hash), a hard bounce, a complaint and the operators' blocks do.
+
+#: The contact columns that stop transactional mail too (a subset of :data:`EXCLUSIONS`:
+#: consent withdrawal is about marketing).
+TRANSACTIONAL_EXCLUSIONS: tuple[tuple[str, str], ...] = (
+    ("restricted_at", "the address's processing is restricted"),
+    ("objected_at", "the person objected to being mailed"),
+)
+
+#: Suppression reasons that concern marketing only (an unsubscribe).
+MARKETING_ONLY_SUPPRESSIONS = frozenset({"unsubscribed"})
+
+#: Why a suppression reason stops a transactional message, for the refusal's text.
+_SUPPRESSION_TEXT = {
+    "objected": "the person objected to being mailed",
+    "erased": "the person's data was erased",
+    "hard_bounce": "the address hard-bounced",
+    "complaint": "the person complained about mail from this account",
+    "blocked": "the address is blocked on this platform",
+    "blocked_domain": "the address's domain is blocked on this platform",
+    "manual": "the address is on the account's suppression list",
+    "engine": "the address hard-bounced or complained on this platform",
+}
+
+
+def transactional_refusal(contact: Any | None, suppression_reasons: set[str]) -> str | None:
+    """Why a transactional message may not go to an address, or None when it may.
+
+    ``contact``: the account's contact with the address (a model or a row with the
+    :data:`TRANSACTIONAL_EXCLUSIONS` columns), or None when the account has none (then only
+    the suppressions speak: an erased person is one by their tombstone hash).
+    ``suppression_reasons``: every reason the address is suppressed for the account or
+    platform-wide (``"engine"`` for the optimisation engine's platform-wide suppression).
+    Pure; the reason names neither the address nor the person.
+    """
+    if contact is not None:
+        for column, reason in TRANSACTIONAL_EXCLUSIONS:
+            if getattr(contact, column, None) is not None:
+                return reason
+    blocking = sorted(set(suppression_reasons) - MARKETING_ONLY_SUPPRESSIONS)
+    if blocking:
+        return _SUPPRESSION_TEXT.get(blocking[0], "the address is suppressed")
+    return None
+
+
 @dataclass(frozen=True)
 class ContactState:
     """What the privacy layer needs to know about a contact.

@@ -249,6 +249,27 @@ STORES: tuple[Store, ...] = (
         tables=("bounces",),
     ),
     Store(
+        name="transactional_messages",
+        title="Transactional emails sent to you (receipts, confirmations)",
+        holds="one row per transactional email: the address and name, sender, status, times, "
+        "the failure reason; its subject, bodies and personalisation data only until it is "
+        "sent or failed",
+        found_by="address (case-insensitive) or contact id, per account",
+        report=f"{_C}:report_transactional",
+        erase=f"{_C}:erase_transactional",
+        restrict=Because(
+            "a queued message is checked against the restriction and the objection again "
+            "before it is sent (privacy.policy.transactional_refusal)"
+        ),
+        retention=Retention(
+            "{TRANSACTIONAL_RETENTION_DAYS} days; the content only until it is sent or failed",
+            f"{_C}:purge_transactional",
+        ),
+        delete_account=_CASCADE,
+        order=32,
+        tables=("transactional_messages",),
+    ),
+    Store(
         name="campaign_errors",
         per_contact=False,
         title="Sending errors that quoted your address",

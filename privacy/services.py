@@ -400,7 +400,8 @@ def _fulfil(request: DataRequest) -> Outcome:
     elif kind == "object":
         _set_flag(contacts, "objected_at")
         # An objection to direct marketing is absolute (art. 21(3)): every account, for good.
-        suppress(None, address, "unsubscribed")
+        # Kept as "objected", not "unsubscribed": it stops transactional mail too.
+        suppress(None, address, "objected")
     elif kind == "withdraw":
         _set_flag(contacts, "consent_withdrawn_at")
         _unsubscribe_everywhere(contacts)

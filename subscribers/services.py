@@ -50,9 +50,10 @@ from subscribers.normalise import normalise_email
 
 #: A new confirmation email for the same contact and list is sent at most this often.
 SIGNUP_RESEND_SECONDS = 600
-#: Suppression reasons a person's own confirmed opt-in lifts; the others (bounce, complaint,
-#: erasure, operator blocks) are never lifted by a form.
-LIFTED_BY_OPT_IN = ("unsubscribed",)
+#: Suppression reasons a person's own confirmed opt-in lifts for the account it opted in to;
+#: the others (bounce, complaint, erasure, operator blocks) are never lifted by a form. An
+#: objection is held platform-wide, which an opt-in to one account does not lift.
+LIFTED_BY_OPT_IN = ("unsubscribed", "objected")
 STATUSES = ("unconfirmed", "subscribed", "unsubscribed")
 
 

@@ -18,7 +18,19 @@ from core import db
 from core.sqlhash import hmac_sha256_hex, utf8
 from subscribers.models import BlockedDomain, Suppression
 
-REASONS = ("unsubscribed", "hard_bounce", "complaint", "erased", "blocked", "manual")
+REASONS = (
+    "unsubscribed",
+    "objected",
+    "hard_bounce",
+    "complaint",
+    "erased",
+    "blocked",
+    "manual",
+)
+#: The one reason that is about marketing only (an unsubscribe): any other reason recorded
+#: later for the same address replaces it (so a later bounce, objection or erasure is never
+#: hidden behind an unsubscribe; ``privacy.policy.transactional_refusal`` tells them apart).
+MARKETING_ONLY = "unsubscribed"
 #: The reason given for an address whose domain a platform operator blocked.
 BLOCKED_DOMAIN = "blocked_domain"
 
@@ -36,19 +48,26 @@ def suppress(account_id: int | None, email: str, reason: str) -> bool:
 
 
 def suppress_hash(account_id: int | None, hashed: str, reason: str) -> bool:
-    """Suppress an already-hashed address. Idempotent; the caller commits. True when added."""
+    """Suppress an already-hashed address. Idempotent; the caller commits. True when added.
+
+    One row per (account, hash): a row held only for an unsubscribe (:data:`MARKETING_ONLY`)
+    takes the stronger reason when another one comes (it still counts as already there)."""
     if reason not in REASONS:
         raise ValueError(f"unknown suppression reason {reason!r}")
-    query = select(Suppression.id).where(Suppression.address_hash == hashed)
+    query = select(Suppression).where(Suppression.address_hash == hashed)
     query = query.where(
         Suppression.account_id.is_(None)
         if account_id is None
         else Suppression.account_id == account_id
     )
-    if db.session.scalar(query) is None:
+    existing = db.session.scalar(query)
+    if existing is None:
         db.session.add(Suppression(account_id=account_id, address_hash=hashed, reason=reason))
         db.session.flush()
         return True
+    if existing.reason == MARKETING_ONLY and reason != MARKETING_ONLY:
+        existing.reason = reason
+        db.session.flush()
     return False
 
 
@@ -112,6 +131,22 @@ def suppression_reason(account_id: int, email: str) -> str | None:
     if reason is None and blocked_domains_of([email]):
         return BLOCKED_DOMAIN
     return reason
+
+
+def suppression_reasons(account_id: int, email: str) -> set[str]:
+    """Every reason ``email`` is suppressed for the account or platform-wide (a blocked domain
+    as :data:`BLOCKED_DOMAIN`); empty when it is not."""
+    reasons = set(
+        db.session.scalars(
+            select(Suppression.reason).where(
+                Suppression.address_hash == address_hash(email),
+                or_(Suppression.account_id == account_id, Suppression.account_id.is_(None)),
+            )
+        )
+    )
+    if blocked_domains_of([email]):
+        reasons.add(BLOCKED_DOMAIN)
+    return reasons
 
 
 def suppression_scope(account_id: int, email: str) -> tuple[str | None, str | None]:

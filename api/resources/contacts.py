@@ -12,6 +12,7 @@ from api.spec import check_if_match, operation
 from api.v1 import v1
 from core.auth import api_caller
 from core.permissions import Permission
+from privacy import policy
 from privacy import services as privacy
 from subscribers import queries
 from subscribers import services as subscribers
@@ -64,6 +65,7 @@ class ContactOut(BaseModel):
 
     @classmethod
     def of(cls, contact: Contact) -> ContactOut:
+        state = policy.contact_state(contact, None)  # the flags as the privacy layer reads them
         return cls(
             id=contact.id,
             email=contact.email,
@@ -72,9 +74,9 @@ class ContactOut(BaseModel):
             source=contact.source,
             created_at=contact.created_at,
             updated_at=contact.updated_at,
-            restricted=contact.restricted_at is not None,
-            objected=contact.objected_at is not None,
-            consent_withdrawn=contact.consent_withdrawn_at is not None,
+            restricted=state.restricted,
+            objected=state.objected,
+            consent_withdrawn=state.consent_withdrawn,
             lists=[
                 ContactSubscription(
                     list_id=row.list_id,

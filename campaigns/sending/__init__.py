@@ -12,5 +12,6 @@ id order can have been accepted without their mark (``UNCERTAIN_PER_CLAIM``): th
 ``failed`` ("interrupted", never resent: at most once); the rest go back to ``pending``.
 
 Modules: ``servers`` (where mail goes, chains), ``claims`` (taking and giving back rows),
-``rendering`` (the compiled campaign), ``delivery`` (the send loop), ``reconciler`` (recovery).
+``rendering`` (the compiled campaign), ``delivery`` (the send loop), ``reconciler`` (recovery),
+``transactional`` (one transactional message, by the same rules).
 """

@@ -1,9 +1,11 @@
 """The reconciler: repairs sending from database state (the database, not the queue, says what
 is left to do). It starts due scheduled campaigns, recovers the claims of dead workers,
-re-enqueues campaigns whose queue messages were lost and finishes campaigns with nothing left.
+re-enqueues campaigns whose queue messages were lost and finishes campaigns with nothing left;
+the same for transactional messages (:func:`campaigns.sending.transactional.recover`).
 
 It runs on the scheduler every ``RECONCILE_INTERVAL_SECONDS`` (10 s by default). With nothing to
-do it costs two indexed reads: the due scheduled campaigns, and the sending ones."""
+do it costs five indexed reads: the due scheduled campaigns, the sending ones, and three of
+queued transactional messages (by status)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sqlalchemy.sql import ColumnElement
 
 from campaigns import progress_counts
 from campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
+from campaigns.sending import transactional
 from campaigns.sending.claims import chain_of
 from campaigns.sending.delivery import (
     INTERRUPTED,
@@ -38,6 +41,9 @@ class ReconcileReport:
     interrupted: int
     requeued_campaigns: int
     finished: int
+    #: Transactional messages failed as interrupted, and enqueued again.
+    transactional_interrupted: int = 0
+    transactional_requeued: int = 0
 
 
 def reconcile(now: datetime | None = None) -> ReconcileReport:
@@ -56,6 +62,8 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
        is still running.
     4. Sending campaigns with nothing left are marked sent.
     5. The kept message counts that are due are refreshed (:mod:`campaigns.progress_counts`).
+    6. Transactional messages: the same for dead workers' claims and lost queue messages
+       (:func:`campaigns.sending.transactional.recover`).
     """
     from campaigns import tasks
 
@@ -122,7 +130,10 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
             finished += int(campaign.status == CampaignStatus.SENT)
     db.session.commit()
     progress_counts.refresh_due(now)
-    return ReconcileReport(started, recovered, interrupted, requeued, finished)
+    tx_interrupted, tx_requeued = transactional.recover(now)
+    return ReconcileReport(
+        started, recovered, interrupted, requeued, finished, tx_interrupted, tx_requeued
+    )
 
 
 def _recover_claim(token: str) -> int:

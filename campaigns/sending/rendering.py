@@ -40,7 +40,8 @@ def _compile_for(
     )
 
 
-def _dkim_for(account_id: int, from_email: str) -> Signing:
+def dkim_for(account_id: int, from_email: str) -> Signing:
+    """The account's DKIM signer for the sender's domain (none without a key for it)."""
     domain = sender_domain(from_email).lower()
     key = db.session.scalar(
         select(DkimKey).where(DkimKey.account_id == account_id, DkimKey.domain == domain)
@@ -78,7 +79,7 @@ def campaign_view(campaign: Campaign, variant: ABVariant | None = None) -> Campa
         compiled=_compile_for(campaign, account, variant),
         message_id_domain=sender_domain(campaign.from_email),
         return_path=str(setting("RETURN_PATH")),
-        dkim=_dkim_for(campaign.account_id, campaign.from_email),
+        dkim=dkim_for(campaign.account_id, campaign.from_email),
     )
     if len(_VIEWS) > 64:
         _VIEWS.clear()
@@ -130,6 +131,6 @@ def draft_view(campaign: Campaign, test: bool = False) -> CampaignView:
         link_ids=[],
         compiled=compiled,
         message_id_domain=sender_domain(campaign.from_email or "preview@localhost"),
-        dkim=_dkim_for(campaign.account_id, campaign.from_email),
+        dkim=dkim_for(campaign.account_id, campaign.from_email),
         test=test,
     )

@@ -14,6 +14,7 @@ from flask import Flask
 
 from api.spec import build_spec
 from campaigns import template_library
+from campaigns.transactional import send_transactional
 from core.permissions import ALL, Permission
 from privacy import queries as privacy_queries
 from privacy import services as privacy
@@ -124,6 +125,13 @@ def seed_account_a(app: Flask) -> Seeded:
         other = subscribers.add_contact_to_list(tenant.account_id, list_id, "other@example.org")
         privacy.restrict_contact(tenant.account_id, other.id, tenant.user_id)
         request_id = privacy_queries.requests_for_account(tenant.account_id)[0].request_account_id
+        message_id = send_transactional(
+            tenant.account_id,
+            A_ADDRESS,
+            from_email="orders@a.example",
+            subject="S",
+            html="<p>x</p>",
+        )
         ids = {
             "import_id": upload.id,
             "request_id": request_id,
@@ -132,6 +140,7 @@ def seed_account_a(app: Flask) -> Seeded:
             "campaign_id": campaign_id,
             "template_id": template.id,
             "segment_id": segment.id,
+            "message_id": message_id,
         }
         return Seeded(tenant, ids)
 
@@ -145,6 +154,7 @@ ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "segment_id": lambda seeded: seeded.ids["segment_id"],
     "import_id": lambda seeded: seeded.ids["import_id"],
     "request_id": lambda seeded: seeded.ids["request_id"],
+    "message_id": lambda seeded: seeded.ids["message_id"],
 }
 
 

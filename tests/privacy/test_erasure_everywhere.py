@@ -175,6 +175,23 @@ def _person_everywhere(app: Flask) -> tuple[Tenant, Tenant, int]:
     for tenant in (shop, club):
         _send_and_track(app, tenant, lists[tenant.account_id])
     with app.app_context():
+        # A transactional message (a receipt) from each account, personalised with the name.
+        from campaigns.transactional import send_transactional
+
+        for tenant in (shop, club):
+            domain = tenant.email.rpartition("@")[2]
+            send_transactional(
+                tenant.account_id,
+                ADDRESS.upper(),
+                from_email=f"orders@{domain}",
+                to_name=NAME,
+                subject="Your receipt, {{ data.name }}",
+                html="<p>Thank you {{ data.name }}, {{ contact.attributes.city }}</p>",
+                data={"name": NAME},
+                idempotency_key=f"receipt-{tenant.account_id}",
+            )
+    drain(app)
+    with app.app_context():
         # A bounce of the shop's message to the person.
         message = core_db.session.scalar(
             select(Message)
@@ -237,7 +254,12 @@ def test_erasure_leaves_the_person_nowhere(
     client = app.test_client()
     # An access request: its report is prepared as a download, and it is complete.
     access = _request(app, client, "access").get_data(as_text=True)
-    for title in ("Consent history", "Bounces and complaints", "Opens and clicks"):
+    for title in (
+        "Consent history",
+        "Bounces and complaints",
+        "Opens and clicks",
+        "Transactional emails sent to you",
+    ):
         assert title in access
     assert "Mail relay" in access or "own outbox" in access
     # A pending rectification: the owners were told, quoting the address (in the outbox).
@@ -302,7 +324,18 @@ def test_a_deleted_account_leaves_nothing_on_disk(outbox_app: Flask, data_dir: P
                 .where(Contact.account_id == shop.account_id)
             )
         )
+        from campaigns.models import TransactionalMessage
+
+        for account_id, ids in ((club.account_id, club_mail_ids), (shop.account_id, shop_mail_ids)):
+            ids |= set(
+                core_db.session.scalars(
+                    select(TransactionalMessage.smtp_message_id).where(
+                        TransactionalMessage.account_id == account_id
+                    )
+                )
+            )
     assert club_mail_ids and shop_mail_ids
+    assert any(i.startswith("<t") for i in club_mail_ids)
     assert any(p.name.startswith(f"{club.account_id}-") for p in data_dir.rglob("*.csv"))
 
     with app.app_context():

@@ -167,7 +167,7 @@ def test_restriction_objection_and_withdrawal_stop_processing(
         assert statuses == ["unsubscribed"]
         # An objection is absolute: no other account may mail the address either.
         other = make_tenant("owner@other.example", "Other")
-        assert suppression_reason(other.account_id, "o@example.org") == "unsubscribed"
+        assert suppression_reason(other.account_id, "o@example.org") == "objected"
     assert len(smtp_sink.to("owner@shop.example")) == 3  # the account was told each time
 
     # A campaign to the list mails none of them.
