@@ -15,6 +15,7 @@ DOMAIN_PACKAGES = (
     "privacy",
     "engine",
     "breaches",
+    "webhooks",
 )
 
 
