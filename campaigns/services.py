@@ -19,6 +19,7 @@ from sqlalchemy import DateTime, Integer, delete, insert, literal, select, updat
 
 from accounts.models import Account
 from accounts.queries import get_account
+from campaigns import webhook_events
 from campaigns.input_checks import check_templates, one_line
 from campaigns.models import (
     Campaign,
@@ -41,6 +42,7 @@ from subscribers import queries as subscriber_queries
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList
 from subscribers.normalise import normalise_email
+from webhooks.models import EventType
 
 EDITABLE_STATUSES = (CampaignStatus.DRAFT,)
 
@@ -247,6 +249,7 @@ def _begin_sending(campaign: Campaign) -> None:
     campaign.scheduled_at = None
     record_activity(campaign.account_id)
     enqueue_chains(campaign)
+    webhook_events.campaign_event(campaign, EventType.CAMPAIGN_STARTED)
 
 
 def _window_slots(now: datetime, window: tuple[int, int], zone: str) -> dict[int, datetime]:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from accounts.audit import record_security_event
 from accounts.models import SecurityEventKind
@@ -171,7 +171,7 @@ def rotate_secret(account_id: int, user_id: int | None, endpoint_id: int) -> str
     )
     # Secrets that expired already are of no use; drop them.
     db.session.execute(
-        WebhookSecret.__table__.delete().where(
+        delete(WebhookSecret).where(
             WebhookSecret.endpoint_id == endpoint_id, WebhookSecret.expires_at <= now
         )
     )
