@@ -11,9 +11,12 @@ is ``failed``. An endpoint is disabled, and the account's owners emailed, after
 for ``WEBHOOKS_DISABLE_AFTER_DAYS``, or at once when it answers 410 Gone (the spec's "stop
 sending").
 
-Restart-safe: the database holds the state. :func:`reconcile` (a scheduler job) enqueues every
-pending delivery that is due (a lost queue message, a delay longer than the queue keeps, a
-broker that was down at commit) and gives back rows left ``delivering`` by a dead worker.
+Restart-safe: the database holds the state. A first attempt is enqueued when the emitting
+transaction commits; :func:`reconcile` (a scheduler job, every ``RECONCILE_INTERVAL_SECONDS``)
+enqueues every pending delivery that is due: the retries (no delayed queue message is kept
+anywhere but in the table), a lost queue message, a broker that was down at commit; and gives
+back rows left ``delivering`` by a dead worker. A retry is therefore made up to that interval
+after its time.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from core import db, queue
 from core.db import utcnow
@@ -56,8 +59,6 @@ RETRY_SCHEDULE: tuple[int, ...] = (
 )
 MAX_ATTEMPTS = len(RETRY_SCHEDULE) + 1
 JITTER = 0.1
-#: A queue message delayed longer than this is left to the reconciler instead.
-LONGEST_QUEUE_DELAY = timedelta(hours=1)
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> timedelta | None:
@@ -125,8 +126,11 @@ def attempt(delivery_id: int) -> str | None:
     answer = _send(endpoint, event, now)
     if answer.status is not None and 200 <= answer.status < 300:
         _finish(delivery, DeliveryStatus.SUCCEEDED, answer.status, "", utcnow())
-        endpoint.consecutive_failures = 0
-        endpoint.failing_since = None
+        db.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint.id)
+            .values(consecutive_failures=0, failing_since=None)
+        )
         db.session.commit()
         return DeliveryStatus.SUCCEEDED.value
     return _failed(delivery, endpoint, answer)
@@ -173,23 +177,31 @@ def _failed(delivery: WebhookDelivery, endpoint: WebhookEndpoint, answer: target
         delivery.status = DeliveryStatus.PENDING
         delivery.last_status_code = answer.status
         delivery.last_error = error[:300]
+        # No delayed queue message: the reconciler (every RECONCILE_INTERVAL_SECONDS) enqueues
+        # it once due, so a retry survives a broker that forgets delayed messages.
         delivery.next_attempt_at = now + delay
-        if delay <= LONGEST_QUEUE_DELAY:
-            from webhooks import tasks
-
-            queue.enqueue_after_commit(
-                tasks.deliver, delivery.id, delay=int(delay.total_seconds() * 1000) + 50
-            )
     disabled = False
     event = db.session.get(WebhookEvent, delivery.event_id)
     if event is None or event.type != EventType.TEST:
-        endpoint.consecutive_failures += 1
-        endpoint.failing_since = endpoint.failing_since or now
+        # In SQL, not read-modify-write: attempts to one endpoint run in parallel.
+        db.session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint.id)
+            .values(
+                consecutive_failures=WebhookEndpoint.consecutive_failures + 1,
+                failing_since=func.coalesce(WebhookEndpoint.failing_since, now),
+            )
+        )
+        db.session.refresh(endpoint)
         reason = _disable_reason(endpoint, answer, now)
-        if reason and endpoint.enabled:
-            endpoint.enabled = False
-            endpoint.disabled_reason = reason
-            disabled = True
+        if reason:
+            # Only the attempt that turns it off tells the owners.
+            result = db.session.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.enabled.is_(True))
+                .values(enabled=False, disabled_reason=reason)
+            )
+            disabled = bool(getattr(result, "rowcount", 0))
     db.session.commit()
     if disabled:
         from webhooks import events
