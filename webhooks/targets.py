@@ -59,17 +59,15 @@ def refusal(address: IPAddress) -> str | None:
     """Why a webhook may not go to ``address`` (None: it may). Pure."""
     if isinstance(address, ipaddress.IPv6Address):
         inner = _embedded_ipv4(address)
-        if inner is not None:
-            reason = refusal(inner)
-            if reason is not None:
-                return reason
+        if inner is not None:  # the IPv4 address it reaches decides (::ffff:0:0/96 is reserved)
+            return refusal(inner)
     checks = (
         (address.is_loopback, "a loopback address"),
         (address.is_unspecified, "an unspecified address"),
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
         (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private address"),
     )
     for hit, words in checks:
         if hit:
