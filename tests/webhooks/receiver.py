@@ -87,5 +87,3 @@ def verifies(secret: str, request: Request) -> bool:
         hmac.compare_digest(wanted, given)
         for given in request.headers["webhook-signature"].split(" ")
     )
-
-

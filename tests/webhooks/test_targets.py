@@ -62,7 +62,13 @@ def test_private_targets_are_refused_when_saved(strict_app: Flask, url: str, wor
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/x", "https://user:pw@example.com/x", "https://", "not a url", "http://[::1"],
+    [
+        "ftp://example.com/x",
+        "https://user:pw@example.com/x",
+        "https://",
+        "not a url",
+        "http://[::1",
+    ],
 )
 def test_malformed_urls_get_a_clear_error(strict_app: Flask, url: str) -> None:
     with strict_app.app_context():
