@@ -122,6 +122,8 @@ KIND_LABELS: dict[str, str] = {
     SecurityEventKind.PASSKEY_REMOVED: "Passkey removed",
     SecurityEventKind.ROLE_DEFINED: "Role defined or changed",
     SecurityEventKind.ROLE_DELETED: "Role deleted",
+    SecurityEventKind.API_KEY_CREATED: "API key created",
+    SecurityEventKind.API_KEY_REVOKED: "API key revoked",
 }
 
 
@@ -141,6 +143,9 @@ def describe(kind: str, details: dict[str, Any]) -> str:
     if kind in (SecurityEventKind.ROLE_DEFINED, SecurityEventKind.ROLE_DELETED):
         changes = [f"+{p}" for p in d.get("added", [])] + [f"-{p}" for p in d.get("removed", [])]
         return f"{d.get('role')}" + (f": {', '.join(changes)}" if changes else "")
+    if kind in (SecurityEventKind.API_KEY_CREATED, SecurityEventKind.API_KEY_REVOKED):
+        scopes = f" with {', '.join(d['scopes'])}" if d.get("scopes") else ""
+        return f"“{d.get('name')}” ({d.get('prefix')}){scopes}"
     if kind == SecurityEventKind.TWO_FACTOR_REQUIREMENT_CHANGED:
         return "required of every member" if d.get("required") else "no longer required"
     if kind == SecurityEventKind.ROLE_CHANGED:

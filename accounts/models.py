@@ -245,6 +245,8 @@ class SecurityEventKind(StrEnum):
     PASSKEY_REMOVED = "passkey-removed"
     ROLE_DEFINED = "role-defined"
     ROLE_DELETED = "role-deleted"
+    API_KEY_CREATED = "api-key-created"
+    API_KEY_REVOKED = "api-key-revoked"
 
 
 class SecurityEvent(Base):

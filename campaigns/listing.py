@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from campaigns.models import Campaign, CampaignStatus
 from core.pagination import Page, paginate
@@ -31,7 +31,13 @@ class CampaignFilter:
 
 def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) -> Page[Campaign]:
     """The account's campaigns matching ``filters``, newest first, ``PAGE_SIZE`` a page; a
-    page past the end gives the last one. Name and subject match case-insensitively in every
+    page past the end gives the last one."""
+    return paginate(campaign_search(account_id, filters), Campaign.id.desc(), page, PAGE_SIZE)
+
+
+def campaign_search(account_id: int, filters: CampaignFilter) -> Select[Campaign]:
+    """The query of the account's campaigns matching ``filters`` (unordered; the campaign list
+    pages it by number, the API by cursor). Name and subject match case-insensitively in every
     script (``%`` and ``_`` are plain characters)."""
     query = select(Campaign).where(Campaign.account_id == account_id)
     needle = filters.q.strip().lower()
@@ -50,5 +56,4 @@ def search_campaigns(account_id: int, filters: CampaignFilter, page: int = 1) ->
             else (filters.status,)
         )
         query = query.where(Campaign.status.in_(wanted))
-
-    return paginate(query, Campaign.id.desc(), page, PAGE_SIZE)
+    return query

@@ -9,15 +9,17 @@ from flask import Flask, Response, g, render_template, request, send_from_direct
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import db, logsafe, queue, timezones
+from core import db, logsafe, problems, queue, timezones
 from core import secrets as core_secrets
-from core.auth import public
+from core.auth import ApiAuthError, public
 from core.errors import (
     DATABASE_RETRY_AFTER,
     NotFoundError,
     PermissionDeniedError,
+    ValidationError,
     database_unavailable,
 )
 from core.registry import import_modules
@@ -75,27 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     cli.register(app)
     _trust_proxies(app)
 
-    @app.errorhandler(NotFoundError)
-    def _not_found(_exc: NotFoundError) -> tuple[str, int]:
-        return render_template("core/error.html", code=404, message="Not found."), 404
-
-    @app.errorhandler(404)
-    def _404(_exc: Exception) -> tuple[str, int]:
-        return render_template("core/error.html", code=404, message="Not found."), 404
-
-    @app.errorhandler(PermissionDeniedError)
-    def _forbidden(exc: PermissionDeniedError) -> tuple[str, int]:
-        page = render_template(
-            "core/error.html", code=403, title="Not allowed for your role", message=str(exc)
-        )
-        return page, 403
-
-    @app.errorhandler(DBAPIError)
-    @app.errorhandler(PoolTimeoutError)
-    def _database_down(exc: Exception) -> Any:
-        if not database_unavailable(exc):
-            raise exc  # a failing statement is a bug: the usual 500
-        return database_unavailable_response()
+    _register_error_handlers(app)
 
     def _favicon() -> Any:
         # Browsers ask for /favicon.ico whatever the page links to; answer with the SVG icon.
@@ -144,6 +126,83 @@ def create_app_or_exit(config: dict[str, Any] | None = None) -> Flask:
         return create_app(config)
     except SettingsError as error:
         raise SystemExit(f"Envoy cannot start. {error}") from None
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """HTML error pages, and RFC 9457 problem details for every error under ``/api/``."""
+
+    @app.errorhandler(NotFoundError)
+    def _not_found(_exc: NotFoundError) -> Any:
+        if problems.is_api_request():
+            return problems.problem_response(404, "No such resource in this account.")
+        return render_template("core/error.html", code=404, message="Not found."), 404
+
+    @app.errorhandler(404)
+    def _404(_exc: Exception) -> Any:
+        if problems.is_api_request():
+            return problems.problem_response(404, "No such resource in this account.")
+        return render_template("core/error.html", code=404, message="Not found."), 404
+
+    @app.errorhandler(PermissionDeniedError)
+    def _forbidden(exc: PermissionDeniedError) -> Any:
+        if problems.is_api_request():
+            return problems.problem_response(403, str(exc))
+        page = render_template(
+            "core/error.html", code=403, title="Not allowed for your role", message=str(exc)
+        )
+        return page, 403
+
+    @app.errorhandler(ApiAuthError)
+    def _api_auth(exc: ApiAuthError) -> Any:
+        headers = {"WWW-Authenticate": 'Bearer realm="envoy"'} if exc.status == 401 else {}
+        return problems.problem_response(exc.status, exc.detail, headers=headers)
+
+    @app.errorhandler(problems.Problem)
+    def _problem(exc: problems.Problem) -> Any:
+        return problems.from_problem(exc)
+
+    @app.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> Any:
+        if not problems.is_api_request():
+            raise exc  # views show a service's refusal in their form; anything else is a bug
+        return problems.problem_response(
+            422,
+            exc.message,
+            "validation-error",
+            [problems.FieldError(exc.field or "", exc.message)],
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        if not problems.is_api_request() or exc.code is None:
+            return exc
+        headers = {}
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return problems.problem_response(
+            exc.code, exc.description or problems.title_of(exc.code), headers=headers
+        )
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeoutError)
+    def _database_down(exc: Exception) -> Any:
+        if not database_unavailable(exc):
+            raise exc  # a failing statement is a bug: the usual 500
+        if problems.is_api_request():
+            return problems.problem_response(
+                503,
+                "The service is briefly unavailable; nothing was changed. Try again.",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            )
+        return database_unavailable_response()
+
+    @app.errorhandler(500)
+    def _server_error(exc: Exception) -> Any:
+        if problems.is_api_request():
+            return problems.problem_response(
+                500, "Something went wrong on our side; it is logged. Try again later."
+            )
+        return exc
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -8,6 +8,9 @@ tests/test_permissions.py (which fails for a route without one):
 - :func:`login_required`: any signed-in member of the account (their own login and sessions).
 - :func:`operator_required`: platform operators only (404 for everyone else).
 - :func:`public`: no login (token links, public forms, webhooks, the login page itself).
+- :func:`require_scope`: an API operation, called with an API key (``Authorization: Bearer``)
+  whose scopes hold the permission; never with a session cookie. Answers 401/403 as problem
+  details (core/problems.py), never a redirect to the login page.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from core.permissions import Permission
 F = TypeVar("F", bound=Callable[..., Any])
 #: Turns the session cookie's token into the signed-in member, or None (ended, unknown).
 MemberLoader = Callable[[str], "CurrentMember | None"]
+#: Turns an API key (the bearer token) into its caller, or None (unknown, revoked).
+ApiKeyLoader = Callable[[str], "ApiCaller | None"]
 
 
 class Audience(StrEnum):
@@ -36,6 +41,7 @@ class Audience(StrEnum):
     ANY_MEMBER = "any-member"
     PERMISSION = "permission"
     OPERATOR = "operator"
+    API_KEY = "api-key"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Access:
     reason: str = ""
 
     def allows(self, granted: frozenset[Permission]) -> bool:
+        if self.audience is Audience.API_KEY:
+            return False  # not a page for a member: the API takes keys, never a session
         if self.audience is not Audience.PERMISSION:
             return True
         if self.any_of:
@@ -106,6 +114,22 @@ class CurrentMember:
         return any(self.can(permission) for permission in permissions)
 
 
+@dataclass(frozen=True)
+class ApiCaller:
+    """Who calls the API: a key of one account, with its scopes (a subset of what its creator
+    held when it was made)."""
+
+    key_id: int
+    account_id: int
+    scopes: frozenset[Permission]
+    #: The member who created the key (services that record an actor get this id).
+    created_by: int | None
+    deletion_pending: bool = False
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.scopes
+
+
 def current_member() -> CurrentMember | None:
     """The member signed in to this request, loaded once per request.
 
@@ -126,6 +150,75 @@ def init_app(app: App, loader: MemberLoader) -> None:
     """Set how a session token becomes the signed-in member (the accounts package does, when
     the app factory registers its blueprint: core imports no domain package)."""
     app.extensions["core.member_loader"] = loader
+
+
+def init_api_keys(app: App, loader: ApiKeyLoader) -> None:
+    """Set how a bearer token becomes an API caller (the api package does, when its blueprint
+    is registered)."""
+    app.extensions["core.api_key_loader"] = loader
+
+
+def current_api_caller() -> ApiCaller | None:
+    """The API key of this request (``Authorization: Bearer <key>``), loaded once; None when
+    the header is missing, malformed, or names no live key. Cookies are never read."""
+    if "api_caller" not in g:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        loader: ApiKeyLoader | None = current_app.extensions.get("core.api_key_loader")
+        found = None
+        if scheme.lower() == "bearer" and token.strip() and loader is not None:
+            found = loader(token.strip())
+        g.api_caller = found
+    return cast(ApiCaller | None, g.api_caller)
+
+
+def api_caller() -> ApiCaller:
+    """The API key of a request to a view guarded by :func:`require_scope`."""
+    found = current_api_caller()
+    assert found is not None
+    return found
+
+
+class ApiAuthError(Exception):
+    """An API request without a usable key (401) or whose key lacks the scope (403)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def require_scope(permission: Permission) -> Callable[[F], F]:
+    """An API operation: the request's API key (never a cookie) must hold ``permission`` among
+    its scopes. Missing, unknown or revoked key: :class:`ApiAuthError` 401; a key without the
+    scope: 403; a change (not GET/HEAD) while the account is scheduled for deletion: 403. The
+    declaration is what tests/test_permissions.py and the API's spec read."""
+
+    access = Access(Audience.API_KEY, frozenset({permission}))
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            caller = current_api_caller()
+            if caller is None:
+                raise ApiAuthError(
+                    401,
+                    "Send a live API key as “Authorization: Bearer <key>” "
+                    "(Settings > API keys); cookies are not accepted.",
+                )
+            if permission not in caller.scopes:
+                raise ApiAuthError(
+                    403, f"This API key lacks the scope “{permission.value}” ({permission.label})."
+                )
+            if caller.deletion_pending and request.method not in ("GET", "HEAD"):
+                raise ApiAuthError(
+                    403, "This account is scheduled for deletion: an owner must reactivate it."
+                )
+            return view(*args, **kwargs)
+
+        return _declare(cast(F, wrapped), access)
+
+    return decorate
 
 
 def forget_current_member() -> None:

@@ -186,9 +186,10 @@ AREAS = (
     "tracking",
     "privacy",
     "engine",
+    "api",
     "webhooks",
 )
-CORE, ACCOUNTS, SUBSCRIBERS, SENDING, TRACKING, PRIVACY, ENGINE, WEBHOOKS = AREAS
+CORE, ACCOUNTS, SUBSCRIBERS, SENDING, TRACKING, PRIVACY, ENGINE, API, WEBHOOKS = AREAS
 HOUR, DAY = 3600, 86400
 
 
@@ -641,6 +642,20 @@ class Settings(BaseSettings):
         ge=1,
     )
 
+    # --- api ------------------------------------------------------------------------------
+    API_RATE_LIMIT_PER_MINUTE: int = _s(
+        600,
+        "requests one API key may make per minute (moving window); more answer 429 with "
+        "`Retry-After`",
+        API,
+        ge=1,
+    )
+    API_IDEMPOTENCY_HOURS: int = _s(
+        24,
+        "hours the answer to a POST with an `Idempotency-Key` is kept and replayed on retry",
+        API,
+        ge=1,
+    )
     # --- webhooks -------------------------------------------------------------------------
     WEBHOOKS_ALLOW_PRIVATE_TARGETS: Flag = _s(
         False,

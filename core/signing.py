@@ -33,6 +33,7 @@ class Purpose(StrEnum):
     DOWNLOAD = "privacy.download"
     SENDER_VERIFY = "campaigns.sender-verify"
     BOT_CHALLENGE = "core.bot-challenge"  # the public forms' proof of work (core/botcheck.py)
+    API_CURSOR = "api.cursor"  # a page cursor of the REST API (api/paging.py)
 
 
 class BadTokenError(Exception):

@@ -423,7 +423,8 @@ STORES: tuple[Store, ...] = (
         name="caches_and_queues",
         per_contact=False,
         title="Queues and caches",
-        holds="queued jobs (ids only), login-throttle counters (keyed hash of an address, "
+        holds="queued jobs (ids only), API rate counters (key id), login-throttle counters "
+        "(keyed hash of an address, "
         "network prefix), send-rate counters (account, domain)",
         found_by="address hash (login throttle)",
         report=Because("jobs carry ids; counters expire within minutes"),
@@ -434,7 +435,7 @@ STORES: tuple[Store, ...] = (
         ),
         delete_account=Because("jobs of a deleted account find nothing and end"),
         order=95,
-        redis_keys=("login-throttle*", "throttle:*", "dramatiq:*"),
+        redis_keys=("login-throttle*", "throttle:*", "dramatiq:*", "api-rate*"),
     ),
     Store(
         name="marketer_users",
@@ -489,6 +490,23 @@ STORES: tuple[Store, ...] = (
         tables=("webhook_events", "webhook_deliveries"),
     ),
     Store(
+        name="api_idempotency",
+        per_contact=False,
+        title="Answers to your organisation's API requests",
+        holds="the answer to a creating API request sent with an Idempotency-Key (it may quote "
+        "a contact's address and name), kept so that a retry does not act twice",
+        found_by="address, in the stored answer",
+        report="api.personal_data:report_idempotent_answers",
+        erase="api.personal_data:erase_idempotent_answers",
+        restrict=Because("a stored answer is only replayed to the same request, never processed"),
+        retention=Retention(
+            "{API_IDEMPOTENCY_HOURS} hours", "api.personal_data:sweep_idempotent_answers"
+        ),
+        delete_account=_CASCADE,
+        order=90,
+        tables=("api_idempotency",),
+    ),
+    Store(
         name="security_log",
         per_contact=False,
         title="The security log of an account (marketers)",
@@ -525,6 +543,8 @@ NOT_PERSONAL: dict[str, str] = {
     "domain (no local part, no person)",
     "webhook_endpoints": "the organisation's own receiving URLs and the state of delivery",
     "webhook_secrets": "the signing secrets of the organisation's endpoints",
+    "api_keys": "an account's API keys: a name the organisation chose, a prefix, the hash of "
+    "the secret, scopes and the creating member's user id (no contact)",
     "breach_incident_log": "what platform operators did on an incident (steps, account ids, "
     "counts; no contact)",
 }

@@ -31,22 +31,35 @@ class ListSummary:
     description: str
     subscribed: int
     unsubscribed: int
+    created_at: datetime | None = None
+    signup_enabled: bool = False
 
 
-def list_summaries(account_id: int) -> list[ListSummary]:
-    """The account's lists with their subscriber counts, newest first."""
+def list_summaries(account_id: int, list_id: int | None = None) -> list[ListSummary]:
+    """The account's lists with their subscriber counts, newest first (only ``list_id``'s
+    when given)."""
     subscribed = func.count(Subscription.id).filter(Subscription.status == "subscribed")
     unsubscribed = func.count(Subscription.id).filter(Subscription.status == "unsubscribed")
-    rows = db.session.execute(
+    query = (
         select(MailingList, subscribed, unsubscribed)
         .outerjoin(Subscription, Subscription.list_id == MailingList.id)
         .where(MailingList.account_id == account_id)
         .group_by(MailingList.id)
         .order_by(MailingList.id.desc())
-    ).all()
+    )
+    if list_id is not None:
+        query = query.where(MailingList.id == list_id)
     return [
-        ListSummary(ml.id, ml.name, ml.description, int(sub or 0), int(unsub or 0))
-        for ml, sub, unsub in rows
+        ListSummary(
+            ml.id,
+            ml.name,
+            ml.description,
+            int(sub or 0),
+            int(unsub or 0),
+            ml.created_at,
+            ml.signup_enabled,
+        )
+        for ml, sub, unsub in db.session.execute(query).all()
     ]
 
 
@@ -89,6 +102,12 @@ class ContactFilter:
 
 def search_contacts(account_id: int, filters: ContactFilter, page: int = 1) -> Page[Contact]:
     """The account's contacts matching ``filters``, newest first, one page at a time."""
+    return paginate(contact_search(account_id, filters), Contact.id.desc(), page, PAGE_SIZE)
+
+
+def contact_search(account_id: int, filters: ContactFilter) -> Select[Contact]:
+    """The query of the account's contacts matching ``filters`` (unordered): the contacts page
+    pages it by number, the API by cursor."""
     query = select(Contact).where(Contact.account_id == account_id)
     if filters.q.strip():
         needle = filters.q.strip().lower()
@@ -109,8 +128,7 @@ def search_contacts(account_id: int, filters: ContactFilter, page: int = 1) -> P
             query = query.where(func.lower(item) == filters.attribute_value.strip().lower())
         else:
             query = query.where(item.is_not(None))
-
-    return paginate(query, Contact.id.desc(), page, PAGE_SIZE)
+    return query
 
 
 @dataclass(frozen=True)

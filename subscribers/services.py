@@ -120,6 +120,26 @@ def _refuse_suppressed(account_id: int, address: str) -> None:
         )
 
 
+def _new_contact(
+    account_id: int,
+    address: str,
+    name: str,
+    attributes: dict[str, Any] | None,
+    source: str,
+) -> Contact:
+    """Add a contact for a normalised address not yet in the account (no commit)."""
+    contact = Contact(
+        account_id=account_id,
+        email=address,
+        name=name.strip()[:200],
+        attributes=check_attributes(dict(attributes or {})),
+        source=source,
+    )
+    db.session.add(contact)
+    db.session.flush()
+    return contact
+
+
 def add_contact_to_list(
     account_id: int,
     list_id: int,
@@ -138,15 +158,7 @@ def add_contact_to_list(
     _refuse_suppressed(account_id, address)
     contact = _find_contact(account_id, address)
     if contact is None:
-        contact = Contact(
-            account_id=account_id,
-            email=address,
-            name=name.strip(),
-            attributes=dict(attributes or {}),
-            source=source,
-        )
-        db.session.add(contact)
-        db.session.flush()
+        contact = _new_contact(account_id, address, name, attributes, source)
     subscription = _subscription(contact.id, mailing_list.id)
     if subscription is None:
         now = utcnow()
@@ -165,6 +177,36 @@ def add_contact_to_list(
         )
     db.session.commit()
     return contact
+
+
+def upsert_contact(
+    account_id: int,
+    email: str,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    source: str = "api",
+    *,
+    must_be_new: bool = False,
+) -> tuple[Contact, bool]:
+    """The account's contact for ``email`` (normalised), created when missing (refused when the
+    address is suppressed or blocked, like every addition) or else rectified: ``name`` and
+    ``attributes`` replace what is stored when given (None keeps it). With ``must_be_new`` an
+    existing contact is refused. Subscribes to nothing. Returns (contact, created). Commits."""
+    address = normalise_email(email)
+    contact = _find_contact(account_id, address)
+    if contact is None:
+        _refuse_suppressed(account_id, address)
+        contact = _new_contact(account_id, address, name or "", attributes, source)
+        db.session.commit()
+        return contact, True
+    if must_be_new:
+        raise ValidationError(f"{address} is already a contact of this account.", field="email")
+    if name is not None:
+        contact.name = name.strip()[:200]
+    if attributes is not None:
+        contact.attributes = check_attributes(attributes)
+    db.session.commit()
+    return contact, False
 
 
 def update_contact(
@@ -421,9 +463,21 @@ def request_signup(signup_key: str, email: str, name: str, client_ip: str | None
     last ten minutes. The contact stays "unconfirmed", and so receives nothing else, until the
     link is used.
     """
+    _request_opt_in(list_for_signup(signup_key), email, name, client_ip, "form")
+
+
+def request_opt_in(account_id: int, list_id: int, email: str, name: str = "") -> None:
+    """The account asks a person to join one of its lists by double opt-in (the API): the same
+    rules and the same confirmation email as the public form, whether the form is on or not.
+    The contact stays "unconfirmed" until the link is used. Commits."""
+    _request_opt_in(get_list(account_id, list_id), email, name, None, "api")
+
+
+def _request_opt_in(
+    mailing_list: MailingList, email: str, name: str, client_ip: str | None, source: str
+) -> None:
     from subscribers import tasks
 
-    mailing_list = list_for_signup(signup_key)
     account_id = mailing_list.account_id
     address = normalise_email(email)
     reason = suppression.suppression_reason(account_id, address)
@@ -432,7 +486,7 @@ def request_signup(signup_key: str, email: str, name: str, client_ip: str | None
     contact = _find_contact(account_id, address)
     if contact is None:
         contact = Contact(
-            account_id=account_id, email=address, name=name.strip()[:200], source="form"
+            account_id=account_id, email=address, name=name.strip()[:200], source=source
         )
         db.session.add(contact)
         db.session.flush()
@@ -451,8 +505,8 @@ def request_signup(signup_key: str, email: str, name: str, client_ip: str | None
             contact.id,
             mailing_list.id,
             "signup_requested",
-            "form",
-            f"sign-up form of {mailing_list.name}",
+            source,
+            f"sign-up form of {mailing_list.name}" if source == "form" else "through the API",
             client_ip,
         )
     recent = db.session.scalar(

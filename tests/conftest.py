@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from core import db as core_db
 from core.app import create_app
@@ -238,3 +240,33 @@ def client(app: Flask) -> FlaskClient:
 def drain(app: Flask) -> None:
     """Run every queued job (and the jobs they enqueue) to completion."""
     app.extensions["queue"].drain()
+
+
+class LiveServer:
+    """The app served on a free loopback port in a thread (browser tests, the API fuzzer)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app_factory: Any) -> Iterator[LiveServer]:
+    """The real app (CSRF on) with its in-process worker, served on loopback."""
+    app = app_factory(WTF_CSRF_ENABLED=True, BASE_URL="http://127.0.0.1:0")
+    server = LiveServer(app)
+    app.config["BASE_URL"] = server.url
+    app.extensions["queue"].start_worker()
+    server.start()
+    yield server
+    server.stop()

@@ -25,11 +25,14 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def require(service: str) -> None:
-    """Fail under CI, skip elsewhere, when ``service`` (postgres, redis, chromium) is missing."""
+    """Fail under CI, skip elsewhere, when ``service`` (postgres, redis, chromium, curl-and-jq)
+    is missing."""
     available = {
         "postgres": lambda: _port_open("127.0.0.1", 5432),
         "redis": lambda: _port_open("127.0.0.1", 6379),
         "chromium": lambda: shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM),
+        # docs/api.md's examples (tests/api/test_guide.py)
+        "curl-and-jq": lambda: all(shutil.which(tool) for tool in ("curl", "jq")),
     }[service]()
     if available:
         return

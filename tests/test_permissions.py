@@ -43,7 +43,8 @@ def _declarations(app: Flask) -> dict[str, Access | None]:
 
 
 def _request(client: FlaskClient, app: Flask, endpoint: str) -> Any:
-    """One request to ``endpoint`` with placeholder arguments: GET where it answers GET."""
+    """One request to ``endpoint`` with placeholder arguments: GET where it answers GET, else
+    its method."""
     rule = next(rule for rule in app.url_map.iter_rules() if rule.endpoint == endpoint)
     values: dict[str, Any] = {}
     for name in rule.arguments:
@@ -55,7 +56,10 @@ def _request(client: FlaskClient, app: Flask, endpoint: str) -> Any:
         url = url_for(endpoint, **values)
     if "GET" in (rule.methods or ()):
         return client.get(url)
-    return client.post(url, data={})
+    for method in ("POST", "PUT", "PATCH", "DELETE"):  # the API's operations use them all
+        if method in (rule.methods or ()):
+            return client.open(url, method=method, data={})
+    raise AssertionError(f"{endpoint} answers no method the matrix knows")
 
 
 def test_every_route_declares_who_may_use_it(app: Flask) -> None:
@@ -86,6 +90,11 @@ def test_every_route_that_is_not_public_sends_anonymous_visitors_to_login(app: F
         if access.audience is Audience.PUBLIC:
             continue
         response = _request(client, app, endpoint)
+        if access.audience is Audience.API_KEY:
+            # API operations take a key, never send anyone to a login page (tests/api).
+            if response.status_code != 401 or response.mimetype != "application/problem+json":
+                wrong.append(f"{endpoint}: {response.status_code}")
+            continue
         if response.status_code != 302 or "/login" not in response.location:
             wrong.append(f"{endpoint}: {response.status_code}")
     assert not wrong, wrong

@@ -38,7 +38,7 @@ from tests.subscribers.helpers import (
     upload_csv,
 )
 
-# Every package of the app (the factory's list, so a new package is scanned too).
+#: Every package of the application (core and the domain packages, core/registry.py).
 APP_PACKAGES = ("core", *DOMAIN_PACKAGES)
 BOOLEANS = sorted(name for name, info in Settings.model_fields.items() if info.annotation is bool)
 

@@ -2,46 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests import services_available
+from tests.conftest import LiveServer  # noqa: F401 - shared with tests/api (the live_server fixture)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-class LiveServer:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def live_server(app_factory: Any) -> Iterator[LiveServer]:
-    """The real app (CSRF on) with its in-process worker, served on loopback."""
-    app = app_factory(WTF_CSRF_ENABLED=True, BASE_URL="http://127.0.0.1:0")
-    server = LiveServer(app)
-    app.config["BASE_URL"] = server.url
-    app.extensions["queue"].start_worker()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from accounts.models import User
 from campaigns import senders, template_library
 from campaigns import services as campaigns
 from core import db as core_db
+from core.auth import Audience, access_of
 from core.permissions import ALL, Permission
 from privacy import services as privacy
 from subscribers import services as subscribers
@@ -62,6 +63,10 @@ EXCLUDED = {
     "campaigns.progress": "JSON polled by the sending progress bar",
     "campaigns.preview": "the author's own email HTML, shown in the editor's sandboxed frame",
     "accounts.index": "redirects to the dashboard or the login page",
+    "api.v1.openapi_document": "the API's OpenAPI document (JSON)",
+    "api.v1.reference_asset": "the reference page's vendored Swagger UI files",
+    "api.v1.reference": "the vendored Swagger UI (third-party); tests/api checks it loads, from "
+    "our origin only",
 }
 
 #: Pages saved as screenshots at both widths, by the key the crawl counts them under.
@@ -86,8 +91,15 @@ PEOPLE = [
 
 
 def get_page_endpoints(app: Flask) -> set[str]:
-    """Every endpoint answering GET, from the url_map (new routes appear here by themselves)."""
-    return {rule.endpoint for rule in app.url_map.iter_rules() if "GET" in (rule.methods or ())}
+    """Every endpoint answering GET, from the url_map (new routes appear here by themselves),
+    but the API's operations: JSON for code, taking a key, never a page (tests/api)."""
+    return {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if "GET" in (rule.methods or ())
+        and getattr(access_of(app.view_functions[rule.endpoint]), "audience", None)
+        is not Audience.API_KEY
+    }
 
 
 def uncovered_pages(app: Flask, covered: set[str]) -> list[str]:
