@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from core import db
 from core.errors import NotFoundError
@@ -81,3 +82,25 @@ def delivery_log(
         for delivery, public_id, event_type in rows
     ]
     return Page(items, page, pages, total)
+
+
+def deliveries_query(account_id: int, endpoint_id: int, status: str | None = None) -> Select[Any]:
+    """The endpoint's deliveries (for paging by the caller); NotFoundError for another
+    account's endpoint."""
+    endpoint = db.session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.account_id != account_id:
+        raise NotFoundError("no such webhook endpoint")
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status:
+        query = query.where(WebhookDelivery.status == DeliveryStatus(status))
+    return query
+
+
+def events_by_id(event_ids: list[int]) -> dict[int, WebhookEvent]:
+    """The events of these ids (a page of deliveries names them)."""
+    if not event_ids:
+        return {}
+    return {
+        event.id: event
+        for event in db.session.scalars(select(WebhookEvent).where(WebhookEvent.id.in_(event_ids)))
+    }

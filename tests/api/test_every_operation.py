@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import select
 
 from api.spec import build_spec
+from core import db as core_db
 from core.permissions import ALL, Permission
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
 from tests.factories import Tenant, make_campaign, make_list_with_contacts, make_tenant
+from webhooks import endpoints as webhook_endpoints
+from webhooks.models import WebhookDelivery
 
 #: What account A holds, which account B's key tries to reach.
 A_ADDRESS = "a-secret@example.org"
@@ -104,8 +108,21 @@ def seed_account_a(app: Flask) -> Seeded:
         list_id = make_list_with_contacts(tenant, [], A_LIST)
         contact = subscribers.add_contact_to_list(tenant.account_id, list_id, A_ADDRESS)
         campaign_id = make_campaign(tenant, list_id, subject=A_CAMPAIGN)
+        # A webhook endpoint (a public address: no lookup, never reached here) with a delivery.
+        hook = webhook_endpoints.create_endpoint(
+            tenant.account_id, None, "https://93.184.216.34/a-hooks", ["message.sent"]
+        )
+        webhook_endpoints.send_test_event(tenant.account_id, hook.endpoint.id)
+        delivery_id = core_db.session.scalars(select(WebhookDelivery.id)).one()
         return Seeded(
-            tenant, {"contact_id": contact.id, "list_id": list_id, "campaign_id": campaign_id}
+            tenant,
+            {
+                "contact_id": contact.id,
+                "list_id": list_id,
+                "campaign_id": campaign_id,
+                "endpoint_id": hook.endpoint.id,
+                "delivery_id": delivery_id,
+            },
         )
 
 
@@ -114,6 +131,8 @@ ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "contact_id": lambda seeded: seeded.ids["contact_id"],
     "list_id": lambda seeded: seeded.ids["list_id"],
     "campaign_id": lambda seeded: seeded.ids["campaign_id"],
+    "endpoint_id": lambda seeded: seeded.ids["endpoint_id"],
+    "delivery_id": lambda seeded: seeded.ids["delivery_id"],
 }
 
 
