@@ -47,6 +47,22 @@ class LoggedDelivery:
         return self.status in (DeliveryStatus.FAILED, DeliveryStatus.PENDING)
 
 
+def logged(delivery: WebhookDelivery, event_id: str, event_type: str) -> LoggedDelivery:
+    """A delivery as the log (and the API) shows it, with its event's id and type."""
+    return LoggedDelivery(
+        id=delivery.id,
+        event_id=event_id,
+        event_type=event_type,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        last_attempt_at=delivery.last_attempt_at,
+        next_attempt_at=delivery.next_attempt_at,
+    )
+
+
 def delivery_log(
     account_id: int, endpoint_id: int, page: int = 1, status: str | None = None
 ) -> Page[LoggedDelivery]:
@@ -66,21 +82,7 @@ def delivery_log(
     rows = db.session.execute(
         query.order_by(WebhookDelivery.id.desc()).offset(offset).limit(LOG_PAGE_SIZE)
     ).all()
-    items = [
-        LoggedDelivery(
-            id=delivery.id,
-            event_id=public_id,
-            event_type=event_type,
-            status=delivery.status,
-            attempts=delivery.attempts,
-            last_status_code=delivery.last_status_code,
-            last_error=delivery.last_error,
-            created_at=delivery.created_at,
-            last_attempt_at=delivery.last_attempt_at,
-            next_attempt_at=delivery.next_attempt_at,
-        )
-        for delivery, public_id, event_type in rows
-    ]
+    items = [logged(delivery, public_id, event_type) for delivery, public_id, event_type in rows]
     return Page(items, page, pages, total)
 
 

@@ -4,6 +4,7 @@ against private addresses, the event types, the account's scope)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -191,18 +192,8 @@ def send_webhook_test(endpoint_id: int) -> tuple[TestSent, int]:
 
 
 def _delivery_out(delivery: WebhookDelivery, event_id: str, event_type: str) -> DeliveryOut:
-    return DeliveryOut(
-        id=delivery.id,
-        event_id=event_id,
-        event_type=event_type,
-        status=delivery.status.value,
-        attempts=delivery.attempts,
-        last_status_code=delivery.last_status_code,
-        last_error=delivery.last_error,
-        created_at=delivery.created_at,
-        last_attempt_at=delivery.last_attempt_at,
-        next_attempt_at=delivery.next_attempt_at,
-    )
+    shown = dataclasses.asdict(queries.logged(delivery, event_id, event_type))
+    return DeliveryOut(**{**shown, "status": delivery.status.value})
 
 
 @v1.get("/webhooks/endpoints/<int:endpoint_id>/deliveries")

@@ -43,6 +43,22 @@ REFUSED = [
 ]
 
 
+def _fake_dns(
+    monkeypatch: pytest.MonkeyPatch, answers: dict[str, str], port: int, lookups: list[str]
+) -> None:
+    """Resolve the names of ``answers`` to their address (what it says at each lookup),
+    recording every name looked up in ``lookups``."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 @pytest.fixture
 def strict_app(app_factory: Any) -> Flask:
     built: Flask = app_factory(WEBHOOKS_ALLOW_PRIVATE_TARGETS=False)
@@ -91,14 +107,7 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery_time(
     app = app_factory(WEBHOOKS_ALLOW_PRIVATE_TARGETS=False)
     port = receiver.server.server_address[1]
     answers = {"hooks.shop.example": "93.184.216.34"}
-    real = socket.getaddrinfo
-
-    def fake_getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
-        if host in answers:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    _fake_dns(monkeypatch, answers, port, [])
     with app.app_context():
         tenant = make_tenant()
         endpoints.create_endpoint(
@@ -137,15 +146,7 @@ def test_the_delivery_connects_to_the_address_it_checked(
     the Host header, not through a second resolution."""
     port = receiver.server.server_address[1]
     lookups: list[str] = []
-    real = socket.getaddrinfo
-
-    def counting(host: str, *args: Any, **kwargs: Any) -> Any:
-        lookups.append(host)
-        if host == "hooks.shop.example":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    _fake_dns(monkeypatch, {"hooks.shop.example": "127.0.0.1"}, port, lookups)
     with app.app_context():
         tenant = make_tenant()
         endpoints.create_endpoint(
