@@ -1,6 +1,6 @@
 """Delivering events: one attempt at a time, retried with backoff, restart-safe.
 
-An attempt claims its row (``pending`` and due -> ``delivering``, one UPDATE, so a duplicate
+An attempt claims its row (``pending`` and due -> ``sending``, one UPDATE, so a duplicate
 queue message or a second worker does nothing), commits, checks the target again
 (``webhooks.targets``: the address rule and DNS at delivery time), signs and POSTs, then writes
 the outcome. A 2xx succeeds. Anything else is a failure: the next attempt is scheduled by
@@ -15,7 +15,7 @@ Restart-safe: the database holds the state. A first attempt is enqueued when the
 transaction commits; :func:`reconcile` (a scheduler job, every ``RECONCILE_INTERVAL_SECONDS``)
 enqueues every pending delivery that is due: the retries (no delayed queue message is kept
 anywhere but in the table), a lost queue message, a broker that was down at commit; and gives
-back rows left ``delivering`` by a dead worker. A retry is therefore made up to that interval
+back rows left ``sending`` by a dead worker. A retry is therefore made up to that interval
 after its time.
 """
 
@@ -99,7 +99,7 @@ def _claim(delivery_id: int, now: datetime) -> bool:
             WebhookDelivery.status == DeliveryStatus.PENDING,
             or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now),
         )
-        .values(status=DeliveryStatus.DELIVERING, last_attempt_at=now)
+        .values(status=DeliveryStatus.SENDING, last_attempt_at=now)
     )
     db.session.commit()
     return bool(getattr(result, "rowcount", 0))
@@ -252,7 +252,7 @@ def notify_owners_disabled(endpoint_id: int) -> int:
 
 def reconcile(now: datetime) -> int:
     """Scheduler job: enqueue every due pending delivery, and give back deliveries a dead
-    worker left ``delivering`` (older than the timeout and a margin). Returns how many were
+    worker left ``sending`` (older than the timeout and a margin). Returns how many were
     enqueued. Safe to run twice: an attempt claims its row first."""
     from webhooks import tasks
 
@@ -260,7 +260,7 @@ def reconcile(now: datetime) -> int:
     db.session.execute(
         update(WebhookDelivery)
         .where(
-            WebhookDelivery.status == DeliveryStatus.DELIVERING,
+            WebhookDelivery.status == DeliveryStatus.SENDING,
             WebhookDelivery.last_attempt_at < stuck_before,
         )
         .values(status=DeliveryStatus.PENDING, next_attempt_at=now)

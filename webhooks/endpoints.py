@@ -197,7 +197,7 @@ def retry_delivery(account_id: int, delivery_id: int) -> WebhookDelivery:
     if delivery is None:
         raise NotFoundError("no such delivery")
     get_endpoint(account_id, delivery.endpoint_id)
-    if delivery.status == DeliveryStatus.DELIVERING:
+    if delivery.status == DeliveryStatus.SENDING:
         raise ValidationError("This delivery is being attempted right now.")
     if delivery.status == DeliveryStatus.SUCCEEDED:
         raise ValidationError("This delivery succeeded already.")

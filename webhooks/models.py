@@ -73,7 +73,7 @@ class DeliveryStatus(StrEnum):
     """Where one delivery of an event to one endpoint stands."""
 
     PENDING = "pending"  # waiting for its (next) attempt at next_attempt_at
-    DELIVERING = "delivering"  # an attempt is running (claimed by a worker)
+    SENDING = "sending"  # an attempt is running (claimed by a worker)
     SUCCEEDED = "succeeded"  # answered 2xx
     FAILED = "failed"  # every attempt failed, or the endpoint went away
 

@@ -89,7 +89,7 @@ def apply_retention(now: datetime) -> int:
     before = now - timedelta(days=int(setting("WEBHOOKS_EVENT_RETENTION_DAYS")))
     unfinished = exists().where(
         WebhookDelivery.event_id == WebhookEvent.id,
-        WebhookDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.DELIVERING]),
+        WebhookDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
     )
     result = db.session.execute(
         delete(WebhookEvent).where(WebhookEvent.created_at < before, ~unfinished)

@@ -151,7 +151,9 @@ class Answer:
 def post(target: Target, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
     """POST ``body`` to the checked address of ``target``; never follows a redirect. Never
     raises for the receiver's failures (they are an Answer without a status)."""
-    host_header = target.host if target.port in (80, 443) else f"{target.host}:{target.port}"
+    named = f"[{target.host}]" if ":" in target.host else target.host  # an IPv6 literal
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = named if target.port == default_port else f"{named}:{target.port}"
     send_headers = {
         **headers,
         "Host": host_header,

@@ -24,7 +24,7 @@ TAGS = ("webhooks",)
 EventName = Annotated[
     str, Field(max_length=40, json_schema_extra={"enum": [t.value for t in SUBSCRIBABLE]})
 ]
-StatusName = Literal["", "pending", "delivering", "succeeded", "failed"]
+StatusName = Literal["", "pending", "sending", "succeeded", "failed"]
 
 
 class EndpointCreate(Strict):
@@ -90,7 +90,7 @@ class DeliveryOut(BaseModel):
     id: int
     event_id: str = Field(description="the webhook-id header (the same on every retry)")
     event_type: str
-    status: Literal["pending", "delivering", "succeeded", "failed"]
+    status: Literal["pending", "sending", "succeeded", "failed"]
     attempts: int
     last_status_code: int | None
     last_error: str

@@ -83,7 +83,7 @@ def upgrade() -> None:
             "status",
             sa.Enum(
                 "pending",
-                "delivering",
+                "sending",
                 "succeeded",
                 "failed",
                 name="status",

@@ -241,7 +241,7 @@ def test_the_reconciler_sends_what_the_queue_lost_and_a_dead_workers_attempt(
         ).first()
         assert second is not None
         # A worker claimed the second one and died.
-        second.status = DeliveryStatus.DELIVERING
+        second.status = DeliveryStatus.SENDING
         second.last_attempt_at = utcnow() - timedelta(minutes=5)
         core_db.session.commit()
         core_db.session.remove()
