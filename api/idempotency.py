@@ -11,7 +11,6 @@ with the same key. Rows are swept by the scheduler (``sweep``) and erased with a
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -137,7 +136,3 @@ def sweep(now: datetime) -> int:
     )
     db.session.commit()
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def body_json(body: str) -> Any:
-    return json.loads(body)

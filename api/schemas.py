@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 
 def _utc(value: datetime) -> str:
@@ -18,6 +18,9 @@ Timestamp = Annotated[
     PlainSerializer(_utc, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+#: An id the client names (in a body or a query): within the database's integer range.
+Id = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 #: A custom attribute's value: text, a number, true/false or null (subscribers.check_attributes).
 AttributeValue = str | int | float | bool | None

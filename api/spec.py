@@ -27,9 +27,12 @@ them as RFC 9457 problem details, and the document says so for every operation.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
+import json
 import math
+import threading
 import time
 import typing
 from collections.abc import Callable, Sequence
@@ -43,15 +46,13 @@ from spectree import Response as SpecResponse
 from spectree import SpecTree
 
 from api import idempotency
-from core.auth import access_of, api_caller, require_scope
+from core.auth import api_caller, require_scope
 from core.limiting import moving_window
 from core.permissions import Permission
 from core.problems import MEDIA_TYPE, FieldError, Problem
 
 #: The largest id a path may name (PostgreSQL ``integer``); larger ones are simply not found.
 MAX_ID = 2**31 - 1
-#: Where the documented operations live.
-PREFIX = "/api/v1"
 RATE_PURPOSE = "api-rate"
 
 
@@ -105,6 +106,9 @@ class OperationInfo:
     creates: bool
     etag: bool
     takes_json: bool
+    #: Media type of a raw request body (an upload) or of a non-JSON answer, for the document.
+    consumes: str | None = None
+    produces: str | None = None
 
 
 def _etag(body: bytes) -> str:
@@ -152,6 +156,16 @@ def _check_ids(kwargs: dict[str, Any]) -> None:
             raise Problem(404, "No such resource in this account.")
 
 
+def _check_query() -> None:
+    if any("\x00" in value for value in request.args.values()):
+        raise Problem(
+            422,
+            "The query holds a NUL character, which no parameter accepts.",
+            "validation-error",
+            [FieldError("query", "NUL character")],
+        )
+
+
 def _check_json_body() -> None:
     if request.method in ("GET", "HEAD", "DELETE"):
         return
@@ -159,12 +173,30 @@ def _check_json_body() -> None:
         raise Problem(
             415, "Send the body as JSON with “Content-Type: application/json”.", "not-json"
         )
-    if request.get_json(silent=True) is None:
+    body = request.get_json(silent=True)
+    if body is None:
         raise Problem(
             422,
             "The body is not valid JSON.",
             "validation-error",
             [FieldError("body", "not valid JSON")],
+        )
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Problem(
+            422,
+            "The body holds text that is not valid Unicode (a lone surrogate).",
+            "validation-error",
+            [FieldError("body", "invalid Unicode")],
+        ) from None
+    if "\x00" in text or "\\u0000" in text:
+        raise Problem(
+            422,
+            "The body holds a NUL character, which no field accepts.",
+            "validation-error",
+            [FieldError("body", "NUL character")],
         )
 
 
@@ -206,11 +238,15 @@ def operation(
     creates: bool = False,
     etag: bool = False,
     tags: Sequence[str] = (),
+    consumes: str | None = None,
+    produces: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare an API operation (see the module docstring): ``permission`` is the scope it
     needs, ``response`` the model of a successful answer with ``status`` (None for 204),
     ``creates`` turns on ``Idempotency-Key``, ``etag`` sets an ETag on the answer (single
-    resources; the view calls :func:`check_if_match` before a change)."""
+    resources; the view calls :func:`check_if_match` before a change). ``consumes``: the
+    media type of a raw body the view reads itself (an upload); ``produces``: the media type
+    of an answer that is not JSON (a download)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         hints = typing.get_type_hints(view)
@@ -235,6 +271,7 @@ def operation(
         def guarded(*args: Any, **kwargs: Any) -> Response:
             _rate_limit(api_caller().key_id)
             _check_ids(kwargs)
+            _check_query()
             if takes_json:
                 _check_json_body()
             if creates:
@@ -244,7 +281,7 @@ def operation(
         guarded.__wrapped__ = validated  # spectree finds its metadata through __wrapped__
         declared = require_scope(permission)(guarded)
         declared.api_operation = OperationInfo(  # type: ignore[attr-defined]
-            permission, creates, etag, takes_json
+            permission, creates, etag, takes_json, consumes, produces
         )
         return declared
 
@@ -253,6 +290,7 @@ def operation(
 
 # --- the document ------------------------------------------------------------------------
 
+_GENERATING = threading.Lock()
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDocument"}
 _ERRORS = {
     "401": "No live API key (missing, unknown or revoked; cookies are not accepted).",
@@ -297,8 +335,14 @@ def build_spec(app: Flask) -> dict[str, Any]:
     cached = app.extensions.get("api.spec")
     if cached is not None:
         return typing.cast(dict[str, Any], cached)
-    with app.app_context():
-        spec = spec_tree._generate_spec()
+    with _GENERATING, app.app_context():
+        # spectree lifts nested models out of its stored schemas as it generates (it deletes
+        # their $defs): generate from a copy, so the next app's document gets them too.
+        kept = copy.deepcopy(spec_tree.models)
+        try:
+            spec = spec_tree._generate_spec()
+        finally:
+            spec_tree.models = kept
     spec["info"] = {
         "title": "Envoy API",
         "version": "v1",
@@ -348,6 +392,16 @@ def _document_operation(item: dict[str, Any], info: OperationInfo, method: str) 
     parameters = item.setdefault("parameters", [])
     if info.takes_json:
         responses["415"] = _problem("The body is not JSON.")
+    if info.consumes:
+        item["requestBody"] = {
+            "required": True,
+            "content": {info.consumes: {"schema": {"type": "string"}}},
+        }
+    if info.produces:
+        responses["200"] = {
+            "description": "OK",
+            "content": {info.produces: {"schema": {"type": "string"}}},
+        }
     if info.creates:
         parameters.append(
             {
@@ -381,14 +435,3 @@ def _document_operation(item: dict[str, Any], info: OperationInfo, method: str) 
         responses["412"] = _problem("If-Match does not match the resource's current ETag.")
     if not parameters:
         item.pop("parameters")
-
-
-def operation_permissions(app: Flask) -> dict[str, Permission]:
-    """endpoint -> the scope it needs, for every API operation (tests iterate over this)."""
-    found = {}
-    for endpoint, view in app.view_functions.items():
-        access = access_of(view)
-        info = getattr(view, "api_operation", None)
-        if access is not None and isinstance(info, OperationInfo):
-            found[endpoint] = info.permission
-    return found

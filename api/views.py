@@ -15,7 +15,17 @@ from flask.blueprints import BlueprintSetupState
 
 from api import keys
 from api.forms import ApiKeyForm
-from api.resources import campaigns, contacts, lists, webhooks  # noqa: F401 - they add their operations
+from api.resources import (  # noqa: F401 - they add their operations
+    audience,
+    campaigns,
+    contacts,
+    data_requests,
+    imports,
+    lists,
+    reports,
+    templates,
+    webhooks,
+)
 from api.v1 import v1
 from core import auth
 from core.auth import member, require_permission

@@ -842,6 +842,14 @@ def set_tracking_choice(token: str, allow: bool, client_ip: str | None) -> bool:
 # --- platform-wide blocks (operators) ----------------------------------------------------
 
 
+def suppress_address(account_id: int, email: str) -> bool:
+    """The account stops mailing ``email`` (suppressed for this account only, reason
+    "manual", as a keyed hash). Idempotent; True when newly suppressed. Commits."""
+    added = suppression.suppress(account_id, normalise_email(email), "manual")
+    db.session.commit()
+    return added
+
+
 def block_address(email: str) -> str:
     """Block an address on every account (held as a keyed hash only); returns it normalised."""
     address = normalise_email(email)

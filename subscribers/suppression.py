@@ -114,6 +114,23 @@ def suppression_reason(account_id: int, email: str) -> str | None:
     return reason
 
 
+def suppression_scope(account_id: int, email: str) -> tuple[str | None, str | None]:
+    """Whether the account may mail ``email``, told without revealing anything beyond it:
+    ("account", reason) for the account's own suppression, ("platform", None) when only the
+    platform (a platform-wide suppression or a blocked domain) stops it, (None, None) when
+    nothing does."""
+    own = db.session.scalar(
+        select(Suppression.reason).where(
+            Suppression.address_hash == address_hash(email), Suppression.account_id == account_id
+        )
+    )
+    if own is not None:
+        return "account", own
+    if suppression_reason(account_id, email) is not None:
+        return "platform", None
+    return None, None
+
+
 def suppressed_hashes(
     account_id: int, hashes: Iterable[str], reason: str | None = None
 ) -> dict[str, str]:

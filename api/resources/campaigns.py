@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.paging import DEFAULT_LIMIT, MAX_LIMIT, Sort, keyset_page
-from api.schemas import Strict, Timestamp
+from api.schemas import Id, Strict, Timestamp
 from api.spec import MAX_ID, check_if_match, operation
 from api.v1 import v1
 from campaigns import audience_count, listing, queries
@@ -17,7 +17,7 @@ from campaigns import services as campaigns
 from campaigns.models import Campaign
 from core.auth import api_caller
 from core.permissions import Permission
-from core.problems import Problem
+from core.problems import FieldError, Problem
 
 TAGS = ("campaigns",)
 
@@ -30,8 +30,8 @@ class CampaignFields(Strict):
     reply_to: str = Field("", max_length=320)
     html_body: str = Field("", max_length=1_000_000)
     text_body: str = Field("", max_length=1_000_000, description="empty: made from the HTML")
-    list_ids: list[int] = Field(default_factory=list, max_length=100)
-    segment_ids: list[int] = Field(default_factory=list, max_length=100)
+    list_ids: list[Id] = Field(default_factory=list, max_length=100)
+    segment_ids: list[Id] = Field(default_factory=list, max_length=100)
     track_opens: bool = True
     track_clicks: bool = True
 
@@ -44,8 +44,8 @@ class CampaignUpdate(Strict):
     reply_to: str | None = Field(None, max_length=320)
     html_body: str | None = Field(None, max_length=1_000_000)
     text_body: str | None = Field(None, max_length=1_000_000)
-    list_ids: list[int] | None = Field(None, max_length=100)
-    segment_ids: list[int] | None = Field(None, max_length=100)
+    list_ids: list[Id] | None = Field(None, max_length=100)
+    segment_ids: list[Id] | None = Field(None, max_length=100)
     track_opens: bool | None = None
     track_clicks: bool | None = None
 
@@ -277,9 +277,17 @@ def send_campaign(campaign_id: int, json: SendIn) -> CampaignOut:
 @operation(Permission.SEND_CAMPAIGNS, CampaignOut, tags=TAGS)
 def schedule_campaign(campaign_id: int, json: ScheduleIn) -> CampaignOut:
     """Send at a time in the future (it must be ready to send)."""
-    when = json.send_at.astimezone(UTC).replace(tzinfo=None)
-    if when > datetime(9000, 1, 1):
-        raise Problem(422, "Choose a time in the coming years.", "validation-error")
+    try:
+        when = json.send_at.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        when = datetime.min
+    if not datetime(2000, 1, 1) < when < datetime(9000, 1, 1):
+        raise Problem(
+            422,
+            "Choose a time in the future.",
+            "validation-error",
+            [FieldError("send_at", "out of range")],
+        )
     return CampaignOut.of(campaigns.schedule(api_caller().account_id, campaign_id, when))
 
 

@@ -4,6 +4,7 @@ operations, and a key of one account never reaches another account's data."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +14,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from api.spec import build_spec
+from campaigns import template_library
 from core import db as core_db
 from core.permissions import ALL, Permission
+from privacy import queries as privacy_queries
+from privacy import services as privacy
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
 from tests.factories import Tenant, make_campaign, make_list_with_contacts, make_tenant
@@ -108,22 +112,39 @@ def seed_account_a(app: Flask) -> Seeded:
         list_id = make_list_with_contacts(tenant, [], A_LIST)
         contact = subscribers.add_contact_to_list(tenant.account_id, list_id, A_ADDRESS)
         campaign_id = make_campaign(tenant, list_id, subject=A_CAMPAIGN)
+        template = template_library.save_template(
+            tenant.account_id, template_id=None, name=A_CAMPAIGN, subject="Hi", html_body="<p>"
+        )
+        segment = subscribers.save_segment(
+            tenant.account_id,
+            None,
+            A_LIST,
+            "all",
+            [{"field": "email", "op": "contains", "value": "a"}],
+        )
+        upload = subscribers.create_import(
+            tenant.account_id, list_id, io.BytesIO(b"email\nx@example.org\n"), "a.csv", False
+        )
+        other = subscribers.add_contact_to_list(tenant.account_id, list_id, "other@example.org")
+        privacy.restrict_contact(tenant.account_id, other.id, tenant.user_id)
+        request_id = privacy_queries.requests_for_account(tenant.account_id)[0].request_account_id
+        ids = {
+            "import_id": upload.id,
+            "request_id": request_id,
+            "contact_id": contact.id,
+            "list_id": list_id,
+            "campaign_id": campaign_id,
+            "template_id": template.id,
+            "segment_id": segment.id,
+        }
         # A webhook endpoint (a public address: no lookup, never reached here) with a delivery.
         hook = webhook_endpoints.create_endpoint(
             tenant.account_id, None, "https://93.184.216.34/a-hooks", ["message.sent"]
         )
         webhook_endpoints.send_test_event(tenant.account_id, hook.endpoint.id)
-        delivery_id = core_db.session.scalars(select(WebhookDelivery.id)).one()
-        return Seeded(
-            tenant,
-            {
-                "contact_id": contact.id,
-                "list_id": list_id,
-                "campaign_id": campaign_id,
-                "endpoint_id": hook.endpoint.id,
-                "delivery_id": delivery_id,
-            },
-        )
+        ids["endpoint_id"] = hook.endpoint.id
+        ids["delivery_id"] = core_db.session.scalars(select(WebhookDelivery.id)).one()
+        return Seeded(tenant, ids)
 
 
 #: How to find account A's id for each path parameter; a new parameter fails by name below.
@@ -131,6 +152,10 @@ ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "contact_id": lambda seeded: seeded.ids["contact_id"],
     "list_id": lambda seeded: seeded.ids["list_id"],
     "campaign_id": lambda seeded: seeded.ids["campaign_id"],
+    "template_id": lambda seeded: seeded.ids["template_id"],
+    "segment_id": lambda seeded: seeded.ids["segment_id"],
+    "import_id": lambda seeded: seeded.ids["import_id"],
+    "request_id": lambda seeded: seeded.ids["request_id"],
     "endpoint_id": lambda seeded: seeded.ids["endpoint_id"],
     "delivery_id": lambda seeded: seeded.ids["delivery_id"],
 }
@@ -182,7 +207,7 @@ def test_a_key_of_another_account_never_reaches_its_data(app: Flask) -> None:
     a_client = api(app, make_key(app, seeded.tenant))
     before = {
         name: a_client.get(f"/api/v1/{name}s/{seeded.ids[f'{name}_id']}").get_data()
-        for name in ("contact", "list", "campaign")
+        for name in ("contact", "list", "campaign", "template", "segment")
     }
     with app.app_context():
         b_tenant = make_tenant("owner@b.example", "B")
@@ -206,6 +231,6 @@ def test_a_key_of_another_account_never_reaches_its_data(app: Flask) -> None:
     assert not leaks, "\n".join(leaks)
     after = {
         name: a_client.get(f"/api/v1/{name}s/{seeded.ids[f'{name}_id']}").get_data()
-        for name in ("contact", "list", "campaign")
+        for name in ("contact", "list", "campaign", "template", "segment")
     }
     assert after == before

@@ -156,3 +156,129 @@ def test_a_campaign_composed_counted_sent_and_followed(app: Flask, smtp_sink: SM
     assert [c["name"] for c in listed] == ["Spring!"]
     cannot = client.post(f"/api/v1/campaigns/{campaign['id']}/pause")
     assert cannot.status_code == 422
+
+
+def test_suppression_is_added_and_checked_without_revealing_other_accounts(app: Flask) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        other = make_tenant("owner@other.example", "Other")
+        from subscribers import services as subscribers
+
+        subscribers.block_address("blocked@example.org")  # an operator's platform-wide block
+    ours = api(app, make_key(app, tenant))
+    theirs = api(app, make_key(app, other))
+    added = ours.post("/api/v1/suppressions", json={"email": "Gone@Example.org"})
+    assert added.get_json() == {"suppressed": True, "scope": "account", "reason": "manual"}
+    assert ours.post("/api/v1/suppressions", json={"email": "Gone@example.org"}).status_code == 200
+    # The other account learns nothing of ours; the platform's block shows without detail.
+    assert theirs.post(
+        "/api/v1/suppressions/check", json={"email": "Gone@example.org"}
+    ).get_json() == {
+        "suppressed": False,
+        "scope": None,
+        "reason": None,
+    }
+    blocked = theirs.post("/api/v1/suppressions/check", json={"email": "blocked@example.org"})
+    assert blocked.get_json() == {"suppressed": True, "scope": "platform", "reason": None}
+    refused = ours.post("/api/v1/contacts", json={"email": "Gone@example.org"})
+    assert refused.status_code == 422
+
+
+def test_templates_segments_and_a_report_keep_the_pages_rules(app: Flask) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        from subscribers import services as subscribers
+
+        list_id = subscribers.create_list(tenant.account_id, "News").id
+        for address in ("ana@example.org", "bo@example.org"):
+            subscribers.add_contact_to_list(tenant.account_id, list_id, address)
+        segment = subscribers.save_segment(
+            tenant.account_id,
+            None,
+            "Ana",
+            "all",
+            [{"field": "email", "op": "contains", "value": "ana"}],
+        )
+    client = api(app, make_key(app, tenant))
+    assert client.get(f"/api/v1/segments/{segment.id}/count").get_json() == {
+        "contacts": 1,
+        "kept_out": 0,
+    }
+    broken = client.post("/api/v1/templates", json={"name": "T", "html_body": "{% if %}"})
+    assert broken.status_code == 422
+    made = client.post("/api/v1/templates", json={"name": "Welcome", "html_body": "<p>Hi</p>"})
+    template = made.get_json()
+    etag = client.get(f"/api/v1/templates/{template['id']}").headers["ETag"]
+    replaced = client.put(
+        f"/api/v1/templates/{template['id']}",
+        json={"name": "Welcome v2", "html_body": "<p>Hello</p>"},
+        headers={"If-Match": etag},
+    )
+    assert replaced.get_json()["name"] == "Welcome v2"
+    stale = client.delete(f"/api/v1/templates/{template['id']}", headers={"If-Match": etag})
+    assert stale.status_code == 412
+    campaign = client.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "C",
+            "subject": "S",
+            "from_email": "news@shop.example",
+            "html_body": "<p>x</p>",
+            "list_ids": [list_id],
+        },
+    ).get_json()
+    client.post(f"/api/v1/campaigns/{campaign['id']}/send", json={})
+    drain(app)
+    report = client.get(f"/api/v1/campaigns/{campaign['id']}/report").get_json()
+    assert report["sent"] == 2 and report["identified"] is False
+    # Individual tracking is off by default: no unique or per-domain engagement, as the page.
+    assert report["unique_opens"] is None and report["unique_clicks"] is None
+    assert all(domain["opens"] is None for domain in report["domains"])
+
+
+def test_an_import_is_uploaded_started_followed_and_its_errors_downloaded(app: Flask) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+    client = api(app, make_key(app, tenant))
+    list_id = client.post("/api/v1/lists", json={"name": "Imported"}).get_json()["id"]
+    csv_body = "Name;E-mail\nZoë;zoe@example.org\nBad;not-an-address\n李;li@example.cn\n"
+    uploaded = client.post(
+        f"/api/v1/imports?list_id={list_id}&filename=people.csv",
+        data=csv_body.encode("utf-8"),
+        content_type="text/csv",
+    )
+    assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
+    job = uploaded.get_json()
+    assert job["columns"] == ["Name", "E-mail"] and job["status"] == "uploaded"
+    refused = client.post(f"/api/v1/imports/{job['id']}/start", json={"mapping": {"0": "name"}})
+    assert refused.status_code == 422
+    started = client.post(
+        f"/api/v1/imports/{job['id']}/start", json={"mapping": {"0": "name", "1": "email"}}
+    )
+    assert started.get_json()["status"] == "queued"
+    drain(app)
+    done = client.get(f"/api/v1/imports/{job['id']}").get_json()
+    assert (done["status"], done["created"], done["errors"]) == ("done", 2, 1)
+    errors = client.get(f"/api/v1/imports/{job['id']}/errors")
+    assert errors.status_code == 200 and errors.mimetype == "text/csv"
+    assert "not-an-address" in errors.get_data(as_text=True)
+    empty = client.post(f"/api/v1/imports?list_id={list_id}", data=b"", content_type="text/csv")
+    assert empty.status_code == 422
+
+
+def test_the_accounts_data_requests_are_listed_and_a_correction_applied(app: Flask) -> None:
+    with app.app_context():
+        tenant = make_tenant()
+        from privacy import services as privacy
+        from subscribers import services as subscribers
+
+        list_id = subscribers.create_list(tenant.account_id, "News").id
+        contact = subscribers.add_contact_to_list(tenant.account_id, list_id, "ana@example.org")
+        privacy.restrict_contact(tenant.account_id, contact.id, tenant.user_id)
+    client = api(app, make_key(app, tenant))
+    listed = client.get("/api/v1/data-requests").get_json()["items"]
+    assert [(r["kind"], r["contact_id"]) for r in listed] == [("restrict", contact.id)]
+    one = client.get(f"/api/v1/data-requests/{listed[0]['id']}").get_json()
+    assert one == listed[0]
+    not_a_correction = client.post(f"/api/v1/data-requests/{listed[0]['id']}/apply")
+    assert not_a_correction.status_code in (404, 422)
