@@ -25,6 +25,7 @@ from api.resources import (  # noqa: F401 - they add their operations
     messages,
     reports,
     templates,
+    webhooks,
 )
 from api.v1 import v1
 from core import auth

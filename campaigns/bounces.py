@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from flask import current_app
 from sqlalchemy import func, select
 
+from campaigns import webhook_events
 from campaigns.models import Bounce, Campaign, TransactionalMessage, TransactionalStatus
 from campaigns.models import Message as MessageRow
 from campaigns.render import parse_verp
@@ -52,6 +53,7 @@ from core.db import utcnow
 from privacy import engine_gate
 from subscribers.models import Contact
 from subscribers.suppression import suppress
+from webhooks.models import EventType
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,14 @@ def record_bounce(
             )
             if (soft or 0) >= int(setting("SOFT_BOUNCE_LIMIT")):
                 suppress(campaign.account_id, contact.email, "hard_bounce")
+    if exists is None:  # once per (message, kind, source), like the bounce row
+        event_type = (
+            EventType.MESSAGE_COMPLAINED if kind == "complaint" else EventType.MESSAGE_BOUNCED
+        )
+        extra = {"source": source, "diagnostic": diagnostic[:64]}
+        if kind != "complaint":
+            extra["bounce"] = kind
+        webhook_events.message_event(message_id, event_type, extra)
     db.session.commit()
     return True
 

@@ -22,6 +22,7 @@ from accounts.queries import get_account
 from campaigns import progress_counts
 from campaigns.content import apply_body, can_convert, checked_body
 from campaigns import ab_tests, checks
+from campaigns import webhook_events
 from campaigns.input_checks import check_templates, one_line
 from campaigns.models import (
     Campaign,
@@ -45,6 +46,7 @@ from subscribers import queries as subscriber_queries
 from subscribers.audience import audience_contact_ids
 from subscribers.models import Contact, MailingList
 from subscribers.normalise import normalise_email
+from webhooks.models import EventType
 
 EDITABLE_STATUSES = (CampaignStatus.DRAFT,)
 
@@ -293,6 +295,7 @@ def _begin_sending(campaign: Campaign) -> None:
     campaign.scheduled_at = None
     record_activity(campaign.account_id)
     enqueue_chains(campaign)
+    webhook_events.campaign_event(campaign, EventType.CAMPAIGN_STARTED)
 
 
 def _window_slots(now: datetime, window: tuple[int, int], zone: str) -> dict[int, datetime]:

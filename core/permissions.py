@@ -71,8 +71,8 @@ _TEXT: dict[Permission, tuple[str, str]] = {
         "Add and remove members, change their roles, define custom roles.",
     ),
     Permission.MANAGE_SENDING: (
-        "Manage sending and API keys",
-        "Sender addresses, SMTP servers, DKIM keys, sending limits and API keys.",
+        "Manage sending, API keys and webhooks",
+        "Sender addresses, SMTP servers, DKIM keys, sending limits, API keys and webhooks.",
     ),
     Permission.MANAGE_SETTINGS: (
         "Manage account settings",

@@ -16,6 +16,7 @@ DOMAIN_PACKAGES = (
     "engine",
     "breaches",
     "media",
+    "webhooks",
     "api",
 )
 

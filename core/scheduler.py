@@ -67,6 +67,13 @@ JOBS: list[Job] = [
     ),
     # A/B tests whose wait is over: the winner chosen, the rest sent it (or held for a yes).
     Job("ab-test-winners", "campaigns.ab_tests:decide_due"),
+    # Webhook deliveries that are due and were not enqueued (lost message, long delay, broker
+    # down at commit), and deliveries a dead worker left half done.
+    Job(
+        "webhook-deliveries",
+        "webhooks.delivery:reconcile",
+        interval_setting="RECONCILE_INTERVAL_SECONDS",
+    ),
     # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
     Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),

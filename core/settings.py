@@ -178,8 +178,19 @@ def _s(
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
-AREAS = ("core", "accounts", "subscribers", "sending", "media", "tracking", "privacy", "engine", "api")
-CORE, ACCOUNTS, SUBSCRIBERS, SENDING, MEDIA, TRACKING, PRIVACY, ENGINE, API = AREAS
+AREAS = (
+    "core",
+    "accounts",
+    "subscribers",
+    "sending",
+    "media",
+    "tracking",
+    "privacy",
+    "engine",
+    "api",
+    "webhooks",
+)
+CORE, ACCOUNTS, SUBSCRIBERS, SENDING, MEDIA, TRACKING, PRIVACY, ENGINE, API, WEBHOOKS = AREAS
 HOUR, DAY = 3600, 86400
 
 
@@ -707,6 +718,53 @@ class Settings(BaseSettings):
         "hours the answer to a POST with an `Idempotency-Key` is kept and replayed on retry",
         API,
         ge=1,
+    )
+    # --- webhooks -------------------------------------------------------------------------
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS: Flag = _s(
+        False,
+        "let webhook endpoints point at loopback, private, link-local, multicast or reserved "
+        "addresses (the server would otherwise refuse to become a relay into its own "
+        "network): for development and tests only",
+        WEBHOOKS,
+        allowed=BOOL_ALLOWED,
+    )
+    WEBHOOKS_TIMEOUT_SECONDS: int = _s(
+        10, "seconds a webhook delivery waits to connect and for the answer", WEBHOOKS, ge=1
+    )
+    WEBHOOKS_DISABLE_AFTER_FAILURES: int = _s(
+        50,
+        "consecutive failed delivery attempts after which an endpoint is disabled and the "
+        "account's owners are emailed",
+        WEBHOOKS,
+        ge=1,
+    )
+    WEBHOOKS_DISABLE_AFTER_DAYS: int = _s(
+        5,
+        "days an endpoint may fail every delivery (no success in between) before it is "
+        "disabled and the account's owners are emailed",
+        WEBHOOKS,
+        ge=1,
+    )
+    WEBHOOKS_SECRET_GRACE_HOURS: int = _s(
+        24,
+        "hours a rotated-out signing secret still signs deliveries next to the new one",
+        WEBHOOKS,
+        ge=0,
+    )
+    WEBHOOKS_EVENT_RETENTION_DAYS: int = _s(
+        30,
+        "days a webhook event (its payload may name a contact) is kept once every delivery of "
+        "it has succeeded or finally failed",
+        WEBHOOKS,
+        ge=1,
+    )
+    WEBHOOKS_SUBSCRIPTION_CACHE_SECONDS: int = _s(
+        10,
+        "seconds a process remembers which event types an account's endpoints subscribe to "
+        "(the per-message check on the send path); changes made in the same process apply at "
+        "once",
+        WEBHOOKS,
+        ge=0,
     )
 
     @model_validator(mode="after")

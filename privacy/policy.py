@@ -422,6 +422,19 @@ def recipient_tracking_choice(ctx: TrackingContext) -> Decision | None:
     return Decision.DROP if ctx.kind in RECIPIENT_TRACKED_KINDS else Decision.ANONYMOUS
 
 
+#: The hits that may become a per-person webhook event.
+WEBHOOK_NAMED_KINDS = frozenset({"open", "click"})
+
+
+def may_name_in_webhook(decision: Decision, kind: str) -> bool:
+    """Whether a hit may reach the account's webhooks as an event naming the person (an open
+    or a click with the contact's id and address). Only what is recorded as identified: with
+    individual tracking off, for a person who turned tracking off, or for a contact excluded
+    from processing, the decision is never IDENTIFIED, so no per-person event is sent (the
+    counts stay in the campaign report)."""
+    return decision is Decision.IDENTIFIED and kind in WEBHOOK_NAMED_KINDS
+
+
 def may_identify_in_urls(individual_tracking: bool) -> bool:
     """Whether beacon and click URLs may carry a message id at all."""
     return individual_tracking

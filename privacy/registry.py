@@ -517,6 +517,24 @@ STORES: tuple[Store, ...] = (
         ),
     ),
     Store(
+        name="webhook_events",
+        title="Events about you sent to the organisation's own systems (webhooks)",
+        holds="events an account's webhook endpoints subscribed to (message sent, failed, "
+        "bounced, opened or clicked; subscribed, unsubscribed): ids, the address, the time, "
+        "and each delivery's outcome",
+        found_by="contact id",
+        report="webhooks.personal_data:report_events",
+        erase="webhooks.personal_data:erase_events",
+        restrict="webhooks.personal_data:restrict_events",
+        retention=Retention(
+            "{WEBHOOKS_EVENT_RETENTION_DAYS} days once every delivery ended",
+            "webhooks.personal_data:apply_retention",
+        ),
+        delete_account=_CASCADE,
+        order=42,
+        tables=("webhook_events", "webhook_deliveries"),
+    ),
+    Store(
         name="api_idempotency",
         per_contact=False,
         title="Answers to your organisation's API requests",
@@ -571,6 +589,8 @@ NOT_PERSONAL: dict[str, str] = {
     "roles": "an account's own role names and permissions, written by the organisation",
     "sso_providers": "the organisation's identity provider: issuer, client id and its email "
     "domain (no local part, no person)",
+    "webhook_endpoints": "the organisation's own receiving URLs and the state of delivery",
+    "webhook_secrets": "the signing secrets of the organisation's endpoints",
     "api_keys": "an account's API keys: a name the organisation chose, a prefix, the hash of "
     "the secret, scopes and the creating member's user id (no contact)",
     "breach_incident_log": "what platform operators did on an incident (steps, account ids, "

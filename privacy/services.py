@@ -46,6 +46,8 @@ from privacy.policy import reduce_ip
 from subscribers.models import Contact, RestrictedBy, Subscription, SubscriptionStatus
 from subscribers.normalise import normalise_email
 from subscribers.suppression import address_hash, suppress
+from webhooks import events as webhook_events
+from webhooks.models import EventType
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +415,16 @@ def _fulfil(request: DataRequest) -> Outcome:
     for account_id in account_ids:
         if account_id is not None:
             _security_event(account_id, None, request.id, kind)
+            # No address: the request's id, its kind and how many of the account's contacts.
+            webhook_events.emit(
+                account_id,
+                EventType.DATA_REQUEST_FULFILLED,
+                {
+                    "request_id": request.id,
+                    "kind": kind,
+                    "contacts": sum(1 for c in contacts if c.account_id == account_id),
+                },
+            )
         _audit(
             "fulfilled",
             kind,
@@ -507,6 +519,12 @@ def erase_contacts(contacts: list[Contact], address: str, account_id: int | None
     person = registry.person_for(address, contacts, account_id)
     if contacts or account_id is None:
         registry.erase(person)
+    for contact in contacts:
+        # After the registry scrubbed the contact's earlier payloads; this one names only the
+        # erased contact's id (which names no one any more), never the address.
+        webhook_events.emit(
+            contact.account_id, EventType.CONTACT_ERASED, {"contact_id": contact.id}
+        )
     for contact in contacts:
         if contact in db.session:
             db.session.expunge(contact)

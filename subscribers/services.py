@@ -47,6 +47,8 @@ from subscribers.models import (
     SubscriptionStatus,
 )
 from subscribers.normalise import normalise_email
+from webhooks import events as webhook_events
+from webhooks.models import EventType
 
 #: A new confirmation email for the same contact and list is sent at most this often.
 SIGNUP_RESEND_SECONDS = 600
@@ -290,6 +292,34 @@ def _consent(
             ip_prefix=ip_prefix,
         )
     )
+    _emit_consent_event(account_id, contact_id, list_id, action, source)
+
+
+#: Consent actions that are webhook events.
+_CONSENT_EVENTS = {
+    "subscribed": EventType.CONTACT_SUBSCRIBED,
+    "resubscribed": EventType.CONTACT_SUBSCRIBED,
+    "unsubscribed": EventType.CONTACT_UNSUBSCRIBED,
+    "unsubscribed_all": EventType.CONTACT_UNSUBSCRIBED,
+}
+
+
+def _emit_consent_event(
+    account_id: int, contact_id: int, list_id: int | None, action: str, source: str
+) -> None:
+    """``contact.subscribed`` / ``contact.unsubscribed`` for a consent change (no commit)."""
+    event_type = _CONSENT_EVENTS.get(action)
+    if event_type is None or not webhook_events.subscribed(account_id, event_type):
+        return
+    contact = db.session.get(Contact, contact_id)
+    data = {
+        "contact_id": contact_id,
+        "email": contact.email if contact is not None else None,
+        "list_id": list_id,
+        "all_lists": action == "unsubscribed_all",
+        "source": source,
+    }
+    webhook_events.emit(account_id, event_type, data, contact_id=contact_id)
 
 
 def _set_status(
@@ -1178,6 +1208,7 @@ def run_import(import_id: int) -> ImportJob | None:
             exc.message if isinstance(exc, ValidationError) else "The import stopped on an error."
         )
         job.finished_at = utcnow()
+        _emit_import_finished(job)
         db.session.commit()
         # A failed job is never run again (a redelivery finds it failed): its upload goes.
         Path(job.stored_path).unlink(missing_ok=True)
@@ -1186,9 +1217,28 @@ def run_import(import_id: int) -> ImportJob | None:
         return job
     job.status = ImportStatus.DONE
     job.finished_at = utcnow()
+    _emit_import_finished(job)
     db.session.commit()
     Path(job.stored_path).unlink(missing_ok=True)  # after the commit: a redelivery needs it
     return job
+
+
+def _emit_import_finished(job: ImportJob) -> None:
+    """``import.finished`` with the import's figures (no file name, no contact). No commit."""
+    webhook_events.emit(
+        job.account_id,
+        EventType.IMPORT_FINISHED,
+        {
+            "import_id": job.id,
+            "list_id": job.list_id,
+            "status": str(job.status),
+            "rows_read": job.rows_read,
+            "created": job.created_count,
+            "updated": job.updated_count,
+            "skipped": job.skipped_count,
+            "errors": job.error_count,
+        },
+    )
 
 
 def remove_abandoned_uploads(now: datetime) -> int:

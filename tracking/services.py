@@ -56,6 +56,8 @@ from tracking.models import (
     TrackingEvent,
     UnsubscribeStatus,
 )
+from webhooks import events as webhook_events
+from webhooks.models import EventType
 
 __all__ = ["Hit", "apply_event_retention", "ingest", "ingest_isolating"]
 
@@ -84,6 +86,7 @@ class _MessageInfo:
     sent_at: datetime | None
     contact: policy.ContactState
     email: str | None
+    contact_id: int | None = None
 
 
 def _members(column: Any, values: Sequence[Any], chunk: int = 500) -> Iterator[Any]:
@@ -137,6 +140,7 @@ def _load_messages(message_ids: set[int], campaign_ids: set[int]) -> dict[int, _
                 sent_at=row.sent_at,
                 contact=policy.contact_state(contact, row.status),
                 email=row.email,
+                contact_id=row.contact_id,
             )
     return found
 
@@ -339,6 +343,7 @@ def ingest(hits: Iterable[Hit]) -> int:
 
     rows: list[dict[str, Any]] = []
     signals: dict[str, policy.EngineSignal] = {}
+    named: list[tuple[Hit, int, _MessageInfo, bool]] = []
     for hit in batch:
         found = campaigns.get(hit.campaign_id)
         if found is None:
@@ -377,6 +382,8 @@ def ingest(hits: Iterable[Hit]) -> int:
             extra_networks,
         )
         identified = decision is policy.Decision.IDENTIFIED
+        if policy.may_name_in_webhook(decision, hit.kind) and message is not None:
+            named.append((hit, account.id, message, reason is not None))
         rows.append(
             {
                 "account_id": account.id,
@@ -442,9 +449,33 @@ def ingest(hits: Iterable[Hit]) -> int:
             recent.evidence[key].extend(times)
         newest = max(hit.occurred_at for hit in batch)
         recent.prune(newest, 3 * span)
+    _emit_engagements([item for item in named if item[0].uid in inserted])
     db.session.commit()
     _forward_to_engine([signal for uid, signal in signals.items() if uid in inserted])
     return len(inserted)
+
+
+_ENGAGEMENT_EVENTS = {"open": EventType.MESSAGE_OPENED, "click": EventType.MESSAGE_CLICKED}
+
+
+def _emit_engagements(named: list[tuple[Hit, int, _MessageInfo, bool]]) -> None:
+    """``message.opened`` / ``message.clicked`` for the identified hits just stored (only
+    those ``policy.may_name_in_webhook`` allows: no per-person event without individual
+    tracking, nor for a person who refused tracking). No commit."""
+    for hit, account_id, message, is_machine in named:
+        event_type = _ENGAGEMENT_EVENTS.get(hit.kind)
+        if event_type is None or not webhook_events.subscribed(account_id, event_type):
+            continue
+        data = {
+            "message_id": hit.message_id,
+            "campaign_id": message.campaign_id,
+            "contact_id": message.contact_id,
+            "email": message.email,
+            "link_id": hit.link_id,
+            "occurred_at": hit.occurred_at.isoformat(timespec="seconds") + "Z",
+            "machine": is_machine,
+        }
+        webhook_events.emit(account_id, event_type, data, contact_id=message.contact_id)
 
 
 def ingest_isolating(hits: list[Hit]) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.sql import ColumnElement, Select
 
+from campaigns import webhook_events
 from campaigns.models import Campaign, Message, MessageStatus
 from campaigns.render import Recipient
 from campaigns.services import campaign_audience
@@ -27,6 +28,7 @@ from core import db
 from privacy import engine_gate
 from subscribers.models import Contact
 from subscribers.suppression import suppressed_emails
+from webhooks.models import EventType
 
 #: Renews a live claim's lease (driver SQL, ``?`` placeholders): by campaign, token and status,
 #: so it reads the partial index of claimed rows only.
@@ -153,6 +155,9 @@ def mark_row(message_id: int, token: str, **values: Any) -> None:
         .where(Message.id == message_id, Message.claim_token == token)
         .values(claim_token=None, **values)
     )
+    if values.get("status") == MessageStatus.FAILED:
+        reason = {"reason": str(values.get("error") or "")}
+        webhook_events.message_event(message_id, EventType.MESSAGE_FAILED, reason)
     db.session.commit()
 
 

@@ -36,6 +36,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from campaigns import webhook_events
 from campaigns.bounces import record_bounce
 from campaigns.models import (
     AB_HELD,
@@ -78,6 +79,7 @@ from core.mail import (
     smtp_status,
 )
 from privacy import engine_gate
+from webhooks.models import EventType
 
 log = logging.getLogger(__name__)
 
@@ -524,6 +526,8 @@ def _send_one_claim(campaign: Campaign, chain: int) -> tuple[int, str]:
     # engine input: the claim's deliveries, recorded by an engine job after this commit, so the
     # send path does no engine work per message and holds no engine row lock across sends.
     engine_gate.record_deliveries_soon(campaign.account_id, delivered)
+    # webhooks: message.sent for the claim's deliveries (nothing when no endpoint listens).
+    webhook_events.messages_sent(campaign.account_id, campaign_id, delivered)
     if sent and campaign.consecutive_errors:
         db.session.execute(
             update(Campaign).where(Campaign.id == campaign_id).values(consecutive_errors=0)
@@ -645,9 +649,11 @@ def finish_if_done(campaign: Campaign) -> None:
         .where(Message.campaign_id == campaign.id, Message.status.in_(_UNFINISHED))
     )
     if not unfinished:
-        db.session.execute(
+        finished = db.session.execute(
             update(Campaign)
             .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.SENDING)
             .values(status=CampaignStatus.SENT, finished_at=utcnow())
         )
+        if getattr(finished, "rowcount", 0):
+            webhook_events.campaign_event(campaign, EventType.CAMPAIGN_FINISHED)
     db.session.commit()

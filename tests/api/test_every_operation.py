@@ -11,16 +11,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import select
 
 from api.spec import build_spec
 from campaigns import template_library
 from campaigns.transactional import send_transactional
+from core import db as core_db
 from core.permissions import ALL, Permission
 from privacy import queries as privacy_queries
 from privacy import services as privacy
 from subscribers import services as subscribers
 from tests.api.conftest import api, make_key
 from tests.factories import Tenant, make_campaign, make_list_with_contacts, make_tenant
+from webhooks import endpoints as webhook_endpoints
+from webhooks.models import WebhookDelivery
 
 #: What account A holds, which account B's key tries to reach.
 A_ADDRESS = "a-secret@example.org"
@@ -142,6 +146,13 @@ def seed_account_a(app: Flask) -> Seeded:
             "segment_id": segment.id,
             "message_id": message_id,
         }
+        # A webhook endpoint (a public address: no lookup, never reached here) with a delivery.
+        hook = webhook_endpoints.create_endpoint(
+            tenant.account_id, None, "https://93.184.216.34/a-hooks", ["message.sent"]
+        )
+        webhook_endpoints.send_test_event(tenant.account_id, hook.endpoint.id)
+        ids["endpoint_id"] = hook.endpoint.id
+        ids["delivery_id"] = core_db.session.scalars(select(WebhookDelivery.id)).one()
         return Seeded(tenant, ids)
 
 
@@ -155,6 +166,8 @@ ISOLATION_IDS: dict[str, Callable[[Seeded], int]] = {
     "import_id": lambda seeded: seeded.ids["import_id"],
     "request_id": lambda seeded: seeded.ids["request_id"],
     "message_id": lambda seeded: seeded.ids["message_id"],
+    "endpoint_id": lambda seeded: seeded.ids["endpoint_id"],
+    "delivery_id": lambda seeded: seeded.ids["delivery_id"],
 }
 
 

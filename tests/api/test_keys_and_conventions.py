@@ -134,7 +134,7 @@ def test_the_settings_page_creates_shows_once_lists_and_revokes(app: Flask) -> N
     revoked = browser.post(f"/settings/api-keys/{stored.id}/revoke", follow_redirects=True)
     assert "no longer works" in revoked.get_data(as_text=True)
     _problem(api(app, secret).get("/api/v1/contacts"), 401)
-    # A plain member may not manage keys (it needs "Manage sending and API keys").
+    # A plain member may not manage keys (it needs "Manage sending, API keys and webhooks").
     member = app.test_client()
     login(member, "member@shop.example")
     assert member.get("/settings/api-keys").status_code == 403

@@ -221,6 +221,14 @@ def seed(app: Flask, smtp_sink: SMTPSink) -> Seeded:
         guarded = make_tenant(TWO_FACTOR_EMAIL, "Ölçü Güvenli A.Ş.")
         secret = twofactor.begin_enrolment(guarded.user_id).secret
         twofactor.confirm_enrolment(guarded.user_id, pyotp.TOTP(secret).now(), None)
+        # A webhook endpoint whose test event failed (its page, log and retry button).
+        from webhooks import endpoints as webhook_endpoints
+
+        app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
+        hook = webhook_endpoints.create_endpoint(
+            account_id, None, "http://127.0.0.1:9/envoy", ["message.sent"], "CRM — Zoë"
+        )
+        webhook_endpoints.send_test_event(account_id, hook.endpoint.id)
         other = make_tenant("owner@leaving.example", "Leaving Ltd")
         accounts.request_account_deletion(other.account_id, other.user_id, "owner")
         core_db.session.remove()

@@ -32,6 +32,7 @@ from tests.conftest import drain
 from tests.factories import Tenant, make_campaign, make_tenant
 from tests.mail_parsing import path_of, urls_of
 from tests.privacy.test_erasure import _dump_database
+from tests.webhooks.receiver import Receiver
 
 ADDRESS = "Zoe.Lindqvist-Ortega@Example.ORG"
 NAME = "Zoë Ångström-Þórsdóttir"
@@ -53,8 +54,17 @@ def outbox_app(app_factory: Any, data_dir: Path) -> Flask:
         MAILDIR_PATH=str(data_dir / "outbox"),
         IMPORT_DIR=str(data_dir / "imports"),
         TRACKING_SPOOL_DIR=str(data_dir / "spool"),
+        WEBHOOKS_ALLOW_PRIVATE_TARGETS=True,  # the accounts' webhook receiver is local
     )
     return built
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """Each account's webhook endpoint (every event type), so payloads naming the person exist."""
+    found = Receiver()
+    yield found
+    found.stop()
 
 
 @pytest.fixture
@@ -149,11 +159,13 @@ def _send_and_track(app: Flask, tenant: Tenant, list_id: int) -> None:
     drain(app)
 
 
-def _person_everywhere(app: Flask) -> tuple[Tenant, Tenant, int]:
+def _person_everywhere(app: Flask, hooks_url: str) -> tuple[Tenant, Tenant, int]:
     """Two accounts hold the person, with everything the brief lists. Returns the tenants and
     the abandoned upload's import id."""
     from accounts import services as accounts
     from subscribers import services as subscribers
+    from webhooks import endpoints
+    from webhooks.models import SUBSCRIBABLE
 
     with app.app_context():
         shop = make_tenant("owner@shop.example", "Shop")
@@ -161,6 +173,9 @@ def _person_everywhere(app: Flask) -> tuple[Tenant, Tenant, int]:
         lists = {}
         for tenant in (shop, club):
             accounts.update_privacy_settings(tenant.account_id, True, "truncate", 180)
+            endpoints.create_endpoint(
+                tenant.account_id, None, hooks_url, [t.value for t in SUBSCRIBABLE]
+            )
             subscribers.update_settings(tenant.account_id, True)
             news = subscribers.create_list(tenant.account_id, f"News {tenant.account_id}")
             extra = subscribers.create_list(tenant.account_id, f"Offers {tenant.account_id}")
@@ -246,11 +261,13 @@ def _request(app: Flask, client: Any, kind: str, **extra: str) -> Any:
 
 
 def test_erasure_leaves_the_person_nowhere(
-    outbox_app: Flask, data_dir: Path, log_capture: pytest.LogCaptureFixture
+    outbox_app: Flask, data_dir: Path, log_capture: pytest.LogCaptureFixture, receiver: Receiver
 ) -> None:
     services_available.require("redis")
     app = outbox_app
-    shop, _club, abandoned_id = _person_everywhere(app)
+    shop, _club, abandoned_id = _person_everywhere(app, receiver.url)
+    # The accounts' endpoints were told about the person (sent, opened, subscribed ...).
+    assert any(ADDRESS.lower() in r.body.decode().lower() for r in receiver.requests)
     client = app.test_client()
     # An access request: its report is prepared as a download, and it is complete.
     access = _request(app, client, "access").get_data(as_text=True)
@@ -303,12 +320,14 @@ def test_erasure_leaves_the_person_nowhere(
     assert _found(held_in_redis) == []
 
 
-def test_a_deleted_account_leaves_nothing_on_disk(outbox_app: Flask, data_dir: Path) -> None:
+def test_a_deleted_account_leaves_nothing_on_disk(
+    outbox_app: Flask, data_dir: Path, receiver: Receiver
+) -> None:
     services_available.require("redis")
     from accounts import services as accounts
 
     app = outbox_app
-    shop, club, _abandoned = _person_everywhere(app)
+    shop, club, _abandoned = _person_everywhere(app, receiver.url)
     with app.app_context():
         club_mail_ids = set(
             core_db.session.scalars(
