@@ -83,6 +83,8 @@ class NewFromTemplateForm(FlaskForm):
 
 class SaveAsTemplateForm(FlaskForm):
     name = StringField("Template name", validators=[Optional(), Length(max=200)])
+
+
 PREVIEW_VIEWS = [
     ("desktop", "Desktop"),
     ("mobile", "Mobile"),

@@ -426,6 +426,8 @@ class ABVariant(Base):
     position: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(String(500))
     from_name: Mapped[str] = mapped_column(String(200), default="")
+
+
 class TransactionalStatus(StrEnum):
     """One transactional message: queued (waiting, being sent or retried after a deferral) ->
     sent | failed (with its reason); a sent one becomes bounced when a bounce comes back."""

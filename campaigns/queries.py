@@ -431,6 +431,8 @@ def personalisation_fields(account_id: int) -> list[str]:
         elif '"' not in name and "\\" not in name and "}" not in name and "%" not in name:
             fields.append(f'contact.attributes["{name}"]')
     return fields
+
+
 @dataclass(frozen=True)
 class TransactionalState:
     """What can be read back of a transactional message: never its content."""

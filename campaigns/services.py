@@ -19,11 +19,9 @@ from sqlalchemy import DateTime, Integer, delete, func, insert, literal, select,
 
 from accounts.models import Account
 from accounts.queries import get_account
-from campaigns import progress_counts
+from campaigns import ab_tests, checks, progress_counts, webhook_events
 from campaigns.content import apply_body, can_convert, checked_body
-from campaigns import ab_tests, checks
-from campaigns import webhook_events
-from campaigns.input_checks import check_templates, one_line
+from campaigns.input_checks import one_line
 from campaigns.models import (
     Campaign,
     CampaignList,

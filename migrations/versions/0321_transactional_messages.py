@@ -1,7 +1,7 @@
 """transactional_messages: one triggered message to one address; objections suppressed as such
 
 Revision ID: 0321
-Revises: 0320 (chained after the api branch's 0320 once merged; was 0318)
+Revises: 0320
 Create Date: 2026-12-02 21:10:00
 
 A transactional message (a receipt, a welcome mail) goes through the campaigns' pipeline but is

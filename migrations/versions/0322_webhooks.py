@@ -1,7 +1,7 @@
 """webhooks: endpoints, signing secrets, the event outbox and deliveries (issue 16)
 
 Revision ID: 0322
-Revises: 0320
+Revises: 0321
 Create Date: 2026-12-02 20:49:41.187405
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0322"
-down_revision: str | Sequence[str] | None = "0320"  # after the merged api branch
+down_revision: str | Sequence[str] | None = "0321"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 partitioned by month on PostgreSQL
 
 Revision ID: 0323
-Revises: 0318
+Revises: 0322
 Create Date: 2026-12-02 21:00:00
 
 Three roll-up tables, filled from the events there are (counts only, no personal data):
@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0323"
-down_revision: str | Sequence[str] | None = "0318"
+down_revision: str | Sequence[str] | None = "0322"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

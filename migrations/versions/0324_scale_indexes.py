@@ -1,7 +1,7 @@
 """contact search by trigram indexes on PostgreSQL; kept message counts of large campaigns
 
 Revision ID: 0324
-Revises: 0318
+Revises: 0323
 Create Date: 2026-12-02 21:00:00
 
 The contacts page finds a contact by a part of its address or name (``lower(email) LIKE
@@ -29,7 +29,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision: str = "0324"
-down_revision: str | Sequence[str] | None = "0318"
+down_revision: str | Sequence[str] | None = "0323"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

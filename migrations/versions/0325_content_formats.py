@@ -1,7 +1,7 @@
 """content formats: campaigns and templates say how their body is written
 
 Revision ID: 0325
-Revises: 0318
+Revises: 0324
 Create Date: 2026-12-02 21:00:00
 
 ``content_format`` (visual, richtext, markdown, html, plain; checked by the database) and
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0325"
-down_revision: str | Sequence[str] | None = "0318"
+down_revision: str | Sequence[str] | None = "0324"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

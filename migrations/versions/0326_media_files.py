@@ -1,7 +1,7 @@
 """media_files: the media library's images (bytes in MEDIA_DIR or an S3 bucket)
 
 Revision ID: 0326
-Revises: 0325 (0318 on the brief; chained after the editor branch's 0325, merged here)
+Revises: 0325
 Create Date: 2026-12-02 21:00:00
 """
 

@@ -1,7 +1,7 @@
 """A/B tests of subject and sender name; messages record their variant
 
 Revision ID: 0327
-Revises: 0318
+Revises: 0326
 Create Date: 2026-12-02 21:00:00
 
 ``messages.ab_variant`` and ``messages.ab_rest`` are new nullable columns (no table rebuild on SQLite, no index: the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0327"
-down_revision: str | Sequence[str] | None = "0318"
+down_revision: str | Sequence[str] | None = "0326"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
