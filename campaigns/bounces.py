@@ -218,6 +218,10 @@ def record_transactional_bounce(
         message.status = TransactionalStatus.BOUNCED
         message.bounced_at = message.bounced_at or occurred_at or utcnow()
         message.bounce_diagnostic = diagnostic[:64]
+    event = EventType.MESSAGE_COMPLAINED if kind == "complaint" else EventType.MESSAGE_BOUNCED
+    webhook_events.transactional_event(
+        message.id, event, {"kind": kind, "diagnostic": diagnostic[:64]}
+    )
     if kind in ("hard", "complaint") and message.to_email:
         reason = "complaint" if kind == "complaint" else "hard_bounce"
         suppress(message.account_id, message.to_email, reason)

@@ -75,3 +75,28 @@ def campaign_event(campaign: Campaign, event_type: EventType) -> None:
         )
         data["counts"] = {str(status): int(n) for status, n in counts.items()}
     emit(campaign.account_id, event_type, data)
+
+
+def transactional_event(
+    message_id: int, event_type: EventType, extra: dict[str, Any] | None = None
+) -> None:
+    """A transactional message's event (sent, failed, bounced, complained): its id (as
+    ``transactional_message_id``), the address and ``extra``; no campaign. No commit."""
+    from campaigns.models import TransactionalMessage
+
+    message = db.session.get(TransactionalMessage, message_id)
+    if message is None or not subscribed(message.account_id, event_type):
+        return
+    contact_id = db.session.scalar(
+        select(Contact.id).where(
+            Contact.account_id == message.account_id,
+            func.lower(Contact.email) == message.to_email.lower(),
+        )
+    )
+    data: dict[str, Any] = {
+        "transactional_message_id": message.id,
+        "contact_id": contact_id,
+        "email": message.to_email or None,
+        **(extra or {}),
+    }
+    emit(message.account_id, event_type, data, contact_id=contact_id)

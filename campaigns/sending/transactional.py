@@ -31,6 +31,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
+from campaigns import webhook_events
 from campaigns.models import SendingSettings, TransactionalMessage, TransactionalStatus
 from campaigns.render import (
     Recipient,
@@ -55,6 +56,7 @@ from core.mail import (
     UnsupportedByServerError,
     smtp_status,
 )
+from webhooks.models import EventType
 
 _QUEUED = TransactionalStatus.QUEUED
 
@@ -78,24 +80,37 @@ def _claim(message_id: int, now: datetime) -> str | None:
     return token if claimed else None
 
 
-def _write(message_id: int, token: str, **values: Any) -> None:
-    """Write the claimed row's outcome (only while this claim holds it); commit."""
-    db.session.execute(
-        update(TransactionalMessage)
-        .where(TransactionalMessage.id == message_id, TransactionalMessage.claim_token == token)
-        .values(**values)
+def _write(
+    message_id: int,
+    token: str,
+    event: EventType | None = None,
+    extra: dict[str, Any] | None = None,
+    **values: Any,
+) -> None:
+    """Write the claimed row's outcome (only while this claim holds it) and, when it did, the
+    webhook ``event`` in the same transaction; commit."""
+    written = rowcount(
+        db.session.execute(
+            update(TransactionalMessage)
+            .where(TransactionalMessage.id == message_id, TransactionalMessage.claim_token == token)
+            .values(**values)
+        )
     )
+    if written and event is not None:
+        webhook_events.transactional_event(message_id, event, extra)
     db.session.commit()
 
 
 #: What a message keeps once it reached a final state: no content.
-_CLEARED = {"subject": "", "html_body": "", "text_body": "", "data": None}
+_CLEARED: dict[str, Any] = {"subject": "", "html_body": "", "text_body": "", "data": None}
 
 
 def _fail(message_id: int, token: str, reason: str) -> None:
     _write(
         message_id,
         token,
+        EventType.MESSAGE_FAILED,
+        {"reason": reason[:500]},
         status=TransactionalStatus.FAILED,
         error=reason[:500],
         failed_at=utcnow(),
@@ -246,6 +261,7 @@ def _send(row: TransactionalMessage, token: str, server: Server, rendered: Rende
     _write(
         message_id,
         token,
+        EventType.MESSAGE_SENT,
         status=TransactionalStatus.SENT,
         sent_at=utcnow(),
         smtp_message_id=rendered.message_id_header,
