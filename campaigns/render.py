@@ -254,6 +254,11 @@ class CompiledPart:
             raise PersonalisationError(
                 f"the template went over a limit for this contact: {exc}"
             ) from exc
+        except SecurityError as exc:  # the sandbox's wording names Python internals
+            raise PersonalisationError(
+                "the template uses something templates may not reach (only the contact's "
+                "fields, the campaign's and the filters listed in the help)"
+            ) from exc
         except Exception as exc:  # any error of the sandboxed template belongs to this contact
             raise PersonalisationError(
                 f"the personalisation failed for this contact ({type(exc).__name__}: {exc})"

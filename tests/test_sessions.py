@@ -465,7 +465,11 @@ def test_migration_0307_keeps_every_row_on_an_existing_sqlite_database(
         indexes_after = set(
             conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
         )
-        assert indexes_before <= indexes_after
+        # 0323 widened this one on purpose: a unique index of a partitioned table (PostgreSQL)
+        # must hold the partition key, and SQLite keeps the same definition.
+        redefined = {"uq_tracking_events_hit_uid"}
+        assert {(n, s) for n, s in indexes_before if n not in redefined} <= indexes_after
+        assert redefined <= {name for name, _ in indexes_after}
         assert ("ix_contacts_email_lower",) in {(name,) for name, _ in indexes_after}
         for table in TOKEN_TABLES:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()
