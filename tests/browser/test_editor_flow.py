@@ -1,5 +1,6 @@
 """The compose page's editors (issue 18) in headless Chromium: a campaign built in the visual
-editor (a block dragged in, text typed, a personalisation field picked, a button given a link),
+editor (a block dragged in, text typed, a personalisation field picked, a button given a link, an
+image picked from the media library),
 saved, reloaded intact, previewed at phone width and sent as a test; the same for markdown and
 rich text. Every request the page makes goes to the app's own origin."""
 
@@ -14,11 +15,13 @@ import pytest
 from campaigns import senders
 from campaigns.models import Campaign, ContentFormat
 from core import db as core_db
+from media import services as media
 from subscribers import services as subscribers
 from tests.browser.a11y import assert_no_axe_violations
 from tests.browser.conftest import LiveServer, log_in, screenshot
 from tests.factories import make_tenant
 from tests.mail_parsing import urls_of
+from tests.media.images import png
 from tests.smtp_sink import SMTPSink
 
 pytestmark = pytest.mark.browser
@@ -55,6 +58,8 @@ def _tenant(app: Any) -> int:
             "Zoë Ångström",
             attributes={"city": "Kraków", "favourite colour": "teal"},
         )
+        # An image in the account's media library, for the visual editor's asset manager.
+        media.upload(tenant.account_id, None, "spring-flowers.png", png(300, 200))
         return tenant.account_id
 
 
@@ -182,8 +187,15 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
         page, canvas, "Button", "mj-button", "Href", "https://shop.example/sale?from=mail&x=1"
     )
     _add_block(page, canvas, "Image", "mj-image", "Alt", "Spring flowers")
-    # TODO(integrator, media): pick the image from the media library once the media branch's
-    # GET /media.json is merged: the asset manager lists it (see frontend/src/editor.js).
+    # The image itself comes from the media library: a double click opens the asset manager,
+    # which lists the account's images (GET /media.json); a double click on one picks it.
+    page.wait_for_selector("#content-editor[data-media-available=yes]")
+    canvas.locator("img[alt='Spring flowers']").dblclick()
+    library_image = page.locator(".gjs-am-asset", has_text="spring-flowers").first
+    library_image.wait_for()
+    screenshot(page, "editor-visual-media-library")
+    library_image.dblclick()
+    canvas.locator("img[alt='Spring flowers'][src*='/img/']").wait_for()
 
     # Type into the text block, then pick a personalisation field at the caret.
     text = canvas.locator("[data-gjs-type=mj-text] td > div").first
@@ -200,6 +212,7 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
     assert stored.content_format is ContentFormat.VISUAL
     assert "<mj-button" in stored.content_source
     assert "https://shop.example/sale?from=mail&x=1" in stored.content_source
+    assert re.search(r'<mj-image[^>]+src="[^"]+/img/', stored.content_source)
     assert "Spring sale in {{ contact.attributes.city }}" in _spaces(stored.content_source)
     assert VIEWPORT in stored.html_body
 
@@ -218,8 +231,9 @@ def test_visual_editor_builds_saves_reloads_previews_and_sends(
     urls = _send_and_preview(page, phone, base, stored.id, smtp_sink, "editor-visual-phone")
     assert VIEWPORT in urls.html and "mj-column-per-100" in urls.html
     assert "Spring sale in Kraków" in _spaces(urls.html)
-    image_tag = r'<img alt="Spring flowers"[^>]* src="[^"]+/static/editor/placeholder.png"'
-    assert re.search(image_tag, urls.html)
+    image_tag = r'<img alt="Spring flowers"[^>]* src="(http[^"]+/img/[^"]+)"'
+    found = re.search(image_tag, urls.html)
+    assert found and found.group(1).startswith(base)  # the library's public address
     assert len(urls.clicks) == 1 and ">Unsubscribe</a>" in urls.html
     assert re.search(r'<a href="[^"]+/c/[^"]+"[^>]* style="[^"]*background:#1a5fb4', urls.html)
     origins.assert_only(base)
