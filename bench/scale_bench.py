@@ -74,7 +74,7 @@ EXPORT_TARGET_RSS_MIB = 150.0
 SKIPPED = {
     "subscribers.list_export": "export: timed below as rows/s over every contact",
     "subscribers.segment_export": "export: timed below as rows/s over every contact",
-    "tracking.report_csv": "a download of the campaign report (helper `rollups`' area)",
+    "tracking.report_csv": "a download of the campaign report (timed by bench/report_bench.py)",
     "subscribers.import_report": "a download of an import's error file (none in the seed)",
     "accounts.two_factor_setup": "starts a second-factor enrolment (writes a pending secret)",
     "accounts.reactivate": "only for an account scheduled for deletion (redirects otherwise)",
@@ -368,6 +368,29 @@ def _daily_aggregates(cursor: Any, campaign_id: int, account_id: int) -> None:
         "AND link_id IS NOT NULL GROUP BY link_id, occurred_at::date, is_machine",
         (account_id, campaign_id, campaign_id),
     )
+    # The report's roll-ups (tracking/rollups.py): quarter-hour series, human identified events
+    # by recipient domain (uniques: a message's first human event of the kind), machine reasons.
+    cursor.execute(
+        "INSERT INTO tracking_quarter_stats (account_id, campaign_id, quarter, kind, is_machine, "
+        "total) SELECT %s, %s, floor(extract(epoch FROM occurred_at) / 900)::int, kind, "
+        "is_machine, count(*) FROM tracking_events WHERE campaign_id = %s AND kind IN "
+        "('open', 'click') GROUP BY 3, 4, 5",
+        (account_id, campaign_id, campaign_id),
+    )
+    cursor.execute(
+        "INSERT INTO tracking_domain_stats (account_id, campaign_id, domain, kind, total, "
+        "uniques) SELECT %s, %s, lower(split_part(c.email, '@', 2)), e.kind, count(*), "
+        "count(DISTINCT e.message_id) FROM tracking_events e JOIN messages m ON m.id = "
+        "e.message_id JOIN contacts c ON c.id = m.contact_id WHERE e.campaign_id = %s AND NOT "
+        "e.is_machine AND e.kind IN ('open', 'click') GROUP BY 3, 4",
+        (account_id, campaign_id, campaign_id),
+    )
+    cursor.execute(
+        "INSERT INTO tracking_reason_stats (account_id, campaign_id, reason, total) SELECT %s, "
+        "%s, coalesce(machine_reason, 'machine'), count(*) FROM tracking_events WHERE "
+        "campaign_id = %s AND is_machine GROUP BY 3",
+        (account_id, campaign_id, campaign_id),
+    )
 
 
 def _app_config(url: str, workdir: Path | None = None) -> dict[str, Any]:
@@ -645,8 +668,6 @@ def main() -> None:
             note = path if status in (200, 302) else f"{path} answered {status}"
             if status >= 400:
                 failures.append(f"{endpoint} answered {status}")
-            if endpoint == "tracking.report":
-                note += " (the report: helper `rollups`' roll-ups)"
             if not row(endpoint, times, target, note):
                 failures.append(endpoint)
         if args.pages_only:
