@@ -21,6 +21,7 @@ from core.permissions import ALL, Permission
 from tests.factories import (
     Tenant,
     login,
+    make_campaign,
     make_list_with_contacts,
     make_member,
     make_tenant,
@@ -404,3 +405,26 @@ def test_the_database_keeps_roles_in_their_account_and_in_use_roles_alive(app: F
         with pytest.raises(IntegrityError):
             core_db.session.commit()
         core_db.session.rollback()
+
+
+def test_the_campaign_page_offers_only_the_actions_the_role_allows(app: Flask) -> None:
+    """A reporter sees a draft and its report, but no button that would answer 403: editing,
+    sending, scheduling, test sends, A/B tests, duplicating."""
+    tenant, role_id, client = _custom_member(app)
+    with app.app_context():
+        list_id = make_list_with_contacts(tenant, ["ana@example.org"])
+        campaign_id = make_campaign(tenant, list_id)
+    offered = ("/edit", "/send", 'id="test-send"', 'id="schedule"', 'id="ab-form"')
+    page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    for action in (*offered, 'id="duplicate"'):
+        assert action not in page, action
+    _set_permissions(app, tenant, role_id, {Permission.MANAGE_CAMPAIGNS})
+    page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    for action in ("/edit", 'id="test-send"', 'id="duplicate"'):
+        assert action in page, action
+    for action in (f"/campaigns/{campaign_id}/send", 'id="schedule"'):
+        assert action not in page, action  # sending (and scheduling) is its own permission
+    _set_permissions(app, tenant, role_id, {Permission.MANAGE_CAMPAIGNS, Permission.SEND_CAMPAIGNS})
+    page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    for action in (f"/campaigns/{campaign_id}/send", 'id="schedule"'):
+        assert action in page, action
