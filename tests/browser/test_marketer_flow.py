@@ -21,7 +21,7 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.fill("#email", "bea@bakery.example")
     page.fill("#password", "short")
     page.click("button[type=submit]")
-    assert page.locator(".error").first.is_visible()  # inline error, typed values kept
+    page.locator(".error").first.wait_for()  # inline error, typed values kept
     assert page.input_value("#email") == "bea@bakery.example"
     # Minors: the age confirmation is required, with its own inline error.
     assert page.locator(".has-error #of_age").count() == 1
@@ -47,7 +47,7 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.wait_for_selector("h1:has-text('Regulars')")
     page.fill("#email", "not an address")
     page.click("button:has-text('Add contact')")
-    assert page.locator(".error").first.is_visible()
+    page.locator(".error").first.wait_for()  # (visible: waits for the answer to the post)
     page.fill("#email", "carl@customer.example")
     page.fill("#name", "Carl")
     page.click("button:has-text('Add contact')")
