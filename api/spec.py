@@ -109,6 +109,8 @@ class OperationInfo:
     #: Media type of a raw request body (an upload) or of a non-JSON answer, for the document.
     consumes: str | None = None
     produces: str | None = None
+    #: When the operation itself may answer 409: what the conflict is, for the document.
+    conflict: str | None = None
 
 
 def _etag(body: bytes) -> str:
@@ -240,13 +242,15 @@ def operation(
     tags: Sequence[str] = (),
     consumes: str | None = None,
     produces: str | None = None,
+    conflict: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare an API operation (see the module docstring): ``permission`` is the scope it
     needs, ``response`` the model of a successful answer with ``status`` (None for 204),
     ``creates`` turns on ``Idempotency-Key``, ``etag`` sets an ETag on the answer (single
     resources; the view calls :func:`check_if_match` before a change). ``consumes``: the
     media type of a raw body the view reads itself (an upload); ``produces``: the media type
-    of an answer that is not JSON (a download)."""
+    of an answer that is not JSON (a download); ``conflict``: when the operation itself can
+    answer 409, what that means (the document lists it)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         hints = typing.get_type_hints(view)
@@ -281,7 +285,7 @@ def operation(
         guarded.__wrapped__ = validated  # spectree finds its metadata through __wrapped__
         declared = require_scope(permission)(guarded)
         declared.api_operation = OperationInfo(  # type: ignore[attr-defined]
-            permission, creates, etag, takes_json, consumes, produces
+            permission, creates, etag, takes_json, consumes, produces, conflict
         )
         return declared
 
@@ -416,6 +420,10 @@ def _document_operation(item: dict[str, Any], info: OperationInfo, method: str) 
         responses["409"] = _problem(
             "A request with this Idempotency-Key is still being answered.", retry_after=True
         )
+    if info.conflict:
+        in_progress = "Or: a request with this Idempotency-Key is still being answered."
+        text = f"{info.conflict} {in_progress}" if info.creates else info.conflict
+        responses["409"] = _problem(text, retry_after=info.creates)
     if info.etag and "200" in responses:
         responses["200"].setdefault("headers", {})["ETag"] = {
             "schema": {"type": "string"},

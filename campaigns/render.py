@@ -61,6 +61,14 @@ class RecipientError(ValueError):
     show; it never contains the recipient's address or name."""
 
 
+#: What a marketer reads when the sandbox refuses a template (the exception's own wording names
+#: Python internals, which help nobody writing an email).
+SANDBOX_REFUSAL = (
+    "the template uses something templates may not reach (only the contact's fields, the "
+    "campaign's and the filters listed in the help)"
+)
+
+
 class PersonalisationError(TemplateError, RecipientError):
     """The templates raised while being rendered for one contact (any exception: a division
     by an attribute that is zero, a filter given the wrong type, a missing key...)."""
@@ -254,11 +262,8 @@ class CompiledPart:
             raise PersonalisationError(
                 f"the template went over a limit for this contact: {exc}"
             ) from exc
-        except SecurityError as exc:  # the sandbox's wording names Python internals
-            raise PersonalisationError(
-                "the template uses something templates may not reach (only the contact's "
-                "fields, the campaign's and the filters listed in the help)"
-            ) from exc
+        except SecurityError as exc:
+            raise PersonalisationError(SANDBOX_REFUSAL) from exc
         except Exception as exc:  # any error of the sandboxed template belongs to this contact
             raise PersonalisationError(
                 f"the personalisation failed for this contact ({type(exc).__name__}: {exc})"
@@ -286,8 +291,10 @@ def _compile(
             _probe(template)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"{what}, line {exc.lineno}: {exc.message}") from exc
-    except SecurityError as exc:
+    except TemplateLimitError as exc:
         raise TemplateError(f"{what}: {exc}") from exc
+    except SecurityError as exc:
+        raise TemplateError(f"{what}: {SANDBOX_REFUSAL}") from exc
     return part
 
 

@@ -254,7 +254,13 @@ def campaign_audience(campaign_id: int) -> AudienceOut:
 
 
 @v1.post("/campaigns/<int:campaign_id>/send")
-@operation(Permission.SEND_CAMPAIGNS, CampaignOut, tags=TAGS)
+@operation(
+    Permission.SEND_CAMPAIGNS,
+    CampaignOut,
+    tags=TAGS,
+    conflict="The audience moved by more than 1 % since `expected_recipients` was counted; "
+    "nothing was sent and `detail` gives the new count.",
+)
 def send_campaign(campaign_id: int, json: SendIn) -> CampaignOut:
     """Start sending now (a draft or a scheduled campaign).
 
