@@ -57,13 +57,16 @@ BIN = Path(sys.executable).parent
 OWNER_EMAIL = "owner@scale.example"
 OWNER_PASSWORD = "scale bench password 123"  # noqa: S105 - a scratch database's owner
 #: Tables the seed fills with COPY: their indexes and constraints are rebuilt after the load.
-BIG_TABLES = ("contacts", "subscriptions", "messages", "tracking_events")
+BIG_TABLES = ("contacts", "subscriptions", "messages", "tracking_events", "engine_addresses")
 
 #: Targets in milliseconds (p95), by endpoint; everything else: DEFAULT_TARGET_MS.
 DEFAULT_TARGET_MS = 300.0
+#: The segment preview and the send confirmation count a million contacts afresh: the issue's
+#: "segment counts and previews under 1 s" (the campaign page reuses a count of the last minute).
 TARGETS_MS = {
     "campaigns.progress": 50.0,
     "subscribers.segment_detail": 1000.0,
+    "campaigns.confirm_send": 1000.0,
 }
 SEARCH_TARGET_MS = 300.0
 PERSON_TARGET_S = 1.0
@@ -122,6 +125,59 @@ def _drop_indexes(cursor: Any) -> list[str]:
     return again
 
 
+def _address(i: int) -> str:
+    """The seeded contact ``i``'s address (0.1 % non-ASCII)."""
+    if i % 1000 == 7:
+        return f"zoë.ångström{i}@exämple.org"
+    return f"person.{i}@example{i % 97}.org"
+
+
+def _seed_suppressions(
+    cursor: Any, app: Any, account_id: int, contact_ids: range, sent_at: datetime
+) -> None:
+    """What a sent campaign leaves, so that an audience count does production's work: the
+    account's suppressions (its 1 % unsubscribed, its 0.2 % hard bounces), 1,000 platform-wide
+    ones of other people, and the engine's row for every address it delivered to or bounced
+    (the bounced ones suppressed, in every domain). Hashed with the app's own functions."""
+    from engine.services import domain_of, engine_hash
+    from subscribers.hashing import address_hash
+
+    def suppression_lines() -> Iterator[str]:
+        for i in contact_ids:
+            reason = "unsubscribed" if i % 100 == 1 else "hard_bounce" if i % 500 == 3 else ""
+            if reason:
+                yield f"{account_id}\t{address_hash(_address(i))}\t{reason}\t{sent_at}\n"
+        for n in range(1000):
+            hashed = address_hash(f"gone{n}@elsewhere.example")
+            yield f"\\N\t{hashed}\terased\t{sent_at}\n"
+
+    day = sent_at.date()
+
+    def engine_lines() -> Iterator[str]:
+        for i in contact_ids:
+            email = _address(i)
+            hashed, domain = engine_hash(email), domain_of(email)
+            if i % 500 == 3:
+                yield f"{hashed}\t{domain}\t0\t0\t1\t0\t0\t0\t\\N\t{day}\n"
+            else:
+                yield f"{hashed}\t{domain}\t1\t0\t0\t0\t0\t0\t{day}\t\\N\n"
+
+    with app.app_context():
+        _copy(
+            cursor,
+            "suppressions",
+            "account_id, address_hash, reason, created_at",
+            suppression_lines(),
+        )
+        _copy(
+            cursor,
+            "engine_addresses",
+            "address_hash, domain, delivered, deferred, bounced, complained, opens, clicks, "
+            "last_delivered_on, last_bounced_on",
+            engine_lines(),
+        )
+
+
 def seed(url: str, contacts: int, events: int) -> dict[str, Any]:
     """Fill the database; return the ids the pages need."""
     import psycopg
@@ -135,6 +191,7 @@ def seed(url: str, contacts: int, events: int) -> dict[str, Any]:
     from core.migrate import upgrade
     from core.permissions import ALL
     from subscribers import services as subscribers
+    from subscribers.hashing import address_hash_with
 
     upgrade(url)
     app = create_app(_app_config(url))
@@ -198,6 +255,7 @@ def seed(url: str, contacts: int, events: int) -> dict[str, Any]:
     rng = random.Random(17)
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     cities = ["Berlin", "Paris", "Lisboa", "Kraków", "Zürich", "Oslo", "Madrid", "Roma"]
+    address_key = str(_app_config(url)["ADDRESS_HASH_KEY"]).encode()
     with psycopg.connect(url, autocommit=False) as conn, conn.cursor() as cursor:
         again = _drop_indexes(cursor)
         first = 1 + int(cursor.execute("SELECT coalesce(max(id), 0) FROM contacts").fetchone()[0])
@@ -205,24 +263,22 @@ def seed(url: str, contacts: int, events: int) -> dict[str, Any]:
 
         def contact_lines() -> Iterator[str]:
             for i in contact_ids:
-                if i % 1000 == 7:
-                    email, name = f"zoë.ångström{i}@exämple.org", f"Zoë Ångström {i}"
-                else:
-                    email, name = f"person.{i}@example{i % 97}.org", f"Person Number {i}"
+                email = _address(i)
+                name = f"Zoë Ångström {i}" if i % 1000 == 7 else f"Person Number {i}"
                 attributes = json.dumps(
                     {"city": cities[i % len(cities)], "plan": "pro" if i % 3 else "free"},
                     ensure_ascii=False,
                 )
                 created = now - timedelta(seconds=(first + contacts - i) * 3)
                 yield (
-                    f"{i}\t{ids['account']}\t{email}\t{name}\t{attributes}\timport\t"
-                    f"{created}\t{created}\n"
+                    f"{i}\t{ids['account']}\t{email}\t{address_hash_with(address_key, email)}\t"
+                    f"{name}\t{attributes}\timport\t{created}\t{created}\n"
                 )
 
         _copy(
             cursor,
             "contacts",
-            "id, account_id, email, name, attributes, source, created_at, updated_at",
+            "id, account_id, email, address_hash, name, attributes, source, created_at, updated_at",
             contact_lines(),
         )
 
@@ -240,6 +296,7 @@ def seed(url: str, contacts: int, events: int) -> dict[str, Any]:
             subscription_lines(),
         )
         sent_at = now - timedelta(days=30)
+        _seed_suppressions(cursor, app, ids["account"], contact_ids, sent_at)
         first_message = 1 + int(
             cursor.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
         )

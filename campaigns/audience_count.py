@@ -7,11 +7,14 @@ the ones :func:`subscribers.suppression.suppressed_emails` or
 :func:`privacy.engine_gate.engine_suppressed` name. So ``recipients`` is the number of
 messages that will be sent if nothing changes before the send.
 
-On PostgreSQL, for ASCII addresses, one aggregate query counts the audience per domain and,
-per domain, the addresses whose keyed hashes are suppressed (the hashes computed by the
-database, :mod:`core.sqlhash`); the blocked-domain rule then runs in Python on the distinct
-domains. The few other addresses, and every address on SQLite (the embedded default, for small
-audiences), go through the sender's Python rules in chunks.
+On PostgreSQL one aggregate query counts the audience per domain and, per domain, the
+addresses that are suppressed: the account's and the platform's suppressions by the address
+hash each contact keeps (``contacts.address_hash``), the engine's by hashes the database
+computes (:mod:`core.sqlhash`) for the addresses in a domain that has an engine-suppressed
+address. The blocked-domain rule then runs in Python on the distinct domains, and the few
+addresses SQL cannot decide exactly (non-ASCII) go through the sender's Python rules. On
+SQLite (the embedded default, for small audiences) every address goes through those rules, in
+chunks.
 """
 
 from __future__ import annotations
@@ -22,17 +25,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, not_, or_, select
+from sqlalchemy import Select, and_, func, literal, not_, or_, select
 
 from campaigns.models import Campaign
 from core import db
 from privacy import engine_gate
-from subscribers.audience import audience_contact_ids
+from subscribers.audience import audience_contacts
 from subscribers.models import Contact
 from subscribers.suppression import (
     blocked_domains_of,
     suppressed_emails,
     suppressed_hash_condition,
+    suppressed_hash_in,
 )
 
 _CHUNK = 2000
@@ -56,6 +60,17 @@ def _count(query: Select[*tuple[Any, ...]]) -> int:
     return int(db.session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
+def _suppressed_among(account_id: int, emails: Sequence[str]) -> int:
+    """How many of ``emails`` the sender's own suppression checks would skip."""
+    found = 0
+    for start in range(0, len(emails), _CHUNK):
+        chunk = emails[start : start + _CHUNK]
+        skipped = set(suppressed_emails(account_id, chunk))
+        skipped |= engine_gate.engine_suppressed(account_id, chunk)
+        found += sum(1 for email in chunk if email in skipped)
+    return found
+
+
 def _suppressed_in_python(account_id: int, emails: Select[int, str]) -> int:
     """How many of the ``(id, email)`` rows the sender's own suppression checks would skip."""
     found = 0
@@ -66,32 +81,51 @@ def _suppressed_in_python(account_id: int, emails: Select[int, str]) -> int:
         ).all()
         if not rows:
             return found
-        chunk = [email for _, email in rows]
-        skipped = set(suppressed_emails(account_id, chunk))
-        skipped |= engine_gate.engine_suppressed(account_id, chunk)
-        found += sum(1 for email in chunk if email in skipped)
+        found += _suppressed_among(account_id, [email for _, email in rows])
         last_id = rows[-1][0]
 
 
-def _suppressed_in_sql(account_id: int, emails: Select[int, str]) -> int:
-    """How many of the ``(id, email)`` rows (ASCII addresses) the sender would skip, in one
-    pass: the keyed hashes are compared in the database, and the blocked-domain rule runs in
-    Python on the distinct domains (far fewer than the addresses)."""
-    rows = emails.subquery()
-    by_hash = or_(
-        suppressed_hash_condition(account_id, rows.c.email),
-        engine_gate.engine_suppressed_condition(account_id, rows.c.email),
+def _count_in_sql(account_id: int, audience: Select[Any]) -> AudienceCount:
+    """PostgreSQL: the count in one aggregate over the ``(email, address_hash)`` rows, per
+    domain. A stored address hash is joined with the suppressions; a row whose hash is not
+    stored yet (before the backfill) is hashed by the database when ASCII. The engine's
+    suppressions (hashes under its own key, never stored with contacts) are hashed by the
+    database for ASCII addresses in a domain that has one. The few rows SQL cannot decide
+    exactly (non-ASCII: SQL ``lower`` is not Python's) come back as an array and go through
+    the sender's Python checks; the blocked-domain rule runs on the distinct domains."""
+    rows = audience.subquery()
+    email, stored = rows.c.email, rows.c.address_hash
+    ascii_only = func.octet_length(email) == func.length(email)
+    by_account = or_(
+        and_(stored.is_not(None), suppressed_hash_in(account_id, stored)),
+        and_(stored.is_(None), ascii_only, suppressed_hash_condition(account_id, email)),
+    )
+    participates = engine_gate.account_participates(account_id)
+    by_engine = and_(ascii_only, engine_gate.engine_suppressed_condition(account_id, email))
+    undecided = and_(
+        not_(ascii_only), or_(stored.is_(None), literal(participates)), not_(by_account)
     )
     # The text after the last "@", as the blocked-domain rule reads it (a negative position
     # counts from the end: PostgreSQL 14 and later; several times cheaper than a regex).
-    domain = func.split_part(rows.c.email, "@", -1)
-    per_domain = db.session.execute(
-        select(domain, func.count(), func.count().filter(by_hash)).group_by(domain)
-    ).all()
-    blocked = blocked_domains_of(f"x@{name}" for name, _, _ in per_domain)
-    return sum(
-        int(total) if f"x@{name}" in blocked else int(hashed) for name, total, hashed in per_domain
-    )
+    domain = func.split_part(email, "@", -1)
+    with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
+        per_domain = db.session.execute(
+            select(
+                domain,
+                func.count(),
+                func.count().filter(or_(by_account, by_engine)),
+                func.array_agg(email).filter(undecided),
+            ).group_by(domain)
+        ).all()
+    blocked = blocked_domains_of(f"x@{name}" for name, _, _, _ in per_domain)
+    total = suppressed = 0
+    for name, in_domain, decided, left in per_domain:
+        total += int(in_domain)
+        if f"x@{name}" in blocked:
+            suppressed += int(in_domain)
+        else:
+            suppressed += int(decided) + (_suppressed_among(account_id, left) if left else 0)
+    return AudienceCount(total - suppressed, suppressed)
 
 
 def count_audience(
@@ -101,21 +135,18 @@ def count_audience(
     have now (see the module docstring). Reads only."""
     if not list_ids and not segment_ids:
         return AudienceCount(0, 0)
-    if segment_ids:
-        audience = audience_contact_ids(account_id, list_ids, segment_ids=segment_ids)
-    else:
-        audience = audience_contact_ids(account_id, list_ids)
-    ids = audience.subquery()
-    rows = select(Contact.id, Contact.email).join(ids, ids.c.id == Contact.id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _count_in_sql(
+            account_id,
+            audience_contacts(
+                account_id, list_ids, segment_ids, Contact.email, Contact.address_hash
+            ),
+        )
+    rows = audience_contacts(account_id, list_ids, segment_ids, Contact.id, Contact.email)
     total = _count(rows)
     if not total:
         return AudienceCount(0, 0)
-    suppressed = 0
-    if db.session.get_bind().dialect.name == "postgresql":
-        ascii_only = func.octet_length(Contact.email) == func.length(Contact.email)
-        suppressed += _suppressed_in_sql(account_id, rows.where(ascii_only))
-        rows = rows.where(not_(ascii_only))
-    suppressed += _suppressed_in_python(account_id, rows)
+    suppressed = _suppressed_in_python(account_id, rows)
     return AudienceCount(total - suppressed, suppressed)
 
 

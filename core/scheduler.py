@@ -77,6 +77,12 @@ JOBS: list[Job] = [
     # DSN and ARF reports from BOUNCE_MAILDIR / BOUNCE_IMAP_URL (nothing when neither is set).
     Job("read-bounce-mailboxes", "campaigns.bounces:process_configured_mailboxes"),
     Job("engine-maintenance", "privacy.engine_gate:run_maintenance", every_seconds=86_400),
+    # Contacts from before migration 0329 get their address hash (nothing once all have it).
+    Job(
+        "contact-address-hashes",
+        "subscribers.suppression:fill_contact_address_hashes",
+        every_seconds=60,
+    ),
     # PostgreSQL: this month's and the next months' tracking_events partitions, made ahead.
     Job("tracking-partitions", "tracking.partitions:ensure_partitions", every_seconds=3_600),
 ]

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, false, func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
@@ -248,8 +248,14 @@ def engine_suppressed_condition(
     does not take part."""
     if not account_participates(account_id):
         return false()
-    return services.engine_hash_sql(email).in_(
-        select(EngineAddress.address_hash).where(queries.is_suppressed())
+    # The domain first: only addresses in a domain with a suppressed address are hashed (the
+    # engine keeps each hash's lower-cased domain; SQL lower is Python's for ASCII).
+    domain = func.lower(func.split_part(func.btrim(email), "@", -1))
+    return and_(
+        domain.in_(select(EngineAddress.domain).where(queries.is_suppressed())),
+        services.engine_hash_sql(email).in_(
+            select(EngineAddress.address_hash).where(queries.is_suppressed())
+        ),
     )
 
 

@@ -1,7 +1,8 @@
 """Who a campaign may go to: the one place that turns lists and segments into recipients.
 
-Campaign sending reads its audience only through :func:`audience_contact_ids`. Suppression is
-checked per message at send time (it holds hashes, so it cannot be joined here cheaply).
+Campaign sending reads its audience only through :func:`audience_contact_ids` (the count before
+sending through :func:`audience_contacts`, the same people). Suppression is checked per message
+at send time, so an address suppressed after the campaign started is still skipped.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def audience_contact_ids(
     objecting or withdrawn). Deduplicated: a contact on two lists
     (or on a list and in a segment) appears once. Another account's list or segment adds
     nobody."""
+    return audience_contacts(account_id, list_ids, segment_ids, Contact.id)
+
+
+def audience_contacts(
+    account_id: int, list_ids: Sequence[int], segment_ids: Sequence[int], *columns: Any
+) -> Select[Any]:
+    """The contacts of :func:`audience_contact_ids` (the same people, each once), selecting
+    ``columns`` of ``Contact``: one pass over the subscriptions for a single list (its
+    unique (list, contact) index already makes each contact appear once)."""
     by_list = (
         select(Contact.id)
         .join(Subscription, Subscription.contact_id == Contact.id)
@@ -64,8 +74,10 @@ def audience_contact_ids(
             policy.may_process_condition(Contact),
         )
     )
-    parts = [by_list, *(_segment_members(account_id, segment_ids) if segment_ids else [])]
-    if len(parts) == 1:
-        return by_list.distinct()
-    combined = union(*parts).subquery()
-    return select(combined.c.id)
+    if not segment_ids:
+        chosen = by_list.with_only_columns(*columns)
+        return chosen if len(set(list_ids)) == 1 else chosen.distinct()
+    combined = union(by_list, *_segment_members(account_id, segment_ids)).subquery()
+    if list(columns) == [Contact.id]:
+        return select(combined.c.id)
+    return select(*columns).join(combined, combined.c.id == Contact.id)

@@ -8,8 +8,6 @@ SQLAlchemy), so the helper process starts quickly and stays small.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import Any
 
 from core.errors import ValidationError
 from subscribers.csvformat import Format, field_too_long, open_rows
+from subscribers.hashing import address_hash_with
 from subscribers.normalise import normalise_email
 
 BATCH_ROWS = 2000
@@ -85,9 +84,8 @@ def blocked_domain(address: str, blocked: frozenset[str]) -> str | None:
     return None
 
 
-def keyed_hash(key: bytes, address: str) -> str:
-    """The suppression hash of an address (the same as ``suppression.address_hash``)."""
-    return hmac.new(key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+#: The suppression hash of an address under a key the caller holds (the helper processes).
+keyed_hash = address_hash_with
 
 
 def checked_batches(

@@ -223,9 +223,13 @@ def _write_batch(
     now = utcnow()
     # Insert first: the unique index finds the addresses already held (usually none), so
     # only those need reading back, not every address of the batch.
+    hash_of = {address: hashed for _, address, hashed, _, _ in checked.valid}
     created = writer.insert_contacts(
         account_id,
-        [(address, name or "", attributes) for address, (_, name, attributes) in valid.items()],
+        [
+            (address, hash_of[address], name or "", attributes)
+            for address, (_, name, attributes) in valid.items()
+        ],
         now,
     )
     counts.created += len(created)
@@ -396,34 +400,36 @@ class _Writer:
         return returned
 
     def insert_contacts(
-        self, account_id: int, rows: list[tuple[str, str, dict[str, str]]], now: datetime
+        self, account_id: int, rows: list[tuple[str, str, str, dict[str, str]]], now: datetime
     ) -> dict[str, int]:
-        """Insert the contacts not held yet; the ids of those inserted, by address (addresses
-        already held are skipped by the unique index)."""
+        """Insert the contacts not held yet, each ``(address, its address hash, name,
+        attributes)``; the ids of those inserted, by address (addresses already held are
+        skipped by the unique index)."""
         stamp = self._time(now)
         if self.postgres:  # one statement over arrays: short SQL, one round trip
             returned = self._query(
-                "INSERT INTO contacts (account_id, email, name, attributes, source, created_at,"
-                " updated_at) SELECT ?, e, n, CAST(a AS JSON), 'import', ?, ?"
-                " FROM unnest(?::text[], ?::text[], ?::text[]) AS t(e, n, a)"
+                "INSERT INTO contacts (account_id, email, address_hash, name, attributes, source,"
+                " created_at, updated_at) SELECT ?, e, h, n, CAST(a AS JSON), 'import', ?, ?"
+                " FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS t(e, h, n, a)"
                 " ON CONFLICT (account_id, email) DO NOTHING RETURNING id, email",
                 [
                     account_id,
                     stamp,
                     stamp,
-                    pg_array([email for email, _, _ in rows]),
-                    pg_array([name for _, name, _ in rows]),
-                    pg_array([json.dumps(attrs) for _, _, attrs in rows]),
+                    pg_array([email for email, _, _, _ in rows]),
+                    pg_array([hashed for _, hashed, _, _ in rows]),
+                    pg_array([name for _, _, name, _ in rows]),
+                    pg_array([json.dumps(attrs) for _, _, _, attrs in rows]),
                 ],
             )
         else:
             returned = self._values(
-                "INSERT INTO contacts (account_id, email, name, attributes, source, created_at,"
-                " updated_at) VALUES ",
-                "(?, ?, ?, ?, 'import', ?, ?)",
+                "INSERT INTO contacts (account_id, email, address_hash, name, attributes, source,"
+                " created_at, updated_at) VALUES ",
+                "(?, ?, ?, ?, ?, 'import', ?, ?)",
                 [
-                    (account_id, email, name, json.dumps(attrs), stamp, stamp)
-                    for email, name, attrs in rows
+                    (account_id, email, hashed, name, json.dumps(attrs), stamp, stamp)
+                    for email, hashed, name, attrs in rows
                 ],
                 " ON CONFLICT (account_id, email) DO NOTHING RETURNING id, email",
             )

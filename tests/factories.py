@@ -37,6 +37,18 @@ def make_list_with_contacts(tenant: Tenant, addresses: list[str], name: str = "N
     return mailing_list.id
 
 
+def make_engine_suppressed(other: Tenant, address: str) -> None:
+    """Another account's complaint about ``address``: the engine then suppresses it for every
+    participating account. Commits."""
+    from core import db
+    from core.db import utcnow
+    from privacy import engine_gate
+
+    make_list_with_contacts(other, [address], name="Complainers")
+    engine_gate.record_delivery_outcome(other.account_id, None, address, "complained", utcnow())
+    db.session.commit()
+
+
 def make_campaign(
     tenant: Tenant, list_id: int, html: str | None = None, subject: str = "Hello"
 ) -> int:

@@ -16,7 +16,6 @@ from campaigns import services
 from campaigns.audience_count import changed_materially, count_audience
 from campaigns.models import Campaign, Message
 from core import db as core_db
-from core.db import utcnow
 from core.sqlhash import hmac_sha256_hex
 from engine.services import engine_hash, engine_hash_sql
 from privacy import engine_gate
@@ -30,7 +29,12 @@ from subscribers.suppression import (
     suppressed_hash_condition,
 )
 from tests.conftest import drain
-from tests.factories import Tenant, login, make_list_with_contacts, make_tenant
+from tests.factories import (
+    Tenant,
+    login,
+    make_engine_suppressed,
+    make_tenant,
+)
 from tests.smtp_sink import SMTPSink
 
 #: Who must get the campaign: each once, whatever lists they are on.
@@ -82,12 +86,7 @@ def _audience(app: Flask) -> tuple[Tenant, int]:
         suppress(None, "ñandú@correo.example", "erased")
         core_db.session.commit()
         subscribers.block_domain("blocked.example")
-        # Another account's complaint puts the address in the engine's suppression.
-        make_list_with_contacts(other, ["dead@engine.example"])
-        engine_gate.record_delivery_outcome(
-            other.account_id, None, "dead@engine.example", "complained", utcnow()
-        )
-        core_db.session.commit()
+        make_engine_suppressed(other, "dead@engine.example")
         by_email = dict(core_db.session.execute(select(Contact.email, Contact.id)).all())
         privacy.restrict_contact(tenant.account_id, by_email["restricted@example.org"], 1)
         subscribers.unsubscribe_contact(
@@ -250,12 +249,7 @@ def test_sql_suppression_rules_equal_the_python_rules(postgres_only: None, app: 
         suppress(other.account_id, "under_score%percent@example.org", "manual")  # not ours
         core_db.session.commit()
         subscribers.block_domain("blocked.example")
-        # Another account's complaint puts the address in the engine's suppression.
-        make_list_with_contacts(other, ["dead@engine.example"])
-        engine_gate.record_delivery_outcome(
-            other.account_id, None, "dead@engine.example", "complained", utcnow()
-        )
-        core_db.session.commit()
+        make_engine_suppressed(other, "dead@engine.example")
         ours = Contact.account_id == tenant.account_id
         stored = list(core_db.session.scalars(select(Contact.email).where(ours)))
         by_rule = suppressed_emails(tenant.account_id, stored)
