@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, literal, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select
 
 from campaigns.models import Campaign
 from core import db
@@ -85,46 +85,68 @@ def _suppressed_in_python(account_id: int, emails: Select[int, str]) -> int:
         last_id = rows[-1][0]
 
 
-def _count_in_sql(account_id: int, audience: Select[Any]) -> AudienceCount:
-    """PostgreSQL: the count in one aggregate over the ``(email, address_hash)`` rows, per
-    domain. A stored address hash is joined with the suppressions; a row whose hash is not
-    stored yet (before the backfill) is hashed by the database when ASCII. The engine's
-    suppressions (hashes under its own key, never stored with contacts) are hashed by the
-    database for ASCII addresses in a domain that has one. The few rows SQL cannot decide
-    exactly (non-ASCII: SQL ``lower`` is not Python's) come back as an array and go through
-    the sender's Python checks; the blocked-domain rule runs on the distinct domains."""
-    rows = audience.subquery()
-    email, stored = rows.c.email, rows.c.address_hash
+@dataclass(frozen=True)
+class _Rules:
+    """The count's conditions on one address column and its stored hash (PostgreSQL)."""
+
+    by_account: ColumnElement[bool]  # suppressed by the account or the platform
+    by_engine: ColumnElement[bool]  # suppressed by the engine (ASCII addresses)
+    undecided: ColumnElement[bool]  # left to the sender's Python checks
+
+
+def _rules(account_id: int, email: Any, stored: Any, participates: bool) -> _Rules:
     ascii_only = func.octet_length(email) == func.length(email)
     by_account = or_(
         and_(stored.is_not(None), suppressed_hash_in(account_id, stored)),
         and_(stored.is_(None), ascii_only, suppressed_hash_condition(account_id, email)),
     )
-    participates = engine_gate.account_participates(account_id)
     by_engine = and_(ascii_only, engine_gate.engine_suppressed_condition(account_id, email))
+    # Non-ASCII (SQL lower is not Python's there): the engine's hash, or a hash not stored yet.
     undecided = and_(
-        not_(ascii_only), or_(stored.is_(None), literal(participates)), not_(by_account)
+        func.octet_length(email) != func.length(email),
+        or_(stored.is_(None), literal(participates)),
+        not_(by_account),
     )
+    return _Rules(by_account, by_engine, undecided)
+
+
+def _count_in_sql(account_id: int, audience: Select[Any]) -> AudienceCount:
+    """PostgreSQL: the count in one aggregate over the ``(email, address_hash)`` rows, per
+    domain (parallel on a million). A stored address hash is joined with the suppressions; a
+    row whose hash is not stored yet (before the backfill) is hashed by the database when
+    ASCII. The engine's suppressions (hashes under its own key, never stored with contacts)
+    are hashed by the database for ASCII addresses in a domain that has one. The few rows SQL
+    cannot decide exactly (non-ASCII) are read again, through a partial index of non-ASCII
+    addresses, and go through the sender's Python checks; the blocked-domain rule runs on the
+    distinct domains."""
+    participates = engine_gate.account_participates(account_id)
+    rows = audience.subquery()
+    rules = _rules(account_id, rows.c.email, rows.c.address_hash, participates)
     # The text after the last "@", as the blocked-domain rule reads it (a negative position
     # counts from the end: PostgreSQL 14 and later; several times cheaper than a regex).
-    domain = func.split_part(email, "@", -1)
+    domain = func.split_part(rows.c.email, "@", -1)
     with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
         per_domain = db.session.execute(
             select(
                 domain,
                 func.count(),
-                func.count().filter(or_(by_account, by_engine)),
-                func.array_agg(email).filter(undecided),
+                func.count().filter(or_(rules.by_account, rules.by_engine)),
+                func.count().filter(rules.undecided),
             ).group_by(domain)
         ).all()
     blocked = blocked_domains_of(f"x@{name}" for name, _, _, _ in per_domain)
     total = suppressed = 0
-    for name, in_domain, decided, left in per_domain:
+    for name, in_domain, decided, _ in per_domain:
         total += int(in_domain)
-        if f"x@{name}" in blocked:
-            suppressed += int(in_domain)
-        else:
-            suppressed += int(decided) + (_suppressed_among(account_id, left) if left else 0)
+        suppressed += int(in_domain) if f"x@{name}" in blocked else int(decided)
+    if any(undecided and f"x@{name}" not in blocked for name, _, _, undecided in per_domain):
+        on_contacts = _rules(account_id, Contact.email, Contact.address_hash, participates)
+        left = db.session.execute(
+            audience.with_only_columns(Contact.email).where(on_contacts.undecided)
+        ).scalars()
+        suppressed += _suppressed_among(
+            account_id, [email for email in left if f"x@{email.rpartition('@')[2]}" not in blocked]
+        )
     return AudienceCount(total - suppressed, suppressed)
 
 
