@@ -125,9 +125,11 @@ class Subscription(Base):
     """A contact's status on one list: unconfirmed, subscribed or unsubscribed."""
 
     __tablename__ = "subscriptions"
-    # The unique (list, contact) index also serves lookups by list.
+    # The unique (list, contact) index also serves lookups by list. The (list, status) one
+    # counts a list's members by status from the index alone (the lists page, migration 0328).
     __table_args__ = (
         UniqueConstraint("list_id", "contact_id"),
+        Index("ix_subscriptions_list_id_status", "list_id", "status"),
         CheckConstraint(
             "status <> 'unsubscribed' OR unsubscribed_at IS NOT NULL",
             name="unsubscribed_has_time",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import ScalarSelect, Select, exists, func, select
 
 from core import db
 from core.errors import NotFoundError
@@ -21,6 +21,7 @@ from subscribers.models import (
     MailingList,
     Segment,
     Subscription,
+    SubscriptionStatus,
     Suppression,
 )
 
@@ -38,39 +39,43 @@ class ListSummary:
 
 def list_summaries(account_id: int, list_id: int | None = None) -> list[ListSummary]:
     """The account's lists with their subscriber counts, newest first (only ``list_id``'s
-    when given). One count of the account's subscriptions grouped by list and status (a
-    parallel scan at a million, 0.23 s on a loaded machine), not a join of every list to every
-    subscription (0.67 s)."""
+    when given). Each count is a range of the (list, status) index read alone (migration
+    0328): 0.05 s for a million-member list, where counting grouped by list and status chose a
+    parallel scan of the table (0.1 to 0.2 s on a loaded machine)."""
+
+    def counted(status: SubscriptionStatus) -> ScalarSelect[int]:
+        # One scalar subquery per status: the planner reads each range of the index alone;
+        # one count grouped by status compared the index against a parallel table scan and
+        # chose the scan.
+        return (
+            select(func.count())
+            .where(Subscription.list_id == MailingList.id, Subscription.status == status)
+            .correlate(MailingList)
+            .scalar_subquery()
+        )
+
     query = (
-        select(MailingList)
+        select(
+            MailingList,
+            counted(SubscriptionStatus.SUBSCRIBED),
+            counted(SubscriptionStatus.UNSUBSCRIBED),
+        )
         .where(MailingList.account_id == account_id)
         .order_by(MailingList.id.desc())
     )
     if list_id is not None:
         query = query.where(MailingList.id == list_id)
-    lists = db.session.scalars(query).all()
-    counts: dict[tuple[int, str], int] = {}
-    if lists:
-        rows = db.session.execute(
-            select(Subscription.list_id, Subscription.status, func.count())
-            .where(
-                Subscription.list_id.in_([ml.id for ml in lists]),
-                Subscription.status.in_(("subscribed", "unsubscribed")),
-            )
-            .group_by(Subscription.list_id, Subscription.status)
-        ).all()
-        counts = {(found, str(status)): int(n) for found, status, n in rows}
     return [
         ListSummary(
             ml.id,
             ml.name,
             ml.description,
-            counts.get((ml.id, "subscribed"), 0),
-            counts.get((ml.id, "unsubscribed"), 0),
+            int(subscribed),
+            int(unsubscribed),
             ml.created_at,
             ml.signup_enabled,
         )
-        for ml in lists
+        for ml, subscribed, unsubscribed in db.session.execute(query).all()
     ]
 
 
