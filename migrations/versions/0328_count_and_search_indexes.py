@@ -9,7 +9,7 @@ The lists page counts each list's subscribed and unsubscribed members. With only
 (list, contact) index that was a scan of every subscription of the account (0.15 to 0.3 s at a
 million members); ``ix_subscriptions_list_id_status`` holds both columns, so each count reads
 one range of it alone (an index-only scan where the table is vacuumed, as autovacuum keeps it:
-0.05 s). It is a narrow B-tree (7 MB at a million rows, deduplicated), one more entry per
+0.04 to 0.09 s). It is a narrow B-tree (7 MB at a million rows, deduplicated), one more entry per
 subscription an import inserts.
 
 The contacts page finds contacts by an attribute's value (``lower(attributes->>name) =
