@@ -12,12 +12,14 @@ restricted, objecting, consent withdrawn) are never in an export.
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from core import db
 from privacy import policy
@@ -28,6 +30,10 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = ("email", "name", "status", "source", "created_at", "attributes")
 
 
+#: A string as JSON with ``ensure_ascii=False``: what json.dumps writes for one.
+_string = json.encoder.encode_basestring
+
+
 def neutralise(value: str) -> str:
     """A cell value a spreadsheet shows as text: formula-like values get a leading quote."""
     return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
@@ -35,7 +41,18 @@ def neutralise(value: str) -> str:
 
 #: Rows read per query: keyset pages, so memory stays flat and no server-side cursor is held.
 PAGE_ROWS = 5000
-_FIELDS = (Contact.id, Contact.email, Contact.name, Contact.source, Contact.created_at)
+#: Distinct attribute texts whose exported form is remembered during one export.
+ATTRIBUTE_FORMS = 4096
+# The attributes as their stored JSON text: each distinct text is parsed and written out once
+# per export (attributes repeat: cities, plans), not once per row.
+_FIELDS = (
+    Contact.id,
+    Contact.email,
+    Contact.name,
+    Contact.source,
+    Contact.created_at,
+    cast(Contact.attributes, Text),
+)
 
 
 def _list_rows(account_id: int, list_id: int, after: int | None = None) -> Any:
@@ -45,7 +62,7 @@ def _list_rows(account_id: int, list_id: int, after: int | None = None) -> Any:
     if after is None:
         services.get_list(account_id, list_id)
     query = (
-        select(*_FIELDS, Contact.attributes, Subscription.status)
+        select(*_FIELDS, Subscription.status)
         .join(Subscription, Subscription.contact_id == Contact.id)
         .where(
             Contact.account_id == account_id,
@@ -63,7 +80,7 @@ def _segment_rows(account_id: int, segment_id: int, after: int | None = None) ->
     segment = services.get_segment(account_id, segment_id)
     matching = queries.segment_contacts(account_id, segment)
     query = (
-        matching.with_only_columns(*_FIELDS, Contact.attributes, Contact.source)
+        matching.with_only_columns(*_FIELDS)
         .where(policy.may_process_condition(Contact))
         .order_by(Contact.id)
     )
@@ -72,7 +89,9 @@ def _segment_rows(account_id: int, segment_id: int, after: int | None = None) ->
     return query
 
 
-def _records(account_id: int, kind: str, object_id: int) -> Iterator[dict[str, Any]]:
+def _pages(account_id: int, kind: str, object_id: int) -> Iterator[Sequence[Any]]:
+    """The exportable rows in id order, a page at a time: (id, email, name, source,
+    created_at, attributes as JSON text[, status])."""
     rows_after = _list_rows if kind == "list" else _segment_rows
     rows_after(account_id, object_id)  # ownership first (NotFoundError)
     last_id = 0
@@ -81,19 +100,23 @@ def _records(account_id: int, kind: str, object_id: int) -> Iterator[dict[str, A
         if not rows:
             return
         last_id = rows[-1][0]
-        yield from (_record(row, kind) for row in rows)
+        yield rows
 
 
-def _record(row: Any, kind: str) -> dict[str, Any]:
-    _id, email, name, source, created_at, attributes, status = row
-    return {
-        "email": email,
-        "name": name,
-        "status": status if kind == "list" else "",
-        "source": source,
-        "created_at": created_at.isoformat(timespec="seconds"),
-        "attributes": attributes or {},
-    }
+#: Rows per chunk streamed: a page's text at once would hold megabytes (4 bytes a character
+#: once one is beyond Latin-1).
+CHUNK_ROWS = 500
+
+
+def _chunks(first: Sequence[Any] | None, pages: Iterator[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """The rows of ``first`` and then of ``pages``, CHUNK_ROWS at a time."""
+    for rows in itertools.chain((first,) if first is not None else (), pages):
+        for start in range(0, len(rows), CHUNK_ROWS):
+            yield rows[start : start + CHUNK_ROWS]
+
+
+def _attributes(text: str | None) -> Any:
+    return json.loads(text) if text else None
 
 
 def _record_export(
@@ -126,31 +149,41 @@ def export_csv(
 
     The account's ownership is checked before the first chunk (NotFoundError otherwise), and
     the export is recorded in the security log (list or segment id, row count; no address)."""
-    records = _records(account_id, kind, object_id)
-    first = next(records, None)
+    pages = _pages(account_id, kind, object_id)
+    first = next(pages, None)
     _record_export(account_id, kind, object_id, "csv", actor_user_id)
+    listed = kind == "list"  # rows have a status
+
+    @functools.lru_cache(maxsize=ATTRIBUTE_FORMS)
+    def attributes_cell(text: str | None) -> str:
+        attributes = _attributes(text) or {}
+        return neutralise(json.dumps(attributes, ensure_ascii=False, sort_keys=True))
+
+    def cells(row: Any) -> tuple[str, ...]:
+        # created_at (an ISO date) never starts with a formula character, so only the
+        # other cells are neutralised; status is "" for a segment.
+        return (
+            neutralise(row[1]),
+            neutralise(row[2]),
+            neutralise(str(row[6])) if listed else "",
+            neutralise(row[3]),
+            row[4].isoformat(timespec="seconds"),
+            attributes_cell(row[5]),
+        )
 
     def generate() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(COLUMNS)
-        if first is not None:
-            writer.writerow(_cells(first))
-        for count, record in enumerate(records):
-            writer.writerow(_cells(record))
-            if count % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+        for rows in _chunks(first, pages):
+            writer.writerows(map(cells, rows))
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        if first is None:
+            yield buffer.getvalue()
 
     return generate()
-
-
-def _cells(record: dict[str, Any]) -> list[str]:
-    attributes = json.dumps(record["attributes"], ensure_ascii=False, sort_keys=True)
-    values = [record[c] for c in COLUMNS[:-1]] + [attributes]
-    return [neutralise(str(v)) for v in values]
 
 
 def export_json(
@@ -158,17 +191,33 @@ def export_json(
 ) -> Iterator[str]:
     """A JSON array of the list's or segment's contacts, in chunks (ownership checked first;
     recorded in the security log like :func:`export_csv`)."""
-    records = _records(account_id, kind, object_id)
-    first = next(records, None)
+    pages = _pages(account_id, kind, object_id)
+    first = next(pages, None)
     _record_export(account_id, kind, object_id, "json", actor_user_id)
+    listed = kind == "list"  # rows have a status
+
+    @functools.lru_cache(maxsize=ATTRIBUTE_FORMS)
+    def attributes_json(text: str | None) -> str:
+        return json.dumps(_attributes(text) or {}, ensure_ascii=False)
+
+    def item(row: Any) -> str:
+        # Written piece by piece as json.dumps(dict, ensure_ascii=False) writes the whole
+        # record: the same separators and string escapes, the attributes' text from the cache.
+        status = _string(row[6]) if listed else '""'
+        return (
+            f'{{"email": {_string(row[1])}, "name": {_string(row[2])}, "status": {status}, '
+            f'"source": {_string(row[3])}, "created_at": '
+            f'"{row[4].isoformat(timespec="seconds")}", "attributes": {attributes_json(row[5])}}}'
+        )
 
     def generate() -> Iterator[str]:
         if first is None:
             yield "[]\n"
             return
-        yield "[\n" + json.dumps(first, ensure_ascii=False)
-        for record in records:
-            yield ",\n" + json.dumps(record, ensure_ascii=False)
+        head = "[\n"
+        for rows in _chunks(first, pages):
+            yield head + ",\n".join(map(item, rows))
+            head = ",\n"
         yield "\n]\n"
 
     return generate()

@@ -60,6 +60,13 @@ class RestrictedBy(StrEnum):
     ACCOUNT = "account"  # a member of the account, for one contact
 
 
+#: What ``ix_contacts_attribute_values`` holds: the attributes' values (not their names) as a
+#: jsonb array, its text lowered. A lowered jsonb text is still JSON (jsonb writes its escapes in
+#: lower case already), and the names stay apart, so "City" and "city" cannot collide.
+#: subscribers.queries.attribute_value_prefilter builds the same expression.
+ATTRIBUTE_VALUES_INDEXED = "(lower(jsonb_path_query_array(attributes::jsonb, '$.*')::text)::jsonb)"
+
+
 class Contact(Base):
     """A person whose address an account holds; one per normalised address per account."""
 
@@ -80,6 +87,13 @@ class Contact(Base):
                 ("ix_contacts_name_trgm", "name"),
             )
         ),
+        # Contact search by attribute value on PostgreSQL (migration 0328): the values of the
+        # attributes, lowered, as a jsonb array; contact_search narrows by it, SQLite scans.
+        Index(
+            "ix_contacts_attribute_values",
+            text(ATTRIBUTE_VALUES_INDEXED + " jsonb_path_ops"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
         CheckConstraint(
             "restricted_by IS NULL OR restricted_by IN ('person', 'account')", name="restricted_by"
         ),
@@ -154,9 +168,11 @@ class Subscription(Base):
     """A contact's status on one list: unconfirmed, subscribed or unsubscribed."""
 
     __tablename__ = "subscriptions"
-    # The unique (list, contact) index also serves lookups by list.
+    # The unique (list, contact) index also serves lookups by list. The (list, status) one
+    # counts a list's members by status from the index alone (the lists page, migration 0328).
     __table_args__ = (
         UniqueConstraint("list_id", "contact_id"),
+        Index("ix_subscriptions_list_id_status", "list_id", "status"),
         CheckConstraint(
             "status <> 'unsubscribed' OR unsubscribed_at IS NOT NULL",
             name="unsubscribed_has_time",

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    Text,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from core import db
 from core.errors import NotFoundError
@@ -21,6 +36,7 @@ from subscribers.models import (
     MailingList,
     Segment,
     Subscription,
+    SubscriptionStatus,
     Suppression,
 )
 
@@ -38,39 +54,43 @@ class ListSummary:
 
 def list_summaries(account_id: int, list_id: int | None = None) -> list[ListSummary]:
     """The account's lists with their subscriber counts, newest first (only ``list_id``'s
-    when given). One count of the account's subscriptions grouped by list and status (a
-    parallel scan at a million, 0.23 s on a loaded machine), not a join of every list to every
-    subscription (0.67 s)."""
+    when given). Each count is a range of the (list, status) index read alone (migration
+    0328): 0.04 to 0.09 s for a million-member list, where counting grouped by list and
+    status chose a parallel scan of the table (0.08 to 0.2 s on a loaded machine)."""
+
+    def counted(status: SubscriptionStatus) -> ScalarSelect[int]:
+        # One scalar subquery per status: the planner reads each range of the index alone;
+        # one count grouped by status compared the index against a parallel table scan and
+        # chose the scan.
+        return (
+            select(func.count())
+            .where(Subscription.list_id == MailingList.id, Subscription.status == status)
+            .correlate(MailingList)
+            .scalar_subquery()
+        )
+
     query = (
-        select(MailingList)
+        select(
+            MailingList,
+            counted(SubscriptionStatus.SUBSCRIBED),
+            counted(SubscriptionStatus.UNSUBSCRIBED),
+        )
         .where(MailingList.account_id == account_id)
         .order_by(MailingList.id.desc())
     )
     if list_id is not None:
         query = query.where(MailingList.id == list_id)
-    lists = db.session.scalars(query).all()
-    counts: dict[tuple[int, str], int] = {}
-    if lists:
-        rows = db.session.execute(
-            select(Subscription.list_id, Subscription.status, func.count())
-            .where(
-                Subscription.list_id.in_([ml.id for ml in lists]),
-                Subscription.status.in_(("subscribed", "unsubscribed")),
-            )
-            .group_by(Subscription.list_id, Subscription.status)
-        ).all()
-        counts = {(found, str(status)): int(n) for found, status, n in rows}
     return [
         ListSummary(
             ml.id,
             ml.name,
             ml.description,
-            counts.get((ml.id, "subscribed"), 0),
-            counts.get((ml.id, "unsubscribed"), 0),
+            int(subscribed),
+            int(unsubscribed),
             ml.created_at,
             ml.signup_enabled,
         )
-        for ml in lists
+        for ml, subscribed, unsubscribed in db.session.execute(query).all()
     ]
 
 
@@ -139,11 +159,51 @@ def contact_search(account_id: int, filters: ContactFilter) -> Select[Contact]:
         query = query.where(exists(sub))
     if filters.attribute.strip():
         item = Contact.attributes[filters.attribute.strip()].as_string()
-        if filters.attribute_value.strip():
-            query = query.where(folded(item) == filters.attribute_value.strip().lower())
+        value = filters.attribute_value.strip().lower()
+        if value:
+            query = query.where(folded(item) == value)
+            if db.session.get_bind().dialect.name == "postgresql":
+                query = query.where(*attribute_value_prefilter(value))
         else:
             query = query.where(item.is_not(None))
     return query
+
+
+#: A JSON number (lowered: ``e`` only), and the ones short enough to compare as ``numeric``.
+JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?(e[+-]?[0-9]+)?")
+SHORT_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,99})(\.[0-9]{1,100})?(e[+-]?[0-9]{1,3})?")
+
+
+def attribute_value_prefilter(value: str) -> list[ColumnElement[bool]]:
+    """PostgreSQL: a condition true of every contact with an attribute (of any name) that the
+    exact match ``lower(attributes->>name) = value`` finds, ``value`` already lowered, and
+    answered by the GIN index of the lowered attribute values (migration 0328). It only narrows
+    the rows that exact condition then reads, so the results are the same. Empty (no
+    narrowing) for a value that could match an object or an array, or a number too long to
+    compare."""
+    if value.startswith(("[", "{")):
+        return []
+    forms = [json.dumps([value])]  # the lowered string
+    if JSON_NUMBER.fullmatch(value):
+        if not SHORT_NUMBER.fullmatch(value):
+            return []
+        forms.append(f"[{value}]")  # a number, compared as numeric: 1e+20 is 100000000000000000000
+    if value in ("true", "false"):
+        forms.append(f"[{value}]")
+    # The index's expression (models.Contact): the values of the attributes as a jsonb array,
+    # its text lowered; a lowered jsonb text is still JSON (escapes are lower case already).
+    values = cast(
+        func.lower(
+            cast(
+                func.jsonb_path_query_array(
+                    cast(Contact.attributes, JSONB), literal_column("'$.*'")
+                ),
+                Text,
+            )
+        ),
+        JSONB,
+    )
+    return [or_(*(values.op("@>")(cast(literal(form, Text), JSONB)) for form in forms))]
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,8 @@ def update_contact(
 
 
 def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as stored: string keys of at most 64 characters, scalar JSON values."""
+    """Attributes as stored: string keys of at most 64 characters, scalar JSON values, no text
+    with a NUL or a lone surrogate (ValidationError otherwise)."""
     clean: dict[str, Any] = {}
     for key, value in attributes.items():
         key = str(key).strip()
@@ -230,8 +231,16 @@ def check_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError(f"Attribute name {key!r} must be 1 to 64 characters.")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ValidationError(f"Attribute {key!r} must be text, a number or true/false.")
+        if _unreadable(key) or (isinstance(value, str) and _unreadable(value)):
+            raise ValidationError(f"Attribute {key!r} holds a character that is not text.")
         clean[key] = value
     return clean
+
+
+def _unreadable(value: str) -> bool:
+    # NUL or a lone surrogate: PostgreSQL's json keeps them as escapes, but cannot read them
+    # back as text (->>) or jsonb (the attribute values index, migration 0328).
+    return "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
 
 
 def _find_contact(account_id: int, address: str) -> Contact | None:

@@ -19,6 +19,7 @@ from core import db as core_db
 from core.db import utcnow
 from subscribers import exports, services
 from subscribers.models import Contact
+from tests.factories import make_tenant
 from tests.subscribers.helpers import logged_in, tenant_with_list
 
 PEOPLE = [
@@ -137,9 +138,27 @@ def test_list_summaries_count_each_list_by_status(
         )
         assert carl is not None
         services.unsubscribe_contact(tenant.account_id, carl, list_id, "manual")
+        services.request_opt_in(tenant.account_id, list_id, "waiting@example.org")  # unconfirmed
+        second = services.create_list(tenant.account_id, "Second").id
+        services.add_contact_to_list(tenant.account_id, second, "anna.berg@example.org")
+        other = make_tenant("other@shop.example")
+        elsewhere = services.create_list(other.account_id, "Elsewhere").id
+        services.add_contact_to_list(other.account_id, elsewhere, "anna.berg@example.org")
         summaries = {
             s.id: (s.name, s.subscribed, s.unsubscribed)
             for s in queries.list_summaries(tenant.account_id)
         }
-        assert summaries == {list_id: ("News", 6, 1), empty: ("Empty", 0, 0)}
-        assert [s.id for s in queries.list_summaries(tenant.account_id)] == [empty, list_id]
+        assert summaries == {
+            list_id: ("News", 6, 1),
+            empty: ("Empty", 0, 0),
+            second: ("Second", 1, 0),
+        }
+        assert [s.id for s in queries.list_summaries(tenant.account_id)] == [
+            second,
+            empty,
+            list_id,
+        ]
+        assert [
+            (s.id, s.subscribed) for s in queries.list_summaries(tenant.account_id, list_id)
+        ] == [(list_id, 6)]
+        assert queries.list_summaries(tenant.account_id, elsewhere) == []
