@@ -735,7 +735,9 @@ def main() -> None:
             ("search by name", "Number 4242"),
             ("search non-ASCII name", "Ångström"),
             ("search, no match", "nobody-here"),
-            ("search by attribute", "attribute=city&value=Kraków"),
+            ("search by attribute (1 in 8)", "attribute=city&value=Kraków"),
+            ("search by attribute (1 in 3)", "attribute=plan&value=free"),
+            ("search by attribute, rare", "attribute=city&value=Zürich-Nord"),
         ):
             path = (
                 f"/contacts?{query}"

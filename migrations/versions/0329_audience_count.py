@@ -1,7 +1,7 @@
 """Contacts keep the keyed hash of their address; indexes and statistics for the audience count
 
 Revision ID: 0329
-Revises: 0327
+Revises: 0328
 Create Date: 2026-12-03 07:10:00
 
 ``contacts.address_hash`` is the HMAC the suppression list holds (``subscribers.hashing``), so an
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0329"
-down_revision: str | Sequence[str] | None = "0327"
+down_revision: str | Sequence[str] | None = "0328"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
