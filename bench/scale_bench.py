@@ -121,7 +121,9 @@ def _drop_indexes(cursor: Any) -> list[str]:
             (table,),
         ).fetchall():
             cursor.execute(f'DROP INDEX "{name}"')
-            again.insert(0, definition)
+            # A partitioned table's index reads "ON ONLY": made so, it would cover no partition
+            # and stay invalid; without ONLY it is made on every partition too.
+            again.insert(0, definition.replace(" ON ONLY ", " ON ", 1))
     return again
 
 

@@ -63,7 +63,8 @@ def audience_contacts(
 ) -> Select[Any]:
     """The contacts of :func:`audience_contact_ids` (the same people, each once), selecting
     ``columns`` of ``Contact``: one pass over the subscriptions for a single list (its
-    unique (list, contact) index already makes each contact appear once)."""
+    unique (list, contact) index already makes each contact appear once), so for one list and
+    no segment the columns may be aggregates over the audience."""
     by_list = (
         select(Contact.id)
         .join(Subscription, Subscription.contact_id == Contact.id)
