@@ -35,7 +35,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import Integer, Select, case, func, select
 
 from accounts.models import Account
 from campaigns import ab_tests
@@ -313,6 +313,7 @@ def missing_field_counts(campaign: Campaign, fields: list[str]) -> dict[str, int
         if condition is not None
     ]
     list_ids = campaign_list_ids(campaign.id)
+    query: Select[Any]
     if len(set(list_ids)) == 1 and not campaign_segment_ids(campaign.id):
         # One list: its members in one pass (each appears once; see audience_contacts).
         query = audience_contacts(campaign.account_id, list_ids, (), *columns)
