@@ -313,7 +313,7 @@ def missing_field_counts(campaign: Campaign, fields: list[str]) -> dict[str, int
         if condition is not None
     ]
     list_ids = campaign_list_ids(campaign.id)
-    query: Select[Any]
+    query: Select[*tuple[Any, ...]]
     if len(set(list_ids)) == 1 and not campaign_segment_ids(campaign.id):
         # One list: its members in one pass (each appears once; see audience_contacts).
         query = audience_contacts(campaign.account_id, list_ids, (), *columns)
