@@ -10,14 +10,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import ColumnElement, SQLColumnExpression, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    Table,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from core import db
 from core.sqlhash import hmac_sha256_hex, utf8
 from subscribers.hashing import address_hash
-from subscribers.models import BlockedDomain, Suppression
+from subscribers.models import BlockedDomain, Contact, Suppression
 
 REASONS = (
     "unsubscribed",
@@ -228,8 +238,14 @@ def fill_contact_address_hashes(now: datetime | None = None) -> int:
     0329 (new rows get it on insert): hashes them in chunks, committing each, for at most
     :data:`_FILL_SECONDS` per run, with the app's own key. Returns the rows filled; 0 (and one
     index probe) once none is left."""
-    from subscribers.models import Contact
-
+    contacts = cast(Table, Contact.__table__)
+    # Core, not the ORM's bulk update: a backfill is not a change of the contact, so
+    # ``updated_at`` (which API clients sync by) keeps its value.
+    fill = (
+        update(contacts)
+        .where(contacts.c.id == bindparam("contact_id"))
+        .values(address_hash=bindparam("hashed"), updated_at=contacts.c.updated_at)
+    )
     started = time.monotonic()
     filled = 0
     last_id = 0
@@ -242,9 +258,8 @@ def fill_contact_address_hashes(now: datetime | None = None) -> int:
         ).all()
         if not rows:
             break
-        db.session.execute(  # the ORM's bulk UPDATE by primary key: one executemany
-            update(Contact),
-            [{"id": cid, "address_hash": address_hash(email)} for cid, email in rows],
+        db.session.execute(
+            fill, [{"contact_id": cid, "hashed": address_hash(email)} for cid, email in rows]
         )
         db.session.commit()
         filled += len(rows)

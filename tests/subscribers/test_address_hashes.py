@@ -104,6 +104,7 @@ def test_rows_from_before_the_migration_are_filled_and_counted_alike(app: Flask)
         # As rows from before migration 0329 are: no hash yet.
         core_db.session.execute(update(Contact).values(address_hash=None))
         core_db.session.commit()
+        changed = dict(core_db.session.execute(select(Contact.id, Contact.updated_at)).all())
         assert count_audience(account_id, [list_id]) == expected
 
     results = run_jobs(app, utcnow(), only=["contact-address-hashes"])
@@ -112,6 +113,10 @@ def test_rows_from_before_the_migration_are_filled_and_counted_alike(app: Flask)
     assert stored == _expected(app, stored)
     with app.app_context():
         assert count_audience(account_id, [list_id]) == expected
+        # Filling the hash is not a change of the contact (API clients sync by updated_at).
+        assert dict(core_db.session.execute(select(Contact.id, Contact.updated_at)).all()) == (
+            changed
+        )
     # Nothing left: the next run fills nothing.
     assert run_jobs(app, utcnow(), only=["contact-address-hashes"])["contact-address-hashes"] == 0
 
