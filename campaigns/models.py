@@ -218,6 +218,23 @@ class Message(Base):
     ab_rest: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
+class CampaignDomainCount(Base):
+    """A campaign's messages sent and failed per recipient domain (the part after the "@",
+    lower-cased; counts only), kept once the campaign is over: the report reads these rows
+    instead of counting every message by its contact's domain. Written by
+    :mod:`campaigns.delivery_domains`; an erasure takes the person's messages out of them, as
+    the report computed from the messages would."""
+
+    __tablename__ = "campaign_domain_counts"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CampaignMessageCount(Base):
     """A campaign's messages by status as counted at ``counted_at`` (counts only).
 

@@ -54,8 +54,10 @@ def report_messages(person: Person) -> Records:
 def erase_messages(person: Person) -> None:
     """The rows stay for the campaigns' counts; nothing in them names the person any more
     (an SMTP error text may quote the address, so it goes too)."""
+    from campaigns import delivery_domains
     from campaigns.models import Message
 
+    delivery_domains.remove_person(person.contact_ids)
     db.session.execute(
         update(Message)
         .where(Message.contact_id.in_(person.contact_ids))

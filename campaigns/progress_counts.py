@@ -6,7 +6,8 @@ reconciler every ``RECONCILE_INTERVAL_SECONDS`` while it sends or is paused, and
 it is over (after the last claim's lease for a cancelled one, whose claims in flight may still
 mark rows). Its pages then read one row, at most an interval old while it sends and exact once
 it is over (:func:`campaigns.queries.message_counts` decides which to read). Every campaign
-that is over gets its counts kept once, whatever its size: they cannot change any more.
+that is over gets its counts kept once, whatever its size: they cannot change any more; its
+delivery by domain is kept then too (:mod:`campaigns.delivery_domains`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from campaigns import delivery_domains
 from campaigns.models import Campaign, CampaignMessageCount, CampaignStatus, Message
 from campaigns.settings import setting
 from core import db
@@ -109,7 +111,10 @@ def refresh_due(now: datetime | None = None) -> int:
         .order_by(Campaign.id)
         .limit(BACKFILL_PER_RUN)
     ).all()
+    over = {row.id for row in candidates if row.status not in IN_FLIGHT} | set(over_without)
     for campaign_id in [*due, *over_without]:
         refresh(campaign_id, now)
+        if campaign_id in over:  # its final counts: keep its delivery by domain too
+            delivery_domains.keep(campaign_id)
     db.session.commit()
     return len(due) + len(over_without)

@@ -14,16 +14,15 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 
 from accounts.models import Account
+from campaigns import delivery_domains
 from campaigns import queries as campaign_queries
-from campaigns.models import Campaign, Link, Message
+from campaigns.models import Campaign, Link
 from core import db, timezones
 from core.errors import NotFoundError
-from subscribers.models import Contact
 from tracking import rollups
 from tracking.models import (
     DailyCampaignStat,
@@ -315,31 +314,11 @@ def _links(campaign_id: int) -> list[LinkRow]:
     return [LinkRow(url, *values) for url, values in merged.items()]
 
 
-def _domain_expression(dialect: str) -> Any:
-    if dialect == "postgresql":
-        # The expression the domain statistics of contacts are on (migration 0329), so the
-        # planner hashes into the few domains instead of sorting every message; lower-cased
-        # in Python, where the groups are few.
-        return func.split_part(Contact.email, "@", -1)
-    return func.lower(func.substr(Contact.email, func.instr(Contact.email, "@") + 1))
-
-
 def _domains(campaign_id: int, limit: int = 12) -> list[DomainRow]:
-    dialect = db.session.get_bind().dialect.name
-    domain = _domain_expression(dialect)
     figures: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
-    with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
-        delivered = db.session.execute(
-            select(domain, Message.status, func.count())
-            .join(Contact, Contact.id == Message.contact_id)
-            .where(Message.campaign_id == campaign_id)
-            .group_by(domain, Message.status)
-        ).all()
-    for name, status, count in delivered:
-        if status == "sent":
-            figures[str(name).lower()][0] += int(count)
-        elif status == "failed":
-            figures[str(name).lower()][1] += int(count)
+    for name, (sent, failed) in delivery_domains.delivery_by_domain(campaign_id).items():
+        figures[name][0] += sent
+        figures[name][1] += failed
     for name, kind, total, uniques in db.session.execute(
         select(DomainStat.domain, DomainStat.kind, DomainStat.total, DomainStat.uniques).where(
             DomainStat.campaign_id == campaign_id, DomainStat.kind.in_(rollups.SERIES_KINDS)
