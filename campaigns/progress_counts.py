@@ -17,7 +17,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from campaigns import delivery_domains
-from campaigns.models import Campaign, CampaignMessageCount, CampaignStatus, Message
+from campaigns.models import (
+    Campaign,
+    CampaignDomainCount,
+    CampaignMessageCount,
+    CampaignStatus,
+    Message,
+    MessageStatus,
+)
 from campaigns.settings import setting
 from core import db
 from core.db import utcnow
@@ -115,6 +122,28 @@ def refresh_due(now: datetime | None = None) -> int:
     for campaign_id in [*due, *over_without]:
         refresh(campaign_id, now)
         if campaign_id in over:  # its final counts: keep its delivery by domain too
+            delivery_domains.keep(campaign_id)
+    # Campaigns over with final counts but no delivery by domain (over before migration 0330).
+    for campaign_id in db.session.scalars(
+        select(Campaign.id)
+        .where(
+            (Campaign.status == CampaignStatus.SENT) | cancelled_settled,
+            select(kept.campaign_id).where(kept.campaign_id == Campaign.id).exists(),
+            ~select(CampaignDomainCount.campaign_id)
+            .where(CampaignDomainCount.campaign_id == Campaign.id)
+            .exists(),
+            select(Message.id)
+            .where(
+                Message.campaign_id == Campaign.id,
+                Message.status.in_((MessageStatus.SENT, MessageStatus.FAILED)),
+                Message.contact_id.is_not(None),
+            )
+            .exists(),
+        )
+        .order_by(Campaign.id)
+        .limit(BACKFILL_PER_RUN)
+    ).all():
+        if campaign_id not in over:
             delivery_domains.keep(campaign_id)
     db.session.commit()
     return len(due) + len(over_without)

@@ -7,8 +7,8 @@ Create Date: 2026-12-03 07:50:00
 ``campaign_domain_counts`` holds, per campaign and recipient domain, the messages sent and
 failed (counts only), written by the send reconciler when it keeps a campaign's final counts
 (``campaigns.delivery_domains``): the report reads them instead of counting a million messages
-by their contacts' domains. Campaigns over before this migration get them as the reconciler's
-backfill reaches them; until then the report counts as before.
+by their contacts' domains. Campaigns over before this migration get them from the reconciler's
+backfill (a few per run); until then the report counts as before.
 """
 
 from collections.abc import Sequence

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import distinct, func, select
+from sqlalchemy import delete, distinct, func, select
 
 from accounts import services as accounts
 from campaigns import progress_counts
@@ -224,6 +224,11 @@ def test_the_report_from_rollups_equals_the_report_from_events(
     with app.app_context():
         progress_counts.refresh_due()
         kept = select(func.count()).where(CampaignDomainCount.campaign_id == sent.campaign_id)
+        assert core_db.session.scalar(kept) == 5
+        # A campaign over before migration 0330 has none yet: the reconciler's backfill.
+        core_db.session.execute(delete(CampaignDomainCount))
+        core_db.session.commit()
+        progress_counts.refresh_due()
         assert core_db.session.scalar(kept) == 5
         core_db.session.remove()
     rng = random.Random(17)
