@@ -19,16 +19,15 @@ chunks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select
 
 from campaigns.models import Campaign
 from core import db
+from core.recent import EDITING_SECONDS, remembered
 from privacy import engine_gate
 from subscribers.audience import audience_contacts
 from subscribers.models import Contact
@@ -181,32 +180,21 @@ def count_for_campaign(campaign: Campaign) -> AudienceCount:
     )
 
 
-RECENT_SECONDS = 60.0
-
-
 def recent_count_for_campaign(campaign: Campaign) -> AudienceCount:
     """:func:`count_for_campaign`, reusing this process's count of the same audience from the
-    last :data:`RECENT_SECONDS`: the campaign page is reloaded for each preview, and a count of
-    a million contacts takes seconds. The confirmation always counts afresh."""
+    last minute (:data:`core.recent.EDITING_SECONDS`): the campaign page is reloaded for each
+    preview, and a count of a million contacts takes seconds. The confirmation always counts
+    afresh."""
     from campaigns.services import campaign_list_ids, campaign_segment_ids
 
-    # Per app (tests build many), by (account, lists, segments): (when, count).
-    recent: dict[tuple[int, tuple[int, ...], tuple[int, ...]], tuple[float, AudienceCount]]
-    recent = current_app.extensions.setdefault("campaigns.recent_counts", {})
-    key = (
-        campaign.account_id,
-        tuple(campaign_list_ids(campaign.id)),
-        tuple(sorted(campaign_segment_ids(campaign.id))),
+    lists = tuple(campaign_list_ids(campaign.id))
+    segments = tuple(sorted(campaign_segment_ids(campaign.id)))
+    return remembered(
+        "audience_counts",
+        (campaign.account_id, lists, segments),
+        lambda: count_audience(campaign.account_id, lists, segments),
+        EDITING_SECONDS,
     )
-    now = time.monotonic()
-    found = recent.get(key)
-    if found is not None and now - found[0] < RECENT_SECONDS:
-        return found[1]
-    count = count_audience(*key)
-    if len(recent) > 256:
-        recent.clear()
-    recent[key] = (now, count)
-    return count
 
 
 def changed_materially(confirmed: int, now: int) -> bool:

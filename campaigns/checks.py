@@ -45,6 +45,7 @@ from campaigns.render import Recipient, RecipientError, TemplateError, render_me
 from campaigns.sending.rendering import draft_view
 from core import db
 from core.errors import ValidationError
+from core.recent import EDITING_SECONDS, remembered
 from subscribers.audience import audience_contacts
 from subscribers.models import Contact
 
@@ -313,15 +314,22 @@ def missing_field_counts(campaign: Campaign, fields: list[str]) -> dict[str, int
         if condition is not None
     ]
     list_ids = campaign_list_ids(campaign.id)
+    segment_ids = campaign_segment_ids(campaign.id)
     query: Select[*tuple[Any, ...]]
-    if len(set(list_ids)) == 1 and not campaign_segment_ids(campaign.id):
+    if len(set(list_ids)) == 1 and not segment_ids:
         # One list: its members in one pass (each appears once; see audience_contacts).
         query = audience_contacts(campaign.account_id, list_ids, (), *columns)
     else:
         audience = campaign_audience(campaign).subquery()
         query = select(*columns).select_from(Contact).where(Contact.id.in_(select(audience.c.id)))
-    with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
-        row = db.session.execute(query).one()
+
+    def count() -> tuple[Any, ...]:
+        with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
+            return tuple(db.session.execute(query).one())
+
+    # A warning's figure: the page is reloaded while editing, so a minute-old count will do.
+    same = (campaign.account_id, tuple(list_ids), tuple(sorted(segment_ids)), tuple(conditions))
+    row = remembered("missing_fields", same, count, EDITING_SECONDS)
     total, counts = int(row[0] or 0), iter(row[1:])
     return {
         name: (int(next(counts) or 0) if condition is not None else total)
