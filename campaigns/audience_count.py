@@ -9,10 +9,12 @@ messages that will be sent if nothing changes before the send.
 
 On PostgreSQL one aggregate query counts the audience per domain and, per domain, the
 addresses that are suppressed: the account's and the platform's suppressions by the address
-hash each contact keeps (``contacts.address_hash``), the engine's by hashes the database
-computes (:mod:`core.sqlhash`) for the addresses in a domain that has an engine-suppressed
-address. The blocked-domain rule then runs in Python on the distinct domains, and the few
-addresses SQL cannot decide exactly (non-ASCII) go through the sender's Python rules. On
+hash each contact keeps (``contacts.address_hash``), and so are the engine's: the engine gate
+keeps the set of addresses the engine suppresses by that same hash
+(:func:`privacy.engine_gate.engine_verdict_in`). Only rows whose hash is not stored yet are
+hashed by the database (:mod:`core.sqlhash`). The blocked-domain rule then runs in Python on
+the distinct domains, and the few addresses SQL cannot decide exactly (non-ASCII without a
+stored hash) go through the sender's Python rules. On
 SQLite (the embedded default, for small audiences) every address goes through those rules, in
 chunks.
 """
@@ -23,13 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 
 from campaigns.models import Campaign
 from core import db
 from core.recent import EDITING_SECONDS, remembered
 from privacy import engine_gate
-from subscribers.audience import audience_contacts
+from subscribers.audience import audience_contacts, emails_in_chunks
 from subscribers.models import Contact
 from subscribers.suppression import (
     blocked_domains_of,
@@ -72,16 +74,7 @@ def _suppressed_among(account_id: int, emails: Sequence[str]) -> int:
 
 def _suppressed_in_python(account_id: int, emails: Select[int, str]) -> int:
     """How many of the ``(id, email)`` rows the sender's own suppression checks would skip."""
-    found = 0
-    last_id = 0
-    while True:
-        rows = db.session.execute(
-            emails.where(Contact.id > last_id).order_by(Contact.id).limit(_CHUNK)
-        ).all()
-        if not rows:
-            return found
-        found += _suppressed_among(account_id, [email for _, email in rows])
-        last_id = rows[-1][0]
+    return sum(_suppressed_among(account_id, chunk) for chunk in emails_in_chunks(emails, _CHUNK))
 
 
 @dataclass(frozen=True)
@@ -93,34 +86,37 @@ class _Rules:
     undecided: ColumnElement[bool]  # left to the sender's Python checks
 
 
-def _rules(account_id: int, email: Any, stored: Any, participates: bool) -> _Rules:
+def _rules(account_id: int, email: Any, stored: Any) -> _Rules:
     ascii_only = func.octet_length(email) == func.length(email)
     by_account = or_(
         and_(stored.is_not(None), suppressed_hash_in(account_id, stored)),
         and_(stored.is_(None), ascii_only, suppressed_hash_condition(account_id, email)),
     )
-    by_engine = and_(ascii_only, engine_gate.engine_suppressed_condition(account_id, email))
-    # Non-ASCII (SQL lower is not Python's there): the engine's hash, or a hash not stored yet.
+    # The engine's suppressed addresses, by the hash the contact keeps (the gate keeps that
+    # set); a row whose hash is not stored yet is hashed under the engine's key (ASCII only).
+    by_engine = or_(
+        and_(stored.is_not(None), engine_gate.engine_verdict_in(account_id, stored)),
+        and_(
+            stored.is_(None), ascii_only, engine_gate.engine_suppressed_condition(account_id, email)
+        ),
+    )
+    # Non-ASCII without a stored hash (SQL lower is not Python's there): Python decides.
     undecided = and_(
-        func.octet_length(email) != func.length(email),
-        or_(stored.is_(None), literal(participates)),
-        not_(by_account),
+        func.octet_length(email) != func.length(email), stored.is_(None), not_(by_account)
     )
     return _Rules(by_account, by_engine, undecided)
 
 
 def _count_in_sql(account_id: int, audience: Select[Any]) -> AudienceCount:
     """PostgreSQL: the count in one aggregate over the ``(email, address_hash)`` rows, per
-    domain (parallel on a million). A stored address hash is joined with the suppressions; a
-    row whose hash is not stored yet (before the backfill) is hashed by the database when
-    ASCII. The engine's suppressions (hashes under its own key, never stored with contacts)
-    are hashed by the database for ASCII addresses in a domain that has one. The few rows SQL
-    cannot decide exactly (non-ASCII) are read again, through a partial index of non-ASCII
+    domain (parallel on a million). A stored address hash is joined with the suppressions and
+    with the engine's suppressed addresses; a row whose hash is not stored yet (before the
+    backfill) is hashed by the database when ASCII. The few rows SQL cannot decide exactly
+    (non-ASCII without a stored hash) are read again, through a partial index of non-ASCII
     addresses, and go through the sender's Python checks; the blocked-domain rule runs on the
     distinct domains."""
-    participates = engine_gate.account_participates(account_id)
     rows = audience.subquery()
-    rules = _rules(account_id, rows.c.email, rows.c.address_hash, participates)
+    rules = _rules(account_id, rows.c.email, rows.c.address_hash)
     # The text after the last "@", as the blocked-domain rule reads it (a negative position
     # counts from the end: PostgreSQL 14 and later; several times cheaper than a regex).
     domain = func.split_part(rows.c.email, "@", -1)
@@ -139,7 +135,7 @@ def _count_in_sql(account_id: int, audience: Select[Any]) -> AudienceCount:
         total += int(in_domain)
         suppressed += int(in_domain) if f"x@{name}" in blocked else int(decided)
     if any(undecided and f"x@{name}" not in blocked for name, _, _, undecided in per_domain):
-        on_contacts = _rules(account_id, Contact.email, Contact.address_hash, participates)
+        on_contacts = _rules(account_id, Contact.email, Contact.address_hash)
         left = db.session.execute(
             audience.with_only_columns(Contact.email).where(on_contacts.undecided)
         ).scalars()

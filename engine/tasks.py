@@ -16,6 +16,10 @@ from engine import services
 def remove_account_contributions(account_id: int) -> None:
     """After an opt-out: remove what the account contributed and recompute its effect away.
 
+    Kept for jobs queued before migration 0331: an opt-out now enqueues
+    :func:`privacy.tasks.leave_engine`, which also rebuilds the suppressed addresses the gate
+    keeps (this job leaves them to the gate's daily maintenance).
+
     Skipped when the account has joined again meanwhile: joining already removed the old
     contributions, and what it contributed since then is wanted.
     """
@@ -29,6 +33,7 @@ def remove_account_contributions(account_id: int) -> None:
 def run_maintenance() -> None:
     """``flask engine maintain``: drop contributions of accounts that left or are past
     retention, rebuild the learned tables from the ledger (the scheduler runs the same daily:
-    :func:`privacy.engine_gate.run_maintenance`). Safe to run twice, late or concurrently."""
+    :func:`privacy.engine_gate.run_maintenance`, which also rebuilds the suppressed addresses
+    the gate keeps by the contacts' hash). Safe to run twice, late or concurrently."""
     services.maintain()
     db.session.commit()

@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, delete, false, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import load_only
 
@@ -39,6 +41,8 @@ from core.db import utcnow
 from engine import queries, services
 from engine.models import ENGAGEMENTS, OUTCOMES, EngineAddress
 from privacy import policy
+from privacy.models import EngineSuppressedAddress
+from subscribers.audience import emails_in_chunks
 from subscribers.models import Contact
 from subscribers.suppression import address_hash, suppressed_hashes
 
@@ -126,6 +130,8 @@ def record_delivery_outcome(
         if _address_erased(account_id, contact.email):
             return False
         services.record(account_id, contact.email, outcome, at)
+        if outcome in _VERDICT_OUTCOMES:
+            _sync_verdicts([contact.email])
         return True
 
     return _without_harm(enter, "a delivery outcome")
@@ -190,19 +196,38 @@ def _without_harm(enter: Callable[[], T], what: str, failed: T = False) -> T:  #
 def forget_address(email: str) -> int:
     """Erasure: remove every engine row derived from ``email``, from every account, and
     recompute what it fed. Returns the ledger rows removed. Adds to the caller's transaction."""
-    return services.remove_address(email)
+    return withdraw_contact(None, email)
 
 
-def withdraw_contact(account_id: int, email: str) -> int:
-    """Objection or restriction at one account: remove what that account contributed about
-    ``email`` and recompute. (New outcomes are refused by :func:`privacy.policy.may_process`.)"""
-    return services.remove_address(email, account_id=account_id)
+def withdraw_contact(account_id: int | None, email: str) -> int:
+    """Objection or restriction at one account (``None``: every account): remove what it
+    contributed about ``email`` and recompute. (New outcomes are refused by
+    :func:`privacy.policy.may_process`.)"""
+    removed = services.remove_address(email, account_id=account_id)
+    _sync_verdicts([email])
+    return removed
 
 
 def forget_account(account_id: int) -> int:
     """Account deletion: remove the account's contributions now (call before deleting it;
-    the cascade alone would leave the learned rows until the maintenance job)."""
-    return services.remove_account_contributions(account_id)
+    the cascade alone would leave the learned rows until the maintenance job). The suppressed
+    addresses are rebuilt by a job once the caller commits."""
+    removed = services.remove_account_contributions(account_id)
+    _rebuild_verdicts_after_commit()
+    return removed
+
+
+def leave(account_id: int) -> int:
+    """The job after an opt-out: remove what the account contributed, recompute its effect
+    away and rebuild the suppressed addresses. Skipped (0) when the account has joined again
+    meanwhile: joining already removed the old contributions, and what it contributed since
+    is wanted. The caller commits."""
+    account = db.session.get(Account, account_id)
+    if account is not None and account.engine_participation:
+        return 0
+    removed = services.remove_account_contributions(account_id)
+    rebuild_verdicts()
+    return removed
 
 
 def participation_changed(account_id: int, participate: bool) -> None:
@@ -212,12 +237,13 @@ def participation_changed(account_id: int, participate: bool) -> None:
     recomputes the learned tables. Joining starts from nothing: any contribution still left
     from before (the removal job has not run yet) is removed at once.
     """
-    from engine import tasks
+    from privacy import tasks
 
     if participate:
         services.remove_account_contributions(account_id)
+        _rebuild_verdicts_after_commit()
     else:
-        queue.enqueue_after_commit(tasks.remove_account_contributions, account_id)
+        queue.enqueue_after_commit(tasks.leave_engine, account_id)
 
 
 def contribution_count(account_id: int) -> int:
@@ -298,6 +324,124 @@ def domain_pace(account_id: int, domain: str) -> int | None:
     return queries.domain_pace(domain)
 
 
+# --- the suppressed addresses, by the hash contacts keep --------------------------------------
+
+#: The outcomes that can change whether the engine suppresses an address (see
+#: :func:`engine.queries.is_suppressed`); deferrals and engagement cannot.
+_VERDICT_OUTCOMES = frozenset({"delivered", "bounced", "complained"})
+_VERDICT_CHUNK = 500
+
+
+def _insert_ignoring_present(hashes: Iterable[str]) -> None:
+    rows = [{"address_hash": hashed} for hashed in hashes]
+    if not rows:
+        return
+    make = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for start in range(0, len(rows), _VERDICT_CHUNK):
+        db.session.execute(
+            make(EngineSuppressedAddress).on_conflict_do_nothing(),
+            rows[start : start + _VERDICT_CHUNK],
+        )
+
+
+def _sync_verdicts(emails: Iterable[str]) -> None:
+    """Make ``engine_suppressed_addresses`` hold exactly those of ``emails`` the engine
+    suppresses now (call after the engine's rows for them changed, in the same transaction)."""
+    by_engine_hash: dict[str, set[str]] = {}
+    for email in set(emails):
+        by_engine_hash.setdefault(services.engine_hash(email), set()).add(address_hash(email))
+    if not by_engine_hash:
+        return
+    suppressed = queries.suppressed_hashes(by_engine_hash)
+    lifted = sorted(
+        hashed
+        for engine_hash, hashes in by_engine_hash.items()
+        if engine_hash not in suppressed
+        for hashed in hashes
+    )
+    for start in range(0, len(lifted), _VERDICT_CHUNK):
+        db.session.execute(
+            delete(EngineSuppressedAddress).where(
+                EngineSuppressedAddress.address_hash.in_(lifted[start : start + _VERDICT_CHUNK])
+            )
+        )
+    _insert_ignoring_present(
+        sorted(hashed for engine_hash in suppressed for hashed in by_engine_hash[engine_hash])
+    )
+
+
+def rebuild_verdicts() -> int:
+    """Rebuild ``engine_suppressed_addresses`` from every account's contacts: the hash of each
+    address some account holds and the engine suppresses now, and nothing else. For changes
+    that name no address (an account leaving, retention); returns the rows kept. The caller
+    commits (readers see the old set or the new one, never a half).
+
+    PostgreSQL computes the engine's hash of the ASCII addresses in a domain with a suppressed
+    address; the others (non-ASCII: SQL ``lower`` is not Python's there; every address on
+    SQLite; rows whose own hash is not stored yet) go through :func:`engine_suppressed`'s
+    Python rule, in chunks.
+    """
+    suppressed_domains = select(EngineAddress.domain).where(queries.is_suppressed())
+    domain = func.lower(func.split_part(func.btrim(Contact.email), "@", -1))
+    db.session.execute(delete(EngineSuppressedAddress))
+    in_python = select(Contact.id, Contact.email)
+    if db.session.get_bind().dialect.name == "postgresql":
+        ascii_only = func.octet_length(Contact.email) == func.length(Contact.email)
+        with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
+            db.session.execute(
+                insert(EngineSuppressedAddress).from_select(
+                    ["address_hash"],
+                    select(Contact.address_hash)
+                    .where(
+                        Contact.address_hash.is_not(None),
+                        ascii_only,
+                        domain.in_(suppressed_domains),
+                        services.engine_hash_sql(Contact.email).in_(
+                            select(EngineAddress.address_hash).where(queries.is_suppressed())
+                        ),
+                    )
+                    .distinct(),
+                )
+            )
+        in_python = in_python.where(
+            (Contact.address_hash.is_(None))
+            | (func.octet_length(Contact.email) != func.length(Contact.email))
+        )
+    domains = set(db.session.scalars(suppressed_domains.distinct()))
+    for chunk in emails_in_chunks(in_python, _VERDICT_CHUNK) if domains else ():
+        by_engine_hash: dict[str, set[str]] = {}
+        for email in chunk:
+            if services.domain_of(email) in domains:
+                by_engine_hash.setdefault(services.engine_hash(email), set()).add(
+                    address_hash(email)
+                )
+        _insert_ignoring_present(
+            sorted(
+                hashed
+                for engine_hash in queries.suppressed_hashes(by_engine_hash)
+                for hashed in by_engine_hash[engine_hash]
+            )
+        )
+    db.session.flush()
+    return int(db.session.scalar(select(func.count()).select_from(EngineSuppressedAddress)) or 0)
+
+
+def _rebuild_verdicts_after_commit() -> None:
+    from privacy import tasks
+
+    queue.enqueue_after_commit(tasks.rebuild_engine_verdicts)
+
+
+def engine_verdict_in(account_id: int, hashed: SQLColumnExpression[str]) -> ColumnElement[bool]:
+    """A SQL condition: the engine suppresses the address whose keyed hash (the one contacts
+    keep, ``contacts.address_hash``) is ``hashed``; false for an account that does not take
+    part. The same answer as :func:`engine_suppressed` for that address, read from the set the
+    gate keeps instead of hashing it under the engine's key."""
+    if not account_participates(account_id):
+        return false()
+    return hashed.in_(select(EngineSuppressedAddress.address_hash))
+
+
 # --- data-subject rights ---------------------------------------------------------------------
 
 
@@ -321,7 +465,7 @@ def erase_engine_data(person: Person) -> None:
         select(Contact.account_id, Contact.email).where(Contact.id.in_(person.contact_ids))
     )
     for account_id, email in contacts:
-        services.remove_address(email, account_id=account_id)
+        withdraw_contact(account_id, email)
     if person.platform_wide and person.address:
         forget_address(person.address)
 
@@ -339,6 +483,7 @@ def run_maintenance(now: datetime) -> None:
     """The scheduler's daily job: drop contributions of accounts that left or are past
     retention and rebuild the learned tables. Safe to run twice, late or concurrently."""
     services.maintain()
+    rebuild_verdicts()
     db.session.commit()
 
 
@@ -427,6 +572,7 @@ def record_deliveries(account_id: int, message_ids: list[int], at: datetime) -> 
             erased = _erased_addresses(account_id, allowed)
             entered += [email for email in allowed if email not in erased]
         services.record_many(account_id, entered, "delivered", at)
+        _sync_verdicts(entered)
         return len(entered)
 
     return _without_harm(enter, "a claim's deliveries", 0)

@@ -157,3 +157,20 @@ class ConfirmationMail(Base):
 
     address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     sent_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class EngineSuppressedAddress(Base):
+    """An address the Delivery Optimization Engine suppresses now, by the keyed hash contacts
+    keep (``contacts.address_hash``), so that an audience count joins it instead of computing
+    the engine's own hash of every address (migration 0331).
+
+    Maintained by :mod:`privacy.engine_gate` only: exactly, at the moment an outcome or a
+    removal changes what the engine holds about an address it is given; rebuilt from the
+    contacts after changes that name no address (an account leaving, retention). It holds no
+    engine hash, so it does not join the engine's pseudonymous rows to addresses, and only
+    addresses some account holds as a contact are kept by a rebuild.
+    """
+
+    __tablename__ = "engine_suppressed_addresses"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)

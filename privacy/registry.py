@@ -324,6 +324,9 @@ STORES: tuple[Store, ...] = (
             "engine_addresses",
             "engine_address_hours",
             "engine_contributions",
+            # The addresses it suppresses, by the hash contacts keep (kept by the gate with
+            # the rows above: an erasure's removal takes the address out of it too).
+            "engine_suppressed_addresses",
         ),
     ),
     Store(

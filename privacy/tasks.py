@@ -26,3 +26,18 @@ def record_engagements(signals: list[list[Any]]) -> None:
     """Human opens and clicks from one tracking ingest batch, through the privacy gate."""
     engine_gate.record_engagements(signals)
     db.session.commit()
+
+
+@actor(queue_name="engine", max_retries=10, min_backoff=5_000, max_backoff=300_000)
+def leave_engine(account_id: int) -> None:
+    """After an opt-out: the account's contributions removed, their effect recomputed away."""
+    engine_gate.leave(account_id)
+    db.session.commit()
+
+
+@actor(queue_name="engine", max_retries=5)
+def rebuild_engine_verdicts() -> None:
+    """The engine's suppressed addresses rebuilt from the contacts (after an account's
+    contributions went: an account deleted, or joining again)."""
+    engine_gate.rebuild_verdicts()
+    db.session.commit()
