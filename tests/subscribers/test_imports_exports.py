@@ -193,6 +193,30 @@ def test_contact_search_is_paginated_and_filters(app: Flask) -> None:
     assert "No contact matches" in none
 
 
+def test_a_search_counts_its_matches_up_to_a_limit(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SEARCH_COUNT_AT_MOST matches a search says "more than" and its pages stop there;
+    the unfiltered list still counts every contact."""
+    from subscribers import queries
+
+    monkeypatch.setattr(queries, "SEARCH_COUNT_AT_MOST", 100)
+    tenant, list_id = tenant_with_list(app)
+    client = logged_in(app, tenant)
+    lines = ["email,city"] + [f"p{i:03d}@example.org,Oslo" for i in range(120)]
+    run_import(app, client, list_id, "\n".join(lines) + "\n")
+    everyone = client.get("/contacts").get_data(as_text=True)
+    assert "120 contacts" in everyone and "page 1 of 3" in everyone
+    oslo = client.get("/contacts?attribute=city&value=Oslo").get_data(as_text=True)
+    assert "More than 100 contacts match" in oslo and "page 1 of 2" in oslo
+    assert "p119@example.org" in oslo  # newest first
+    last = client.get("/contacts?attribute=city&value=Oslo&page=9").get_data(as_text=True)
+    assert "page 2 of 2" in last and "p020@example.org" in last
+    assert "p019@example.org" not in last  # past the counted matches
+    exact = client.get("/contacts?q=p01").get_data(as_text=True)
+    assert "10 contacts" in exact and "More than" not in exact
+
+
 def test_contact_page_shows_everything_held(app: Flask) -> None:
     tenant, list_id = tenant_with_list(app)
     with app.app_context():
