@@ -10,26 +10,16 @@ logged-in person adding one, and used once. Only public keys and signature count
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import delete, select
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
+
+# webauthn (and the crypto it brings) is imported inside the functions that use it: most web
+# workers never serve a passkey, and it would add megabytes to each one's memory.
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 
 from accounts.audit import record_for_user
 from accounts.models import LoginChallenge, Passkey, SecurityEventKind, User
@@ -45,6 +35,9 @@ def _relying_party() -> tuple[str, str]:
 
 
 def _descriptors(user_id: int) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
     return [
         PublicKeyCredentialDescriptor(id=base64url_to_bytes(credential_id))
         for credential_id in db.session.scalars(
@@ -62,6 +55,14 @@ def registration_options(user_id: int) -> tuple[str, str]:
     """The options for ``navigator.credentials.create`` (JSON) and their challenge (base64url,
     for the caller to keep until :func:`register`). ValidationError unless the authenticator
     app is on."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     from accounts import twofactor
 
     user = db.session.get(User, user_id)
@@ -88,6 +89,10 @@ def registration_options(user_id: int) -> tuple[str, str]:
 def register(user_id: int, credential: dict[str, Any], challenge: str, name: str) -> Passkey:
     """Keep the passkey the browser made for ``challenge``. ValidationError when the answer
     does not verify (wrong origin, challenge or signature). Commits."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+    from webauthn.helpers.exceptions import WebAuthnException
+
     rp_id, origin = _relying_party()
     try:
         verified = verify_registration_response(
@@ -128,6 +133,10 @@ def remove(user_id: int, passkey_id: int) -> bool:
 def authentication_options(challenge: LoginChallenge) -> str:
     """Options for ``navigator.credentials.get`` on a half-done login (JSON); the challenge is
     kept on the login's row (a new one replaces it). Commits."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp_id, _origin = _relying_party()
     options = generate_authentication_options(
         rp_id=rp_id,
@@ -143,6 +152,10 @@ def verify_assertion(challenge: LoginChallenge, credential: dict[str, Any]) -> b
     """Whether ``credential`` is a valid signature by one of the user's passkeys over the
     login's current challenge; the challenge is spent either way and the signature counter
     must grow (a cloned authenticator is refused). No commit."""
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.exceptions import WebAuthnException
+
     expected = challenge.passkey_challenge
     challenge.passkey_challenge = None
     if expected is None or not isinstance(credential.get("id"), str):

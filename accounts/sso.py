@@ -20,11 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.jose import JsonWebKey, jwt
-from authlib.oidc.core import CodeIDToken
 from flask import current_app
 from sqlalchemy import select
 
@@ -79,6 +74,10 @@ def check_fetchable(url: str) -> None:
 
 
 def _get_json(url: str) -> dict[str, Any]:
+    # requests and Authlib are imported where they are used: most web workers never serve a
+    # single sign-on, and they would add megabytes to each one's memory.
+    import requests
+
     check_fetchable(url)
     try:
         response = requests.get(url, timeout=FETCH_TIMEOUT_SECONDS, allow_redirects=False)
@@ -220,6 +219,9 @@ def begin_login(email: str) -> tuple[str, dict[str, Any]]:
     browser must keep until they come back (state, nonce, PKCE verifier; kept in the signed
     session cookie, never in a URL). Raises ValidationError when no enabled provider serves
     the address's domain."""
+    from authlib.common.security import generate_token
+    from authlib.integrations.requests_client import OAuth2Session
+
     domain = email.strip().lower().rpartition("@")[2]
     provider: SsoProvider | None = db.session.scalar(
         select(SsoProvider).where(SsoProvider.email_domain == domain, SsoProvider.enabled)
@@ -254,6 +256,10 @@ def begin_login(email: str) -> tuple[str, dict[str, Any]]:
 
 
 def _claims(provider: SsoProvider, found: Discovery, code: str, pending: dict[str, Any]) -> Any:
+    from authlib.integrations.requests_client import OAuth2Session
+    from authlib.jose import JsonWebKey, jwt
+    from authlib.oidc.core import CodeIDToken
+
     check_fetchable(found.token_endpoint)
     client = OAuth2Session(
         provider.client_id,
