@@ -41,6 +41,10 @@ from subscribers.suppression import (
 )
 
 _CHUNK = 2000
+#: Above this many contacts in the account the campaign page answers first and fetches its
+#: recipient count and pre-send checks after (they read every recipient: about a second for a
+#: million); below it they are on the page itself.
+COUNT_AFTER_PAGE_CONTACTS = 50_000
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,18 @@ def recent_count_for_campaign(campaign: Campaign) -> AudienceCount:
         lambda: count_audience(campaign.account_id, lists, segments),
         EDITING_SECONDS,
     )
+
+
+def counted_after_page(account_id: int) -> bool:
+    """Whether the account holds more than :data:`COUNT_AFTER_PAGE_CONTACTS` contacts, so the
+    campaign page shows its counts once they are ready instead of waiting for them. Reads at
+    most that many index entries."""
+    capped = (
+        select(Contact.id)
+        .where(Contact.account_id == account_id)
+        .limit(COUNT_AFTER_PAGE_CONTACTS + 1)
+    )
+    return _count(capped) > COUNT_AFTER_PAGE_CONTACTS
 
 
 def changed_materially(confirmed: int, now: int) -> bool:

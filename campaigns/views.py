@@ -402,6 +402,9 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
     context.update(_ab_context(campaign, forms.pop("ab_form", None)))
     context.update(forms)
     before_sending = campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+    # A large account's count and checks are fetched by the page once it is shown.
+    counted_later = before_sending and audience_count.counted_after_page(me.account_id)
+    counted_here = before_sending and not counted_later
     try:
         missing = previews.preview_missing_fields(
             me.account_id, campaign.id, context["preview_form"].contact_id.data or None
@@ -429,13 +432,22 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
         bounces=queries.bounce_counts(campaign.id),
         list_names=subscriber_queries.list_choices(me.account_id),
         list_ids=services.campaign_list_ids(campaign.id),
-        audience=audience_count.recent_count_for_campaign(campaign) if before_sending else None,
         missing_fields=missing,
         preview_text=preview_text,
         preview_views=PREVIEW_VIEWS,
-        checks=checks.run_checks(campaign, get_account(me.account_id)) if before_sending else [],
+        before_sending_url=(
+            url_for("campaigns.before_sending", campaign_id=campaign.id) if counted_later else None
+        ),
+        **(_before_sending_context(campaign) if counted_here else {"audience": None, "checks": []}),
         **context,
     )
+
+
+def _before_sending_context(campaign: Any) -> dict[str, Any]:
+    return {
+        "audience": audience_count.recent_count_for_campaign(campaign),
+        "checks": checks.run_checks(campaign, get_account(campaign.account_id)),
+    }
 
 
 @bp.get("/campaigns/<int:campaign_id>")
@@ -443,6 +455,18 @@ def _render_detail(campaign: Any, **forms: Any) -> Any:
 def detail(campaign_id: int) -> Any:
     me = member()
     return _render_detail(services.get_campaign(me.account_id, campaign_id))
+
+
+@bp.get("/campaigns/<int:campaign_id>/before-sending")
+@login_required()
+def before_sending(campaign_id: int) -> Any:
+    """The recipient count and the pre-send checks, as the part of the campaign page that a
+    large account's page fetches once it is shown (empty once the campaign has started)."""
+    me = member()
+    campaign = services.get_campaign(me.account_id, campaign_id)
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        return ""
+    return render_template("campaigns/_before_sending.html", **_before_sending_context(campaign))
 
 
 @bp.get("/campaigns/<int:campaign_id>/preview")

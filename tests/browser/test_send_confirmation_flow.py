@@ -164,3 +164,38 @@ def test_send_now_shows_the_count_and_asks_for_confirmation(
     assert "Zoë, la rentrée à Sevilla" in sent.inner_text()
     assert "{{" not in page.locator("#report").inner_text()
     screenshot(page, "access-report-subject")
+
+
+def test_a_large_accounts_campaign_page_shows_its_count_once_counted(
+    live_server: LiveServer, page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above COUNT_AFTER_PAGE_CONTACTS the page answers first, with a progress bar where the
+    count and the pre-send checks will be, and fills them in when they are counted."""
+    from campaigns import audience_count
+
+    monkeypatch.setattr(audience_count, "COUNT_AFTER_PAGE_CONTACTS", 2)
+    base = live_server.url
+    _list_id, campaign_id = _setup(live_server)
+    _login(page, base)
+    # When the count cannot be fetched the page says so, where the count would be.
+    page.route("**/before-sending", lambda route: route.abort())
+    page.goto(f"{base}/campaigns/{campaign_id}")
+    page.wait_for_selector("#before-sending:not([aria-busy])")
+    assert "could not be loaded" in page.locator("#before-sending-status").inner_text()
+    assert page.locator("#before-sending .progress").is_hidden()
+    screenshot(page, "campaign-count-not-loaded")
+    page.unroute("**/before-sending")
+
+    answers: list[Any] = []
+    page.on("response", lambda r: answers.append(r) if "before-sending" in r.url else None)
+    page.goto(f"{base}/campaigns/{campaign_id}")
+    page.wait_for_selector("#audience-count")
+    assert page.locator("#before-sending").count() == 0  # replaced by what was counted
+    assert "Will be sent to 4 recipients" in page.locator("#audience-count").inner_text()
+    assert page.locator("#checks [data-check=personalisation]").get_attribute("data-level") == (
+        "warning"
+    )
+    assert [answer.status for answer in answers] == [200]
+    screenshot(page, "campaign-count-after-page")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "campaign-count-after-page-390")

@@ -281,3 +281,36 @@ def test_sql_suppression_rules_equal_the_python_rules(postgres_only: None, app: 
         count = count_audience(tenant.account_id, [list_id])
         assert (count.recipients, count.suppressed) == (len(stored) - len(in_python), 6)
         assert len(in_python) == 6
+
+
+def test_a_large_accounts_campaign_page_fetches_its_count_after(
+    app: Flask, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above COUNT_AFTER_PAGE_CONTACTS the campaign page holds a placeholder that names where
+    the count and checks are; that part has them, and is empty once the campaign has started."""
+    from campaigns import audience_count
+
+    tenant, campaign_id = _audience(app)
+    login(client, tenant.email)
+    inline = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert "Will be sent to 6 recipients" in inline and 'id="before-sending"' not in inline
+
+    monkeypatch.setattr(audience_count, "COUNT_AFTER_PAGE_CONTACTS", 1)
+    later = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert "Will be sent to" not in later and 'id="checks"' not in later
+    url = f"/campaigns/{campaign_id}/before-sending"
+    assert f'data-url="{url}"' in later
+    part = client.get(url)
+    assert part.status_code == 200
+    text = part.get_data(as_text=True)
+    assert "Will be sent to 6 recipients" in text and 'id="checks"' in text
+    assert "<html" not in text  # a part of the page, not a page
+
+    with app.app_context():
+        services.start(tenant.account_id, campaign_id)
+    assert client.get(url).get_data(as_text=True).strip() == ""
+    with app.app_context():
+        third = make_tenant("owner@third.example", "Third")
+    stranger = app.test_client()
+    login(stranger, third.email)
+    assert stranger.get(url).status_code == 404
