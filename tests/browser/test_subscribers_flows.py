@@ -53,6 +53,8 @@ def test_sign_up_through_the_public_form_and_confirm(
     public.goto(form_url)
     public.fill("#email", "not an address")
     public.click("button:has-text('Subscribe')")
+    # The click returns once the form is posted, not once its answer is shown.
+    public.wait_for_selector(".error")
     assert public.locator(".error").first.is_visible()
     screenshot(public, "subscribers-signup-error")
     assert_no_axe_violations(public, "subscribers-signup-error")
