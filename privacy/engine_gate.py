@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, delete, false, func, insert, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, delete, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -388,8 +388,10 @@ def rebuild_verdicts() -> int:
     if db.session.get_bind().dialect.name == "postgresql":
         ascii_only = func.octet_length(Contact.email) == func.length(Contact.email)
         with db.postgres_settings(db.LARGE_AGGREGATE_SETTINGS):
+            # ON CONFLICT: an outcome recorded meanwhile may have added one of them already.
             db.session.execute(
-                insert(EngineSuppressedAddress).from_select(
+                pg_insert(EngineSuppressedAddress)
+                .from_select(
                     ["address_hash"],
                     select(Contact.address_hash)
                     .where(
@@ -402,6 +404,7 @@ def rebuild_verdicts() -> int:
                     )
                     .distinct(),
                 )
+                .on_conflict_do_nothing()
             )
         in_python = in_python.where(
             (Contact.address_hash.is_(None))
