@@ -83,6 +83,9 @@ def test_owner_adds_an_endpoint_sends_a_test_event_and_retries_a_failure(
 
     receiver.default = 500
     page.click("#send-test")
+    # The click posts the form: its answer must be shown before the page is reloaded (a
+    # reload during that navigation fails with "Not attached to an active page").
+    page.wait_for_selector(".flash:has-text('Test event queued.')")
     _wait_for_row(page, "pending")
     failed = page.locator("#delivery-log tr[data-status='pending']")
     assert "500" in failed.inner_text()
