@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,24 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def reload_until(page: Any, shown: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Reload ``page`` until ``shown()`` is true: for state a background worker records.
+
+    The worker commits after its side effect (a message in the sink, a request at a receiver), so
+    the page can lag the effect a test waits for; fail with the page's text after ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        page.reload()
+        if shown():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{what} not shown within {timeout:.0f} s: {page.inner_text('main')}"
+            )
+        time.sleep(0.3)
 
 
 def log_in(page: Any, base: str, email: str, password: str | None = None) -> None:

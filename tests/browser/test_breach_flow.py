@@ -5,7 +5,6 @@ Security log shows them."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from accounts.models import User
 from core import db as core_db
-from tests.browser.conftest import LiveServer, screenshot
+from tests.browser.conftest import LiveServer, reload_until, screenshot
 from tests.factories import PASSWORD, make_list_with_contacts, make_tenant
 from tests.smtp_sink import SMTPSink
 
@@ -79,21 +78,18 @@ def test_operator_notifies_and_reports_and_the_owner_reads_it(
     page.click("#send-notices button[type=submit]")
     assert "on its way to the owners of 1 account" in page.inner_text(".flash")
     smtp_sink.wait_for(1)
-    page.reload()
-    assert "UTC" in page.inner_text("#affected")
+    reload_until(page, lambda: "UTC" in page.inner_text("#affected"), "the notice's delivery")
     screenshot(page, "breach-notified")
 
     page.fill("#report", "Every replica credential was rotated; replicas need client certificates.")
     page.click("#send-report button[type=submit]")
     assert "The incident is closed." in page.inner_text(".flash")
     smtp_sink.wait_for(2)
-    # The worker records the delivery after the sink has the message: reload until it has.
-    deadline = time.monotonic() + 15
-    while True:
-        page.reload()
-        if "report-delivered" in page.inner_text("#incident-log") or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    reload_until(
+        page,
+        lambda: "report-delivered" in page.inner_text("#incident-log"),
+        "the report's delivery",
+    )
     assert "Reported" in page.inner_text("#incident-status")
     assert "report-delivered" in page.inner_text("#incident-log")
     screenshot(page, "breach-reported")

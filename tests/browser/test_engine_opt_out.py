@@ -14,7 +14,7 @@ from core import db as core_db
 from core.db import utcnow
 from privacy import engine_gate
 from tests.browser.a11y import assert_no_axe_violations
-from tests.browser.conftest import LiveServer, log_in, screenshot
+from tests.browser.conftest import LiveServer, log_in, reload_until, screenshot
 from tests.engine.sending import message_for
 from tests.factories import make_list_with_contacts, make_tenant
 
@@ -72,11 +72,10 @@ def test_leave_and_rejoin_the_engine_on_the_advanced_tab(
     page.wait_for_selector("text=You have left the Delivery Optimization Engine")
     assert page.locator("#engine-status").inner_text() == "Opted out"
     screenshot(page, "engine-advanced-just-left")
-    for _ in range(20):  # the removal job runs in the background worker
-        if "holds nothing from your contacts" in page.locator("#engine-holdings").inner_text():
-            break
-        page.wait_for_timeout(300)
-        page.reload()
+    holdings = page.locator("#engine-holdings")
+    reload_until(
+        page, lambda: "holds nothing from your contacts" in holdings.inner_text(), "the removal"
+    )
     assert "has been removed" in page.locator("#engine-holdings").inner_text()
     assert "If you take part again, the engine starts from nothing" in page.content()
     screenshot(page, "engine-advanced-opted-out")

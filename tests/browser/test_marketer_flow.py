@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.browser.a11y import assert_no_axe_violations
-from tests.browser.conftest import LiveServer, screenshot
+from tests.browser.conftest import LiveServer, reload_until, screenshot
 from tests.smtp_sink import SMTPSink
 
 pytestmark = pytest.mark.browser
@@ -67,11 +67,8 @@ def test_sign_up_to_sent_campaign(live_server: LiveServer, page: Any, smtp_sink:
     page.click("#confirm-send-button")
     page.wait_for_selector("text=Sending started to 1 recipient.")
     smtp_sink.wait_for(1)
-    for _ in range(20):
-        if page.locator("#campaign-status").inner_text() == "sent":
-            break
-        page.wait_for_timeout(500)
-        page.reload()
+    status = page.locator("#campaign-status")
+    reload_until(page, lambda: status.inner_text() == "sent", "the campaign's end")
     assert page.locator("#campaign-status").inner_text() == "sent"
     assert page.locator("[data-stat=sent]").inner_text() == "1"
     screenshot(page, "campaign-sent")

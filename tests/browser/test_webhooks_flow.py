@@ -5,13 +5,12 @@ work at 390 px."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import LiveServer, log_in, screenshot
+from tests.browser.conftest import LiveServer, log_in, reload_until, screenshot
 from tests.factories import make_tenant
 from tests.webhooks.receiver import Receiver, verifies
 
@@ -27,13 +26,8 @@ def receiver() -> Iterator[Receiver]:
 
 def _wait_for_row(page: Any, status: str, count: int = 1) -> None:
     """Reload the endpoint page until the log shows ``count`` rows of ``status``."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        page.reload()
-        if page.locator(f"#delivery-log tr[data-status='{status}']").count() >= count:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"no {status} delivery in the log: {page.inner_text('main')}")
+    rows = page.locator(f"#delivery-log tr[data-status='{status}']")
+    reload_until(page, lambda: rows.count() >= count, f"{count} {status} deliveries in the log")
 
 
 def test_owner_adds_an_endpoint_sends_a_test_event_and_retries_a_failure(
