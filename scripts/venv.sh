@@ -20,6 +20,18 @@ make_venv() {
   fi
 }
 
+# A uv to install with: $UV, one on PATH, the dev venv's, or one pip puts into DIR (the venv
+# being made). uv resolves and installs the same versions as pip in seconds instead of
+# minutes (about 8 s against 100 s for the dev extras here); without it (no wheel for this
+# platform, no index), pip does the install.
+find_uv() {
+  local candidate
+  for candidate in "${UV:-}" "$(command -v uv || true)" .venv/bin/uv "$1/bin/uv"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
+  done
+  "$1/bin/python" -m pip install -qq uv >/dev/null 2>&1 && [ -x "$1/bin/uv" ] && echo "$1/bin/uv"
+}
+
 venv_is_current() {
   [ -f "$1/.envoy-stamp" ] && grep -qx "$(venv_key "$1" "$2")" "$1/.envoy-stamp"
 }
@@ -31,10 +43,15 @@ ensure_venv() {
   if [ "${3:-}" = fresh ]; then "$envoy_python" -m venv --clear "$dir"; fi
   [ -n "$extras" ] && spec=".[$extras]"
   echo "Installing Envoy${extras:+ and its $extras tools} into $dir (first run, or pyproject.toml changed)"
-  # Editable installs of a pyproject.toml project need pip 21.3 or newer.
-  # -qq: errors only (a pip.conf index that is missing here warns once per package).
-  "$dir/bin/python" -m pip install -qq "pip>=21.3"
-  "$dir/bin/python" -m pip install -qq -e "$spec"
+  local uv
+  if uv="$(find_uv "$dir")"; then
+    "$uv" pip install --quiet --python "$dir/bin/python" -e "$spec"
+  else
+    # Editable installs of a pyproject.toml project need pip 21.3 or newer.
+    # -qq: errors only (a pip.conf index that is missing here warns once per package).
+    "$dir/bin/python" -m pip install -qq "pip>=21.3"
+    "$dir/bin/python" -m pip install -qq -e "$spec"
+  fi
   # The dev extras include the runtime dependencies, so such a venv serves scripts/start too.
   venv_key "$dir" "$extras" >"$dir/.envoy-stamp"
   if [ -n "$extras" ]; then venv_key "$dir" "" >>"$dir/.envoy-stamp"; fi

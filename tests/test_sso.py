@@ -187,16 +187,9 @@ def test_the_set_up_is_checked_and_only_owners_make_it(
     assert "private or local network" in private.get_data(as_text=True)
     with app.app_context():
         assert core_db.session.scalar(select(SsoProvider)) is None
-        from argon2 import PasswordHasher
+        from tests.factories import make_member
 
-        from accounts import services
-        from tests.factories import PASSWORD
-
-        admin_user = services.add_member(
-            tenant.account_id, "owner", "admin@corp.example", "Ad", "admin"
-        )
-        admin_user.password_hash = PasswordHasher().hash(PASSWORD)
-        core_db.session.commit()
+        make_member(tenant, "admin@corp.example", "admin")
     admin = app.test_client()
     login(admin, "admin@corp.example")
     assert admin.get("/settings/sso").status_code == 403
