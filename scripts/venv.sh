@@ -45,7 +45,7 @@ ensure_venv() {
   echo "Installing Envoy${extras:+ and its $extras tools} into $dir (first run, or pyproject.toml changed)"
   local uv
   if uv="$(find_uv "$dir")"; then
-    "$uv" pip install --quiet --python "$dir/bin/python" -e "$spec"
+    "$uv" pip install --quiet --compile-bytecode --python "$dir/bin/python" -e "$spec"
   else
     # Editable installs of a pyproject.toml project need pip 21.3 or newer.
     # -qq: errors only (a pip.conf index that is missing here warns once per package).

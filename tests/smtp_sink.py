@@ -209,7 +209,16 @@ class SMTPSink:
                 "auth_require_tls": False,  # loopback only
                 "authenticator": _Authenticator(*credentials),
             }
-        self.controller = _Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **auth)
+        # A fixed server name: without one aiosmtpd calls socket.getfqdn() for every connection,
+        # inside its event loop, and a slow resolver there stalls every greeting (a CI run
+        # timed out waiting 30 s for one).
+        self.controller = _Controller(
+            _Handler(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="sink.test",
+            **auth,
+        )
 
     def start(self) -> SMTPSink:
         with warnings.catch_warnings():
