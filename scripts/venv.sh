@@ -44,9 +44,9 @@ ensure_venv() {
   [ -n "$extras" ] && spec=".[$extras]"
   echo "Installing Envoy${extras:+ and its $extras tools} into $dir (first run, or pyproject.toml changed)"
   local uv
-  if uv="$(find_uv "$dir")"; then
-    "$uv" pip install --quiet --compile-bytecode --python "$dir/bin/python" -e "$spec"
-  else
+  # pip also does it when uv cannot (uv reads no PIP_* settings, such as a local wheel directory).
+  if ! { uv="$(find_uv "$dir")" \
+    && "$uv" pip install --quiet --compile-bytecode --python "$dir/bin/python" -e "$spec"; }; then
     # Editable installs of a pyproject.toml project need pip 21.3 or newer.
     # -qq: errors only (a pip.conf index that is missing here warns once per package).
     "$dir/bin/python" -m pip install -qq "pip>=21.3"

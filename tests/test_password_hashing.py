@@ -1,7 +1,7 @@
 """The production password profiles: the rest of the suite hashes with a light one
 (tests/conftest.py QUICK_HASHER); here production's do the work, through sign-up, login and
-two-factor enrolment. The recovery codes' profile is restated here (PRODUCTION_CODE_HASHER), so
-a change to accounts/twofactor.py's shows up as a failing test, not silently."""
+two-factor enrolment, and each profile's parameters are written out in the assertions, so a
+change to either shows up as a failing test, not silently."""
 
 from __future__ import annotations
 
@@ -19,13 +19,11 @@ from core import db
 from tests.conftest import QUICK_HASHER
 from tests.factories import PASSWORD, login, make_tenant
 
-PRODUCTION_CODE_HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-
 
 @pytest.fixture
 def production_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services, "_hasher", services.PASSWORD_HASHER)
-    monkeypatch.setattr(twofactor, "_code_hasher", PRODUCTION_CODE_HASHER)
+    monkeypatch.setattr(twofactor, "_code_hasher", twofactor.RECOVERY_CODE_HASHER)
 
 
 def _stored_hash(email: str) -> str:
